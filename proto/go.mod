@@ -1,0 +1,3 @@
+module github.com/grpcchatter/grpcchatter/proto
+
+go 1.26.0

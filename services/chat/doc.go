@@ -1,0 +1,3 @@
+// Package chat is the GRPCChatter chat service: rooms, room tokens, presence
+// and streaming over gRPC.
+package chat
