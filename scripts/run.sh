@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Starts bin/auth (embedded SQLite) and bin/chat (in memory) together on
+# local defaults. A random SECRET is generated once into .env.local, which
+# is git-ignored; data lives under data/. Ctrl-C stops both cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+env_file=.env.local
+if [[ ! -f "$env_file" ]]; then
+	umask 077
+	echo "SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')" >"$env_file"
+	echo "generated a new SECRET in $env_file"
+fi
+
+auth_port=${AUTH_PORT:-8080}
+chat_port=${CHAT_PORT:-5050}
+metrics_addr=${CHAT_METRICS_ADDRESS:-127.0.0.1:9090}
+mkdir -p data/auth data/chat
+
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	if ((${#pids[@]})); then
+		kill -TERM "${pids[@]}" 2>/dev/null || true
+		wait "${pids[@]}" 2>/dev/null || true
+	fi
+}
+trap stop INT TERM EXIT
+
+REST_SERVER_ADDRESS=127.0.0.1 REST_SERVER_PORT=$auth_port DATA_DIR=data/auth \
+	bin/auth --config "$env_file" &
+pids+=($!)
+GRPC_SERVER_ADDRESS=127.0.0.1 GRPC_SERVER_PORT=$chat_port DATA_DIR=data/chat METRICS_ADDRESS=$metrics_addr \
+	bin/chat --config "$env_file" &
+pids+=($!)
+
+cat <<MSG
+
+  GRPCChatter is starting:
+    auth  http://127.0.0.1:$auth_port   (POST /register, POST /login, GET /metrics)
+    chat  127.0.0.1:$chat_port          (gRPC; metrics on http://$metrics_addr/metrics)
+
+  In another terminal:  bin/chatter
+  Press Ctrl-C to stop both.
+
+MSG
+
+# Stop everything as soon as either process exits.
+wait -n "${pids[@]}" || true
