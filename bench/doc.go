@@ -1,0 +1,2 @@
+// Package bench is the home of the GRPCChatter load generator.
+package bench
