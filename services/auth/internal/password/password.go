@@ -124,6 +124,11 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, stal
 
 // derive runs argon2id once a slot is free.
 func (h *Hasher) derive(ctx context.Context, op, password string, salt []byte, p Params) ([]byte, error) {
+	// Checked first because select picks at random among ready cases,
+	// and a caller that has already given up should not start a hash.
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBusy, context.Cause(ctx))
+	}
 	select {
 	case h.slots <- struct{}{}:
 	case <-ctx.Done():

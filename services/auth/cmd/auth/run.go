@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/api"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/config"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/metrics"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/store"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/throttle"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/users"
+)
+
+// run starts the service and serves until ctx ends, then shuts down
+// gracefully. lookup reads the environment, logs go to logOut, and ready,
+// if not nil, is called with the listening address once the service
+// accepts connections (tests listen on port 0 and need to know where).
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), logOut io.Writer, ready func(net.Addr)) error {
+	cfg, err := config.Load(args, lookup)
+	if err != nil {
+		return err
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeDuration = zapcore.StringDurationEncoder
+	log := zap.New(zapcore.NewCore(
+		zapcore.NewJSONEncoder(enc),
+		zapcore.Lock(zapcore.AddSync(logOut)),
+		cfg.LogLevel,
+	)).With(zap.String("service", "auth"))
+	defer func() { _ = log.Sync() }()
+	log.Info("starting", cfg.Fields()...)
+	if cfg.Argon2MemoryKiB < config.OWASPMemoryKiB || cfg.Argon2Time < 2 {
+		log.Warn("argon2id parameters are below the OWASP minimum (m=19456 KiB, t=2); use only for tests")
+	}
+
+	signer, err := token.NewSigner(cfg.Secret, cfg.SecretPrevious)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	db, err := store.Open(ctx, store.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Timeout: cfg.DBTimeout})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Warn("close database", zap.Error(err))
+		}
+	}()
+	log.Info("database ready", zap.String("dialect", db.Dialect()))
+
+	m := metrics.New()
+	hasher, err := password.New(password.Params{
+		MemoryKiB: cfg.Argon2MemoryKiB, Time: cfg.Argon2Time, Threads: cfg.Argon2Threads,
+		SaltLen: password.DefaultParams.SaltLen, KeyLen: password.DefaultParams.KeyLen,
+	}, password.WithObserver(m.ObserveHash))
+	if err != nil {
+		return err
+	}
+	accounts := throttle.New(throttle.Config{
+		MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginFailureWindow,
+		Lockout: cfg.LoginLockout, MaxEntries: cfg.ThrottleMaxEntries,
+	}, time.Now)
+	addresses := throttle.New(throttle.Config{
+		MaxFailures: cfg.LoginMaxAddressFailures, Window: cfg.LoginFailureWindow,
+		Lockout: cfg.LoginLockout, MaxEntries: cfg.ThrottleMaxEntries,
+	}, time.Now)
+	svc, err := users.NewService(ctx, db, hasher, accounts, addresses, log)
+	if err != nil {
+		return err
+	}
+	router, err := api.New(api.Config{
+		TokenDuration:  cfg.TokenDuration,
+		RequestTimeout: cfg.RequestTimeout,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		TrustedProxies: cfg.TrustedProxies,
+	}, api.Deps{Accounts: svc, Issuer: signer, DB: db, Metrics: m, Log: log})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }() // returns once Shutdown or Close is called
+	log.Info("listening", zap.Stringer("address", ln.Addr()))
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if err != nil {
+		log.Warn("in-flight requests did not finish in time; closing connections", zap.Error(err))
+		_ = srv.Close()
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serr)
+	}
+	log.Info("stopped")
+	return nil
+}
