@@ -1,0 +1,140 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Account is a registered user.
+type Account struct {
+	ID        string
+	UserName  string
+	CreatedAt time.Time
+}
+
+// CreateAccount registers a user with the auth service. It does not log in.
+// A name already taken (compared case-insensitively) gives ErrAlreadyTaken.
+func (c *Client) CreateAccount(ctx context.Context, userName, password string) (Account, error) {
+	var out struct {
+		ID        string    `json:"id"`
+		CreatedAt time.Time `json:"created_at"`
+		UserName  string    `json:"user_name"`
+	}
+	if err := c.postAuth(ctx, "/register", userName, password, &out); err != nil {
+		return Account{}, err
+	}
+	return Account{ID: out.ID, UserName: out.UserName, CreatedAt: out.CreatedAt}, nil
+}
+
+// LogIn logs the user in; later calls use the user token it returns. Bad
+// credentials give ErrUnauthenticated, too many attempts ErrRateLimited.
+func (c *Client) LogIn(ctx context.Context, userName, password string) (Credentials, error) {
+	var out struct {
+		Token     string    `json:"token"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if err := c.postAuth(ctx, "/login", userName, password, &out); err != nil {
+		return Credentials{}, err
+	}
+	if out.Token == "" {
+		return Credentials{}, &Error{Kind: ErrServer, Message: "login response has no token"}
+	}
+	creds := Credentials{UserName: userName, Token: out.Token, ExpiresAt: out.ExpiresAt}
+	if claims, err := peekClaims(out.Token); err == nil && claims.Name != "" {
+		creds.UserName = claims.Name
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return Credentials{}, ErrClosed
+	}
+	c.creds = creds
+	return creds, nil
+}
+
+// UseToken logs in with a user token obtained earlier (e.g. printed by
+// `chatter login`). The token is not verified here, only read for its user
+// name and expiry; the chat service verifies it on use.
+func (c *Client) UseToken(token string) (Credentials, error) {
+	claims, err := peekClaims(token)
+	if err != nil {
+		return Credentials{}, &Error{Kind: ErrUnauthenticated, Message: err.Error()}
+	}
+	creds := Credentials{UserName: claims.Name, Token: token}
+	if claims.Exp > 0 {
+		creds.ExpiresAt = time.Unix(claims.Exp, 0)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return Credentials{}, ErrClosed
+	}
+	c.creds = creds
+	return creds, nil
+}
+
+// Credentials returns the logged-in user's credentials, or ErrNotLoggedIn.
+func (c *Client) Credentials() (Credentials, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.creds.Token == "" {
+		return Credentials{}, ErrNotLoggedIn
+	}
+	return c.creds, nil
+}
+
+type tokenClaims struct {
+	Name string `json:"name"`
+	Exp  int64  `json:"exp"`
+}
+
+// peekClaims reads a JWT's payload without verifying it.
+func peekClaims(token string) (tokenClaims, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return tokenClaims{}, fmt.Errorf("token is not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return tokenClaims{}, fmt.Errorf("token payload: %w", err)
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return tokenClaims{}, fmt.Errorf("token payload: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Client) postAuth(ctx context.Context, path, userName, password string, out any) error {
+	body, err := json.Marshal(map[string]string{"user_name": userName, "password": password})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.cfg.authURL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("client: auth URL %q: %w", c.cfg.authURL, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.cfg.httpClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return fromHTTP(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return &Error{Kind: ErrServer, HTTPStatus: resp.StatusCode, Message: "decoding response: " + err.Error()}
+	}
+	return nil
+}

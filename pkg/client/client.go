@@ -1,0 +1,317 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// Client is a GRPCChatter user: an account, its user token and at most one
+// open room at a time. It is safe for concurrent use. Create it with New and
+// release it with Close.
+type Client struct {
+	cfg  config
+	conn *grpc.ClientConn
+	chat chatv1.ChatServiceClient
+
+	mu     sync.Mutex
+	closed bool
+	creds  Credentials
+	sess   *session
+}
+
+// New returns a Client. It does not contact the services: the chat
+// connection is made on first use.
+func New(opts ...Option) (*Client, error) {
+	cfg := newConfig(opts)
+	creds := insecure.NewCredentials()
+	if cfg.tls != nil {
+		creds = credentials.NewTLS(cfg.tls)
+	}
+	// gRPC's own reconnection backoff starts at one second and grows to two
+	// minutes; keep it in step with ours so that a restarted service is
+	// found again quickly.
+	bc := backoff.DefaultConfig
+	bc.BaseDelay = cfg.backoff.Initial
+	bc.MaxDelay = cfg.backoff.Max
+	bc.Multiplier = cfg.backoff.Multiplier
+	bc.Jitter = cfg.backoff.Jitter
+	dial := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 5 * time.Second}),
+	}, cfg.dialOptions...)
+	conn, err := grpc.NewClient(cfg.chatAddress, dial...)
+	if err != nil {
+		return nil, fmt.Errorf("client: chat address %q: %w", cfg.chatAddress, err)
+	}
+	return &Client{cfg: cfg, conn: conn, chat: chatv1.NewChatServiceClient(conn)}, nil
+}
+
+// Close disconnects from the room, if any, and releases the connection. The
+// Client cannot be used afterwards.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	s := c.sess
+	c.sess = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.stop()
+	}
+	return c.conn.Close()
+}
+
+// Credentials are a logged-in user's name and token.
+type Credentials struct {
+	UserName  string
+	Token     string
+	ExpiresAt time.Time
+}
+
+// userToken returns the user token, or why there is none usable.
+func (c *Client) userToken() (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return "", ErrClosed
+	}
+	if c.creds.Token == "" {
+		return "", ErrNotLoggedIn
+	}
+	if !c.creds.ExpiresAt.IsZero() && time.Now().After(c.creds.ExpiresAt) {
+		return "", &Error{Kind: ErrUnauthenticated, Message: "user token expired; log in again"}
+	}
+	return c.creds.Token, nil
+}
+
+// CreateChatRoom creates a password-protected room owned by the logged-in
+// user and returns its short code. It does not join the room.
+func (c *Client) CreateChatRoom(ctx context.Context, name, password string) (string, error) {
+	tok, err := c.userToken()
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.chat.CreateChatRoom(withToken(ctx, tok), &chatv1.CreateChatRoomRequest{Name: name, Password: password})
+	if err != nil {
+		return "", fromGRPC(err)
+	}
+	return resp.GetShortCode(), nil
+}
+
+// DeleteChatRoom deletes a room the logged-in user owns. Users in it receive
+// a RoomDeleted event and their sessions end.
+func (c *Client) DeleteChatRoom(ctx context.Context, shortCode string) error {
+	tok, err := c.userToken()
+	if err != nil {
+		return err
+	}
+	_, err = c.chat.DeleteChatRoom(withToken(ctx, tok), &chatv1.DeleteChatRoomRequest{ShortCode: shortCode})
+	return fromGRPC(err)
+}
+
+// roomAdmission is a room token and what came with it.
+type roomAdmission struct {
+	token     string
+	expiresAt time.Time
+	shortCode string
+	name      string
+}
+
+func (c *Client) joinRPC(ctx context.Context, shortCode, password string) (roomAdmission, error) {
+	tok, err := c.userToken()
+	if err != nil {
+		return roomAdmission{}, err
+	}
+	resp, err := c.chat.JoinChatRoom(withToken(ctx, tok), &chatv1.JoinChatRoomRequest{ShortCode: shortCode, Password: password})
+	if err != nil {
+		return roomAdmission{}, fromGRPC(err)
+	}
+	a := roomAdmission{token: resp.GetToken(), shortCode: resp.GetShortCode(), name: resp.GetName()}
+	if resp.GetExpiresAt() != nil {
+		a.expiresAt = resp.GetExpiresAt().AsTime()
+	}
+	if a.shortCode == "" {
+		a.shortCode = shortCode
+	}
+	return a, nil
+}
+
+// JoinChatRoom joins the room and opens its stream, returning once the
+// service has accepted it; the caller then shows as online to the others.
+// The room password is kept in memory to renew the room token. One room can
+// be open at a time: Disconnect before joining another.
+func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (*Room, error) {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return nil, ErrClosed
+	case c.sess != nil && !c.sess.ended():
+		c.mu.Unlock()
+		return nil, ErrAlreadyJoined
+	case c.sess != nil:
+		c.sess.cancel() // it ended by itself; release its context
+	}
+	c.mu.Unlock()
+
+	adm, err := c.joinRPC(ctx, shortCode, password)
+	if err != nil {
+		return nil, err
+	}
+	s := newSession(c, adm, password)
+	cn, err := s.open(ctx)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	room := &Room{
+		ShortCode:    adm.shortCode,
+		Name:         adm.name,
+		Epoch:        cn.opened.GetEpoch(),
+		HeadSequence: cn.opened.GetHeadSequence(),
+		Users:        usersFromProto(cn.opened.GetUsers()),
+	}
+	if n := cn.opened.GetName(); n != "" {
+		room.Name = n
+	}
+	s.epoch, s.lastSeq = cn.opened.GetEpoch(), cn.opened.GetHeadSequence()
+
+	c.mu.Lock()
+	if c.closed || (c.sess != nil && !c.sess.ended()) {
+		// Another JoinChatRoom or Close won the race.
+		closed := c.closed
+		c.mu.Unlock()
+		cn.cancel()
+		s.cancel()
+		if closed {
+			return nil, ErrClosed
+		}
+		return nil, ErrAlreadyJoined
+	}
+	c.sess = s
+	c.mu.Unlock()
+	s.start(cn)
+	return room, nil
+}
+
+func (c *Client) session() (*session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.sess == nil {
+		return nil, ErrNotJoined
+	}
+	return c.sess, nil
+}
+
+// ListChatRoomUsers lists the users online in the joined room, sorted by name.
+func (c *Client) ListChatRoomUsers(ctx context.Context) ([]User, error) {
+	s, err := c.session()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.freshRoomToken(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.listRPC(ctx, tok, s.shortCode)
+}
+
+// PeekChatRoomUsers lists the users online in a room without joining it:
+// it gets a room token but opens no stream, so the caller does not show as
+// online. It needs the room password like JoinChatRoom.
+func (c *Client) PeekChatRoomUsers(ctx context.Context, shortCode, password string) ([]User, error) {
+	adm, err := c.joinRPC(ctx, shortCode, password)
+	if err != nil {
+		return nil, err
+	}
+	return c.listRPC(ctx, adm.token, adm.shortCode)
+}
+
+func (c *Client) listRPC(ctx context.Context, roomToken, shortCode string) ([]User, error) {
+	resp, err := c.chat.ListChatRoomUsers(withToken(ctx, roomToken), &chatv1.ListChatRoomUsersRequest{ShortCode: shortCode})
+	if err != nil {
+		return nil, fromGRPC(err)
+	}
+	return usersFromProto(resp.GetUsers()), nil
+}
+
+// Send posts body to the joined room and returns the client message ID it
+// generated, which comes back in the broadcast *Message. While the Client is
+// reconnecting, Send waits for the stream within ctx.
+func (c *Client) Send(ctx context.Context, body string) (string, error) {
+	s, err := c.session()
+	if err != nil {
+		return "", err
+	}
+	if body == "" {
+		return "", &Error{Kind: ErrInvalidArgument, Message: "message body is empty"}
+	}
+	return s.send(ctx, body)
+}
+
+// Receive returns the room's next event. It blocks until there is one, ctx
+// is done, or the session ends: then it returns ErrDisconnected after
+// Disconnect or Close, ErrRoomDeleted after a *RoomDeleted event, or the
+// error that ended the session (e.g. ErrUnauthenticated, ErrNotFound).
+func (c *Client) Receive(ctx context.Context) (Event, error) {
+	s, err := c.session()
+	if err != nil {
+		return nil, err
+	}
+	return s.receive(ctx)
+}
+
+// Disconnect leaves the joined room: it closes the stream (the others see
+// the caller leave) and stops reconnecting. Pending Receive and Send calls
+// return ErrDisconnected. It waits for the session's goroutines within ctx
+// and returns ErrNotJoined when no room is joined.
+func (c *Client) Disconnect(ctx context.Context) error {
+	c.mu.Lock()
+	s := c.sess
+	c.sess = nil
+	c.mu.Unlock()
+	if s == nil {
+		return ErrNotJoined
+	}
+	s.cancel()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func withToken(ctx context.Context, tok string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+}
+
+func newMessageID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// isTerminal tells errors that end a session from those worth retrying.
+func isTerminal(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrPermissionDenied) ||
+		errors.Is(err, ErrNotLoggedIn) || errors.Is(err, ErrClosed)
+}

@@ -1,0 +1,193 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Errors of the Client itself, returned when a method is called in the wrong
+// state.
+var (
+	// ErrNotLoggedIn means the method needs a user token: call LogIn first.
+	ErrNotLoggedIn = errors.New("client: not logged in")
+	// ErrNotJoined means the method needs an open room: call JoinChatRoom first.
+	ErrNotJoined = errors.New("client: not joined to a chat room")
+	// ErrAlreadyJoined means JoinChatRoom was called while a room is open;
+	// Disconnect first.
+	ErrAlreadyJoined = errors.New("client: already joined to a chat room")
+	// ErrDisconnected is returned by Receive and Send once Disconnect or Close
+	// was called.
+	ErrDisconnected = errors.New("client: disconnected")
+	// ErrClosed is returned by every method once Close was called.
+	ErrClosed = errors.New("client: closed")
+)
+
+// Errors reported by the services. The *Error values that carry them match
+// with errors.Is.
+var (
+	// ErrUnauthenticated means bad credentials, or an invalid or expired token.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrNotFound means the room does not exist or was deleted.
+	ErrNotFound = errors.New("not found")
+	// ErrRoomDeleted ends a session whose room its owner deleted. It also
+	// matches ErrNotFound.
+	ErrRoomDeleted = fmt.Errorf("room deleted: %w", ErrNotFound)
+	// ErrPermissionDenied means the caller may not do this (e.g. delete a room
+	// it does not own).
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrAlreadyTaken means the user name is already registered.
+	ErrAlreadyTaken = errors.New("already taken")
+	// ErrInvalidArgument means the request was rejected as malformed: an empty
+	// or too long name, password or message.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrRateLimited means too many attempts; Error.RetryAfter tells how long to
+	// wait when the service said so.
+	ErrRateLimited = errors.New("rate limited")
+	// ErrUnavailable means the service is down, shutting down or overloaded.
+	ErrUnavailable = errors.New("service unavailable")
+	// ErrServer is any other failure on the service's side.
+	ErrServer = errors.New("server error")
+)
+
+// Error is a failure reported by a service.
+type Error struct {
+	// Kind is one of the sentinel errors above; errors.Is matches it.
+	Kind error
+	// Message is the service's explanation.
+	Message string
+	// HTTPStatus is the auth service's status code, 0 for gRPC errors.
+	HTTPStatus int
+	// Code is the chat service's status code, codes.OK for HTTP errors.
+	Code codes.Code
+	// RetryAfter is how long the service asked to wait, 0 when unknown.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	msg := e.Kind.Error()
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.RetryAfter > 0 {
+		msg += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
+	}
+	return msg
+}
+
+// Unwrap returns Kind so that errors.Is matches the sentinel.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// RetryAfter returns the delay a rate-limited request asked for, if err
+// carries one.
+func RetryAfter(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		return e.RetryAfter, true
+	}
+	return 0, false
+}
+
+// httpKinds maps the auth service's status codes to sentinels.
+var httpKinds = map[int]error{
+	http.StatusBadRequest:            ErrInvalidArgument,
+	http.StatusUnauthorized:          ErrUnauthenticated,
+	http.StatusForbidden:             ErrPermissionDenied,
+	http.StatusNotFound:              ErrNotFound,
+	http.StatusConflict:              ErrAlreadyTaken,
+	http.StatusRequestEntityTooLarge: ErrInvalidArgument,
+	http.StatusUnsupportedMediaType:  ErrInvalidArgument,
+	http.StatusTooManyRequests:       ErrRateLimited,
+	http.StatusBadGateway:            ErrUnavailable,
+	http.StatusServiceUnavailable:    ErrUnavailable,
+	http.StatusGatewayTimeout:        ErrUnavailable,
+}
+
+// fromHTTP turns an unsuccessful auth response into an *Error. It reads (a
+// bounded part of) the body for the service's {"error": "..."} message.
+func fromHTTP(resp *http.Response) error {
+	kind, ok := httpKinds[resp.StatusCode]
+	if !ok {
+		kind = ErrServer
+	}
+	e := &Error{Kind: kind, HTTPStatus: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var payload struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &payload) == nil && payload.Error != "" {
+		e.Message = payload.Error
+	} else {
+		e.Message = strings.TrimSpace(string(body))
+		if e.Message == "" {
+			e.Message = http.StatusText(resp.StatusCode)
+		}
+	}
+	if s := resp.Header.Get("Retry-After"); s != "" {
+		if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
+			e.RetryAfter = time.Duration(secs) * time.Second
+		} else if t, err := http.ParseTime(s); err == nil {
+			e.RetryAfter = max(time.Until(t), 0)
+		}
+	}
+	return e
+}
+
+// grpcKinds maps the chat service's status codes to sentinels.
+var grpcKinds = map[codes.Code]error{
+	codes.Unauthenticated:    ErrUnauthenticated,
+	codes.PermissionDenied:   ErrPermissionDenied,
+	codes.NotFound:           ErrNotFound,
+	codes.InvalidArgument:    ErrInvalidArgument,
+	codes.OutOfRange:         ErrInvalidArgument,
+	codes.FailedPrecondition: ErrInvalidArgument,
+	codes.AlreadyExists:      ErrAlreadyTaken,
+	codes.ResourceExhausted:  ErrRateLimited,
+	codes.Unavailable:        ErrUnavailable,
+}
+
+// fromGRPC turns a gRPC error into an *Error. Context errors pass through
+// unchanged so that callers can test for context.Canceled.
+func fromGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	switch st.Code() {
+	case codes.Canceled:
+		return context.Canceled
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
+	}
+	kind, ok := grpcKinds[st.Code()]
+	if !ok {
+		kind = ErrServer
+	}
+	return &Error{Kind: kind, Message: st.Message(), Code: st.Code(), RetryAfter: retryAfter(st)}
+}
+
+// retryAfter reads the retry delay from a status's RetryInfo detail.
+func retryAfter(st *status.Status) time.Duration {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
+}

@@ -1,0 +1,165 @@
+package client
+
+import (
+	"time"
+
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+)
+
+// Event is something Receive returns: *Message, *Presence, *RoomDeleted,
+// *Gap or *Connection. Use a type switch.
+type Event interface {
+	isEvent()
+}
+
+// Message is a chat message as the room recorded it.
+type Message struct {
+	// Sequence is the message's position in the room, increasing by one
+	// within an epoch.
+	Sequence uint64
+	// Epoch is the room epoch the sequence belongs to; it changes when the
+	// chat service restarts.
+	Epoch string
+	// Sender is the user who sent it.
+	Sender string
+	// SentAt is when the service accepted it.
+	SentAt time.Time
+	// Body is the text.
+	Body string
+	// ClientMessageID is the ID the sender's Send returned.
+	ClientMessageID string
+}
+
+// PresenceKind tells arrivals from departures.
+type PresenceKind int
+
+// The presence kinds.
+const (
+	// Joined: the user opened its first stream in the room.
+	Joined PresenceKind = iota + 1
+	// Left: the user closed its last stream in the room.
+	Left
+)
+
+func (k PresenceKind) String() string {
+	switch k {
+	case Joined:
+		return "joined"
+	case Left:
+		return "left"
+	}
+	return "unknown"
+}
+
+// Presence reports a user coming online or going offline.
+type Presence struct {
+	Kind PresenceKind
+	User string
+	At   time.Time
+}
+
+// RoomDeleted says the room's owner deleted the room. It is the last event
+// of the session: the next Receive returns ErrRoomDeleted.
+type RoomDeleted struct {
+	At time.Time
+}
+
+// Gap says that messages may have been missed: after a reconnection the
+// service could not replay what was sent while the client was away (it
+// restarted, or the client fell outside its history). Live events follow.
+type Gap struct {
+	// PreviousEpoch and AfterSequence are the last message delivered before
+	// the gap.
+	PreviousEpoch string
+	AfterSequence uint64
+	// Epoch and HeadSequence are where the room stands now; messages after
+	// HeadSequence follow.
+	Epoch        string
+	HeadSequence uint64
+}
+
+// ConnectionState is the state of the room's stream.
+type ConnectionState int
+
+// The connection states reported by *Connection events.
+const (
+	// Reconnecting: the stream broke and the Client is reopening it.
+	Reconnecting ConnectionState = iota + 1
+	// Connected: the stream is open again.
+	Connected
+)
+
+func (s ConnectionState) String() string {
+	switch s {
+	case Reconnecting:
+		return "reconnecting"
+	case Connected:
+		return "connected"
+	}
+	return "unknown"
+}
+
+// Connection reports a change in the stream's state after JoinChatRoom.
+type Connection struct {
+	State ConnectionState
+	// Attempt counts failed attempts since the stream broke (Reconnecting).
+	Attempt int
+	// Err is why the stream broke or the last attempt failed (Reconnecting).
+	Err error
+	// Retry is how long the Client waits before the next attempt (Reconnecting).
+	Retry time.Duration
+	// Users are the users online once the stream is open again (Connected):
+	// presence changes during the break are not replayed.
+	Users []User
+}
+
+func (*Message) isEvent()     {}
+func (*Presence) isEvent()    {}
+func (*RoomDeleted) isEvent() {}
+func (*Gap) isEvent()         {}
+func (*Connection) isEvent()  {}
+
+// User is a user online in a room.
+type User struct {
+	Name string
+	// Streams is how many streams (devices) the user has open in the room.
+	Streams int
+}
+
+// Room describes a room the Client joined.
+type Room struct {
+	ShortCode string
+	Name      string
+	// Epoch and HeadSequence tell where the room stood when the stream opened.
+	Epoch        string
+	HeadSequence uint64
+	// Users are the users online, including the caller.
+	Users []User
+}
+
+func usersFromProto(us []*chatv1.RoomUser) []User {
+	out := make([]User, 0, len(us))
+	for _, u := range us {
+		out = append(out, User{Name: u.GetUserName(), Streams: int(u.GetStreams())})
+	}
+	return out
+}
+
+func messageFromProto(m *chatv1.Message) *Message {
+	return &Message{
+		Sequence:        m.GetSequence(),
+		Epoch:           m.GetEpoch(),
+		Sender:          m.GetSender(),
+		SentAt:          m.GetSentAt().AsTime(),
+		Body:            m.GetBody(),
+		ClientMessageID: m.GetClientMessageId(),
+	}
+}
+
+func presenceFromProto(p *chatv1.Presence) *Presence {
+	kind := Joined
+	if p.GetKind() == chatv1.PresenceKind_PRESENCE_KIND_LEFT {
+		kind = Left
+	}
+	return &Presence{Kind: kind, User: p.GetUserName(), At: p.GetAt().AsTime()}
+}

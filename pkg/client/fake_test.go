@@ -1,0 +1,476 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grpcchatter/grpcchatter/pkg/client"
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+const testSecret = "0123456789abcdef0123456789abcdef-test"
+
+// env is a fake auth service (httptest) and a fake chat service (bufconn)
+// that follow the services' contracts closely enough to drive the SDK.
+type env struct {
+	t      *testing.T
+	signer *token.Signer
+	auth   *httptest.Server
+	chat   *fakeChat
+	lis    *bufconn.Listener
+	srv    *grpc.Server
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	signer, err := token.NewSigner(testSecret, "")
+	require.NoError(t, err)
+	e := &env{t: t, signer: signer}
+	e.auth = httptest.NewServer(newFakeAuth(signer))
+	t.Cleanup(e.auth.Close)
+	e.chat = &fakeChat{signer: signer, epoch: "epoch-1", rooms: map[string]*fakeRoom{}, queue: 64}
+	e.lis = bufconn.Listen(1 << 20)
+	e.srv = grpc.NewServer()
+	chatv1.RegisterChatServiceServer(e.srv, e.chat)
+	go func() { _ = e.srv.Serve(e.lis) }() // ends when the server is stopped in Cleanup
+	t.Cleanup(e.srv.Stop)
+	return e
+}
+
+// newClient returns a Client wired to the fakes, closed at the end of the test.
+func (e *env) newClient(opts ...client.Option) *client.Client {
+	e.t.Helper()
+	base := []client.Option{
+		client.WithAuthURL(e.auth.URL),
+		client.WithChatAddress("passthrough:///bufnet"),
+		client.WithBackoff(client.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}),
+		client.WithDialOptions(
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return e.lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		),
+	}
+	c, err := client.New(append(base, opts...)...)
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// loggedIn registers and logs in a new user.
+func (e *env) loggedIn(name string, opts ...client.Option) *client.Client {
+	e.t.Helper()
+	c := e.newClient(opts...)
+	ctx := testCtx(e.t)
+	_, err := c.CreateAccount(ctx, name, "password-"+name)
+	require.NoError(e.t, err)
+	_, err = c.LogIn(ctx, name, "password-"+name)
+	require.NoError(e.t, err)
+	return c
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newFakeAuth(signer *token.Signer) http.Handler {
+	var mu sync.Mutex
+	users := map[string]string{}
+	reply := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux := http.NewServeMux()
+	read := func(w http.ResponseWriter, r *http.Request) (string, string, bool) {
+		var in struct {
+			UserName string `json:"user_name"`
+			Password string `json:"password"`
+		}
+		if json.NewDecoder(r.Body).Decode(&in) != nil || in.UserName == "" || in.Password == "" {
+			reply(w, http.StatusBadRequest, map[string]string{"error": "user_name and password are required"})
+			return "", "", false
+		}
+		return in.UserName, in.Password, true
+	}
+	mux.HandleFunc("POST /register", func(w http.ResponseWriter, r *http.Request) {
+		name, pw, ok := read(w, r)
+		if !ok {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, taken := users[strings.ToLower(name)]; taken {
+			reply(w, http.StatusConflict, map[string]string{"error": "user name is taken"})
+			return
+		}
+		users[strings.ToLower(name)] = pw
+		reply(w, http.StatusOK, map[string]any{"id": "id-" + name, "user_name": name, "created_at": time.Now()})
+	})
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		name, pw, ok := read(w, r)
+		if !ok {
+			return
+		}
+		if name == "throttled" {
+			w.Header().Set("Retry-After", "7")
+			reply(w, http.StatusTooManyRequests, map[string]string{"error": "too many attempts"})
+			return
+		}
+		mu.Lock()
+		want, found := users[strings.ToLower(name)]
+		mu.Unlock()
+		if !found || want != pw {
+			reply(w, http.StatusUnauthorized, map[string]string{"error": "invalid user name or password"})
+			return
+		}
+		tok, exp, err := signer.IssueUser("id-"+name, name, time.Hour)
+		if err != nil {
+			reply(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		reply(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp})
+	})
+	return mux
+}
+
+type fakeRoom struct {
+	code, name, password, owner string
+	history                     []*chatv1.Message
+	subs                        map[*fakeSub]struct{}
+}
+
+type fakeSub struct {
+	user string
+	ch   chan *chatv1.Event
+	kill chan error
+}
+
+// fakeChat is a small in-memory chat service.
+type fakeChat struct {
+	chatv1.UnimplementedChatServiceServer
+	signer *token.Signer
+
+	mu          sync.Mutex
+	epoch       string
+	rooms       map[string]*fakeRoom
+	queue       int
+	joins       int
+	refuseJoins bool // JoinChatRoom answers Unauthenticated, as for an expired user token
+}
+
+func bearer(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if t, ok := strings.CutPrefix(v, "Bearer "); ok {
+			return t
+		}
+	}
+	return ""
+}
+
+func (f *fakeChat) user(ctx context.Context) (token.User, error) {
+	u, err := f.signer.VerifyUser(bearer(ctx))
+	if err != nil {
+		return token.User{}, status.Error(codes.Unauthenticated, err.Error())
+	}
+	return u, nil
+}
+
+func (f *fakeChat) room(ctx context.Context) (token.Room, error) {
+	r, err := f.signer.VerifyRoom(bearer(ctx))
+	if err != nil {
+		return token.Room{}, status.Error(codes.Unauthenticated, err.Error())
+	}
+	return r, nil
+}
+
+func (f *fakeChat) CreateChatRoom(ctx context.Context, req *chatv1.CreateChatRoomRequest) (*chatv1.CreateChatRoomResponse, error) {
+	u, err := f.user(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetName() == "" || req.GetPassword() == "" {
+		return nil, status.Error(codes.InvalidArgument, "name and password are required")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	code := fmt.Sprintf("ROOM%d", len(f.rooms)+1)
+	f.rooms[code] = &fakeRoom{code: code, name: req.GetName(), password: req.GetPassword(), owner: u.ID, subs: map[*fakeSub]struct{}{}}
+	return &chatv1.CreateChatRoomResponse{ShortCode: code, Name: req.GetName()}, nil
+}
+
+func (f *fakeChat) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomRequest) (*chatv1.JoinChatRoomResponse, error) {
+	u, err := f.user(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.joins++
+	refuse := f.refuseJoins
+	r := f.rooms[strings.ToUpper(req.GetShortCode())]
+	f.mu.Unlock()
+	if refuse {
+		return nil, status.Error(codes.Unauthenticated, "user token expired")
+	}
+	if r == nil {
+		return nil, status.Error(codes.NotFound, "no such room")
+	}
+	if r.password != req.GetPassword() {
+		return nil, status.Error(codes.PermissionDenied, "wrong room password")
+	}
+	tok, exp, err := f.signer.IssueRoom(u.ID, u.Name, r.code, time.Hour)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &chatv1.JoinChatRoomResponse{Token: tok, ExpiresAt: timestamppb.New(exp), ShortCode: r.code, Name: r.name}, nil
+}
+
+func (f *fakeChat) ListChatRoomUsers(ctx context.Context, req *chatv1.ListChatRoomUsersRequest) (*chatv1.ListChatRoomUsersResponse, error) {
+	rt, err := f.room(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rt.Room != req.GetShortCode() {
+		return nil, status.Error(codes.PermissionDenied, "token is for another room")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.rooms[rt.Room]
+	if r == nil {
+		return nil, status.Error(codes.NotFound, "no such room")
+	}
+	return &chatv1.ListChatRoomUsersResponse{Users: r.users()}, nil
+}
+
+func (f *fakeChat) DeleteChatRoom(ctx context.Context, req *chatv1.DeleteChatRoomRequest) (*chatv1.DeleteChatRoomResponse, error) {
+	u, err := f.user(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.rooms[req.GetShortCode()]
+	if r == nil {
+		return nil, status.Error(codes.NotFound, "no such room")
+	}
+	if r.owner != u.ID {
+		return nil, status.Error(codes.PermissionDenied, "only the owner may delete the room")
+	}
+	delete(f.rooms, r.code)
+	r.broadcast(&chatv1.Event{Kind: &chatv1.Event_RoomDeleted{RoomDeleted: &chatv1.RoomDeleted{At: timestamppb.Now()}}})
+	for s := range r.subs {
+		s.stop(status.Error(codes.NotFound, "room deleted"))
+	}
+	return &chatv1.DeleteChatRoomResponse{}, nil
+}
+
+func (r *fakeRoom) users() []*chatv1.RoomUser {
+	count := map[string]uint32{}
+	for s := range r.subs {
+		count[s.user]++
+	}
+	var out []*chatv1.RoomUser
+	for n, c := range count {
+		out = append(out, &chatv1.RoomUser{UserName: n, Streams: c})
+	}
+	return out
+}
+
+func (r *fakeRoom) online(user string) bool {
+	for s := range r.subs {
+		if s.user == user {
+			return true
+		}
+	}
+	return false
+}
+
+// broadcast queues ev for every stream without blocking: a stream whose
+// queue is full is ended as too slow, as the real service does.
+func (r *fakeRoom) broadcast(ev *chatv1.Event) {
+	for s := range r.subs {
+		select {
+		case s.ch <- ev:
+		default:
+			s.stop(status.Error(codes.ResourceExhausted, "stream too slow"))
+		}
+	}
+}
+
+func (s *fakeSub) stop(err error) {
+	select {
+	case s.kill <- err:
+	default:
+	}
+}
+
+func presence(kind chatv1.PresenceKind, user string) *chatv1.Event {
+	return &chatv1.Event{Kind: &chatv1.Event_Presence{Presence: &chatv1.Presence{Kind: kind, UserName: user, At: timestamppb.Now()}}}
+}
+
+func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
+	rt, err := f.room(stream.Context())
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return status.Error(codes.InvalidArgument, "first message must be Open")
+	}
+	f.mu.Lock()
+	r := f.rooms[rt.Room]
+	if r == nil {
+		f.mu.Unlock()
+		return status.Error(codes.NotFound, "no such room")
+	}
+	sub := &fakeSub{user: rt.UserName, ch: make(chan *chatv1.Event, f.queue), kill: make(chan error, 1)}
+	head := uint64(len(r.history))
+	opened := &chatv1.Opened{ShortCode: r.code, Name: r.name, Epoch: f.epoch, HeadSequence: head, Recovery: chatv1.Recovery_RECOVERY_NOT_REQUESTED}
+	frame := []*chatv1.Event{{Kind: &chatv1.Event_Opened{Opened: opened}}}
+	if res := open.GetResume(); res != nil {
+		if res.GetEpoch() == f.epoch && res.GetAfterSequence() <= head {
+			opened.Recovery = chatv1.Recovery_RECOVERY_COMPLETE
+			for _, m := range r.history[res.GetAfterSequence():] {
+				frame = append(frame, &chatv1.Event{Kind: &chatv1.Event_Message{Message: m}})
+			}
+		} else {
+			opened.Recovery = chatv1.Recovery_RECOVERY_FAILED
+		}
+	}
+	if !r.online(sub.user) {
+		r.broadcast(presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, sub.user))
+	}
+	r.subs[sub] = struct{}{}
+	opened.Users = r.users()
+	f.mu.Unlock()
+
+	defer func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(r.subs, sub)
+		if !r.online(sub.user) {
+			r.broadcast(presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, sub.user))
+		}
+	}()
+	if err := stream.Send(&chatv1.ChatResponse{Events: frame}); err != nil {
+		return err
+	}
+	readErr := make(chan error, 1)
+	// The reader lives until the stream ends, which returning from this
+	// handler causes.
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if snd := req.GetSend(); snd != nil {
+				f.post(r, sub.user, snd)
+			}
+		}
+	}()
+	for {
+		select {
+		case ev := <-sub.ch:
+			if err := stream.Send(&chatv1.ChatResponse{Events: []*chatv1.Event{ev}}); err != nil {
+				return err
+			}
+		case err := <-sub.kill:
+			return err
+		case <-readErr:
+			return nil
+		}
+	}
+}
+
+func (f *fakeChat) post(r *fakeRoom, user string, snd *chatv1.Send) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := &chatv1.Message{
+		Sequence: uint64(len(r.history)) + 1, Epoch: f.epoch, SentAt: timestamppb.Now(),
+		Sender: user, Body: snd.GetBody(), ClientMessageId: snd.GetClientMessageId(),
+	}
+	r.history = append(r.history, m)
+	r.broadcast(&chatv1.Event{Kind: &chatv1.Event_Message{Message: m}})
+}
+
+// killStreams ends every open stream with err, or only those of the
+// users named.
+func (f *fakeChat) killStreams(err error, users ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.rooms {
+		for s := range r.subs {
+			if len(users) == 0 || slices.Contains(users, s.user) {
+				s.stop(err)
+			}
+		}
+	}
+}
+
+// restart simulates a service restart: streams end with Unavailable, and
+// the rooms come back in a new epoch with no history.
+func (f *fakeChat) restart(epoch string) {
+	f.killStreams(status.Error(codes.Unavailable, "server shutting down"))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.epoch = epoch
+	for _, r := range f.rooms {
+		r.history = nil
+	}
+}
+
+func (f *fakeChat) setQueue(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queue = n
+}
+
+func (f *fakeChat) joinCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.joins
+}
+
+func (f *fakeChat) setRefuseJoins(v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuseJoins = v
+}
+
+// streamCount counts open streams in a room.
+func (f *fakeChat) streamCount(code string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.rooms[code]; r != nil {
+		return len(r.subs)
+	}
+	return 0
+}
+
+var _ = errors.New

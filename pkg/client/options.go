@@ -1,0 +1,115 @@
+package client
+
+import (
+	"crypto/tls"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// Default addresses, those the services listen on out of the box.
+const (
+	DefaultAuthURL     = "http://127.0.0.1:8080"
+	DefaultChatAddress = "127.0.0.1:5050"
+)
+
+// Backoff shapes the delays between reconnection attempts: the n-th retry
+// waits about Initial*Multiplier^n, capped at Max, spread by ±Jitter (a
+// fraction, 0 to 1) so that many clients do not come back in lockstep.
+type Backoff struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	Jitter     float64
+}
+
+// DefaultBackoff starts at 100ms and backs off to 5s.
+var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
+
+type config struct {
+	authURL     string
+	chatAddress string
+	tls         *tls.Config
+	httpClient  *http.Client
+	logger      *zap.Logger
+	backoff     Backoff
+	dialOptions []grpc.DialOption
+	bufferSize  int
+}
+
+// Option configures a Client.
+type Option func(*config)
+
+// WithAuthURL sets the auth service's base URL (default DefaultAuthURL).
+func WithAuthURL(url string) Option { return func(c *config) { c.authURL = url } }
+
+// WithChatAddress sets the chat service's gRPC address, host:port or any
+// gRPC target (default DefaultChatAddress).
+func WithChatAddress(addr string) Option { return func(c *config) { c.chatAddress = addr } }
+
+// WithTLSConfig makes the chat connection use TLS with cfg. Without it, or
+// after WithInsecure, the connection is plaintext, as the services speak out
+// of the box; the auth URL's scheme chooses for HTTP.
+func WithTLSConfig(cfg *tls.Config) Option { return func(c *config) { c.tls = cfg } }
+
+// WithInsecure makes the chat connection plaintext (the default).
+func WithInsecure() Option { return func(c *config) { c.tls = nil } }
+
+// WithHTTPClient sets the HTTP client for the auth service. The default has a
+// 30-second timeout.
+func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
+
+// WithLogger sets where the Client logs reconnections (default: nowhere).
+func WithLogger(l *zap.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithBackoff sets the reconnection delays (default DefaultBackoff). Zero
+// fields keep their defaults.
+func WithBackoff(b Backoff) Option { return func(c *config) { c.backoff = b } }
+
+// WithDialOptions adds gRPC dial options, applied after the Client's own
+// (e.g. a custom dialer for tests).
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(c *config) { c.dialOptions = append(c.dialOptions, opts...) }
+}
+
+// WithEventBuffer sets how many received events the Client holds for
+// Receive (default 256). When the buffer is full the Client stops reading
+// the stream; the service then drops it as too slow and the Client resumes.
+func WithEventBuffer(n int) Option { return func(c *config) { c.bufferSize = n } }
+
+func newConfig(opts []Option) config {
+	c := config{
+		authURL:     DefaultAuthURL,
+		chatAddress: DefaultChatAddress,
+		backoff:     DefaultBackoff,
+		bufferSize:  256,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.httpClient == nil {
+		c.httpClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.logger == nil {
+		c.logger = zap.NewNop()
+	}
+	d := DefaultBackoff
+	if c.backoff.Initial <= 0 {
+		c.backoff.Initial = d.Initial
+	}
+	if c.backoff.Max <= 0 {
+		c.backoff.Max = d.Max
+	}
+	if c.backoff.Multiplier < 1 {
+		c.backoff.Multiplier = d.Multiplier
+	}
+	if c.backoff.Jitter < 0 || c.backoff.Jitter > 1 {
+		c.backoff.Jitter = d.Jitter
+	}
+	if c.bufferSize <= 0 {
+		c.bufferSize = 256
+	}
+	return c
+}
