@@ -1,0 +1,23 @@
+package api
+
+import (
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
+)
+
+var recoveryOf = map[rooms.Recovery]chatv1.Recovery{
+	rooms.RecoveryNotRequested: chatv1.Recovery_RECOVERY_NOT_REQUESTED,
+	rooms.RecoveryComplete:     chatv1.Recovery_RECOVERY_COMPLETE,
+	rooms.RecoveryFailed:       chatv1.Recovery_RECOVERY_FAILED,
+}
+
+func openedEvent(o rooms.Opened) *chatv1.Event {
+	return &chatv1.Event{Kind: &chatv1.Event_Opened{Opened: &chatv1.Opened{
+		ShortCode:    o.Code,
+		Name:         o.Name,
+		Epoch:        o.Epoch,
+		HeadSequence: o.Head,
+		Recovery:     recoveryOf[o.Recovery],
+		Users:        roomUsers(o.Users),
+	}}}
+}

@@ -1,0 +1,244 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/password"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/store"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const secret = "test-secret-0123456789abcdef-0123456789"
+
+// opts sizes a test server.
+type opts struct {
+	queue, history, maxBody int
+	openTimeout             time.Duration
+	tcp                     bool
+	dir                     string
+}
+
+// harness is a real server with a real generated client.
+type harness struct {
+	t      *testing.T
+	signer *token.Signer
+	eng    *engine.Memory
+	srv    *Server
+	gs     *grpc.Server
+	conn   *grpc.ClientConn
+	client chatv1.ChatServiceClient
+	dial   func() *grpc.ClientConn
+}
+
+func newHarness(t *testing.T, o opts) *harness {
+	t.Helper()
+	if o.queue == 0 {
+		o.queue = 256
+	}
+	if o.history == 0 {
+		o.history = 100
+	}
+	if o.maxBody == 0 {
+		o.maxBody = 4096
+	}
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	signer, err := token.NewSigner(secret, "")
+	require.NoError(t, err)
+	st, err := store.Open(o.dir)
+	require.NoError(t, err)
+	eng, err := engine.New(engine.Config{CodeLength: 6, HistorySize: o.history, QueueSize: o.queue, IdleTTL: time.Hour}, st)
+	require.NoError(t, err)
+	srv, err := New(Config{
+		Signer: signer, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1}),
+		Limiter: throttle.New(5, time.Minute), Logger: zap.NewNop(), Metrics: metrics.New(eng.Len),
+		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
+	}, eng)
+	require.NoError(t, err)
+	gs, _ := srv.GRPCServer()
+
+	var lis net.Listener
+	var dialer grpc.DialOption
+	target := "passthrough:///bufnet"
+	if o.tcp {
+		lis, err = net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		target = lis.Addr().String()
+		dialer = grpc.WithTransportCredentials(insecure.NewCredentials())
+	} else {
+		bl := bufconn.Listen(1 << 20)
+		lis = bl
+		dialer = grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) })
+	}
+	served := make(chan struct{})
+	// Owner: the test. Exit: Serve returns after Stop in Cleanup.
+	go func() { _ = gs.Serve(lis); close(served) }()
+
+	h := &harness{t: t, signer: signer, eng: eng, srv: srv, gs: gs}
+	h.dial = func() *grpc.ClientConn {
+		c, err := grpc.NewClient(target, dialer, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// A fixed window disables BDP growth, so a stalled reader fills
+			// its buffers after a predictable amount of data.
+			grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	h.conn = h.dial()
+	h.client = chatv1.NewChatServiceClient(h.conn)
+	t.Cleanup(func() {
+		gs.Stop()
+		<-served
+	})
+	return h
+}
+
+// ctx returns a context that carries tok and ends with the test or after d.
+func (h *harness) ctx(tok string, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	h.t.Cleanup(cancel)
+	if tok != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	}
+	return ctx
+}
+
+func (h *harness) userToken(id, name string) string {
+	tok, _, err := h.signer.IssueUser(id, name, time.Hour)
+	require.NoError(h.t, err)
+	return tok
+}
+
+// room creates a room owned by owner and returns its code.
+func (h *harness) room(ownerTok, name, pw string) string {
+	res, err := h.client.CreateChatRoom(h.ctx(ownerTok, 5*time.Second), &chatv1.CreateChatRoomRequest{Name: name, Password: pw})
+	require.NoError(h.t, err)
+	return res.ShortCode
+}
+
+// join returns a room token for the user.
+func (h *harness) join(userTok, code, pw string) string {
+	res, err := h.client.JoinChatRoom(h.ctx(userTok, 5*time.Second), &chatv1.JoinChatRoomRequest{ShortCode: code, Password: pw})
+	require.NoError(h.t, err)
+	return res.Token
+}
+
+// member is a user admitted to a room, with its room token.
+func (h *harness) member(code, id, name string) string {
+	return h.join(h.userToken(id, name), code, "pw")
+}
+
+// stream is a client Chat stream with a buffer of received events.
+type stream struct {
+	t       *testing.T
+	c       chatv1.ChatService_ChatClient
+	cancel  context.CancelFunc
+	pending []*chatv1.Event
+	opened  *chatv1.Opened
+}
+
+// open starts a Chat stream with a room token and reads its Opened event.
+func (h *harness) open(client chatv1.ChatServiceClient, roomTok string, resume *chatv1.Resume) *stream {
+	h.t.Helper()
+	s := h.start(client, roomTok, 20*time.Second)
+	require.NoError(h.t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{Resume: resume}}}))
+	ev := s.next()
+	require.NotNil(h.t, ev.GetOpened(), "first event must be Opened, got %v", ev)
+	s.opened = ev.GetOpened()
+	return s
+}
+
+// start begins a Chat stream without sending anything.
+func (h *harness) start(client chatv1.ChatServiceClient, roomTok string, d time.Duration) *stream {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	h.t.Cleanup(cancel)
+	if roomTok != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "token", roomTok)
+	}
+	c, err := client.Chat(ctx)
+	require.NoError(h.t, err)
+	return &stream{t: h.t, c: c, cancel: cancel}
+}
+
+func (s *stream) send(clientID, body string) {
+	s.t.Helper()
+	require.NoError(s.t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{ClientMessageId: clientID, Body: body}}}))
+}
+
+// next returns the next event, failing the test if the stream ends.
+func (s *stream) next() *chatv1.Event {
+	s.t.Helper()
+	ev, err := s.recv()
+	require.NoError(s.t, err)
+	return ev
+}
+
+func (s *stream) recv() (*chatv1.Event, error) {
+	for len(s.pending) == 0 {
+		res, err := s.c.Recv()
+		if err != nil {
+			return nil, err
+		}
+		s.pending = res.Events
+	}
+	ev := s.pending[0]
+	s.pending = s.pending[1:]
+	return ev, nil
+}
+
+// nextMessage skips presence events.
+func (s *stream) nextMessage() *chatv1.Message {
+	s.t.Helper()
+	for {
+		ev := s.next()
+		if m := ev.GetMessage(); m != nil {
+			return m
+		}
+	}
+}
+
+// nextPresence skips messages.
+func (s *stream) nextPresence() *chatv1.Presence {
+	s.t.Helper()
+	for {
+		ev := s.next()
+		if p := ev.GetPresence(); p != nil {
+			return p
+		}
+	}
+}
+
+// end reads until the stream ends and returns its status code.
+func (s *stream) end() codes.Code {
+	s.t.Helper()
+	for {
+		if _, err := s.recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return codes.OK
+			}
+			return status.Code(err)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package api
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
+)
+
+// CreateChatRoom creates a room owned by the caller.
+func (s *Server) CreateChatRoom(ctx context.Context, req *chatv1.CreateChatRoomRequest) (*chatv1.CreateChatRoomResponse, error) {
+	u, err := s.userFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := rooms.ValidateName(req.GetName()); err != nil {
+		return nil, err
+	}
+	if err := rooms.ValidatePassword(req.GetPassword()); err != nil {
+		return nil, err
+	}
+	hash, err := s.cfg.Hasher.Hash(ctx, req.GetPassword())
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.engine.CreateRoom(ctx, req.GetName(), hash, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &chatv1.CreateChatRoomResponse{ShortCode: r.Code, Name: r.Name}, nil
+}
+
+// JoinChatRoom checks the room password and issues a room token. Wrong
+// passwords are limited per user and room.
+func (s *Server) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomRequest) (*chatv1.JoinChatRoomResponse, error) {
+	u, err := s.userFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	code, err := rooms.NormalizeCode(req.GetShortCode())
+	if err != nil {
+		return nil, err
+	}
+	if err := rooms.ValidatePassword(req.GetPassword()); err != nil {
+		return nil, err
+	}
+	key := u.ID + "\x00" + code
+	if wait := s.cfg.Limiter.Check(key, s.cfg.Now()); wait > 0 {
+		return nil, &rooms.ThrottledError{RetryAfter: wait}
+	}
+	r, err := s.engine.Room(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.cfg.Hasher.Verify(ctx, req.GetPassword(), r.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		s.cfg.Limiter.Fail(key, s.cfg.Now())
+		return nil, rooms.ErrWrongPassword
+	}
+	s.cfg.Limiter.Reset(key)
+	tok, exp, err := s.cfg.Signer.IssueRoom(u.ID, u.Name, r.Code, s.cfg.RoomTokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	return &chatv1.JoinChatRoomResponse{Token: tok, ExpiresAt: timestamppb.New(exp), ShortCode: r.Code, Name: r.Name}, nil
+}
+
+// ListChatRoomUsers lists the users with an open stream in the token's room.
+func (s *Server) ListChatRoomUsers(ctx context.Context, req *chatv1.ListChatRoomUsersRequest) (*chatv1.ListChatRoomUsersResponse, error) {
+	adm, err := s.roomFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	code, err := rooms.NormalizeCode(req.GetShortCode())
+	if err != nil {
+		return nil, err
+	}
+	if code != adm.Room {
+		return nil, rooms.ErrWrongRoom
+	}
+	us, err := s.engine.Users(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	return &chatv1.ListChatRoomUsersResponse{Users: roomUsers(us)}, nil
+}
+
+// DeleteChatRoom deletes a room on behalf of its owner.
+func (s *Server) DeleteChatRoom(ctx context.Context, req *chatv1.DeleteChatRoomRequest) (*chatv1.DeleteChatRoomResponse, error) {
+	u, err := s.userFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	code, err := rooms.NormalizeCode(req.GetShortCode())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.engine.DeleteRoom(ctx, code, u.ID); err != nil {
+		return nil, err
+	}
+	return &chatv1.DeleteChatRoomResponse{}, nil
+}
+
+func roomUsers(us []rooms.User) []*chatv1.RoomUser {
+	out := make([]*chatv1.RoomUser, len(us))
+	for i, u := range us {
+		out[i] = &chatv1.RoomUser{UserName: u.Name, Streams: u.Streams}
+	}
+	return out
+}

@@ -1,0 +1,111 @@
+// Package api is the gRPC transport of the chat service: authentication,
+// validation, status codes and the Chat stream, over an Engine.
+package api
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/password"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+)
+
+// Config holds the server's dependencies and limits.
+type Config struct {
+	Signer  *token.Signer
+	Hasher  *password.Hasher
+	Limiter *throttle.Limiter
+	Logger  *zap.Logger
+	Metrics *metrics.Metrics
+
+	// MaxMessageBytes bounds a message body.
+	MaxMessageBytes int
+	// RoomTokenTTL is the lifetime of a room token.
+	RoomTokenTTL time.Duration
+	// OpenTimeout is how long a Chat stream may take to send Open.
+	OpenTimeout time.Duration
+	// MaxFrameEvents and MaxFrameBytes cap one ChatResponse frame.
+	MaxFrameEvents int
+	MaxFrameBytes  int
+	// Now replaces time.Now, for tests.
+	Now func() time.Time
+}
+
+// Server implements chatv1.ChatServiceServer.
+type Server struct {
+	chatv1.UnimplementedChatServiceServer
+
+	cfg    Config
+	engine Engine
+
+	draining  chan struct{} // closed by Drain: every Chat stream ends with Unavailable
+	drainOnce sync.Once
+}
+
+// New returns a Server over engine.
+func New(cfg Config, engine Engine) (*Server, error) {
+	if cfg.Signer == nil || cfg.Hasher == nil || cfg.Limiter == nil || cfg.Logger == nil || cfg.Metrics == nil {
+		return nil, errors.New("api: signer, hasher, limiter, logger and metrics are required")
+	}
+	if cfg.MaxMessageBytes <= 0 || cfg.RoomTokenTTL <= 0 {
+		return nil, errors.New("api: MaxMessageBytes and RoomTokenTTL must be positive")
+	}
+	if cfg.OpenTimeout <= 0 {
+		cfg.OpenTimeout = 10 * time.Second
+	}
+	if cfg.MaxFrameEvents <= 0 {
+		cfg.MaxFrameEvents = 64
+	}
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg, engine: engine, draining: make(chan struct{})}, nil
+}
+
+// Drain ends every open Chat stream, and every one opened later, with
+// Unavailable, so that clients reconnect to another (or the restarted)
+// instance and resume.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() { close(s.draining) })
+}
+
+// GRPCServer returns a gRPC server with the chat, health and reflection
+// services registered, and the health server to flip on shutdown.
+func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(wire.NewCodec()),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		// A request is at most a body, a client ID and framing.
+		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes + 1024),
+		// Small buffers, and a write buffer shared (released) between
+		// writes, keep an idle stream's connection cheap.
+		grpc.ReadBufferSize(8 << 10),
+		grpc.WriteBufferSize(8 << 10),
+		grpc.SharedWriteBuffer(true),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+	}
+	gs := grpc.NewServer(append(opts, extra...)...)
+	chatv1.RegisterChatServiceServer(gs, s)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	hs.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(gs)
+	return gs, hs
+}

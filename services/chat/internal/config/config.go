@@ -1,0 +1,105 @@
+// Package config loads the chat service's configuration from the
+// environment, optionally seeded from a .env file.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/kelseyhightower/envconfig"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+)
+
+// Config is the chat service's configuration.
+type Config struct {
+	GRPCAddress       string        `envconfig:"GRPC_SERVER_ADDRESS" default:"0.0.0.0"`
+	GRPCPort          int           `envconfig:"GRPC_SERVER_PORT" default:"5050"`
+	Secret            string        `envconfig:"SECRET" required:"true"`
+	SecretPrevious    string        `envconfig:"SECRET_PREVIOUS"`
+	ShortCodeLength   int           `envconfig:"SHORT_CODE_LENGTH" default:"6"`
+	MaxQueueSize      int           `envconfig:"MAX_MESSAGE_QUEUE_SIZE" default:"256"`
+	RoomTokenDuration time.Duration `envconfig:"ROOM_TOKEN_DURATION" default:"1h"`
+	HistorySize       int           `envconfig:"HISTORY_SIZE" default:"100"`
+	MaxMessageBytes   int           `envconfig:"MAX_MESSAGE_BYTES" default:"4096"`
+	RoomIdleTTL       time.Duration `envconfig:"ROOM_IDLE_TTL" default:"24h"`
+	MetricsAddress    string        `envconfig:"METRICS_ADDRESS" default:"127.0.0.1:9090"`
+	DataDir           string        `envconfig:"DATA_DIR" default:"./data"`
+	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
+	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
+}
+
+// Load parses args (only --config FILE), loads FILE into the environment
+// without overriding variables already set, then reads and validates the
+// environment. Errors name the offending key.
+func Load(args []string) (Config, error) {
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("config", "", "`.env file` to load before the environment (real variables win)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if *file != "" {
+		// godotenv.Load never overrides variables that are already set.
+		if err := godotenv.Load(*file); err != nil {
+			return Config{}, fmt.Errorf("config: --config %s: %w", *file, err)
+		}
+	}
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks ranges that the types alone do not.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, key, msg string) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s %s", key, msg))
+		}
+	}
+	check(len(c.Secret) >= token.MinSecretBytes, "SECRET", fmt.Sprintf("must be at least %d bytes", token.MinSecretBytes))
+	check(c.SecretPrevious == "" || len(c.SecretPrevious) >= token.MinSecretBytes, "SECRET_PREVIOUS", fmt.Sprintf("must be empty or at least %d bytes", token.MinSecretBytes))
+	check(c.GRPCPort > 0 && c.GRPCPort < 65536, "GRPC_SERVER_PORT", "must be 1-65535")
+	check(c.ShortCodeLength >= 4 && c.ShortCodeLength <= 32, "SHORT_CODE_LENGTH", "must be 4-32")
+	check(c.MaxQueueSize >= 1 && c.MaxQueueSize <= 1<<20, "MAX_MESSAGE_QUEUE_SIZE", "must be 1-1048576")
+	check(c.RoomTokenDuration > 0, "ROOM_TOKEN_DURATION", "must be positive")
+	check(c.HistorySize >= 1 && c.HistorySize <= 1<<20, "HISTORY_SIZE", "must be 1-1048576")
+	check(c.MaxMessageBytes >= 1 && c.MaxMessageBytes <= 1<<20, "MAX_MESSAGE_BYTES", "must be 1-1048576")
+	check(c.RoomIdleTTL > 0, "ROOM_IDLE_TTL", "must be positive")
+	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive")
+	check(c.DataDir != "", "DATA_DIR", "must not be empty")
+	_, err := zapcore.ParseLevel(c.LogLevel)
+	check(err == nil, "LOG_LEVEL", "must be debug, info, warn or error")
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// GRPCListenAddress is host:port for the gRPC listener.
+func (c Config) GRPCListenAddress() string {
+	return fmt.Sprintf("%s:%d", c.GRPCAddress, c.GRPCPort)
+}
+
+// Masked returns the configuration with secrets replaced, for logging.
+func (c Config) Masked() Config {
+	c.Secret = mask(c.Secret)
+	c.SecretPrevious = mask(c.SecretPrevious)
+	return c
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return strings.Repeat("*", 8)
+}

@@ -1,0 +1,92 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const goodSecret = "0123456789abcdef0123456789abcdef"
+
+var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET_PREVIOUS", "SHORT_CODE_LENGTH",
+	"MAX_MESSAGE_QUEUE_SIZE", "ROOM_TOKEN_DURATION", "HISTORY_SIZE", "MAX_MESSAGE_BYTES", "ROOM_IDLE_TTL",
+	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT"}
+
+// clearEnv unsets every key for the test; t.Setenv restores them after.
+func clearEnv(t *testing.T) {
+	for _, k := range keys {
+		t.Setenv(k, "")
+		require.NoError(t, os.Unsetenv(k))
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SECRET", goodSecret)
+	c, err := Load(nil)
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0:5050", c.GRPCListenAddress())
+	assert.Equal(t, 6, c.ShortCodeLength)
+	assert.Equal(t, 256, c.MaxQueueSize)
+	assert.Equal(t, 100, c.HistorySize)
+	assert.Equal(t, time.Hour, c.RoomTokenDuration)
+	assert.Equal(t, "./data", c.DataDir)
+	assert.Equal(t, "********", c.Masked().Secret)
+	assert.Equal(t, goodSecret, c.Secret, "Masked does not modify the original")
+}
+
+func TestInvalidNamesKey(t *testing.T) {
+	cases := []struct {
+		name, key, value string
+	}{
+		{"missing secret", "SECRET", ""},
+		{"short secret", "SECRET", "short"},
+		{"short previous", "SECRET_PREVIOUS", "short"},
+		{"port not a number", "GRPC_SERVER_PORT", "abc"},
+		{"port out of range", "GRPC_SERVER_PORT", "70000"},
+		{"queue zero", "MAX_MESSAGE_QUEUE_SIZE", "0"},
+		{"bad duration", "ROOM_TOKEN_DURATION", "soon"},
+		{"negative ttl", "ROOM_IDLE_TTL", "-1h"},
+		{"history zero", "HISTORY_SIZE", "0"},
+		{"code length", "SHORT_CODE_LENGTH", "2"},
+		{"log level", "LOG_LEVEL", "loud"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv("SECRET", goodSecret)
+			if tc.value == "" {
+				require.NoError(t, os.Unsetenv(tc.key))
+			} else {
+				t.Setenv(tc.key, tc.value)
+			}
+			_, err := Load(nil)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.key)
+			assert.NotContains(t, err.Error(), goodSecret)
+		})
+	}
+}
+
+func TestConfigFileRealEnvWins(t *testing.T) {
+	clearEnv(t)
+	file := filepath.Join(t.TempDir(), ".env")
+	require.NoError(t, os.WriteFile(file, []byte("SECRET="+goodSecret+"\nHISTORY_SIZE=7\nGRPC_SERVER_PORT=6000\n"), 0o600))
+	t.Setenv("GRPC_SERVER_PORT", "7000")
+	c, err := Load([]string{"--config", file})
+	require.NoError(t, err)
+	assert.Equal(t, 7, c.HistorySize, "from the file")
+	assert.Equal(t, 7000, c.GRPCPort, "real env wins")
+	for _, k := range []string{"SECRET", "HISTORY_SIZE"} {
+		require.NoError(t, os.Unsetenv(k)) // godotenv set them outside t.Setenv
+	}
+
+	_, err = Load([]string{"--config", filepath.Join(t.TempDir(), "missing.env")})
+	require.Error(t, err)
+	assert.True(t, strings.Contains(err.Error(), "--config"))
+}

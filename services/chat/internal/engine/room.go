@@ -1,0 +1,184 @@
+package engine
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"sync"
+
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+)
+
+// room is one room's live state.
+type room struct {
+	meta rooms.Room // immutable after creation
+
+	mu        sync.Mutex
+	seq       uint64       // sequence of the latest message, 0 if none
+	history   []wire.Event // ring: message seq s lives at (s-1) % len, allocated on first message
+	subs      map[*rooms.Subscription]rooms.Member
+	online    map[string]*presence // by user ID
+	deleted   bool
+	idleSince time.Time // when the last stream closed, or creation/load
+}
+
+type presence struct {
+	name    string
+	streams uint32
+}
+
+func newRoom(meta rooms.Room, now time.Time) *room {
+	return &room{
+		meta:      meta,
+		subs:      make(map[*rooms.Subscription]rooms.Member),
+		online:    make(map[string]*presence),
+		idleSince: now,
+	}
+}
+
+// Subscribe opens a stream for member. Replay snapshot, presence and
+// registration happen under the room lock, so the stream sees every message
+// after its starting point exactly once.
+func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, resume *rooms.Resume) (*rooms.Subscription, error) {
+	r, err := m.lookup(code)
+	if err != nil {
+		return nil, err
+	}
+	now := m.cfg.Now()
+	joined, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, member.Name, now)
+	if err != nil {
+		return nil, err
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deleted {
+		return nil, rooms.ErrNotFound
+	}
+	recovery, backlog := rooms.RecoveryNotRequested, []wire.Event(nil)
+	if resume != nil {
+		recovery = rooms.RecoveryFailed
+		if resume.Epoch == m.epoch && resume.After <= r.seq && resume.After+1 >= r.oldestLocked() {
+			recovery = rooms.RecoveryComplete
+			backlog = r.sinceLocked(resume.After)
+		}
+	}
+	p, ok := r.online[member.ID]
+	if !ok {
+		p = &presence{name: member.Name}
+		r.online[member.ID] = p
+		// Only other users' streams hear of the arrival: the new stream's
+		// Opened already lists its own user.
+		for s := range r.subs {
+			s.Push(joined)
+		}
+	}
+	p.streams++
+	opened := rooms.Opened{
+		Code: r.meta.Code, Name: r.meta.Name, Epoch: m.epoch,
+		Head: r.seq, Recovery: recovery, Users: r.usersLocked(),
+	}
+	var sub *rooms.Subscription
+	sub = rooms.NewSubscription(opened, backlog, m.cfg.QueueSize, func() { m.unsubscribe(r, sub, member) })
+	r.subs[sub] = member
+	return sub, nil
+}
+
+func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Member) {
+	now := m.cfg.Now()
+	left, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, member.Name, now)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.subs[sub]; !ok {
+		return
+	}
+	delete(r.subs, sub)
+	if len(r.subs) == 0 {
+		r.idleSince = now
+	}
+	p := r.online[member.ID]
+	if p == nil {
+		return
+	}
+	if p.streams--; p.streams > 0 {
+		return
+	}
+	delete(r.online, member.ID)
+	if err != nil {
+		return // unreachable in practice: a Presence always encodes
+	}
+	for s := range r.subs {
+		s.Push(left)
+	}
+}
+
+// Publish appends a message to the room and fans it out to every stream,
+// the sender's included, and returns its sequence.
+func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, clientID, body string) (uint64, error) {
+	r, err := m.lookup(code)
+	if err != nil {
+		return 0, err
+	}
+	now := m.cfg.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deleted {
+		return 0, rooms.ErrNotFound
+	}
+	// Encoding under the lock keeps sequence order equal to delivery order;
+	// it is one marshal per message for the whole room, not per member.
+	ev, err := wire.Message(r.seq+1, m.epoch, now, sender.Name, body, clientID)
+	if err != nil {
+		return 0, err
+	}
+	r.seq++
+	if r.history == nil {
+		r.history = make([]wire.Event, m.cfg.HistorySize)
+	}
+	r.history[(r.seq-1)%uint64(len(r.history))] = ev
+	for s := range r.subs {
+		s.Push(ev)
+	}
+	return r.seq, nil
+}
+
+// oldestLocked is the sequence of the oldest message held, or seq+1 if none.
+func (r *room) oldestLocked() uint64 {
+	if r.history == nil || r.seq < uint64(len(r.history)) {
+		return 1
+	}
+	return r.seq - uint64(len(r.history)) + 1
+}
+
+func (r *room) sinceLocked(after uint64) []wire.Event {
+	if after >= r.seq {
+		return nil
+	}
+	out := make([]wire.Event, 0, r.seq-after)
+	for s := after + 1; s <= r.seq; s++ {
+		out = append(out, r.history[(s-1)%uint64(len(r.history))])
+	}
+	return out
+}
+
+func (r *room) usersLocked() []rooms.User {
+	us := make([]rooms.User, 0, len(r.online))
+	for _, p := range r.online {
+		us = append(us, rooms.User{Name: p.name, Streams: p.streams})
+	}
+	sort.Slice(us, func(i, j int) bool { return us[i].Name < us[j].Name })
+	return us
+}
+
+// close marks the room deleted and ends every stream with last then err.
+func (r *room) close(last wire.Event, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deleted = true
+	for s := range r.subs {
+		s.End(last, err)
+	}
+}

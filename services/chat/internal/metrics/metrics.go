@@ -1,0 +1,78 @@
+// Package metrics holds the chat service's Prometheus collectors on a
+// registry of its own, so that tests and several servers in one process
+// never collide on a global registry.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the service's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// OpenStreams is the number of open Chat streams.
+	OpenStreams prometheus.Gauge
+	// MessagesIn counts messages accepted from clients.
+	MessagesIn prometheus.Counter
+	// MessagesOut counts events written to streams.
+	MessagesOut prometheus.Counter
+	// SlowConsumers counts streams ended for falling behind.
+	SlowConsumers prometheus.Counter
+	// FanoutSeconds is the time to sequence a message and enqueue it for
+	// every stream of its room.
+	FanoutSeconds prometheus.Histogram
+}
+
+// New registers the collectors; rooms reports the current number of rooms.
+func New(rooms func() int) *Metrics {
+	m := &Metrics{
+		Registry:      prometheus.NewRegistry(),
+		OpenStreams:   prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "chat", Name: "open_streams", Help: "Open Chat streams."}),
+		MessagesIn:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "messages_in_total", Help: "Messages accepted from clients."}),
+		MessagesOut:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "events_out_total", Help: "Events written to streams."}),
+		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "slow_consumer_disconnects_total", Help: "Streams ended for falling behind."}),
+		FanoutSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "chat", Name: "fanout_seconds", Help: "Time to sequence a message and enqueue it for every stream of its room.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}),
+	}
+	m.Registry.MustRegister(m.OpenStreams, m.MessagesIn, m.MessagesOut, m.SlowConsumers, m.FanoutSeconds,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "chat", Name: "rooms", Help: "Rooms in the registry."},
+			func() float64 { return float64(rooms()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Serve serves /metrics on lis until ctx ends. The caller owns the
+// goroutine running it; it returns after the HTTP server has shut down.
+func (m *Metrics) Serve(ctx context.Context, lis net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	// Owner: Serve. Exit: srv.Serve returns once Shutdown below runs.
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}

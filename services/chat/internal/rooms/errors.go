@@ -1,0 +1,50 @@
+package rooms
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors of the chat domain. The transport maps each to one status
+// code in a single table.
+var (
+	// ErrNotFound means no room has the given short code.
+	ErrNotFound = errors.New("room not found")
+	// ErrNotOwner means someone other than the owner tried to delete a room.
+	ErrNotOwner = errors.New("only the room's owner may delete it")
+	// ErrWrongRoom means a room token was presented for another room.
+	ErrWrongRoom = errors.New("room token is for another room")
+	// ErrWrongPassword means the room password did not match.
+	ErrWrongPassword = errors.New("wrong room password")
+	// ErrSlowConsumer means a stream fell further behind than its queue allows.
+	ErrSlowConsumer = errors.New("stream fell too far behind; resume from the last sequence received")
+	// ErrDeleted means the room was deleted while the stream was open.
+	ErrDeleted = errors.New("room deleted")
+	// ErrShuttingDown means the service is stopping; clients should reconnect.
+	ErrShuttingDown = errors.New("service shutting down; reconnect and resume")
+	// ErrExists means a short code is already taken. Engines retry on it.
+	ErrExists = errors.New("short code taken")
+)
+
+// InvalidError reports a bad input field.
+type InvalidError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
+
+// Invalid returns an *InvalidError for field.
+func Invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ThrottledError means too many wrong passwords; retry after RetryAfter.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many wrong room passwords; retry in %s", e.RetryAfter.Round(time.Second))
+}

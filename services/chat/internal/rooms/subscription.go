@@ -1,0 +1,136 @@
+package rooms
+
+import (
+	"sync"
+
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+)
+
+// Subscription is one stream's bounded queue of encoded events.
+//
+// Engines fill it with Push, which never blocks: it appends under the
+// queue's own small mutex and signals Ready without waiting. When the queue
+// would exceed its bound the subscription ends with ErrSlowConsumer instead,
+// so one stalled client never delays a broadcast. The stream's handler waits
+// on Ready and takes everything pending with Drain.
+type Subscription struct {
+	// Opened describes the room when the subscription started.
+	Opened Opened
+
+	ready   chan struct{} // 1-buffered: a pending wake-up, never a backlog
+	onClose func()
+	once    sync.Once
+
+	mu    sync.Mutex
+	queue []wire.Event
+	limit int
+	err   error // why the subscription ended; nil while live
+}
+
+// NewSubscription returns a subscription holding backlog (typically a
+// replay), which does not count against the bound of size further events.
+// onClose is called once by Close so the engine can drop the subscriber.
+func NewSubscription(opened Opened, backlog []wire.Event, size int, onClose func()) *Subscription {
+	s := &Subscription{
+		Opened:  opened,
+		ready:   make(chan struct{}, 1),
+		onClose: onClose,
+		queue:   append(make([]wire.Event, 0, len(backlog)+min(size, 16)), backlog...),
+		limit:   len(backlog) + size,
+	}
+	if len(backlog) > 0 {
+		s.signal()
+	}
+	return s
+}
+
+// Push enqueues ev. It reports false if the subscription has ended, now or
+// earlier; a full queue ends it with ErrSlowConsumer.
+func (s *Subscription) Push(ev wire.Event) bool {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.queue) >= s.limit {
+		s.err = ErrSlowConsumer
+		s.mu.Unlock()
+		s.signal()
+		return false
+	}
+	s.queue = append(s.queue, ev)
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+// End enqueues last (if it has bytes) regardless of the bound and ends the
+// subscription with err once the queue is drained. Later calls do nothing.
+func (s *Subscription) End(last wire.Event, err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		if last.Len() > 0 {
+			s.queue = append(s.queue, last)
+		}
+		s.err = err
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Ready is signalled when events are pending or the subscription has ended.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Drain moves up to maxEvents pending events, or as many as fit in
+// maxBytes (at least one), to dst and returns it. err is set once the
+// subscription has ended: ErrSlowConsumer at once, dropping what is still
+// queued (the client resumes from history), other reasons only after the
+// queue is empty, so that e.g. RoomDeleted is delivered first.
+func (s *Subscription) Drain(dst []wire.Event, maxEvents, maxBytes int) ([]wire.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == ErrSlowConsumer {
+		s.queue = nil
+		return dst, s.err
+	}
+	n, size := 0, 0
+	for n < len(s.queue) && n < maxEvents {
+		l := s.queue[n].Len()
+		if n > 0 && size+l > maxBytes {
+			break
+		}
+		size += l
+		n++
+	}
+	dst = append(dst, s.queue[:n]...)
+	// Shift rather than reslice so the backing array is reused and does not
+	// grow without bound on a long-lived stream.
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
+	if rest > 0 {
+		s.signal()
+		return dst, nil
+	}
+	if len(s.queue) == 0 && cap(s.queue) > 64 {
+		s.queue = nil // release a burst's memory once idle
+	}
+	return dst, s.err
+}
+
+// Close detaches the subscription from its room. It is safe to call more
+// than once and from any goroutine.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		if s.onClose != nil {
+			s.onClose()
+		}
+	})
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default: // a wake-up is already pending; the reader will see everything
+	}
+}

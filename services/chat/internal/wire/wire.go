@@ -1,0 +1,109 @@
+// Package wire encodes chat events once and sends them pre-encoded.
+//
+// ChatResponse is nothing but `repeated Event events = 1`, so the protobuf
+// encoding of a frame is the concatenation of its encoded events fields
+// (tag 0x0a, varint length, marshalled Event). An Event is therefore encoded
+// once per room when it happens, and a frame for any member of the room is a
+// list of those shared, immutable byte slices. Codec passes such frames to
+// the transport without copying or re-marshalling them.
+package wire
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+)
+
+// eventsField is the field number of ChatResponse.events.
+const eventsField protowire.Number = 1
+
+// Event is one encoded ChatResponse.events field. Its bytes are shared by
+// every stream that receives it and must never be modified.
+type Event struct {
+	// Seq is the message sequence, or 0 for events that are not messages.
+	Seq uint64
+	// buf holds the encoded field. It is stored as a mem.Buffer interface
+	// value once, so that building a frame does not allocate per event.
+	buf mem.Buffer
+}
+
+// Len is the encoded size in bytes.
+func (e Event) Len() int {
+	if e.buf == nil {
+		return 0
+	}
+	return e.buf.Len()
+}
+
+// Bytes returns the encoded field. Callers must not modify it.
+func (e Event) Bytes() []byte {
+	if e.buf == nil {
+		return nil
+	}
+	return e.buf.ReadOnlyData()
+}
+
+// Encode marshals ev as one ChatResponse.events field.
+func Encode(ev *chatv1.Event, seq uint64) (Event, error) {
+	size := proto.Size(ev)
+	b := make([]byte, 0, 1+protowire.SizeVarint(uint64(size))+size)
+	b = protowire.AppendTag(b, eventsField, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	b, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, ev)
+	if err != nil {
+		return Event{}, fmt.Errorf("wire: encode event: %w", err)
+	}
+	return Event{Seq: seq, buf: mem.SliceBuffer(b)}, nil
+}
+
+// Message builds and encodes a chat message event.
+func Message(seq uint64, epoch string, at time.Time, sender, body, clientID string) (Event, error) {
+	return Encode(&chatv1.Event{Kind: &chatv1.Event_Message{Message: &chatv1.Message{
+		Sequence:        seq,
+		Epoch:           epoch,
+		SentAt:          timestamppb.New(at),
+		Sender:          sender,
+		Body:            body,
+		ClientMessageId: clientID,
+	}}}, seq)
+}
+
+// Presence builds and encodes a presence event.
+func Presence(kind chatv1.PresenceKind, user string, at time.Time) (Event, error) {
+	return Encode(&chatv1.Event{Kind: &chatv1.Event_Presence{Presence: &chatv1.Presence{
+		Kind:     kind,
+		UserName: user,
+		At:       timestamppb.New(at),
+	}}}, 0)
+}
+
+// RoomDeleted builds and encodes the last event of a deleted room's streams.
+func RoomDeleted(at time.Time) (Event, error) {
+	return Encode(&chatv1.Event{Kind: &chatv1.Event_RoomDeleted{RoomDeleted: &chatv1.RoomDeleted{
+		At: timestamppb.New(at),
+	}}}, 0)
+}
+
+// Frame is a pre-encoded ChatResponse: send it with grpc.ServerStream.SendMsg
+// on a server that uses Codec.
+type Frame struct {
+	events mem.BufferSlice
+}
+
+// NewFrame makes a frame of events, which it does not copy.
+func NewFrame(events []Event) *Frame {
+	f := &Frame{events: make(mem.BufferSlice, 0, len(events))}
+	for _, e := range events {
+		f.events = append(f.events, e.buf)
+	}
+	return f
+}
+
+// Len is the frame's encoded size.
+func (f *Frame) Len() int { return f.events.Len() }

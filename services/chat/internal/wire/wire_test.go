@@ -1,0 +1,75 @@
+package wire
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+)
+
+// A frame of pre-encoded events must decode as the ChatResponse a per-member
+// proto.Marshal would have produced, in the same order.
+func TestFrameDecodesAsChatResponse(t *testing.T) {
+	at := time.Unix(1700000000, 5).UTC()
+	m1, err := Message(1, "ep", at, "ann", "hello", "c1")
+	require.NoError(t, err)
+	p, err := Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, "bob", at)
+	require.NoError(t, err)
+	m2, err := Message(2, "ep", at, "bob", "héllo", "")
+	require.NoError(t, err)
+
+	out, err := NewCodec().Marshal(NewFrame([]Event{m1, p, m2}))
+	require.NoError(t, err)
+	var got chatv1.ChatResponse
+	require.NoError(t, proto.Unmarshal(out.Materialize(), &got))
+
+	require.Len(t, got.Events, 3)
+	assert.Equal(t, uint64(1), got.Events[0].GetMessage().GetSequence())
+	assert.Equal(t, "hello", got.Events[0].GetMessage().GetBody())
+	assert.Equal(t, "bob", got.Events[1].GetPresence().GetUserName())
+	assert.Equal(t, "héllo", got.Events[2].GetMessage().GetBody())
+	assert.Equal(t, uint64(2), m2.Seq)
+	assert.Zero(t, p.Seq)
+}
+
+// Other messages go through the proto codec unchanged.
+func TestCodecDelegates(t *testing.T) {
+	c := NewCodec()
+	out, err := c.Marshal(&chatv1.CreateChatRoomRequest{Name: "x"})
+	require.NoError(t, err)
+	var req chatv1.CreateChatRoomRequest
+	require.NoError(t, c.Unmarshal(out, &req))
+	assert.Equal(t, "x", req.Name)
+	assert.Equal(t, "proto", c.Name())
+}
+
+// Invalid UTF-8 reaches the handler (which rejects it as InvalidArgument)
+// instead of failing in the codec, which gRPC would report as Internal.
+func TestUnmarshalKeepsInvalidUTF8(t *testing.T) {
+	// Hand-encode ChatRequest{send: {client_message_id: "id", body: "a\xffb"}}.
+	var send []byte
+	send = protowire.AppendTag(send, 1, protowire.BytesType)
+	send = protowire.AppendString(send, "id")
+	send = protowire.AppendTag(send, 2, protowire.BytesType)
+	send = protowire.AppendString(send, "a\xffb")
+	var req []byte
+	req = protowire.AppendTag(req, 2, protowire.BytesType)
+	req = protowire.AppendBytes(req, send)
+
+	var strict chatv1.ChatRequest
+	require.Error(t, proto.Unmarshal(req, &strict), "precondition: proto rejects it")
+
+	var got chatv1.ChatRequest
+	require.NoError(t, NewCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(req)}, &got))
+	assert.Equal(t, "a\xffb", got.GetSend().GetBody())
+	assert.Equal(t, "id", got.GetSend().GetClientMessageId())
+
+	// Truncated input is still an error.
+	assert.Error(t, NewCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(req[:len(req)-2])}, &got))
+}
