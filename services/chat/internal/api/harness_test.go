@@ -242,3 +242,5 @@ func (s *stream) end() codes.Code {
 		}
 	}
 }
+
+func statusCode(err error) codes.Code { return status.Code(err) }

@@ -72,4 +72,3 @@ func toStatus(err error) (st *status.Status, internal bool) {
 	}
 	return status.New(codes.Internal, "internal error"), true
 }
-

@@ -192,7 +192,9 @@ func (m *Memory) Persist() error {
 		snap = append(snap, r.meta)
 	}
 	m.mu.Unlock()
-	sort.Slice(snap, func(i, j int) bool { return snap[i].CreatedAt.Before(snap[j].CreatedAt) || snap[i].CreatedAt.Equal(snap[j].CreatedAt) && snap[i].Code < snap[j].Code })
+	sort.Slice(snap, func(i, j int) bool {
+		return snap[i].CreatedAt.Before(snap[j].CreatedAt) || snap[i].CreatedAt.Equal(snap[j].CreatedAt) && snap[i].Code < snap[j].Code
+	})
 	return m.store.Save(snap)
 }
 
