@@ -168,3 +168,11 @@ func httptestRequest(body string) (*http.Request, *httptest.ResponseRecorder) {
 	req.Header.Set("Content-Type", "application/json")
 	return req, httptest.NewRecorder()
 }
+
+// with returns a copy of e that reports to t, for fuzz targets, which
+// must not use the *testing.F they were created with.
+func (e *env) with(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}

@@ -1,0 +1,164 @@
+package password_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
+)
+
+var cheap = password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+func newHasher(t testing.TB, p password.Params, opts ...password.Option) *password.Hasher {
+	t.Helper()
+	h, err := password.New(p, opts...)
+	require.NoError(t, err)
+	return h
+}
+
+func TestHashIsPHCAndVerifies(t *testing.T) {
+	h := newHasher(t, cheap)
+	enc, err := h.Hash(t.Context(), "correct horse")
+	require.NoError(t, err)
+	assert.Regexp(t, `^\$argon2id\$v=19\$m=64,t=1,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`, enc)
+
+	again, err := h.Hash(t.Context(), "correct horse")
+	require.NoError(t, err)
+	assert.NotEqual(t, enc, again, "fresh salt every time")
+
+	ok, stale, err := h.Verify(t.Context(), "correct horse", enc)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.False(t, stale)
+
+	ok, stale, err = h.Verify(t.Context(), "correct horsE", enc)
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.False(t, stale, "only a matching password is reported stale")
+}
+
+func TestDefaultsMeetOWASP(t *testing.T) {
+	p := password.DefaultParams
+	assert.GreaterOrEqual(t, p.MemoryKiB, uint32(19*1024))
+	assert.GreaterOrEqual(t, p.Time, uint32(2))
+	assert.GreaterOrEqual(t, p.Threads, uint8(1))
+}
+
+func TestStaleWhenParametersRaised(t *testing.T) {
+	enc, err := newHasher(t, cheap).Hash(t.Context(), "pw")
+	require.NoError(t, err)
+	tests := []struct {
+		name  string
+		p     password.Params
+		stale bool
+	}{
+		{"same", cheap, false},
+		{"more memory", password.Params{MemoryKiB: 128, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, true},
+		{"more time", password.Params{MemoryKiB: 64, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}, true},
+		{"longer key", password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 64}, true},
+		{"less memory", password.Params{MemoryKiB: 32, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, false},
+		{"other threads only", password.Params{MemoryKiB: 64, Time: 1, Threads: 2, SaltLen: 16, KeyLen: 32}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, stale, err := newHasher(t, tt.p).Verify(t.Context(), "pw", enc)
+			require.NoError(t, err)
+			assert.True(t, ok, "old hashes keep verifying with their own parameters")
+			assert.Equal(t, tt.stale, stale)
+		})
+	}
+}
+
+func TestVerifyRejectsMalformed(t *testing.T) {
+	h := newHasher(t, cheap)
+	good, err := h.Hash(t.Context(), "pw")
+	require.NoError(t, err)
+	parts := strings.Split(good, "$")
+	for name, enc := range map[string]string{
+		"empty":          "",
+		"bcrypt":         "$2a$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+		"argon2i":        strings.Replace(good, "argon2id", "argon2i", 1),
+		"old version":    strings.Replace(good, "v=19", "v=16", 1),
+		"bad params":     strings.Replace(good, parts[3], "m=x,t=1,p=1", 1),
+		"zero time":      strings.Replace(good, parts[3], "m=64,t=0,p=1", 1),
+		"huge memory":    strings.Replace(good, parts[3], "m=99999999,t=1,p=1", 1),
+		"bad salt":       strings.Replace(good, parts[4], "!!!", 1),
+		"missing hash":   strings.Join(parts[:5], "$"),
+		"extra segments": good + "$x",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := h.Verify(t.Context(), "pw", enc)
+			assert.ErrorIs(t, err, password.ErrMalformedHash)
+		})
+	}
+}
+
+func TestNewRejectsBadParams(t *testing.T) {
+	for _, p := range []password.Params{
+		{MemoryKiB: 64, Time: 0, Threads: 1, SaltLen: 16, KeyLen: 32},
+		{MemoryKiB: 64, Time: 1, Threads: 0, SaltLen: 16, KeyLen: 32},
+		{MemoryKiB: 4, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
+		{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 4, KeyLen: 32},
+		{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 8},
+	} {
+		_, err := password.New(p)
+		assert.Error(t, err, "%+v", p)
+	}
+}
+
+func TestGivesUpWhenContextEnds(t *testing.T) {
+	h := newHasher(t, cheap)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := h.Hash(ctx, "pw")
+	assert.ErrorIs(t, err, password.ErrBusy)
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// TestConcurrencyIsBounded checks that no more hashes run at once than
+// configured, however many callers there are.
+func TestConcurrencyIsBounded(t *testing.T) {
+	var running, peak atomic.Int32
+	slow := password.Params{MemoryKiB: 4096, Time: 3, Threads: 1, SaltLen: 16, KeyLen: 32}
+	h := newHasher(t, slow, password.WithConcurrency(2), password.WithObserver(func(string, time.Duration) {
+		// Called inside the slot, right after argon2 returns.
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		running.Add(-1)
+	}))
+	done := make(chan error, 8)
+	for range 8 {
+		go func() { // ends after one hash
+			_, err := h.Hash(context.Background(), "pw")
+			done <- err
+		}()
+	}
+	for range 8 {
+		require.NoError(t, <-done)
+	}
+	assert.LessOrEqual(t, peak.Load(), int32(2))
+	assert.Positive(t, peak.Load())
+}
+
+func BenchmarkHash(b *testing.B) {
+	h := newHasher(b, password.DefaultParams)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Hash(ctx, "correct horse battery staple"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
