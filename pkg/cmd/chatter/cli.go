@@ -1,0 +1,389 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/grpcchatter/grpcchatter/pkg/client"
+	"golang.org/x/term"
+)
+
+// Exit codes, documented in the package comment.
+const (
+	exitOK       = 0
+	exitRuntime  = 1
+	exitUsage    = 2
+	exitAuth     = 3
+	exitNotFound = 4
+	exitTaken    = 5
+)
+
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+type lookupEnv func(string) (string, bool)
+
+// usageError is a mistake in how chatter was called.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `usage: chatter [command] [flags] [args]
+
+commands:
+  register            create the account (CHATTER_USER, CHATTER_PASSWORD)
+  login               log in and print a user token for CHATTER_TOKEN
+  create-room NAME    create a room (CHATTER_ROOM_PASSWORD) and print its code
+  join CODE           send stdin's lines to the room, print its messages
+  users CODE          list the users online in a room
+  delete-room CODE    delete a room you own
+  tui                 the full-screen client (the default on a terminal)
+
+flags (every command):
+  --auth-url URL      auth service (CHATTER_AUTH_URL, default http://127.0.0.1:8080)
+  --chat-addr ADDR    chat service (CHATTER_CHAT_ADDR, default 127.0.0.1:5050)
+  --user NAME         user name (CHATTER_USER)
+join flags:
+  --json              print one JSON object per event
+  --wait DURATION     at end of input, how long to wait for the echo of what was sent (default 10s)
+
+passwords come from CHATTER_PASSWORD and CHATTER_ROOM_PASSWORD, or a prompt on a terminal.
+exit codes: 0 ok, 1 runtime error, 2 usage, 3 authentication, 4 room not found, 5 name taken.
+`
+
+// run is chatter without the process around it, for tests.
+func run(ctx context.Context, args []string, io stdio, env lookupEnv) int {
+	cmd := "tui"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	} else if len(args) == 0 && !isTerminal(io.in) {
+		fmt.Fprint(io.err, usage)
+		return exitUsage
+	}
+	if cmd == "help" {
+		fmt.Fprint(io.out, usage)
+		return exitOK
+	}
+	a := &app{io: io, env: env}
+	err := a.dispatch(ctx, cmd, args)
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintln(io.err, "chatter:", describe(err))
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, client.ErrUnauthenticated), errors.Is(err, client.ErrPermissionDenied),
+		errors.Is(err, client.ErrRateLimited), errors.Is(err, client.ErrNotLoggedIn):
+		return exitAuth
+	case errors.Is(err, client.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, client.ErrAlreadyTaken):
+		return exitTaken
+	}
+	return exitRuntime
+}
+
+// describe says what went wrong in words a user can act on.
+func describe(err error) string {
+	switch {
+	case errors.Is(err, client.ErrRoomDeleted):
+		return "the room was deleted by its owner"
+	case errors.Is(err, client.ErrUnavailable):
+		return err.Error() + " (is the service running? check --auth-url and --chat-addr)"
+	case errors.Is(err, client.ErrRateLimited):
+		return err.Error() + "; wait and try again"
+	}
+	return err.Error()
+}
+
+type app struct {
+	io  stdio
+	env lookupEnv
+
+	authURL, chatAddr, user string
+	json                    bool
+	wait                    time.Duration
+}
+
+func (a *app) getenv(key, def string) string {
+	if v, ok := a.env(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func (a *app) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("chatter "+name, flag.ContinueOnError)
+	fs.SetOutput(a.io.err)
+	fs.Usage = func() { fmt.Fprint(a.io.err, usage) }
+	fs.StringVar(&a.authURL, "auth-url", a.getenv("CHATTER_AUTH_URL", client.DefaultAuthURL), "auth service URL")
+	fs.StringVar(&a.chatAddr, "chat-addr", a.getenv("CHATTER_CHAT_ADDR", client.DefaultChatAddress), "chat service address")
+	fs.StringVar(&a.user, "user", a.getenv("CHATTER_USER", ""), "user name")
+	return fs
+}
+
+// parse parses flags (which may follow the arguments) and checks that
+// exactly want arguments remain.
+func (a *app) parse(fs *flag.FlagSet, args []string, want int, names string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+	if len(rest) != want {
+		if want == 0 {
+			return nil, usageError{fmt.Sprintf("%s takes no arguments", fs.Name())}
+		}
+		return nil, usageError{fmt.Sprintf("usage: %s [flags] %s", fs.Name(), names)}
+	}
+	return rest, nil
+}
+
+func (a *app) dispatch(ctx context.Context, cmd string, args []string) error {
+	fs := a.flags(cmd)
+	switch cmd {
+	case "register":
+		if _, err := a.parse(fs, args, 0, ""); err != nil {
+			return err
+		}
+		return a.register(ctx)
+	case "login":
+		if _, err := a.parse(fs, args, 0, ""); err != nil {
+			return err
+		}
+		return a.login(ctx)
+	case "create-room":
+		rest, err := a.parse(fs, args, 1, "NAME")
+		if err != nil {
+			return err
+		}
+		return a.createRoom(ctx, rest[0])
+	case "delete-room":
+		rest, err := a.parse(fs, args, 1, "CODE")
+		if err != nil {
+			return err
+		}
+		return a.deleteRoom(ctx, rest[0])
+	case "users":
+		fs.BoolVar(&a.json, "json", false, "print JSON")
+		rest, err := a.parse(fs, args, 1, "CODE")
+		if err != nil {
+			return err
+		}
+		return a.users(ctx, rest[0])
+	case "join":
+		fs.BoolVar(&a.json, "json", false, "print one JSON object per event")
+		fs.DurationVar(&a.wait, "wait", 10*time.Second, "how long to wait for the echo of sent lines at end of input")
+		rest, err := a.parse(fs, args, 1, "CODE")
+		if err != nil {
+			return err
+		}
+		return a.join(ctx, rest[0])
+	case "tui":
+		if _, err := a.parse(fs, args, 0, ""); err != nil {
+			return err
+		}
+		if !isTerminal(a.io.in) {
+			return usageError{"the full-screen client needs a terminal; see `chatter help` for the subcommands"}
+		}
+		return a.tui(ctx)
+	}
+	return usageError{fmt.Sprintf("unknown command %q; see `chatter help`", cmd)}
+}
+
+func (a *app) newClient() (*client.Client, error) {
+	return client.New(client.WithAuthURL(a.authURL), client.WithChatAddress(a.chatAddr))
+}
+
+func (a *app) requireUser() error {
+	if a.user == "" {
+		return usageError{"no user name: set --user or CHATTER_USER"}
+	}
+	return nil
+}
+
+// secret reads a password from the environment or, on a terminal, a prompt
+// without echo.
+func (a *app) secret(envKey, prompt string) (string, error) {
+	if v, ok := a.env(envKey); ok && v != "" {
+		return v, nil
+	}
+	f, ok := a.io.in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", usageError{fmt.Sprintf("no password: set %s (passwords are never taken as flags)", envKey)}
+	}
+	fmt.Fprint(a.io.err, prompt)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.io.err)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	if len(b) == 0 {
+		return "", usageError{"empty password"}
+	}
+	return string(b), nil
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (a *app) register(ctx context.Context) error {
+	if err := a.requireUser(); err != nil {
+		return err
+	}
+	pw, err := a.secret("CHATTER_PASSWORD", "new password for "+a.user+": ")
+	if err != nil {
+		return err
+	}
+	c, err := a.newClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	acct, err := c.CreateAccount(ctx, a.user, pw)
+	if err != nil {
+		return fmt.Errorf("register %q: %w", a.user, err)
+	}
+	fmt.Fprintf(a.io.out, "registered %s\n", acct.UserName)
+	return nil
+}
+
+// loggedIn returns a client logged in with CHATTER_TOKEN, or with the user
+// name and password.
+func (a *app) loggedIn(ctx context.Context) (*client.Client, error) {
+	c, err := a.newClient()
+	if err != nil {
+		return nil, err
+	}
+	if tok, ok := a.env("CHATTER_TOKEN"); ok && tok != "" {
+		if _, err := c.UseToken(tok); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("CHATTER_TOKEN: %w", err)
+		}
+		return c, nil
+	}
+	if err := a.requireUser(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	pw, err := a.secret("CHATTER_PASSWORD", "password for "+a.user+": ")
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, err := c.LogIn(ctx, a.user, pw); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("log in as %q: %w", a.user, err)
+	}
+	return c, nil
+}
+
+func (a *app) login(ctx context.Context) error {
+	if err := a.requireUser(); err != nil {
+		return err
+	}
+	pw, err := a.secret("CHATTER_PASSWORD", "password for "+a.user+": ")
+	if err != nil {
+		return err
+	}
+	c, err := a.newClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	creds, err := c.LogIn(ctx, a.user, pw)
+	if err != nil {
+		return fmt.Errorf("log in as %q: %w", a.user, err)
+	}
+	fmt.Fprintln(a.io.out, creds.Token)
+	fmt.Fprintf(a.io.err, "logged in as %s until %s\n", creds.UserName, creds.ExpiresAt.Local().Format(time.DateTime))
+	return nil
+}
+
+func (a *app) createRoom(ctx context.Context, name string) error {
+	c, err := a.loggedIn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pw, err := a.secret("CHATTER_ROOM_PASSWORD", "password for room "+name+": ")
+	if err != nil {
+		return err
+	}
+	code, err := c.CreateChatRoom(ctx, name, pw)
+	if err != nil {
+		return fmt.Errorf("create room %q: %w", name, err)
+	}
+	fmt.Fprintln(a.io.out, code)
+	return nil
+}
+
+func (a *app) deleteRoom(ctx context.Context, code string) error {
+	c, err := a.loggedIn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.DeleteChatRoom(ctx, code); err != nil {
+		return fmt.Errorf("delete room %s: %w", code, err)
+	}
+	fmt.Fprintf(a.io.err, "deleted room %s\n", code)
+	return nil
+}
+
+func (a *app) users(ctx context.Context, code string) error {
+	c, err := a.loggedIn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pw, err := a.secret("CHATTER_ROOM_PASSWORD", "password for room "+code+": ")
+	if err != nil {
+		return err
+	}
+	users, err := c.PeekChatRoomUsers(ctx, code, pw)
+	if err != nil {
+		return fmt.Errorf("list users of room %s: %w", code, err)
+	}
+	w := bufio.NewWriter(a.io.out)
+	enc := json.NewEncoder(w)
+	for _, u := range users {
+		if a.json {
+			_ = enc.Encode(map[string]any{"user_name": u.Name, "streams": u.Streams})
+		} else {
+			fmt.Fprintln(w, u.Name)
+		}
+	}
+	return w.Flush()
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grpcchatter/grpcchatter/pkg/client"
+	"github.com/stretchr/testify/assert"
+)
+
+func env(kv ...string) lookupEnv {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  lookupEnv
+		code int
+		msg  string
+	}{
+		{"no args off a terminal", nil, env(), exitUsage, "usage"},
+		{"help", []string{"help"}, env(), exitOK, ""},
+		{"unknown command", []string{"nope"}, env(), exitUsage, `unknown command "nope"`},
+		{"join without code", []string{"join"}, env(), exitUsage, "CODE"},
+		{"bad flag", []string{"login", "--bogus"}, env(), exitUsage, "bogus"},
+		{"no user", []string{"login"}, env("CHATTER_PASSWORD", "x"), exitUsage, "CHATTER_USER"},
+		{"no password off a terminal", []string{"login", "--user", "a"}, env(), exitUsage, "CHATTER_PASSWORD"},
+		{"service down", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_AUTH_URL", "http://127.0.0.1:1"), exitRuntime, "is the service running"},
+		{"bad token", []string{"create-room", "r"}, env("CHATTER_TOKEN", "garbage"), exitAuth, "CHATTER_TOKEN"},
+		{"tui off a terminal", []string{"tui"}, env(), exitUsage, "terminal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			code := run(ctx, tt.args, stdio{in: strings.NewReader(""), out: &out, err: &errb}, tt.env)
+			assert.Equal(t, tt.code, code, errb.String())
+			assert.Contains(t, out.String()+errb.String(), tt.msg)
+		})
+	}
+}
+
+func TestExitCodeMapping(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{&client.Error{Kind: client.ErrUnauthenticated}, exitAuth},
+		{&client.Error{Kind: client.ErrPermissionDenied}, exitAuth},
+		{&client.Error{Kind: client.ErrRateLimited}, exitAuth},
+		{&client.Error{Kind: client.ErrNotFound}, exitNotFound},
+		{fmt.Errorf("session ended: %w", &client.Error{Kind: client.ErrRoomDeleted}), exitNotFound},
+		{&client.Error{Kind: client.ErrAlreadyTaken}, exitTaken},
+		{usageError{"x"}, exitUsage},
+		{errors.New("boom"), exitRuntime},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			assert.Equal(t, tt.want, exitCode(tt.err))
+		})
+	}
+}
+
+func TestPrinter(t *testing.T) {
+	var out, errb bytes.Buffer
+	p := printer{out: &out, err: &errb}
+	p.event(&client.Message{Sender: "alice", Body: "hi"})
+	p.event(&client.Presence{Kind: client.Left, User: "bob"})
+	assert.Equal(t, "alice: hi\n", out.String())
+	assert.Equal(t, "* bob left\n", errb.String())
+
+	out.Reset()
+	p.json = true
+	p.event(&client.Message{Sequence: 3, Sender: "alice", Body: "hi"})
+	p.event(&client.Gap{Epoch: "e2"})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	assert.Len(t, lines, 2)
+	assert.Contains(t, lines[0], `"type":"message"`)
+	assert.Contains(t, lines[0], `"sequence":3`)
+	assert.Contains(t, lines[1], `"type":"gap"`)
+}
+
+func TestEchoes(t *testing.T) {
+	e := newEchoes()
+	e.sent("a")
+	e.echoed("b") // echo overtook Send's return
+	e.sent("b")
+	assert.Equal(t, 1, e.outstanding())
+	e.echoed("a")
+	assert.Equal(t, 0, e.outstanding())
+}
