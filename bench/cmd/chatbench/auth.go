@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/grpcchatter/grpcchatter/bench/internal/authload"
+	"github.com/grpcchatter/grpcchatter/bench/internal/proc"
+	"github.com/grpcchatter/grpcchatter/bench/internal/report"
+)
+
+// loginPool is how many accounts the login measurement cycles through.
+const loginPool = 64
+
+func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
+	params := authload.Params{MemoryKiB: b.cfg.Argon2Memory, Time: b.cfg.Argon2Time, Threads: 1}
+	port, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := b.dataDir("auth")
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p, err := proc.Start(ctx, "auth", b.authBin, []string{
+		"SECRET=" + b.secret,
+		"REST_SERVER_ADDRESS=127.0.0.1",
+		"REST_SERVER_PORT=" + strconv.Itoa(port),
+		"DATA_DIR=" + dir,
+		"LOG_LEVEL=warn",
+		"ARGON2_MEMORY_KIB=" + strconv.Itoa(int(params.MemoryKiB)),
+		"ARGON2_TIME=" + strconv.Itoa(int(params.Time)),
+		"ARGON2_THREADS=1",
+		"REQUEST_TIMEOUT=2m",
+		// Failed logins are part of the measurement, not an attack.
+		"LOGIN_MAX_FAILURES=1000",
+		"LOGIN_MAX_ADDRESS_FAILURES=100000",
+	}, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Stop()
+	c := authload.NewClient("http://" + addr)
+	defer c.Close()
+
+	a := &report.Auth{Params: params, Cores: runtime.NumCPU()}
+	b.logf("auth: timing one argon2id hash (m=%d KiB, t=%d, p=1) in this process", params.MemoryKiB, params.Time)
+	hash := authload.HashTime(params, 9)
+	a.HashMs = float64(hash) / float64(time.Millisecond)
+	a.CeilingPerSec = float64(a.Cores) / hash.Seconds()
+	b.logf("  %.1f ms per hash: ceiling %.1f hashes/s on %d cores", a.HashMs, a.CeilingPerSec, a.Cores)
+
+	run := strconv.FormatInt(time.Now().UnixNano()%1e6, 36)
+	for _, conc := range b.cfg.AuthConc {
+		prefix := fmt.Sprintf("r%s-%d-", run, conc)
+		st := c.Run(ctx, "register", "/register", conc, b.cfg.AuthDuration,
+			func(i int64) string { return prefix + strconv.FormatInt(i, 36) }, authload.Password, http.StatusOK)
+		st.OfCeiling = st.PerSec / a.CeilingPerSec
+		a.Register = append(a.Register, st)
+		b.logf("  register ×%d: %.1f/s (%.0f%% of ceiling), p50 %.0f ms, errors %d %s", conc, st.PerSec, 100*st.OfCeiling, st.P50Ms, st.Errors, st.FirstError)
+	}
+
+	pool := make([]string, loginPool)
+	setup := c.Run(ctx, "register", "/register", loginPool/2, 0, func(i int64) string {
+		if i < loginPool {
+			pool[i] = fmt.Sprintf("l%s-%d", run, i)
+			return pool[i]
+		}
+		return fmt.Sprintf("lx%s-%d", run, i)
+	}, authload.Password, http.StatusOK)
+	if setup.Errors > 0 {
+		return nil, fmt.Errorf("auth: registering the login accounts: %s\n%s", setup.FirstError, p.Log())
+	}
+	for _, conc := range b.cfg.AuthConc {
+		st := c.Run(ctx, "login", "/login", conc, b.cfg.AuthDuration,
+			func(i int64) string { return pool[i%loginPool] }, authload.Password, http.StatusOK)
+		st.OfCeiling = st.PerSec / a.CeilingPerSec
+		a.Login = append(a.Login, st)
+		b.logf("  login ×%d: %.1f/s (%.0f%% of ceiling), p50 %.0f ms, errors %d %s", conc, st.PerSec, 100*st.OfCeiling, st.P50Ms, st.Errors, st.FirstError)
+	}
+
+	const n = 31
+	unknown, err := c.Median(ctx, "/login", n, func(i int) string { return fmt.Sprintf("nobody%s-%d", run, i) }, authload.Password)
+	if err != nil {
+		return nil, err
+	}
+	wrong, err := c.Median(ctx, "/login", n, func(i int) string { return pool[i%loginPool] }, "wrong-password-1")
+	if err != nil {
+		return nil, err
+	}
+	a.UnknownUserMs = float64(unknown) / float64(time.Millisecond)
+	a.WrongPasswordMs = float64(wrong) / float64(time.Millisecond)
+	if a.WrongPasswordMs > 0 {
+		a.UnknownVsWrong = a.UnknownUserMs / a.WrongPasswordMs
+	}
+	b.logf("  login median: unknown user %.1f ms, wrong password %.1f ms", a.UnknownUserMs, a.WrongPasswordMs)
+	if a.VerifyUserNs, a.VerifyRoomNs, err = authload.VerifyNsPerOp(b.secret); err != nil {
+		return nil, err
+	}
+	b.logf("  token verification: user %.0f ns/op, room %.0f ns/op", a.VerifyUserNs, a.VerifyRoomNs)
+	if p.Exited() {
+		return nil, fmt.Errorf("auth exited during the run\n%s", p.Log())
+	}
+	return a, nil
+}

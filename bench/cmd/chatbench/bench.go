@@ -1,0 +1,408 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpcchatter/grpcchatter/bench/internal/chatload"
+	"github.com/grpcchatter/grpcchatter/bench/internal/proc"
+	"github.com/grpcchatter/grpcchatter/bench/internal/report"
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+)
+
+// bench holds what the phases of a run share: the built binaries, the
+// secret the services are started with, and a scratch directory.
+type bench struct {
+	cfg     config
+	log     io.Writer
+	root    string
+	tmp     string
+	secret  string
+	signer  *token.Signer
+	chatBin string
+	authBin string
+	baseBin string
+	started int
+}
+
+func newBench(ctx context.Context, cfg config, log io.Writer) (*bench, error) {
+	root := cfg.Root
+	if root == "" {
+		var err error
+		if root, err = proc.FindRoot("."); err != nil {
+			return nil, err
+		}
+	}
+	tmp, err := os.MkdirTemp("", "chatbench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{cfg: cfg, log: log, root: root, tmp: tmp}
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	b.secret = hex.EncodeToString(raw)
+	if b.signer, err = token.NewSigner(b.secret, ""); err != nil {
+		b.close()
+		return nil, err
+	}
+	b.logf("building the services and the baseline into %s", tmp)
+	bins, err := proc.Build(ctx, root, filepath.Join(tmp, "bin"),
+		"./services/chat/cmd/chat", "./services/auth/cmd/auth", "./bench/cmd/baseline")
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	b.chatBin, b.authBin, b.baseBin = bins[0], bins[1], bins[2]
+	return b, nil
+}
+
+func (b *bench) close() { _ = os.RemoveAll(b.tmp) }
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// service is a started chat or baseline process and its target.
+type service struct {
+	p          *proc.Process
+	target     chatload.Target
+	metricsURL string
+}
+
+func (b *bench) dataDir(name string) (string, error) {
+	b.started++
+	dir := filepath.Join(b.tmp, fmt.Sprintf("%s-%d", name, b.started))
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+func (b *bench) startChat(ctx context.Context) (*service, error) {
+	port, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	mport, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := b.dataDir("chat")
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	env := []string{
+		"SECRET=" + b.secret,
+		"GRPC_SERVER_ADDRESS=127.0.0.1",
+		"GRPC_SERVER_PORT=" + strconv.Itoa(port),
+		"DATA_DIR=" + dir,
+		"METRICS_ADDRESS=127.0.0.1:" + strconv.Itoa(mport),
+		// Warnings only: the engine is measured, not the request log.
+		"LOG_LEVEL=warn",
+	}
+	if b.cfg.QueueSize > 0 {
+		env = append(env, "MAX_MESSAGE_QUEUE_SIZE="+strconv.Itoa(b.cfg.QueueSize))
+	}
+	p, err := proc.Start(ctx, "chat", b.chatBin, env, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &service{p: p, metricsURL: "http://127.0.0.1:" + strconv.Itoa(mport), target: chatload.Target{
+		Name: "chat", Addr: addr, Signer: b.signer, MintRoomTokens: true, CPU: p.CPU,
+	}}, nil
+}
+
+func (b *bench) startBaseline(ctx context.Context) (*service, error) {
+	port, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p, err := proc.Start(ctx, "baseline", b.baseBin, []string{"GRPC_SERVER_ADDRESS=127.0.0.1", "GRPC_SERVER_PORT=" + strconv.Itoa(port)}, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &service{p: p, target: chatload.Target{
+		Name: "baseline", Addr: addr, Signer: b.signer, MintRoomTokens: true, CPU: p.CPU,
+	}}, nil
+}
+
+func (b *bench) fanoutConfig(size int, mode chatload.Mode, rate float64) chatload.FanoutConfig {
+	return chatload.FanoutConfig{
+		Rooms:          max(1, b.cfg.Streams/size),
+		Members:        size,
+		Mode:           mode,
+		Duration:       b.cfg.Duration,
+		Window:         b.cfg.Window,
+		Rate:           rate,
+		BodyBytes:      b.cfg.BodyBytes,
+		StreamsPerConn: b.cfg.StreamsPerConn,
+	}
+}
+
+// fanout runs one fan-out and checks that its process survived it.
+func (b *bench) fanout(ctx context.Context, s *service, fc chatload.FanoutConfig) (*chatload.FanoutResult, error) {
+	label := fmt.Sprintf("%s %s: %d rooms × %d members", s.target.Name, fc.Mode, fc.Rooms, fc.Members)
+	if fc.Stalled {
+		label += " + 1 stalled"
+	}
+	b.logf("fan-out %s", label)
+	res, err := chatload.Fanout(ctx, s.target, fc)
+	if err != nil {
+		return nil, fmt.Errorf("fan-out %s: %w\n%s", label, err, s.p.Log())
+	}
+	if s.p.Exited() {
+		return nil, fmt.Errorf("%s exited during fan-out %s\n%s", s.target.Name, label, s.p.Log())
+	}
+	b.logf("  %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, lost %d, slow-consumer drops %d, errors %d %s",
+		res.DeliveriesPerSec, res.Latency.P50, res.Latency.P99, res.Lost, res.SlowConsumerDisconnects, res.StreamErrors, res.FirstError)
+	return &res, nil
+}
+
+// warmUp sends for a second so the first measured run does not pay for
+// the process's first allocations and goroutine stacks.
+func (b *bench) warmUp(ctx context.Context, s *service) error {
+	fc := b.fanoutConfig(10, chatload.Burst, 0)
+	fc.Rooms, fc.Duration = max(1, min(10, b.cfg.Streams/10)), time.Second
+	_, err := chatload.Fanout(ctx, s.target, fc)
+	return err
+}
+
+// runAll runs every phase and returns the filled report.
+func (b *bench) runAll(ctx context.Context) (*report.Report, error) {
+	rep := &report.Report{Machine: machine(), Command: b.cfg.Command, Started: time.Now().UTC()}
+	rep.Settings = report.Settings{
+		Streams: b.cfg.Streams, DurationS: b.cfg.Duration.Seconds(), Window: b.cfg.Window,
+		BodyBytes: b.cfg.BodyBytes, StreamsPerConn: b.cfg.StreamsPerConn, QueueSize: "service default",
+	}
+	if b.cfg.QueueSize > 0 {
+		rep.Settings.QueueSize = strconv.Itoa(b.cfg.QueueSize)
+	}
+
+	chatBurst, chatPaced, err := b.chatFanout(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	var baseBurst map[int]*chatload.FanoutResult
+	var basePaced *chatload.FanoutResult
+	if !b.cfg.Skip["baseline"] {
+		if baseBurst, basePaced, err = b.baselineFanout(ctx, rep.Settings.PacedRate); err != nil {
+			return nil, err
+		}
+	}
+	for _, size := range b.cfg.Sizes {
+		rep.Burst = append(rep.Burst, report.NewPair(size, chatBurst[size], baseBurst[size]))
+	}
+	if chatPaced != nil {
+		p := report.NewPair(pacedSize(b.cfg.Sizes), chatPaced, basePaced)
+		rep.Paced = &p
+	}
+	if rep.Stalled != nil && chatPaced != nil && chatPaced.Latency.P99 > 0 {
+		rep.StalledP99Ratio = rep.Stalled.Latency.P99 / chatPaced.Latency.P99
+	}
+	rep.Growth = growth(b.cfg.Sizes, chatBurst, rep.Machine.Cores)
+
+	if !b.cfg.Skip["idle"] {
+		if rep.Idle, err = b.idle(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if !b.cfg.Skip["auth"] {
+		if rep.Auth, err = b.auth(ctx); err != nil {
+			return nil, err
+		}
+	}
+	rep.Targets = targets(rep)
+	rep.Notes = notes(b.cfg)
+	rep.Seconds = time.Since(rep.Started).Seconds()
+	return rep, nil
+}
+
+// pacedSize is the room size of the paced and stalled runs: 100 when
+// measured, else the middle size.
+func pacedSize(sizes []int) int {
+	for _, s := range sizes {
+		if s == 100 {
+			return 100
+		}
+	}
+	return sizes[len(sizes)/2]
+}
+
+func (b *bench) chatFanout(ctx context.Context, rep *report.Report) (map[int]*chatload.FanoutResult, *chatload.FanoutResult, error) {
+	chat, err := b.startChat(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer chat.p.Stop()
+	if err := b.warmUp(ctx, chat); err != nil {
+		return nil, nil, fmt.Errorf("warm-up: %w\n%s", err, chat.p.Log())
+	}
+	burst := map[int]*chatload.FanoutResult{}
+	for _, size := range b.cfg.Sizes {
+		if burst[size], err = b.fanout(ctx, chat, b.fanoutConfig(size, chatload.Burst, 0)); err != nil {
+			return nil, nil, err
+		}
+	}
+	ps := pacedSize(b.cfg.Sizes)
+	rate := b.cfg.PacedFraction * burst[ps].MessagesPerSec
+	if rate <= 0 {
+		return burst, nil, nil
+	}
+	rep.Settings.PacedRate = rate
+	paced, err := b.fanout(ctx, chat, b.fanoutConfig(ps, chatload.Paced, rate))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !b.cfg.Skip["stalled"] {
+		fc := b.fanoutConfig(ps, chatload.Paced, rate)
+		fc.Stalled = true
+		if rep.Stalled, err = b.fanout(ctx, chat, fc); err != nil {
+			return nil, nil, err
+		}
+	}
+	if b.cfg.ProfileSeconds > 0 {
+		prof, err := b.profile(ctx, chat, ps)
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.Profiles = append(rep.Profiles, prof...)
+	}
+	return burst, paced, nil
+}
+
+func (b *bench) baselineFanout(ctx context.Context, rate float64) (map[int]*chatload.FanoutResult, *chatload.FanoutResult, error) {
+	base, err := b.startBaseline(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer base.p.Stop()
+	if err := b.warmUp(ctx, base); err != nil {
+		return nil, nil, fmt.Errorf("baseline warm-up: %w\n%s", err, base.p.Log())
+	}
+	burst := map[int]*chatload.FanoutResult{}
+	for _, size := range b.cfg.Sizes {
+		if burst[size], err = b.fanout(ctx, base, b.fanoutConfig(size, chatload.Burst, 0)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if rate <= 0 {
+		return burst, nil, nil
+	}
+	paced, err := b.fanout(ctx, base, b.fanoutConfig(pacedSize(b.cfg.Sizes), chatload.Paced, rate))
+	return burst, paced, err
+}
+
+// profile repeats the burst run at size while taking CPU profiles: of the
+// chat process through /debug/pprof when it serves one on its metrics
+// address, and always of the generator itself.
+func (b *bench) profile(ctx context.Context, chat *service, size int) ([]report.Profile, error) {
+	fc := b.fanoutConfig(size, chatload.Burst, 0)
+	fc.Duration = time.Duration(b.cfg.ProfileSeconds) * time.Second
+	genPath := filepath.Join(b.tmp, "generator.pprof")
+	f, err := os.Create(genPath)
+	if err != nil {
+		return nil, err
+	}
+	serverPath := filepath.Join(b.tmp, "chat.pprof")
+	serverErr := make(chan error, 1)
+	// Owned by profile; ends when the profile has been fetched (the
+	// service stops it after the requested seconds).
+	go func() {
+		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", chat.metricsURL, b.cfg.ProfileSeconds)
+		serverErr <- proc.Fetch(ctx, url, serverPath)
+	}()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	_, ferr := b.fanout(ctx, chat, fc)
+	pprof.StopCPUProfile()
+	f.Close()
+	sErr := <-serverErr
+	if ferr != nil {
+		return nil, ferr
+	}
+	var out []report.Profile
+	if sErr == nil {
+		top, err := proc.TopFunctions(ctx, b.chatBin, serverPath, 20)
+		if err == nil {
+			out = append(out, report.Profile{Name: fmt.Sprintf("chat service, burst fan-out at size %d", size), Source: "/debug/pprof/profile on METRICS_ADDRESS", Top: top})
+		}
+	} else {
+		out = append(out, report.Profile{Name: "chat service", Source: "not available: " + firstLine(sErr.Error())})
+	}
+	top, err := proc.TopFunctions(ctx, "", genPath, 20)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, report.Profile{Name: fmt.Sprintf("generator (client side), burst fan-out at size %d on the chat service", size), Source: "runtime/pprof in chatbench", Top: top})
+	return out, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func (b *bench) idle(ctx context.Context) (*chatload.IdleResult, error) {
+	chat, err := b.startChat(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer chat.p.Stop()
+	b.logf("idle: %d streams, one connection each, rooms of %d", b.cfg.IdleStreams, b.cfg.IdleRoomSize)
+	res, err := chatload.Idle(ctx, chat.target, chatload.IdleConfig{
+		Streams: b.cfg.IdleStreams, RoomSize: b.cfg.IdleRoomSize, Parallel: b.cfg.IdleParallel,
+		Settle: 2 * time.Second,
+		Memory: func() (int64, float64, bool) {
+			rss, _ := chat.p.RSS()
+			heap, ok := proc.Metric(ctx, chat.metricsURL+"/metrics", "go_memstats_heap_inuse_bytes")
+			return rss, heap, ok
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("idle: %w\n%s", err, chat.p.Log())
+	}
+	b.logf("  opened %d (failed %d) in %.1f s; %.0f B RSS and %.0f B heap per stream %s",
+		res.Opened, res.Failed, res.ConnectSeconds, res.RSSPerStream, res.HeapPerStream, res.FirstError)
+	return &res, nil
+}
+
+// machine describes this computer.
+func machine() report.Machine {
+	m := report.Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.Atoi(f[1])
+				m.MemoryGiB = (kb + 512*1024) >> 20
+			}
+		}
+	}
+	return m
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every knob of a run. Defaults finish in a few minutes on a
+// 2-core machine; every size can be raised by flag.
+type config struct {
+	Root     string
+	OutDir   string // BENCHMARKS.md and img/ are written here
+	JSONPath string
+	Command  string // as the report prints it
+
+	Sizes          []int // members per room, one burst run each
+	Streams        int   // members per fan-out run, split into rooms of each size
+	Duration       time.Duration
+	Window         int
+	BodyBytes      int
+	StreamsPerConn int
+	PacedFraction  float64
+	QueueSize      int // MAX_MESSAGE_QUEUE_SIZE for the chat service; 0 keeps its default
+
+	IdleStreams  int
+	IdleRoomSize int
+	IdleParallel int
+
+	AuthDuration time.Duration
+	AuthConc     []int
+	Argon2Memory uint32
+	Argon2Time   uint32
+
+	ProfileSeconds int
+	Skip           map[string]bool // "auth", "idle", "stalled", "baseline"
+}
+
+func parseConfig(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c config
+	var sizes, conc, skip string
+	var mem, tim uint
+	fs.StringVar(&c.Root, "root", "", "repository root holding go.work (default: found from the working directory)")
+	fs.StringVar(&c.OutDir, "out", "docs", "directory for BENCHMARKS.md and img/*.png")
+	fs.StringVar(&c.JSONPath, "json", "bench/results/latest.json", "path of the JSON report")
+	fs.StringVar(&sizes, "sizes", "10,100,1000", "room sizes (members) of the burst fan-out runs")
+	fs.IntVar(&c.Streams, "streams", 1000, "members per fan-out run; rooms = streams ÷ size (at least 1)")
+	fs.DurationVar(&c.Duration, "duration", 5*time.Second, "sending time of each fan-out run")
+	fs.IntVar(&c.Window, "window", 32, "burst mode: in-flight messages per room (keep below the queue size)")
+	fs.IntVar(&c.BodyBytes, "body", 64, "message body bytes")
+	fs.IntVar(&c.StreamsPerConn, "streams-per-conn", 100, "member streams multiplexed on one client connection")
+	fs.Float64Var(&c.PacedFraction, "paced-fraction", 0.5, "paced runs send at this fraction of the chat service's burst rate at size 100")
+	fs.IntVar(&c.QueueSize, "queue", 0, "MAX_MESSAGE_QUEUE_SIZE for the chat service (0: its default)")
+	fs.IntVar(&c.IdleStreams, "idle", 10000, "idle Chat streams, one connection each")
+	fs.IntVar(&c.IdleRoomSize, "idle-room-size", 100, "members per room in the idle run")
+	fs.IntVar(&c.IdleParallel, "idle-parallel", 64, "connections set up at once in the idle run")
+	fs.DurationVar(&c.AuthDuration, "auth-duration", 4*time.Second, "time per auth measurement")
+	fs.StringVar(&conc, "auth-conc", "1,2,8,64", "auth concurrencies")
+	fs.UintVar(&mem, "argon2-memory", 19*1024, "ARGON2_MEMORY_KIB for the auth service and the ceiling")
+	fs.UintVar(&tim, "argon2-time", 2, "ARGON2_TIME for the auth service and the ceiling")
+	fs.IntVar(&c.ProfileSeconds, "profile", 5, "seconds of CPU profile taken during the size-100 burst (0: none)")
+	fs.StringVar(&skip, "skip", "", "comma-separated parts to skip: baseline, stalled, idle, auth")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var err error
+	if c.Sizes, err = ints(sizes); err != nil {
+		return c, fmt.Errorf("-sizes: %w", err)
+	}
+	if c.AuthConc, err = ints(conc); err != nil {
+		return c, fmt.Errorf("-auth-conc: %w", err)
+	}
+	c.Argon2Memory, c.Argon2Time = uint32(mem), uint32(tim)
+	c.Skip = map[string]bool{}
+	for _, s := range strings.Split(skip, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.Skip[s] = true
+		}
+	}
+	if c.Window < 1 || c.Streams < 1 || c.Duration <= 0 || c.IdleRoomSize < 1 {
+		return c, fmt.Errorf("-window, -streams, -duration and -idle-room-size must be positive")
+	}
+	c.Command = "go run ./bench/cmd/chatbench " + strings.Join(args, " ")
+	return c, nil
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

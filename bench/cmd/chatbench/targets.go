@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/grpcchatter/grpcchatter/bench/internal/chatload"
+	"github.com/grpcchatter/grpcchatter/bench/internal/report"
+)
+
+func growth(sizes []int, burst map[int]*chatload.FanoutResult, cores int) []report.Growth {
+	var out []report.Growth
+	for _, size := range sizes {
+		r := burst[size]
+		if r == nil {
+			continue
+		}
+		g := report.Growth{Size: size, DeliveriesPerSec: r.DeliveriesPerSec, ServerCPUSeconds: r.ServerCPUSeconds,
+			PerCPU: r.DeliveriesPerCPUSec, PerCore: r.DeliveriesPerSec / float64(cores)}
+		if len(out) > 0 && out[0].PerCPU > 0 {
+			g.Change = g.PerCPU/out[0].PerCPU - 1
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func status(ok bool) string {
+	if ok {
+		return report.Met
+	}
+	return report.NotMet
+}
+
+// targets states each goal of the issue and whether this run met it.
+func targets(r *report.Report) []report.Target {
+	var ts []report.Target
+	add := func(name, goal, measured, st string) {
+		ts = append(ts, report.Target{Name: name, Goal: goal, Measured: measured, Status: st})
+	}
+
+	var p100 *report.Pair
+	for i := range r.Burst {
+		if r.Burst[i].Size == 100 {
+			p100 = &r.Burst[i]
+		}
+	}
+	if p100 != nil && p100.Ratios != nil {
+		c := p100.Chat
+		add("Burst fan-out, 100 members", "≥ 2× the baseline's deliveries/s, 0 lost",
+			fmt.Sprintf("%.2f× (%.0f vs %.0f /s), %d lost, %d slow-consumer drops", p100.Ratios.Deliveries, c.DeliveriesPerSec, p100.Baseline.DeliveriesPerSec, c.Lost, c.SlowConsumerDisconnects),
+			status(p100.Ratios.Deliveries >= 2 && c.Lost == 0 && c.SlowConsumerDisconnects == 0))
+	} else {
+		add("Burst fan-out, 100 members", "≥ 2× the baseline's deliveries/s, 0 lost", "size 100 or baseline not run", report.NotMeasured)
+	}
+
+	if r.Paced != nil {
+		c := r.Paced.Chat
+		add("Paced fan-out at half the max, p99", "≤ 5 ms",
+			fmt.Sprintf("%.2f ms at %.0f msg/s (%.0f deliveries/s)", c.Latency.P99, c.Rate, c.DeliveriesPerSec), status(c.Latency.P99 <= 5 && c.Lost == 0))
+		add("Paced fan-out at half the max, p50", "≤ 1 ms",
+			fmt.Sprintf("%.2f ms", c.Latency.P50), status(c.Latency.P50 <= 1 && c.Lost == 0))
+	} else {
+		add("Paced fan-out at half the max", "p99 ≤ 5 ms, p50 ≤ 1 ms", "not run", report.NotMeasured)
+	}
+
+	if r.Idle != nil {
+		i := r.Idle
+		heap := "heap not exposed"
+		if i.HeapPerStream != 0 {
+			heap = fmt.Sprintf("%.1f KB Go heap", i.HeapPerStream/1000)
+		}
+		add(fmt.Sprintf("Idle streams (%d, one connection each)", i.Streams), "≤ 20 KB server memory per stream at 10,000",
+			fmt.Sprintf("%.1f KB RSS per stream (%s); %d of %d opened in %.1f s", i.RSSPerStream/1000, heap, i.Opened, i.Streams, i.ConnectSeconds),
+			status(i.Opened == i.Streams && i.RSSPerStream <= 20000))
+	} else {
+		add("Idle streams", "≤ 20 KB server memory per stream at 10,000", "not run", report.NotMeasured)
+	}
+
+	if r.Stalled != nil && r.StalledP99Ratio > 0 {
+		add("Stalled member", "others' p99 ≤ 1.5× the run without it",
+			fmt.Sprintf("%.2f× (%.2f ms vs %.2f ms), %d lost, stalled member ended with %s", r.StalledP99Ratio, r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.Stalled.Lost, orOpen(r.Stalled.StalledMemberEnd)),
+			status(r.StalledP99Ratio <= 1.5 && r.Stalled.Lost == 0))
+	} else {
+		add("Stalled member", "others' p99 ≤ 1.5× the run without it", "not run", report.NotMeasured)
+	}
+
+	if a := r.Auth; a != nil {
+		worst, seen := math.Inf(1), false
+		for _, s := range a.Login {
+			if s.Concurrency >= a.Cores {
+				worst, seen = math.Min(worst, s.OfCeiling), true
+			}
+		}
+		if seen {
+			add("Login throughput at concurrency ≥ cores", "≥ 90% of the hash-bound ceiling",
+				fmt.Sprintf("worst %.0f%% of %.1f/s", 100*worst, a.CeilingPerSec), status(worst >= 0.9))
+		}
+		add("Unknown user vs wrong password", "login times within 10%",
+			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", a.UnknownUserMs, a.WrongPasswordMs, a.UnknownVsWrong),
+			status(math.Abs(a.UnknownVsWrong-1) <= 0.10))
+	} else {
+		add("Auth", "login ≥ 90% of ceiling; unknown vs wrong within 10%", "not run", report.NotMeasured)
+	}
+
+	if len(r.Growth) >= 2 {
+		lo, hi := 0.0, 0.0
+		for _, g := range r.Growth[1:] {
+			lo, hi = math.Min(lo, g.Change), math.Max(hi, g.Change)
+		}
+		first, last := r.Growth[0], r.Growth[len(r.Growth)-1]
+		add(fmt.Sprintf("Growth, %d to %d members", first.Size, last.Size), "deliveries/s per core within ±25%",
+			fmt.Sprintf("%.0f → %.0f deliveries per CPU-second (%+.0f%% … %+.0f%%)", first.PerCPU, last.PerCPU, 100*lo, 100*hi),
+			status(lo >= -0.25 && hi <= 0.25))
+	}
+
+	var lost int64
+	drops := 0
+	runs := 0
+	for _, p := range r.Burst {
+		for _, f := range []*chatload.FanoutResult{p.Chat} {
+			if f != nil {
+				lost += f.Lost
+				drops += f.SlowConsumerDisconnects
+				runs++
+			}
+		}
+	}
+	if r.Paced != nil {
+		lost += r.Paced.Chat.Lost
+		drops += r.Paced.Chat.SlowConsumerDisconnects
+		runs++
+	}
+	add("No loss (chat service)", "0 messages lost in every fan-out run",
+		fmt.Sprintf("%d lost, %d slow-consumer drops in %d runs", lost, drops, runs), status(lost == 0 && drops == 0))
+	return ts
+}
+
+func orOpen(s string) string {
+	if s == "" {
+		return "nothing (still open)"
+	}
+	return s
+}
+
+// notes are the methodological choices the reader needs to weigh the
+// figures.
+func notes(c config) []string {
+	return []string{
+		"The generator runs on the same machine as the server it measures and competes with it for the cores: every delivery is also decoded by a client goroutine here.",
+		fmt.Sprintf("Members stream over shared client connections, %d streams per connection, as they would behind a gateway or on a client in many rooms; each idle stream has its own connection.", c.StreamsPerConn),
+		"In every room, member 0 also sends; every member, the sender included, receives each message, and a delivery is one member receiving one message.",
+		fmt.Sprintf("Burst mode keeps at most %d messages per room in flight (sent but not yet received by every member), below the service's per-member queue, so a correct service drops nobody.", c.Window),
+		"Latency runs from the send to the receipt, both read from this process's clock. In paced mode it runs from the scheduled send time, so a generator or server falling behind shows up as latency instead of being hidden (no coordinated omission).",
+		"Room tokens are minted with pkg/token and the SECRET given to the chat process instead of calling JoinChatRoom per member, whose argon2id check of the room password (and its join throttle) would dominate setting up thousands of members. Rooms are created through CreateChatRoom.",
+		"The chat service runs with LOG_LEVEL=warn. Deliveries per CPU-second use the chat process's utime+stime from /proc/<pid>/stat over the run.",
+		"The baseline (bench/internal/baseline) is a separate process built from the same proto: no auth, history or queues; each member's stream marshals and sends each message itself, under the room's mutex.",
+	}
+}

@@ -1,0 +1,503 @@
+package chatload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpcchatter/grpcchatter/bench/internal/proc"
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+)
+
+// Mode is how senders pace their messages.
+type Mode string
+
+// The two sending modes.
+const (
+	// Burst sends as fast as the room's window of in-flight messages
+	// allows: a message is in flight until every member has received it.
+	Burst Mode = "burst"
+	// Paced sends at a fixed total rate spread evenly over the rooms.
+	Paced Mode = "paced"
+)
+
+// FanoutConfig sizes one fan-out run.
+type FanoutConfig struct {
+	Rooms   int
+	Members int // per room, every one streaming; member 0 also sends
+	Mode    Mode
+	// Duration is how long senders send; delivery then drains.
+	Duration time.Duration
+	// Window bounds a room's in-flight messages in Burst mode. It must be
+	// below the service's per-member queue so that no member is dropped.
+	Window int
+	// Rate is the total messages per second over all rooms in Paced mode.
+	Rate float64
+	// BodyBytes is the message body size (at least 16).
+	BodyBytes int
+	// StreamsPerConn is how many member streams share one client
+	// connection, as they would behind a gateway or on a multi-room client.
+	StreamsPerConn int
+	// Stalled adds to room 0 one extra member, on its own connection, that
+	// opens its stream and then never reads.
+	Stalled bool
+	// DrainTimeout bounds the wait for the last deliveries.
+	DrainTimeout time.Duration
+}
+
+// FanoutResult is what one fan-out run measured.
+type FanoutResult struct {
+	Target  string  `json:"target"`
+	Mode    Mode    `json:"mode"`
+	Rooms   int     `json:"rooms"`
+	Members int     `json:"members"`
+	Conns   int     `json:"connections"`
+	Stalled bool    `json:"stalled_member"`
+	Rate    float64 `json:"target_rate_msgs_per_s,omitempty"`
+	Window  int     `json:"window,omitempty"`
+
+	Sent      int64 `json:"messages_sent"`
+	Delivered int64 `json:"deliveries"`
+	// Lost counts deliveries owed to members that stayed connected but
+	// never arrived. It must be 0.
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
+	// SlowConsumerDisconnects counts measured members ended with
+	// RESOURCE_EXHAUSTED; the stalled member is reported on its own.
+	SlowConsumerDisconnects int    `json:"slow_consumer_disconnects"`
+	StreamErrors            int    `json:"stream_errors"`
+	FirstError              string `json:"first_error,omitempty"`
+	WindowStalls            int    `json:"window_stalls"`
+	// StalledMemberEnd is the status code that ended the stalled member's
+	// stream ("" while it was still open at the end of the run).
+	StalledMemberEnd string `json:"stalled_member_end,omitempty"`
+
+	Seconds          float64 `json:"seconds"`
+	MessagesPerSec   float64 `json:"messages_per_s"`
+	DeliveriesPerSec float64 `json:"deliveries_per_s"`
+	// ServerCPUSeconds is the target process's CPU time during the run.
+	ServerCPUSeconds float64 `json:"server_cpu_s"`
+	// DeliveriesPerCPUSec is deliveries per second of server CPU time.
+	DeliveriesPerCPUSec float64 `json:"deliveries_per_server_cpu_s"`
+	// GeneratorCPUSeconds is this process's CPU time during the run.
+	GeneratorCPUSeconds float64 `json:"generator_cpu_s"`
+
+	Latency Latency `json:"latency"`
+}
+
+type roomState struct {
+	members int32
+	sent    atomic.Int64
+	// window holds one token per message that may be sent; pending[k%W]
+	// counts the members that have yet to receive message k.
+	window  chan struct{}
+	pending []atomic.Int32
+}
+
+// complete records one member's receipt of message k. Every member
+// receives a room's messages in order, so messages complete in order and
+// slot k%W is free again once its count reaches zero.
+func (r *roomState) complete(k int64) {
+	if r.window == nil {
+		return
+	}
+	if r.pending[k%int64(len(r.pending))].Add(-1) == 0 {
+		r.window <- struct{}{}
+	}
+}
+
+type receiver struct {
+	room   *roomState
+	shard  int
+	stream chatv1.ChatService_ChatClient
+	next   atomic.Int64 // next expected message number
+	got    atomic.Int64
+	lost   atomic.Int64
+	dups   atomic.Int64
+	last   atomic.Int64 // unix nanos of the latest delivery
+	ended  atomic.Bool
+	code   codes.Code
+	err    error
+}
+
+// Fanout runs one fan-out measurement against t.
+func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, error) {
+	if cfg.BodyBytes < 16 {
+		cfg.BodyBytes = 16
+	}
+	if cfg.StreamsPerConn < 1 {
+		cfg.StreamsPerConn = 100
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 15 * time.Second
+	}
+	total := cfg.Rooms * cfg.Members
+	nconns := (total + cfg.StreamsPerConn - 1) / cfg.StreamsPerConn
+	res := FanoutResult{Target: t.Name, Mode: cfg.Mode, Rooms: cfg.Rooms, Members: cfg.Members, Conns: nconns, Stalled: cfg.Stalled}
+	if cfg.Mode == Paced {
+		res.Rate = cfg.Rate
+	} else {
+		res.Window = cfg.Window
+	}
+
+	conns := make([]*grpc.ClientConn, nconns)
+	for i := range conns {
+		cc, err := dial(t.Addr)
+		if err != nil {
+			return res, err
+		}
+		defer cc.Close()
+		conns[i] = cc
+	}
+	rooms, err := setupRooms(ctx, t, conns[0], fmt.Sprintf("f%d", time.Now().UnixNano()%1e6), cfg.Rooms, cfg.Members)
+	if err != nil {
+		return res, err
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	states := make([]*roomState, len(rooms))
+	recvs := make([]*receiver, 0, total)
+	for i := range rooms {
+		s := &roomState{members: int32(cfg.Members)}
+		if cfg.Mode == Burst {
+			s.window = make(chan struct{}, cfg.Window)
+			s.pending = make([]atomic.Int32, cfg.Window)
+			for range cfg.Window {
+				s.window <- struct{}{}
+			}
+		}
+		states[i] = s
+		for range cfg.Members {
+			recvs = append(recvs, &receiver{room: s, shard: len(recvs)})
+		}
+	}
+	if err := openAll(runCtx, conns, rooms, recvs); err != nil {
+		return res, err
+	}
+
+	var stalled chatv1.ChatService_ChatClient
+	if cfg.Stalled {
+		// Its own connection with fixed 64 KiB windows: a stalled phone
+		// does not share a socket with healthy members, and a fixed window
+		// stops the transport from absorbing the backlog on its behalf.
+		cc, err := dial(t.Addr, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+		if err != nil {
+			return res, err
+		}
+		defer cc.Close()
+		name := "stalled"
+		tok, _, err := t.Signer.IssueRoom("id-"+name, name, rooms[0].code, time.Hour)
+		if !t.MintRoomTokens {
+			tok, err = joinToken(runCtx, t, cc, rooms[0].code, name)
+		}
+		if err != nil {
+			return res, err
+		}
+		if stalled, _, err = open(runCtx, cc, tok); err != nil {
+			return res, fmt.Errorf("open stalled member: %w", err)
+		}
+	}
+
+	rec := newRecorder()
+	var wg sync.WaitGroup
+	for _, r := range recvs {
+		wg.Add(1)
+		// Owned by Fanout; ends when its stream ends (runCtx is cancelled
+		// at the latest when Fanout returns).
+		go func() {
+			defer wg.Done()
+			r.loop(rec)
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	cpu0 := serverCPU(t)
+	gen0, _ := proc.CPU(os.Getpid())
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	var firstSendErr atomic.Value
+	var stalls atomic.Int64
+	var swg sync.WaitGroup
+	for i, s := range states {
+		sender := recvs[i*cfg.Members].stream
+		offset := time.Duration(0)
+		var interval time.Duration
+		if cfg.Mode == Paced {
+			interval = time.Duration(float64(time.Second) * float64(cfg.Rooms) / cfg.Rate)
+			offset = interval * time.Duration(i) / time.Duration(cfg.Rooms)
+		}
+		swg.Add(1)
+		// Owned by Fanout; ends at the deadline or on a send error.
+		go func() {
+			defer swg.Done()
+			err := s.sendLoop(runCtx, sender, cfg, start.Add(offset), interval, deadline)
+			if errors.Is(err, errWindowStall) {
+				stalls.Add(1)
+			} else if err != nil {
+				firstSendErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
+	swg.Wait()
+
+	// Drain: wait until every connected member has everything.
+	drainEnd := time.Now().Add(cfg.DrainTimeout)
+	for time.Now().Before(drainEnd) {
+		if drained(recvs) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cpu1 := serverCPU(t)
+	gen1, _ := proc.CPU(os.Getpid())
+	last := start
+	for _, r := range recvs {
+		if l := r.last.Load(); l > last.UnixNano() {
+			last = time.Unix(0, l)
+		}
+	}
+
+	if stalled != nil {
+		res.StalledMemberEnd = stalledEnd(stalled)
+	}
+	cancel()
+	wg.Wait()
+
+	for _, s := range states {
+		res.Sent += s.sent.Load()
+	}
+	for _, r := range recvs {
+		res.Delivered += r.got.Load()
+		res.Duplicates += r.dups.Load()
+		switch {
+		case r.code == codes.ResourceExhausted:
+			res.SlowConsumerDisconnects++
+		case r.err != nil:
+			res.StreamErrors++
+			if res.FirstError == "" {
+				res.FirstError = r.err.Error()
+			}
+		default:
+			res.Lost += r.lost.Load() + max(0, r.room.sent.Load()-r.next.Load())
+		}
+	}
+	if v := firstSendErr.Load(); v != nil && res.FirstError == "" {
+		res.FirstError = "send: " + v.(error).Error()
+	}
+	res.WindowStalls = int(stalls.Load())
+	res.Seconds = last.Sub(start).Seconds()
+	if res.Seconds > 0 {
+		res.MessagesPerSec = float64(res.Sent) / res.Seconds
+		res.DeliveriesPerSec = float64(res.Delivered) / res.Seconds
+	}
+	if cpu0 >= 0 && cpu1 >= 0 {
+		res.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
+		if res.ServerCPUSeconds > 0 {
+			res.DeliveriesPerCPUSec = float64(res.Delivered) / res.ServerCPUSeconds
+		}
+	}
+	res.GeneratorCPUSeconds = (gen1 - gen0).Seconds()
+	res.Latency = rec.summary()
+	return res, nil
+}
+
+func serverCPU(t Target) time.Duration {
+	if t.CPU == nil {
+		return -1
+	}
+	d, err := t.CPU()
+	if err != nil {
+		return -1
+	}
+	return d
+}
+
+func joinToken(ctx context.Context, t Target, cc *grpc.ClientConn, code, name string) (string, error) {
+	ut, _, err := t.Signer.IssueUser("id-"+name, name, time.Hour)
+	if err != nil {
+		return "", err
+	}
+	resp, err := chatv1.NewChatServiceClient(cc).JoinChatRoom(bearer(ctx, ut), &chatv1.JoinChatRoomRequest{ShortCode: code, Password: roomPassword})
+	if err != nil {
+		return "", err
+	}
+	return resp.GetToken(), nil
+}
+
+// openAll opens every member's stream, 32 at a time.
+func openAll(ctx context.Context, conns []*grpc.ClientConn, rooms []room, recvs []*receiver) error {
+	sem := make(chan struct{}, 32)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	i := 0
+	for _, rm := range rooms {
+		for _, m := range rm.members {
+			r, cc := recvs[i], conns[i%len(conns)]
+			i++
+			sem <- struct{}{}
+			wg.Add(1)
+			// Owned by openAll; ends when the stream is open or failed.
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				s, _, err := open(ctx, cc, m.token)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil && first == nil {
+					first = fmt.Errorf("open stream for %s: %w", m.user, err)
+				}
+				r.stream = s
+			}()
+		}
+	}
+	wg.Wait()
+	return first
+}
+
+func drained(recvs []*receiver) bool {
+	for _, r := range recvs {
+		if !r.ended.Load() && r.next.Load() < r.room.sent.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// stalledEnd reads what the stalled member's transport buffered, up to the
+// status that ended its stream, for at most a few seconds.
+func stalledEnd(s chatv1.ChatService_ChatClient) string {
+	done := make(chan error, 1)
+	// Owned by stalledEnd; ends when the stream ends, which the caller's
+	// cancellation guarantees.
+	go func() {
+		for {
+			if _, err := s.Recv(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		return status.Code(err).String()
+	case <-time.After(3 * time.Second):
+		return ""
+	}
+}
+
+var errWindowStall = errors.New("window stalled: in-flight messages not delivered within 10s")
+
+func (s *roomState) sendLoop(ctx context.Context, stream chatv1.ChatService_ChatClient, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time) error {
+	pad := make([]byte, cfg.BodyBytes-16)
+	for i := range pad {
+		pad[i] = 'x'
+	}
+	body := make([]byte, 0, cfg.BodyBytes)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for k := int64(0); ; k++ {
+		var stamp time.Time
+		if cfg.Mode == Paced {
+			// Latency counts from the scheduled time, so a late send
+			// (generator or server behind) is not hidden.
+			stamp = first.Add(time.Duration(k) * interval)
+			if stamp.After(deadline) {
+				return nil
+			}
+			if d := time.Until(stamp); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		} else {
+			if time.Now().After(deadline) {
+				return nil
+			}
+			timer.Reset(10 * time.Second)
+			select {
+			case <-s.window:
+			case <-timer.C:
+				return errWindowStall
+			case <-ctx.Done():
+				return nil
+			}
+			s.pending[k%int64(len(s.pending))].Store(s.members)
+			stamp = time.Now()
+		}
+		body = strconv.AppendInt(body[:0], stamp.UnixNano(), 16)
+		for len(body) < 16 {
+			body = append(body, ' ')
+		}
+		body = append(body, pad...)
+		err := stream.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{
+			ClientMessageId: strconv.FormatInt(k, 10),
+			Body:            string(body),
+		}}})
+		if err != nil {
+			return err
+		}
+		s.sent.Add(1)
+	}
+}
+
+func (r *receiver) loop(rec *recorder) {
+	defer r.ended.Store(true)
+	for {
+		resp, err := r.stream.Recv()
+		if err != nil {
+			if c := status.Code(err); c != codes.Canceled {
+				r.code, r.err = c, err
+			}
+			return
+		}
+		now := time.Now()
+		for _, ev := range resp.GetEvents() {
+			m := ev.GetMessage()
+			if m == nil {
+				continue
+			}
+			k, err := strconv.ParseInt(m.GetClientMessageId(), 10, 64)
+			if err != nil || len(m.GetBody()) < 16 {
+				continue
+			}
+			sent, err := strconv.ParseInt(trimSpace(m.GetBody()[:16]), 16, 64)
+			if err != nil {
+				continue
+			}
+			rec.record(r.shard, now.Sub(time.Unix(0, sent)))
+			next := r.next.Load()
+			switch {
+			case k < next:
+				r.dups.Add(1)
+				continue
+			case k > next:
+				r.lost.Add(k - next)
+			}
+			r.got.Add(1)
+			r.room.complete(k)
+			r.last.Store(now.UnixNano())
+			r.next.Store(k + 1)
+		}
+	}
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && s[len(s)-1] == ' ' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

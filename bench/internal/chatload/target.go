@@ -1,0 +1,175 @@
+// Package chatload drives a ChatService over loopback: fan-out rooms in
+// burst and paced mode, a stalled member, and many idle connections. It
+// speaks only the public proto, so the same code measures the chat
+// service and the baseline.
+package chatload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+)
+
+// Target is a ChatService endpoint.
+type Target struct {
+	// Name labels the target in the report ("chat", "baseline").
+	Name string
+	// Addr is host:port.
+	Addr string
+	// Signer mints user tokens. It must sign with the SECRET the target
+	// was started with; the baseline does not check tokens at all.
+	Signer *token.Signer
+	// MintRoomTokens skips JoinChatRoom and mints room tokens with Signer
+	// for the room's short code. Joining checks the room password, which
+	// may be a deliberate password hash per join; minting keeps the
+	// set-up of thousands of members out of the measurement.
+	MintRoomTokens bool
+	// CPU, when set, returns the target process's CPU time so far.
+	CPU func() (time.Duration, error)
+}
+
+const roomPassword = "bench-room-password"
+
+// member is one user with a room token.
+type member struct {
+	user  string
+	token string
+}
+
+// room is a created room and its members' tokens.
+type room struct {
+	code    string
+	members []member
+}
+
+func dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cc.Connect()
+	return cc, nil
+}
+
+func bearer(ctx context.Context, tok string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+}
+
+// setupRooms creates count rooms of size members each, with tokens for
+// every member. Users are named <prefix>r<room>m<member>.
+func setupRooms(ctx context.Context, t Target, cc *grpc.ClientConn, prefix string, count, size int) ([]room, error) {
+	client := chatv1.NewChatServiceClient(cc)
+	rooms := make([]room, count)
+	userToken := func(name string) (string, error) {
+		tok, _, err := t.Signer.IssueUser("id-"+name, name, 2*time.Hour)
+		return tok, err
+	}
+	jobs := make(chan [2]int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+		cancel()
+	}
+	for i := range rooms {
+		owner := fmt.Sprintf("%sr%dm0", prefix, i)
+		tok, err := userToken(owner)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.CreateChatRoom(bearer(ctx, tok), &chatv1.CreateChatRoomRequest{
+			Name: fmt.Sprintf("bench %s %d", prefix, i), Password: roomPassword,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create room: %w", err)
+		}
+		rooms[i] = room{code: resp.GetShortCode(), members: make([]member, size)}
+	}
+	// Workers owned by setupRooms; they end when jobs is closed.
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				r, m := j[0], j[1]
+				name := fmt.Sprintf("%sr%dm%d", prefix, r, m)
+				code := rooms[r].code
+				var tok string
+				var err error
+				if t.MintRoomTokens {
+					tok, _, err = t.Signer.IssueRoom("id-"+name, name, code, 2*time.Hour)
+				} else {
+					var ut string
+					if ut, err = userToken(name); err == nil {
+						var resp *chatv1.JoinChatRoomResponse
+						resp, err = client.JoinChatRoom(bearer(ctx, ut), &chatv1.JoinChatRoomRequest{ShortCode: code, Password: roomPassword})
+						tok = resp.GetToken()
+					}
+				}
+				if err != nil {
+					fail(fmt.Errorf("join room %s as %s: %w", code, name, err))
+					continue
+				}
+				rooms[r].members[m] = member{user: name, token: tok}
+			}
+		}()
+	}
+feed:
+	for r := range rooms {
+		for m := range size {
+			select {
+			case jobs <- [2]int{r, m}:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	return rooms, ctx.Err()
+}
+
+// open starts a Chat stream and waits for Opened.
+func open(ctx context.Context, cc *grpc.ClientConn, tok string) (chatv1.ChatService_ChatClient, *chatv1.Opened, error) {
+	stream, err := chatv1.NewChatServiceClient(cc).Chat(bearer(ctx, tok))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := stream.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}); err != nil {
+		return nil, nil, fmt.Errorf("send open: %w", err)
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, nil, fmt.Errorf("await opened: %w", err)
+		}
+		for _, ev := range resp.GetEvents() {
+			if o := ev.GetOpened(); o != nil {
+				return stream, o, nil
+			}
+		}
+		if len(resp.GetEvents()) > 0 {
+			return nil, nil, errors.New("first event was not Opened")
+		}
+	}
+}

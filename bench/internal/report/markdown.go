@@ -1,0 +1,162 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/grpcchatter/grpcchatter/bench/internal/authload"
+	"github.com/grpcchatter/grpcchatter/bench/internal/chatload"
+)
+
+// Markdown writes the report as docs/BENCHMARKS.md. Plots are linked from
+// imgDir, relative to the Markdown file.
+func (r *Report) Markdown(w io.Writer, imgDir string) error {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("# Benchmarks\n\n")
+	p("This file is written by the load generator (`bench/cmd/chatbench`); do not edit it by hand. ")
+	p("Run `make bench` to measure again; the raw figures of the run are in `bench/results/latest.json`.\n\n")
+
+	p("## Machine and command\n\n")
+	p("| | |\n|---|---|\n")
+	p("| CPU | %s |\n| Cores | %d |\n| Memory | %d GiB |\n| Go | %s (%s) |\n| Kernel | %s |\n", r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.GoVersion, r.Machine.OS, r.Machine.Kernel)
+	p("| Started | %s |\n| Run time | %.0f s |\n", r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds)
+	p("| Command | `%s` |\n\n", r.Command)
+	p("Fan-out settings: %d member streams per run (rooms = streams ÷ room size), %.0f s of sending per run, %d-byte bodies, ",
+		r.Settings.Streams, r.Settings.DurationS, r.Settings.BodyBytes)
+	p("burst window %d messages per room, %d streams per client connection, chat queue size: %s.\n\n",
+		r.Settings.Window, r.Settings.StreamsPerConn, r.Settings.QueueSize)
+
+	p("## Targets\n\n")
+	p("| Target | Goal | Measured | Status |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		st := t.Status
+		if st == NotMet {
+			st = "**NOT met**"
+		}
+		p("| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Measured, st)
+	}
+	p("\n")
+
+	p("## Fan-out\n\n")
+	p("Every member of every room streams; deliveries are messages × members. Latency is from send to receipt (milliseconds). ")
+	p("Ratios are chat ÷ baseline: above 1 is better for deliveries, below 1 is better for latency.\n\n")
+	p("| Server | Mode | Rooms × members | Messages/s | Deliveries/s | Deliveries per server CPU-s | p50 | p90 | p99 | p99.9 | max | Lost | Slow-consumer drops | Errors |\n")
+	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	row := func(f *chatload.FanoutResult) {
+		if f == nil {
+			return
+		}
+		mode := string(f.Mode)
+		if f.Mode == chatload.Paced {
+			mode = fmt.Sprintf("paced %.0f msg/s", f.Rate)
+		}
+		if f.Stalled {
+			mode += " + stalled member"
+		}
+		p("| %s | %s | %d × %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %d | %d |\n",
+			f.Target, mode, f.Rooms, f.Members, f.MessagesPerSec, f.DeliveriesPerSec, f.DeliveriesPerCPUSec,
+			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.P999, f.Latency.Max, f.Lost, f.SlowConsumerDisconnects, f.StreamErrors)
+	}
+	pairs := append([]Pair{}, r.Burst...)
+	if r.Paced != nil {
+		pairs = append(pairs, *r.Paced)
+	}
+	for _, pr := range pairs {
+		row(pr.Chat)
+		row(pr.Baseline)
+	}
+	row(r.Stalled)
+	p("\n")
+
+	p("### Ratios to the baseline\n\n")
+	p("| Mode | Members | Deliveries/s | Deliveries per CPU-s | p50 | p90 | p99 | p99.9 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, pr := range pairs {
+		if pr.Ratios == nil {
+			continue
+		}
+		x := pr.Ratios
+		p("| %s | %d | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× |\n", pr.Chat.Mode, pr.Size, x.Deliveries, x.PerCPU, x.P50, x.P90, x.P99, x.P999)
+	}
+	p("\n![Latency distribution](%s/latency.png)\n\n", imgDir)
+	p("![Throughput against room size](%s/throughput.png)\n\n", imgDir)
+	for _, pr := range pairs {
+		if c := pr.Chat; c != nil && c.FirstError != "" {
+			p("- chat %s, %d members: first error: `%s`\n", c.Mode, pr.Size, c.FirstError)
+		}
+		if c := pr.Baseline; c != nil && c.FirstError != "" {
+			p("- baseline %s, %d members: first error: `%s`\n", c.Mode, pr.Size, c.FirstError)
+		}
+	}
+
+	if r.Stalled != nil {
+		p("### Stalled member\n\n")
+		p("The paced run again, with one extra member in room 0 that opens its stream and never reads. ")
+		p("Others' p99: %.2f ms against %.2f ms without it (**%.2f×**); lost %d; the stalled stream ended with: %s.\n\n",
+			r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.StalledP99Ratio, r.Stalled.Lost, orOpen(r.Stalled.StalledMemberEnd))
+	}
+
+	if len(r.Growth) > 0 {
+		p("## Growth with room size\n\n")
+		p("| Members | Deliveries/s | Server CPU (s) | Deliveries per server CPU-s | Deliveries/s per core (wall) | Change per CPU-s vs smallest |\n|---:|---:|---:|---:|---:|---:|\n")
+		for _, g := range r.Growth {
+			p("| %d | %.0f | %.2f | %.0f | %.0f | %+.0f%% |\n", g.Size, g.DeliveriesPerSec, g.ServerCPUSeconds, g.PerCPU, g.PerCore, 100*g.Change)
+		}
+		p("\n")
+	}
+
+	if i := r.Idle; i != nil {
+		p("## Idle connections\n\n")
+		p("%d `Chat` streams, each on its own connection, in rooms of %d, on one chat process.\n\n", i.Streams, i.RoomSize)
+		p("| | |\n|---|---|\n")
+		p("| Opened / failed | %d / %d |\n| Time to connect all | %.1f s (%.0f streams/s) |\n", i.Opened, i.Failed, i.ConnectSeconds, float64(i.Opened)/max(i.ConnectSeconds, 1e-9))
+		p("| RSS before → after | %.1f MB → %.1f MB |\n| RSS per stream | %.1f KB |\n", float64(i.RSSBefore)/1e6, float64(i.RSSAfter)/1e6, i.RSSPerStream/1000)
+		if i.HeapPerStream != 0 {
+			p("| Go heap in use before → after | %.1f MB → %.1f MB |\n| Go heap per stream | %.1f KB |\n", i.HeapBefore/1e6, i.HeapAfter/1e6, i.HeapPerStream/1000)
+		}
+		p("| Streams dropped while idle | %d |\n\n", i.DroppedWhileIdle)
+		if i.FirstError != "" {
+			p("First error: `%s`\n\n", i.FirstError)
+		}
+	}
+
+	if a := r.Auth; a != nil {
+		p("## Auth\n\n")
+		p("argon2id m=%d KiB, t=%d, p=%d: one hash takes %.1f ms here, so the hash-bound ceiling is %d cores ÷ %.1f ms = **%.1f requests/s**.\n\n",
+			a.Params.MemoryKiB, a.Params.Time, a.Params.Threads, a.HashMs, a.Cores, a.HashMs, a.CeilingPerSec)
+		p("| Operation | Concurrency | Requests/s | Of ceiling | p50 (ms) | p99 (ms) | Errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range append(append([]authload.Step{}, a.Register...), a.Login...) {
+			p("| %s | %d | %.1f | %.0f%% | %.1f | %.1f | %d |\n", s.Op, s.Concurrency, s.PerSec, 100*s.OfCeiling, s.P50Ms, s.P99Ms, s.Errors)
+		}
+		p("\nLogin median, unknown user: %.1f ms; wrong password: %.1f ms (ratio %.2f). ", a.UnknownUserMs, a.WrongPasswordMs, a.UnknownVsWrong)
+		p("Token verification (pkg/token): user token %.0f ns/op, room token %.0f ns/op.\n\n", a.VerifyUserNs, a.VerifyRoomNs)
+	}
+
+	if len(r.Profiles) > 0 {
+		p("## Profiles\n\n")
+		for _, pr := range r.Profiles {
+			p("**%s** (%s)\n\n", pr.Name, pr.Source)
+			if len(pr.Top) > 0 {
+				p("```\n      flat  flat%%   sum%%        cum   cum%%\n%s\n```\n\n", strings.Join(pr.Top, "\n"))
+			}
+		}
+	}
+
+	if len(r.Notes) > 0 {
+		p("## Method\n\n")
+		for _, n := range r.Notes {
+			p("- %s\n", n)
+		}
+		p("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orOpen(s string) string {
+	if s == "" {
+		return "nothing (still open at the end)"
+	}
+	return s
+}

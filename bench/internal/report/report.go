@@ -1,0 +1,168 @@
+// Package report holds the figures of a benchmark run and renders them:
+// JSON for machines, a table for the terminal, docs/BENCHMARKS.md for
+// people, and PNG plots made with gonum/plot.
+package report
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/grpcchatter/grpcchatter/bench/internal/authload"
+	"github.com/grpcchatter/grpcchatter/bench/internal/chatload"
+)
+
+// Report is everything one run measured.
+type Report struct {
+	Machine  Machine   `json:"machine"`
+	Command  string    `json:"command"`
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Settings Settings  `json:"settings"`
+
+	// Burst has one pair per room size.
+	Burst []Pair `json:"burst"`
+	// Paced is the size-100 fan-out at a fixed rate.
+	Paced *Pair `json:"paced,omitempty"`
+	// Stalled repeats the chat service's paced run with a stalled member.
+	Stalled         *chatload.FanoutResult `json:"stalled,omitempty"`
+	StalledP99Ratio float64                `json:"stalled_p99_ratio,omitempty"`
+
+	Idle   *chatload.IdleResult `json:"idle,omitempty"`
+	Auth   *Auth                `json:"auth,omitempty"`
+	Growth []Growth             `json:"growth,omitempty"`
+
+	Targets  []Target  `json:"targets"`
+	Profiles []Profile `json:"profiles,omitempty"`
+	Notes    []string  `json:"notes,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPU       string `json:"cpu"`
+	Cores     int    `json:"cores"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	Kernel    string `json:"kernel"`
+	MemoryGiB int    `json:"memory_gib"`
+}
+
+// Settings are the sizes the run used.
+type Settings struct {
+	Streams        int     `json:"streams_per_fanout_run"`
+	DurationS      float64 `json:"duration_s"`
+	Window         int     `json:"window"`
+	BodyBytes      int     `json:"body_bytes"`
+	StreamsPerConn int     `json:"streams_per_conn"`
+	PacedRate      float64 `json:"paced_rate_msgs_per_s"`
+	QueueSize      string  `json:"chat_queue_size"`
+}
+
+// Pair is one fan-out configuration measured on both servers.
+type Pair struct {
+	Size     int                    `json:"size"`
+	Chat     *chatload.FanoutResult `json:"chat"`
+	Baseline *chatload.FanoutResult `json:"baseline,omitempty"`
+	// Ratios are chat ÷ baseline: above 1 is better for deliveries,
+	// below 1 is better for latency.
+	Ratios *Ratios `json:"ratios,omitempty"`
+}
+
+// Ratios compare the chat service with the baseline.
+type Ratios struct {
+	Deliveries float64 `json:"deliveries_per_s"`
+	PerCPU     float64 `json:"deliveries_per_server_cpu_s"`
+	P50        float64 `json:"p50"`
+	P90        float64 `json:"p90"`
+	P99        float64 `json:"p99"`
+	P999       float64 `json:"p99_9"`
+}
+
+// NewPair fills in the ratios when both sides are present.
+func NewPair(size int, chat, base *chatload.FanoutResult) Pair {
+	p := Pair{Size: size, Chat: chat, Baseline: base}
+	if chat != nil && base != nil {
+		p.Ratios = &Ratios{
+			Deliveries: div(chat.DeliveriesPerSec, base.DeliveriesPerSec),
+			PerCPU:     div(chat.DeliveriesPerCPUSec, base.DeliveriesPerCPUSec),
+			P50:        div(chat.Latency.P50, base.Latency.P50),
+			P90:        div(chat.Latency.P90, base.Latency.P90),
+			P99:        div(chat.Latency.P99, base.Latency.P99),
+			P999:       div(chat.Latency.P999, base.Latency.P999),
+		}
+	}
+	return p
+}
+
+func div(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// Auth is the auth service's part of the run.
+type Auth struct {
+	Params        authload.Params `json:"argon2"`
+	Cores         int             `json:"cores"`
+	HashMs        float64         `json:"hash_ms"`
+	CeilingPerSec float64         `json:"ceiling_per_s"`
+	Register      []authload.Step `json:"register"`
+	Login         []authload.Step `json:"login"`
+	// UnknownUserMs and WrongPasswordMs are median login times; their
+	// ratio should be near 1 so that timing does not reveal accounts.
+	UnknownUserMs   float64 `json:"unknown_user_ms"`
+	WrongPasswordMs float64 `json:"wrong_password_ms"`
+	UnknownVsWrong  float64 `json:"unknown_vs_wrong"`
+	VerifyUserNs    float64 `json:"verify_user_ns_per_op"`
+	VerifyRoomNs    float64 `json:"verify_room_ns_per_op"`
+}
+
+// Growth is the cost of a delivery at one room size.
+type Growth struct {
+	Size             int     `json:"size"`
+	DeliveriesPerSec float64 `json:"deliveries_per_s"`
+	ServerCPUSeconds float64 `json:"server_cpu_s"`
+	// PerCPU is deliveries per second of the chat process's CPU time.
+	PerCPU float64 `json:"deliveries_per_server_cpu_s"`
+	// PerCore is deliveries per second per core of the machine (wall).
+	PerCore float64 `json:"deliveries_per_s_per_core"`
+	// Change is PerCPU relative to the smallest size (0 = same).
+	Change float64 `json:"change_vs_smallest"`
+}
+
+// Target is one goal of the issue and whether the run met it.
+type Target struct {
+	Name     string `json:"name"`
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	// Status is "met", "NOT met" or "not measured".
+	Status string `json:"status"`
+}
+
+// Met and the other statuses of a Target.
+const (
+	Met         = "met"
+	NotMet      = "NOT met"
+	NotMeasured = "not measured"
+)
+
+// Profile is the top of one CPU profile.
+type Profile struct {
+	Name   string   `json:"name"`
+	Source string   `json:"source"`
+	Top    []string `json:"top"`
+}
+
+// WriteJSON writes r to path, creating its directory.
+func (r *Report) WriteJSON(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

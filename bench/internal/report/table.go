@@ -1,0 +1,45 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/grpcchatter/grpcchatter/bench/internal/chatload"
+)
+
+// Table writes the run's main figures and the targets for a terminal.
+func (r *Report) Table(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "server\tmode\trooms×members\tmsg/s\tdeliveries/s\tper CPU-s\tp50 ms\tp99 ms\tp99.9 ms\tlost\tdrops\terrors\t")
+	row := func(f *chatload.FanoutResult) {
+		if f == nil {
+			return
+		}
+		mode := string(f.Mode)
+		if f.Stalled {
+			mode += "+stalled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t\n", f.Target, mode, f.Rooms, f.Members,
+			f.MessagesPerSec, f.DeliveriesPerSec, f.DeliveriesPerCPUSec, f.Latency.P50, f.Latency.P99, f.Latency.P999, f.Lost, f.SlowConsumerDisconnects, f.StreamErrors)
+	}
+	for _, p := range r.Burst {
+		row(p.Chat)
+		row(p.Baseline)
+	}
+	if r.Paced != nil {
+		row(r.Paced.Chat)
+		row(r.Paced.Baseline)
+	}
+	row(r.Stalled)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tgoal\tmeasured\tstatus")
+	for _, t := range r.Targets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Goal, t.Measured, t.Status)
+	}
+	return tw.Flush()
+}
