@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"google.golang.org/grpc"
@@ -261,8 +262,13 @@ func (c *Client) Send(ctx context.Context, body string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if body == "" {
+	switch {
+	case body == "":
 		return "", &Error{Kind: ErrInvalidArgument, Message: "message body is empty"}
+	case len(body) > c.cfg.maxMessage:
+		return "", &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("message body is %d bytes, more than %d", len(body), c.cfg.maxMessage)}
+	case !utf8.ValidString(body):
+		return "", &Error{Kind: ErrInvalidArgument, Message: "message body is not valid UTF-8"}
 	}
 	return s.send(ctx, body)
 }

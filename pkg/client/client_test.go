@@ -417,15 +417,6 @@ func TestConcurrentSendReceive(t *testing.T) {
 	<-done
 }
 
-func TestSendValidatesBody(t *testing.T) {
-	e := newEnv(t)
-	alice := e.loggedIn("alice")
-	bob := e.loggedIn("bob")
-	room(t, alice, bob)
-	_, err := alice.Send(testCtx(t), "")
-	assert.ErrorIs(t, err, client.ErrInvalidArgument)
-}
-
 func TestUseToken(t *testing.T) {
 	e := newEnv(t)
 	alice := e.loggedIn("alice")
@@ -441,4 +432,34 @@ func TestUseToken(t *testing.T) {
 	require.NoError(t, err)
 	_, err = other.UseToken("not-a-jwt")
 	assert.ErrorIs(t, err, client.ErrUnauthenticated)
+}
+
+func TestSendValidatesLocally(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice", client.WithMaxMessageBytes(8))
+	bob := e.loggedIn("bob")
+	room(t, alice, bob)
+	ctx := testCtx(t)
+	for _, body := range []string{"", "123456789", "\xff"} {
+		_, err := alice.Send(ctx, body)
+		assert.ErrorIs(t, err, client.ErrInvalidArgument, "%q", body)
+	}
+}
+
+// A message the service refuses ends the stream; the Client reconnects and
+// does not send it again.
+func TestRefusedMessageNotResent(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob")
+	room(t, alice, bob)
+	ctx := testCtx(t)
+	_, err := alice.Send(ctx, "poison")
+	require.NoError(t, err)
+	rc := next[*client.Connection](t, alice)
+	assert.ErrorIs(t, rc.Err, client.ErrInvalidArgument)
+	_, err = alice.Send(ctx, "fine")
+	require.NoError(t, err)
+	got := messages(t, bob, 1)
+	assert.Equal(t, "fine", got[0].Body)
 }

@@ -390,6 +390,10 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 				return
 			}
 			if snd := req.GetSend(); snd != nil {
+				if snd.GetBody() == "poison" {
+					readErr <- status.Error(codes.InvalidArgument, "body: refused")
+					return
+				}
 				f.post(r, sub.user, snd)
 			}
 		}
@@ -402,7 +406,10 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 			}
 		case err := <-sub.kill:
 			return err
-		case <-readErr:
+		case err := <-readErr:
+			if _, ok := status.FromError(err); ok {
+				return err
+			}
 			return nil
 		}
 	}

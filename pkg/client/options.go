@@ -37,6 +37,7 @@ type config struct {
 	backoff     Backoff
 	dialOptions []grpc.DialOption
 	bufferSize  int
+	maxMessage  int
 }
 
 // Option configures a Client.
@@ -79,12 +80,21 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // the stream; the service then drops it as too slow and the Client resumes.
 func WithEventBuffer(n int) Option { return func(c *config) { c.bufferSize = n } }
 
+// DefaultMaxMessageBytes is the chat service's default message size limit.
+const DefaultMaxMessageBytes = 4096
+
+// WithMaxMessageBytes sets the longest message body Send accepts (default
+// DefaultMaxMessageBytes); set it to the chat service's MAX_MESSAGE_BYTES.
+// The service ends a stream that sends a longer one.
+func WithMaxMessageBytes(n int) Option { return func(c *config) { c.maxMessage = n } }
+
 func newConfig(opts []Option) config {
 	c := config{
 		authURL:     DefaultAuthURL,
 		chatAddress: DefaultChatAddress,
 		backoff:     DefaultBackoff,
 		bufferSize:  256,
+		maxMessage:  DefaultMaxMessageBytes,
 	}
 	for _, o := range opts {
 		o(&c)

@@ -45,6 +45,10 @@ type session struct {
 	// Owned by the run goroutine (and by JoinChatRoom before it starts).
 	epoch   string
 	lastSeq uint64
+	// rejected is set when the service ended a stream as invalid, which a
+	// message it refused causes: the unconfirmed messages are then dropped
+	// rather than sent again and again.
+	rejected bool
 }
 
 type sendReq struct {
@@ -260,6 +264,9 @@ func (s *session) run(first *conn) {
 			s.end(err)
 			return
 		}
+		if errors.Is(err, ErrInvalidArgument) {
+			s.rejected = true
+		}
 		if errors.Is(err, ErrUnauthenticated) {
 			// The room token expired or was rejected: renew it once, right
 			// away. A second refusal means the user token is no good either.
@@ -327,6 +334,12 @@ func (s *session) serve(cn *conn) error {
 		err = s.recv(cn)
 	}
 	resend = s.confirm(resend)
+	if s.rejected && err == nil {
+		if len(resend) > 0 {
+			s.log.Warn("messages the service refused were dropped", zap.Int("count", len(resend)))
+		}
+		resend, s.rejected = nil, false
+	}
 	if err != nil {
 		s.restoreUnconfirmed(resend)
 		return err
