@@ -60,8 +60,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 
 	db, err := gorm.Open(dialector, &gorm.Config{
-		Logger:         logger.Discard,
-		TranslateError: true,
+		Logger: logger.Discard,
+		// GORM's own ping has no deadline and would wait for the driver's
+		// connect timeout; ours below honours cfg.Timeout.
+		DisableAutomaticPing: true,
+		TranslateError:       true,
 		// Every write is a single statement; GORM's implicit transaction
 		// around it would only add round trips and SQLite lock upgrades.
 		SkipDefaultTransaction: true,

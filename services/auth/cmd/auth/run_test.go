@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const secret = "run-test-secret-0123456789abcdef0123"
+
+// syncBuffer collects the service's log output; zap writes to it from
+// request goroutines while the test reads it at the end.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRun starts the real service on a free port, registers and logs in
+// over HTTP, then cancels the context and expects a clean shutdown.
+func TestRun(t *testing.T) {
+	backends := []struct {
+		name string
+		env  func(t *testing.T) map[string]string
+	}{
+		{"sqlite", func(t *testing.T) map[string]string { return map[string]string{"DATA_DIR": t.TempDir()} }},
+		{"postgres", func(t *testing.T) map[string]string {
+			return map[string]string{"DATABASE_URL": dbtest.PostgresURL(t)}
+		}},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env := b.env(t)
+			env["SECRET"] = secret
+			env["REST_SERVER_ADDRESS"] = "127.0.0.1"
+			env["REST_SERVER_PORT"] = "0"
+			env["ARGON2_MEMORY_KIB"] = "256" // cheap for tests; logged as a warning
+			env["ARGON2_TIME"] = "1"
+			env["SHUTDOWN_TIMEOUT"] = "5s"
+			lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			addr := make(chan net.Addr, 1)
+			logs := &syncBuffer{}
+			done := make(chan error, 1)
+			go func() { done <- run(ctx, nil, lookup, logs, func(a net.Addr) { addr <- a }) }() // ends when ctx is cancelled
+
+			var base string
+			select {
+			case a := <-addr:
+				base = "http://" + a.String()
+			case err := <-done:
+				t.Fatalf("run ended before serving: %v\n%s", err, logs)
+			case <-time.After(20 * time.Second):
+				t.Fatal("service did not start")
+			}
+
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			post := func(path, body string) (int, map[string]any) {
+				resp, err := client.Post(base+path, "application/json", strings.NewReader(body))
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				var out map[string]any
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+				return resp.StatusCode, out
+			}
+
+			code, reg := post("/register", `{"user_name":"Alice","password":"correct horse"}`)
+			require.Equal(t, http.StatusOK, code, reg)
+			code, login := post("/login", `{"user_name":"alice","password":"correct horse"}`)
+			require.Equal(t, http.StatusOK, code, login)
+
+			signer, err := token.NewSigner(secret, "")
+			require.NoError(t, err)
+			u, err := signer.VerifyUser(login["token"].(string))
+			require.NoError(t, err, "the token verifies with the shared contract")
+			assert.Equal(t, "Alice", u.Name)
+
+			resp, err := client.Get(base + "/readyz")
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("run did not return after cancel")
+			}
+			_, err = client.Get(base + "/healthz")
+			assert.Error(t, err, "the listener is closed")
+
+			out := logs.String()
+			assert.Contains(t, out, `"msg":"stopped"`)
+			assert.Contains(t, out, `"SECRET":"***"`)
+			assert.NotContains(t, out, secret)
+			assert.NotContains(t, out, "correct horse")
+			assert.Contains(t, out, "below the OWASP minimum")
+		})
+	}
+}
+
+func TestRunFailsOnBadConfig(t *testing.T) {
+	err := run(context.Background(), nil, func(k string) (string, bool) {
+		return map[string]string{"SECRET": "short"}[k], k == "SECRET"
+	}, &syncBuffer{}, nil)
+	assert.ErrorContains(t, err, "SECRET")
+}
+
+func TestRunFailsWhenPortIsTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	env := map[string]string{
+		"SECRET": secret, "REST_SERVER_ADDRESS": "127.0.0.1", "REST_SERVER_PORT": port,
+		"DATA_DIR": t.TempDir(), "ARGON2_MEMORY_KIB": "256", "ARGON2_TIME": "1",
+	}
+	err = run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &syncBuffer{}, nil)
+	assert.ErrorContains(t, err, "listen")
+}
