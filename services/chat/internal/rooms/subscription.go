@@ -23,7 +23,8 @@ type Subscription struct {
 
 	mu    sync.Mutex
 	queue []wire.Event
-	limit int
+	size  int   // the bound on queued live events
+	limit int   // size plus what remains of the initial backlog
 	err   error // why the subscription ended; nil while live
 }
 
@@ -36,6 +37,7 @@ func NewSubscription(opened Opened, backlog []wire.Event, size int, onClose func
 		ready:   make(chan struct{}, 1),
 		onClose: onClose,
 		queue:   append(make([]wire.Event, 0, len(backlog)+min(size, 16)), backlog...),
+		size:    size,
 		limit:   len(backlog) + size,
 	}
 	if len(backlog) > 0 {
@@ -103,6 +105,7 @@ func (s *Subscription) Drain(dst []wire.Event, maxEvents, maxBytes int) ([]wire.
 		n++
 	}
 	dst = append(dst, s.queue[:n]...)
+	s.limit = max(s.size, s.limit-n) // the backlog's allowance shrinks as it drains
 	// Shift rather than reslice so the backing array is reused and does not
 	// grow without bound on a long-lived stream.
 	rest := copy(s.queue, s.queue[n:])

@@ -94,11 +94,19 @@ func RoomDeleted(at time.Time) (Event, error) {
 // on a server that uses Codec.
 type Frame struct {
 	events mem.BufferSlice
+	// one backs events for the common single-event frame, so that such a
+	// frame costs one allocation.
+	one [1]mem.Buffer
 }
 
 // NewFrame makes a frame of events, which it does not copy.
 func NewFrame(events []Event) *Frame {
-	f := &Frame{events: make(mem.BufferSlice, 0, len(events))}
+	f := &Frame{}
+	if len(events) == 1 {
+		f.events = f.one[:0]
+	} else {
+		f.events = make(mem.BufferSlice, 0, len(events))
+	}
 	for _, e := range events {
 		f.events = append(f.events, e.buf)
 	}

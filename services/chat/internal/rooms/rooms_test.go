@@ -1,0 +1,168 @@
+package rooms
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+)
+
+func TestNewCode(t *testing.T) {
+	seen := map[byte]bool{}
+	for range 200 {
+		c, err := NewCode(8)
+		require.NoError(t, err)
+		require.Len(t, c, 8)
+		assert.Empty(t, strings.Trim(c, Alphabet), c)
+		for i := range len(c) {
+			seen[c[i]] = true
+		}
+	}
+	assert.Len(t, seen, len(Alphabet), "every symbol shows up in 1600 draws")
+	for _, ambiguous := range "0O1IL" {
+		assert.NotContains(t, Alphabet, string(ambiguous))
+	}
+}
+
+func TestNormalizeCode(t *testing.T) {
+	cases := []struct{ in, want, field string }{
+		{"abc234", "ABC234", ""},
+		{"  xyz789 ", "XYZ789", ""},
+		{"", "", "short_code"},
+		{"ab0cd", "", "short_code"},
+		{"héllo", "", "short_code"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := NormalizeCode(tc.in)
+			if tc.field == "" {
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, got)
+				return
+			}
+			var inv *InvalidError
+			require.ErrorAs(t, err, &inv)
+			assert.Equal(t, tc.field, inv.Field)
+		})
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	assert.NoError(t, ValidateName(strings.Repeat("ü", MaxNameChars)))
+	for _, bad := range []string{"", "  ", strings.Repeat("a", MaxNameChars+1), "a\xff"} {
+		var inv *InvalidError
+		require.ErrorAs(t, ValidateName(bad), &inv, "%q", bad)
+		assert.Equal(t, "name", inv.Field)
+	}
+}
+
+// FuzzValidateSend checks that ValidateSend accepts exactly the messages
+// the API allows, and names the right field when it does not.
+func FuzzValidateSend(f *testing.F) {
+	f.Add("", "hello", 16)
+	f.Add("id", "", 16)
+	f.Add(strings.Repeat("i", 65), "x", 16)
+	f.Add("ok", strings.Repeat("x", 17), 16)
+	f.Add("ok", "a\xffb", 16)
+	f.Add("\xc3", "fine", 16)
+	f.Add("ok", "héllo", 6)
+	f.Fuzz(func(t *testing.T, id, body string, max int) {
+		if max < 1 || max > 1<<16 {
+			max = 4096
+		}
+		err := ValidateSend(id, body, max)
+		ok := body != "" && len(body) <= max && utf8.ValidString(body) &&
+			len(id) <= MaxClientIDBytes && utf8.ValidString(id)
+		if ok {
+			if err != nil {
+				t.Fatalf("rejected valid message: %v", err)
+			}
+			return
+		}
+		var inv *InvalidError
+		if !errors.As(err, &inv) {
+			t.Fatalf("accepted or wrong error for id=%q body=%q: %v", id, body, err)
+		}
+		bodyBad := body == "" || len(body) > max || !utf8.ValidString(body)
+		if bodyBad != (inv.Field == "body") || (!bodyBad && inv.Field != "client_message_id") {
+			t.Fatalf("wrong field %q for id=%q body=%q", inv.Field, id, body)
+		}
+	})
+}
+
+var time1 = time.Unix(1700000000, 0)
+
+func ev(seq uint64) wire.Event {
+	e, err := wire.Message(seq, "e", time1, "s", "b", "")
+	if err != nil {
+		panic(err) // test helper only: a message always encodes
+	}
+	return e
+}
+
+func TestSubscriptionQueue(t *testing.T) {
+	closed := 0
+	s := NewSubscription(Opened{}, []wire.Event{ev(1), ev(2)}, 2, func() { closed++ })
+	select {
+	case <-s.Ready():
+	default:
+		t.Fatal("a backlog must signal Ready")
+	}
+	assert.True(t, s.Push(ev(3)))
+	assert.True(t, s.Push(ev(4)), "backlog does not count against the bound")
+	got, err := s.Drain(nil, 3, 1<<20)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{1, 2, 3}, seqs(got))
+	got, err = s.Drain(nil, 3, 1<<20)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{4}, seqs(got))
+
+	// Byte cap: at least one event, then only what fits.
+	for i := uint64(5); i <= 6; i++ {
+		require.True(t, s.Push(ev(i)))
+	}
+	got, _ = s.Drain(nil, 10, 1)
+	assert.Equal(t, []uint64{5}, seqs(got))
+	got, _ = s.Drain(nil, 10, 1<<20)
+	assert.Equal(t, []uint64{6}, seqs(got))
+
+	// Overflow ends it at once and drops what is queued.
+	require.True(t, s.Push(ev(7)))
+	require.True(t, s.Push(ev(8)))
+	assert.False(t, s.Push(ev(9)))
+	assert.False(t, s.Push(ev(10)))
+	got, err = s.Drain(nil, 10, 1<<20)
+	assert.ErrorIs(t, err, ErrSlowConsumer)
+	assert.Empty(t, got)
+
+	s.Close()
+	s.Close()
+	assert.Equal(t, 1, closed)
+}
+
+func TestSubscriptionEndDeliversLast(t *testing.T) {
+	s := NewSubscription(Opened{}, nil, 1, nil)
+	require.True(t, s.Push(ev(1)))
+	s.End(ev(2), ErrDeleted)
+	s.End(ev(3), ErrShuttingDown) // ignored: already ended
+	got, err := s.Drain(nil, 1, 1<<20)
+	require.NoError(t, err, "the reason comes after the queue is empty")
+	assert.Equal(t, []uint64{1}, seqs(got))
+	got, err = s.Drain(nil, 10, 1<<20)
+	assert.Equal(t, []uint64{2}, seqs(got))
+	assert.ErrorIs(t, err, ErrDeleted)
+}
+
+func seqs(evs []wire.Event) []uint64 {
+	out := make([]uint64, len(evs))
+	for i, e := range evs {
+		out[i] = e.Seq
+	}
+	return out
+}
