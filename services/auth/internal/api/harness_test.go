@@ -69,6 +69,8 @@ type settings struct {
 
 func withParams(p password.Params) option { return func(s *settings) { s.params = p } }
 
+func withRequestTimeout(d time.Duration) option { return func(s *settings) { s.requestTimeout = d } }
+
 func newEnv(t testing.TB, s *store.Store, opts ...option) *env {
 	t.Helper()
 	set := settings{params: cheap, maxFailures: 3, maxAddrFailures: 10, requestTimeout: 10 * time.Second}

@@ -6,12 +6,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/store"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/users"
 )
 
 func TestUnknownRouteAndMethod(t *testing.T) {
@@ -145,4 +147,20 @@ func TestHTTPRouterIsAHandler(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// TestHashQueueTimeout: a request whose deadline passes before it gets a
+// hashing slot gives up with 503 and Retry-After instead of piling up.
+func TestHashQueueTimeout(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t), withRequestTimeout(time.Nanosecond))
+	for _, r := range []response{e.register("alice", "correct horse"), e.login("alice", "correct horse")} {
+		assert.Equal(t, http.StatusServiceUnavailable, r.Code, r.Raw)
+		assert.Contains(t, []string{
+			`{"error":"server busy, retry later"}`,
+			`{"error":"service unavailable, retry later"}`, // deadline hit in the database first
+		}, r.Raw)
+		assert.Equal(t, "1", r.Header.Get("Retry-After"))
+	}
+	_, err := e.store.ByName(t.Context(), "alice")
+	assert.ErrorIs(t, err, users.ErrNotFound, "nothing was registered")
 }

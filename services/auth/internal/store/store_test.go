@@ -130,14 +130,29 @@ func TestContract(t *testing.T) {
 	}
 }
 
+// TestMigrationsAreIdempotent starts twice on the same database: the
+// second start must not re-run a migration (CREATE TABLE would fail) and
+// must keep the data.
 func TestMigrationsAreIdempotent(t *testing.T) {
-	dir := t.TempDir()
-	for range 2 {
-		s, err := store.Open(context.Background(), store.Config{DataDir: dir})
-		require.NoError(t, err)
-		_, err = s.ByName(ctx(t), "nobody")
-		assert.ErrorIs(t, err, users.ErrNotFound)
-		require.NoError(t, s.Close())
+	configs := map[string]func(t *testing.T) store.Config{
+		"sqlite":   func(t *testing.T) store.Config { return store.Config{DataDir: t.TempDir()} },
+		"postgres": func(t *testing.T) store.Config { return store.Config{DatabaseURL: dbtest.PostgresURL(t)} },
+	}
+	for name, cfg := range configs {
+		t.Run(name, func(t *testing.T) {
+			c := cfg(t)
+			for i := range 2 {
+				s, err := store.Open(context.Background(), c)
+				require.NoError(t, err, "start %d", i+1)
+				if i == 0 {
+					_, err = s.Create(ctx(t), "survivor", "h")
+					require.NoError(t, err)
+				}
+				_, err = s.ByName(ctx(t), "survivor")
+				assert.NoError(t, err, "start %d", i+1)
+				require.NoError(t, s.Close())
+			}
+		})
 	}
 }
 
