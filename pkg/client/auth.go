@@ -22,14 +22,19 @@ type Account struct {
 // A name already taken (compared case-insensitively) gives ErrAlreadyTaken.
 func (c *Client) CreateAccount(ctx context.Context, userName, password string) (Account, error) {
 	var out struct {
-		ID        string    `json:"id"`
-		CreatedAt time.Time `json:"created_at"`
-		UserName  string    `json:"user_name"`
+		ID        json.RawMessage `json:"id"` // a number or a string, kept as text
+		CreatedAt time.Time       `json:"created_at"`
+		UserName  string          `json:"user_name"`
 	}
 	if err := c.postAuth(ctx, "/register", userName, password, &out); err != nil {
 		return Account{}, err
 	}
-	return Account{ID: out.ID, UserName: out.UserName, CreatedAt: out.CreatedAt}, nil
+	id := string(out.ID)
+	var s string
+	if json.Unmarshal(out.ID, &s) == nil {
+		id = s
+	}
+	return Account{ID: id, UserName: out.UserName, CreatedAt: out.CreatedAt}, nil
 }
 
 // LogIn logs the user in; later calls use the user token it returns. Bad

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grpcchatter/grpcchatter/pkg/client"
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -462,4 +463,20 @@ func TestRefusedMessageNotResent(t *testing.T) {
 	require.NoError(t, err)
 	got := messages(t, bob, 1)
 	assert.Equal(t, "fine", got[0].Body)
+}
+
+// A message recorded twice (sent again after a reconnection although the
+// service had recorded it late) is delivered once.
+func TestRepeatDropped(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob")
+	code := room(t, alice, bob)
+	e.chat.post(e.chat.rooms[code], "alice", &chatv1.Send{ClientMessageId: "same", Body: "once"})
+	e.chat.post(e.chat.rooms[code], "alice", &chatv1.Send{ClientMessageId: "same", Body: "once"})
+	e.chat.post(e.chat.rooms[code], "alice", &chatv1.Send{ClientMessageId: "other", Body: "next"})
+	got := messages(t, bob, 2)
+	assert.Equal(t, "once", got[0].Body)
+	assert.Equal(t, "next", got[1].Body)
+	assert.Equal(t, uint64(3), got[1].Sequence)
 }

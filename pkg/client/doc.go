@@ -33,9 +33,19 @@
 // Send waits, within its context, until the stream is open again rather than
 // failing with a "reconnecting" error, so callers that pipe lines into a room
 // need no retry loop. Give Send a context with a deadline to bound the wait.
-// Send returns once the message is written to the stream; the message is
-// confirmed when Receive returns a *Message with the same ClientMessageID. A
-// message written just before the stream broke may be lost.
+// Send returns once the message is handed to the stream; it is confirmed
+// when Receive returns a *Message with the same ClientMessageID. Messages
+// written to a stream that broke before they came back are sent again on the
+// next stream unless the replay shows the service recorded them, and a
+// repeat that slips through anyway (the service recorded the first copy
+// late) is dropped on receipt by every Client, so that within the history
+// window a message is neither lost nor shown twice.
+//
+// The Client applies backpressure end to end: while Receive is not called
+// and its buffer (WithEventBuffer) is full, the Client stops reading the
+// stream, the service drops it as too slow, and after the reconnection Send
+// waits until the replay has been handed to Receive. A Client that sends
+// must also receive.
 //
 // # Concurrency
 //

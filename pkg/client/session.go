@@ -45,6 +45,12 @@ type session struct {
 	// Owned by the run goroutine (and by JoinChatRoom before it starts).
 	epoch   string
 	lastSeq uint64
+	// recent are the last messages' sender and client IDs, to drop the
+	// second copy of a message that was sent again after a reconnection
+	// although the service had recorded it after all.
+	recent     map[string]struct{}
+	recentRing []string
+	recentNext int
 	// rejected is set when the service ended a stream as invalid, which a
 	// message it refused causes: the unconfirmed messages are then dropped
 	// rather than sent again and again.
@@ -449,6 +455,9 @@ func (s *session) deliver(evs []*chatv1.Event) error {
 			}
 			s.epoch, s.lastSeq = m.GetEpoch(), m.GetSequence()
 			s.confirmed(m.GetClientMessageId())
+			if s.repeated(m.GetSender(), m.GetClientMessageId()) {
+				continue
+			}
 			out = messageFromProto(m)
 		case *chatv1.Event_Presence:
 			out = presenceFromProto(k.Presence)
@@ -465,6 +474,32 @@ func (s *session) deliver(evs []*chatv1.Event) error {
 		}
 	}
 	return nil
+}
+
+// recentSize is how many message IDs are remembered to drop repeats.
+const recentSize = 4096
+
+// repeated tells whether a message with this sender and client ID was
+// already delivered, and remembers it.
+func (s *session) repeated(sender, id string) bool {
+	if id == "" {
+		return false
+	}
+	key := sender + "\x00" + id
+	if _, ok := s.recent[key]; ok {
+		return true
+	}
+	if s.recent == nil {
+		s.recent = make(map[string]struct{}, recentSize)
+		s.recentRing = make([]string, recentSize)
+	}
+	if old := s.recentRing[s.recentNext]; old != "" {
+		delete(s.recent, old)
+	}
+	s.recentRing[s.recentNext] = key
+	s.recentNext = (s.recentNext + 1) % recentSize
+	s.recent[key] = struct{}{}
+	return false
 }
 
 // confirmed notes that the room recorded the message with this client ID.

@@ -1,0 +1,274 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grpcchatter/grpcchatter/pkg/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newUser registers and logs in a user through the SDK.
+func newUser(t *testing.T, s *stack, name string, opts ...client.Option) *client.Client {
+	t.Helper()
+	base := []client.Option{
+		client.WithAuthURL(s.authURL),
+		client.WithChatAddress(s.chatAddr),
+		client.WithBackoff(client.Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}),
+	}
+	c, err := client.New(append(base, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := testCtx(t, 10*time.Second)
+	_, err = c.CreateAccount(ctx, name, "pw-"+name+"-long-enough")
+	require.NoError(t, err)
+	_, err = c.LogIn(ctx, name, "pw-"+name+"-long-enough")
+	require.NoError(t, err)
+	return c
+}
+
+// nextOf returns the next event of type T, skipping others.
+func nextOf[T client.Event](t *testing.T, c *client.Client) T {
+	t.Helper()
+	ctx := testCtx(t, 20*time.Second)
+	for {
+		ev, err := c.Receive(ctx)
+		require.NoError(t, err, "waiting for %T", *new(T))
+		if v, ok := ev.(T); ok {
+			return v
+		}
+	}
+}
+
+// receiveMessages returns the next n messages and whether a gap came first.
+func receiveMessages(t *testing.T, c *client.Client, n int) (msgs []*client.Message, gaps int, reconnects []*client.Connection) {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	for len(msgs) < n {
+		ev, err := c.Receive(ctx)
+		require.NoError(t, err, "after %d of %d messages", len(msgs), n)
+		switch v := ev.(type) {
+		case *client.Message:
+			msgs = append(msgs, v)
+		case *client.Gap:
+			gaps++
+		case *client.Connection:
+			reconnects = append(reconnects, v)
+		}
+	}
+	return msgs, gaps, reconnects
+}
+
+// joinedRoom has alice create a room and both join it.
+func joinedRoom(t *testing.T, alice, bob *client.Client) string {
+	t.Helper()
+	ctx := testCtx(t, 10*time.Second)
+	code, err := alice.CreateChatRoom(ctx, "general", "room-secret")
+	require.NoError(t, err)
+	_, err = alice.JoinChatRoom(ctx, code, "room-secret")
+	require.NoError(t, err)
+	room, err := bob.JoinChatRoom(ctx, strings.ToLower(code), "room-secret")
+	require.NoError(t, err)
+	assert.Equal(t, "general", room.Name)
+	p := nextOf[*client.Presence](t, alice)
+	assert.Equal(t, client.Joined, p.Kind)
+	assert.Equal(t, "bob", p.User)
+	return code
+}
+
+func TestChat(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			opts := stackOptions{}
+			if backend == "postgres" {
+				opts.databaseURL = postgresURL(t)
+			}
+			s := newStack(t, opts)
+			alice := newUser(t, s, "alice")
+			bob := newUser(t, s, "bob")
+			ctx := testCtx(t, 30*time.Second)
+
+			// The services' errors arrive as the SDK's sentinels.
+			_, err := alice.CreateAccount(ctx, "ALICE", "another-password")
+			assert.ErrorIs(t, err, client.ErrAlreadyTaken)
+			_, err = alice.LogIn(ctx, "bob", "wrong-password")
+			assert.ErrorIs(t, err, client.ErrUnauthenticated)
+			_, err = alice.LogIn(ctx, "alice", "pw-alice-long-enough")
+			require.NoError(t, err)
+
+			code := joinedRoom(t, alice, bob)
+			_, err = newUser(t, s, "carol").JoinChatRoom(ctx, code, "wrong")
+			assert.ErrorIs(t, err, client.ErrPermissionDenied)
+			_, err = bob.JoinChatRoom(ctx, code, "room-secret")
+			assert.ErrorIs(t, err, client.ErrAlreadyJoined)
+
+			// Messages both ways, in order, seen alike by both.
+			const rounds = 5
+			for i := range rounds {
+				_, err := alice.Send(ctx, fmt.Sprintf("alice %d", i))
+				require.NoError(t, err)
+				_, err = bob.Send(ctx, fmt.Sprintf("bob %d", i))
+				require.NoError(t, err)
+			}
+			atAlice, _, _ := receiveMessages(t, alice, 2*rounds)
+			atBob, _, _ := receiveMessages(t, bob, 2*rounds)
+			assert.Equal(t, atAlice, atBob, "both see the same messages in the same order")
+			for i := 1; i < len(atBob); i++ {
+				assert.Equal(t, atBob[i-1].Sequence+1, atBob[i].Sequence)
+			}
+			var fromAlice []string
+			for _, m := range atBob {
+				if m.Sender == "alice" {
+					fromAlice = append(fromAlice, m.Body)
+				}
+			}
+			assert.Equal(t, []string{"alice 0", "alice 1", "alice 2", "alice 3", "alice 4"}, fromAlice)
+
+			users, err := alice.ListChatRoomUsers(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, []client.User{{Name: "alice", Streams: 1}, {Name: "bob", Streams: 1}}, users)
+
+			require.NoError(t, bob.Disconnect(ctx))
+			left := nextOf[*client.Presence](t, alice)
+			assert.Equal(t, client.Left, left.Kind)
+			assert.Equal(t, "bob", left.User)
+			users, err = alice.ListChatRoomUsers(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, []client.User{{Name: "alice", Streams: 1}}, users)
+
+			// Deleting the room ends alice's session.
+			require.NoError(t, alice.DeleteChatRoom(ctx, code))
+			nextOf[*client.RoomDeleted](t, alice)
+			_, err = alice.Receive(ctx)
+			assert.ErrorIs(t, err, client.ErrRoomDeleted)
+			_, err = bob.JoinChatRoom(ctx, code, "room-secret")
+			assert.ErrorIs(t, err, client.ErrNotFound)
+		})
+	}
+}
+
+// TestChatRestart stops the chat service with SIGTERM and starts it again:
+// the clients reconnect by themselves, are told of the gap (the epoch
+// changed) and carry on in the persisted room.
+func TestChatRestart(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	alice := newUser(t, s, "alice")
+	bob := newUser(t, s, "bob")
+	joinedRoom(t, alice, bob)
+	ctx := testCtx(t, 60*time.Second)
+	_, err := alice.Send(ctx, "before")
+	require.NoError(t, err)
+	before, _, _ := receiveMessages(t, bob, 1)
+
+	s.restartChat(t)
+
+	for _, c := range []*client.Client{alice, bob} {
+		gap := nextOf[*client.Gap](t, c)
+		assert.Equal(t, before[0].Epoch, gap.PreviousEpoch)
+		assert.NotEqual(t, gap.PreviousEpoch, gap.Epoch, "a restart changes the epoch")
+	}
+	_, err = alice.Send(ctx, "after, from alice")
+	require.NoError(t, err)
+	_, err = bob.Send(ctx, "after, from bob")
+	require.NoError(t, err)
+	for _, c := range []*client.Client{alice, bob} {
+		msgs, _, _ := receiveMessages(t, c, 2)
+		var bodies []string
+		for _, m := range msgs {
+			bodies = append(bodies, m.Body)
+			assert.NotEqual(t, before[0].Epoch, m.Epoch)
+		}
+		assert.ElementsMatch(t, []string{"after, from alice", "after, from bob"}, bodies)
+	}
+	users, err := bob.ListChatRoomUsers(ctx)
+	require.NoError(t, err)
+	assert.Len(t, users, 2)
+}
+
+// TestDroppedConnectionResumes cuts bob's TCP connection while alice sends:
+// bob reconnects and resumes with nothing lost and nothing twice.
+func TestDroppedConnectionResumes(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	px := newProxy(t, s.chatAddr)
+	alice := newUser(t, s, "alice")
+	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr))
+	joinedRoom(t, alice, bob)
+	ctx := testCtx(t, 60*time.Second)
+
+	const n = 30
+	for i := range n {
+		_, err := alice.Send(ctx, fmt.Sprint(i))
+		require.NoError(t, err)
+		if i%10 == 3 {
+			px.cut()
+		}
+	}
+	msgs, gaps, reconnects := receiveMessages(t, bob, n)
+	assert.Zero(t, gaps)
+	assert.NotEmpty(t, reconnects, "the cut was noticed")
+	for i, m := range msgs {
+		assert.Equal(t, fmt.Sprint(i), m.Body)
+	}
+	// bob's own messages get through after a cut too.
+	px.cut()
+	_, err := bob.Send(ctx, "bob is back")
+	require.NoError(t, err)
+	got, _, _ := receiveMessages(t, alice, n+1)
+	assert.Equal(t, "bob is back", got[n].Body)
+}
+
+// TestSlowConsumerResumes makes bob too slow for a small server queue: the
+// service drops his stream, and he resumes without loss.
+func TestSlowConsumerResumes(t *testing.T) {
+	s := newStack(t, stackOptions{chatEnv: map[string]string{
+		"MAX_MESSAGE_QUEUE_SIZE": "2",
+		"HISTORY_SIZE":           "1000",
+	}})
+	alice := newUser(t, s, "alice")
+	bob := newUser(t, s, "bob", client.WithEventBuffer(1))
+	joinedRoom(t, alice, bob)
+	ctx := testCtx(t, 60*time.Second)
+
+	done := make(chan struct{})
+	// Alice reads her own echoes until her session ends at Cleanup: a
+	// client that sends must also receive.
+	go func() {
+		defer close(done)
+		for {
+			if _, err := alice.Receive(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = alice.Close(); <-done })
+
+	const n = 300
+	body := strings.Repeat("x", 3000)
+	for i := range n {
+		_, err := alice.Send(ctx, fmt.Sprintf("%d %s", i, body))
+		require.NoError(t, err)
+	}
+	msgs, gaps, reconnects := receiveMessages(t, bob, n)
+	assert.Zero(t, gaps)
+	for i, m := range msgs {
+		assert.True(t, strings.HasPrefix(m.Body, fmt.Sprintf("%d ", i)), "message %d out of order", i)
+	}
+	var slow bool
+	for _, r := range reconnects {
+		slow = slow || errors.Is(r.Err, client.ErrRateLimited)
+	}
+	assert.True(t, slow, "the service dropped bob as too slow at least once (reconnects: %d)", len(reconnects))
+}

@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bins holds the binaries TestMain built; skipReason is set when they could
+// not be (no workspace), which skips every test.
+var (
+	bins struct {
+		auth, chat, chatter string
+	}
+	skipReason string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "env", "GOWORK").Output()
+	gowork := strings.TrimSpace(string(out))
+	if err != nil || gowork == "" || gowork == "off" {
+		skipReason = "end-to-end tests need the go.work workspace (go env GOWORK is empty)"
+		return m.Run()
+	}
+	root := filepath.Dir(gowork)
+	dir, err := os.MkdirTemp("", "grpcchatter-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator),
+		"./services/auth/cmd/auth", "./services/chat/cmd/chat", "./pkg/cmd/chatter")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building the binaries in %s: %v\n%s", root, err, out)
+		return 1
+	}
+	bins.auth = filepath.Join(dir, "auth")
+	bins.chat = filepath.Join(dir, "chat")
+	bins.chatter = filepath.Join(dir, "chatter")
+	return m.Run()
+}
+
+func needBinaries(t *testing.T) {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+}
