@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 hard=$(ulimit -Hn)
 if [[ "$hard" == unlimited ]]; then hard=1048576; fi
 ulimit -n "$hard" 2>/dev/null || true
-need=25000
+need=12000
 if (( $(ulimit -n) < need )); then
-	echo "bench.sh: open-file limit is $(ulimit -n); the 10,000-stream run needs about $need per process" >&2
+	echo "bench.sh: open-file limit is $(ulimit -n); the 10,000-stream run needs about $need in each of the generator and the chat process" >&2
 	echo "bench.sh: (raise it with 'ulimit -n' as root, or pass a smaller -idle)" >&2
 fi
 

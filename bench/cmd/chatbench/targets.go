@@ -67,7 +67,7 @@ func targets(r *report.Report) []report.Target {
 	if r.Idle != nil {
 		i := r.Idle
 		heap := "heap not exposed"
-		if i.HeapPerStream != 0 {
+		if i.HeapExposed {
 			heap = fmt.Sprintf("%.1f KB Go heap", i.HeapPerStream/1000)
 		}
 		add(fmt.Sprintf("Idle streams (%d, one connection each)", i.Streams), "≤ 20 KB server memory per stream at 10,000",

@@ -118,7 +118,7 @@ func (r *roomState) complete(k int64) {
 type receiver struct {
 	room   *roomState
 	shard  int
-	stream chatv1.ChatService_ChatClient
+	stream *chatStream
 	next   atomic.Int64 // next expected message number
 	got    atomic.Int64
 	lost   atomic.Int64
@@ -185,7 +185,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		return res, err
 	}
 
-	var stalled chatv1.ChatService_ChatClient
+	var stalled *chatStream
 	if cfg.Stalled {
 		// Its own connection with fixed 64 KiB windows: a stalled phone
 		// does not share a socket with healthy members, and a fixed window
@@ -203,7 +203,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		if err != nil {
 			return res, err
 		}
-		if stalled, _, err = open(runCtx, cc, tok); err != nil {
+		if stalled, err = open(runCtx, cc, tok); err != nil {
 			return res, fmt.Errorf("open stalled member: %w", err)
 		}
 	}
@@ -351,7 +351,7 @@ func openAll(ctx context.Context, conns []*grpc.ClientConn, rooms []room, recvs 
 			// Owned by openAll; ends when the stream is open or failed.
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				s, _, err := open(ctx, cc, m.token)
+				s, err := open(ctx, cc, m.token)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil && first == nil {
@@ -376,13 +376,13 @@ func drained(recvs []*receiver) bool {
 
 // stalledEnd reads what the stalled member's transport buffered, up to the
 // status that ended its stream, for at most a few seconds.
-func stalledEnd(s chatv1.ChatService_ChatClient) string {
+func stalledEnd(s *chatStream) string {
 	done := make(chan error, 1)
 	// Owned by stalledEnd; ends when the stream ends, which the caller's
 	// cancellation guarantees.
 	go func() {
 		for {
-			if _, err := s.Recv(); err != nil {
+			if _, err := s.recv(); err != nil {
 				done <- err
 				return
 			}
@@ -398,7 +398,7 @@ func stalledEnd(s chatv1.ChatService_ChatClient) string {
 
 var errWindowStall = errors.New("window stalled: in-flight messages not delivered within 10s")
 
-func (s *roomState) sendLoop(ctx context.Context, stream chatv1.ChatService_ChatClient, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time) error {
+func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time) error {
 	pad := make([]byte, cfg.BodyBytes-16)
 	for i := range pad {
 		pad[i] = 'x'
@@ -443,7 +443,7 @@ func (s *roomState) sendLoop(ctx context.Context, stream chatv1.ChatService_Chat
 			body = append(body, ' ')
 		}
 		body = append(body, pad...)
-		err := stream.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{
+		err := stream.send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{
 			ClientMessageId: strconv.FormatInt(k, 10),
 			Body:            string(body),
 		}}})
@@ -456,48 +456,42 @@ func (s *roomState) sendLoop(ctx context.Context, stream chatv1.ChatService_Chat
 
 func (r *receiver) loop(rec *recorder) {
 	defer r.ended.Store(true)
+	var now time.Time
+	onMessage := func(id, body []byte) {
+		k, ok := parseDec(id)
+		if !ok || len(body) < 16 {
+			return
+		}
+		sent, ok := parseHex(body[:16])
+		if !ok {
+			return
+		}
+		rec.record(r.shard, now.Sub(time.Unix(0, sent)))
+		next := r.next.Load()
+		switch {
+		case k < next:
+			r.dups.Add(1)
+			return
+		case k > next:
+			r.lost.Add(k - next)
+		}
+		r.got.Add(1)
+		r.room.complete(k)
+		r.last.Store(now.UnixNano())
+		r.next.Store(k + 1)
+	}
 	for {
-		resp, err := r.stream.Recv()
+		frame, err := r.stream.recv()
 		if err != nil {
 			if c := status.Code(err); c != codes.Canceled {
 				r.code, r.err = c, err
 			}
 			return
 		}
-		now := time.Now()
-		for _, ev := range resp.GetEvents() {
-			m := ev.GetMessage()
-			if m == nil {
-				continue
-			}
-			k, err := strconv.ParseInt(m.GetClientMessageId(), 10, 64)
-			if err != nil || len(m.GetBody()) < 16 {
-				continue
-			}
-			sent, err := strconv.ParseInt(trimSpace(m.GetBody()[:16]), 16, 64)
-			if err != nil {
-				continue
-			}
-			rec.record(r.shard, now.Sub(time.Unix(0, sent)))
-			next := r.next.Load()
-			switch {
-			case k < next:
-				r.dups.Add(1)
-				continue
-			case k > next:
-				r.lost.Add(k - next)
-			}
-			r.got.Add(1)
-			r.room.complete(k)
-			r.last.Store(now.UnixNano())
-			r.next.Store(k + 1)
+		now = time.Now()
+		if _, err := walkFrame(frame, onMessage); err != nil {
+			r.code, r.err = codes.Internal, err
+			return
 		}
 	}
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && s[len(s)-1] == ' ' {
-		s = s[:len(s)-1]
-	}
-	return s
 }

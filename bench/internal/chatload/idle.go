@@ -18,15 +18,20 @@ type IdleConfig struct {
 	RoomSize int
 	// Parallel is how many connections are being set up at once.
 	Parallel int
-	// Settle is the pause before the memory is read, so that start-up
-	// garbage has been collected by the service's own GC.
+	// Settle is the pause before each memory reading.
 	Settle time.Duration
 	// Memory reads the target's resident memory and, when ok, its Go heap
-	// in use. It is called before the first and after the last stream.
+	// in use.
 	Memory func() (rss int64, heap float64, heapOK bool)
 }
 
 // IdleResult is what the idle-connections run measured.
+//
+// Memory is read three times: before any stream, after the first tenth
+// and after all of them. The per-stream figures are the larger of the
+// average over all streams and the marginal cost of the last nine tenths;
+// the second is immune to one-off costs (room creation, first
+// connections, garbage not yet collected when the first reading is taken).
 type IdleResult struct {
 	Streams        int     `json:"streams"`
 	RoomSize       int     `json:"room_size"`
@@ -35,13 +40,12 @@ type IdleResult struct {
 	FirstError     string  `json:"first_error,omitempty"`
 	ConnectSeconds float64 `json:"connect_s"`
 	// DroppedWhileIdle counts streams that ended during the hold.
-	DroppedWhileIdle int     `json:"dropped_while_idle"`
-	RSSBefore        int64   `json:"rss_before_bytes"`
-	RSSAfter         int64   `json:"rss_after_bytes"`
-	RSSPerStream     float64 `json:"rss_per_stream_bytes"`
-	HeapBefore       float64 `json:"heap_inuse_before_bytes,omitempty"`
-	HeapAfter        float64 `json:"heap_inuse_after_bytes,omitempty"`
-	HeapPerStream    float64 `json:"heap_inuse_per_stream_bytes,omitempty"`
+	DroppedWhileIdle int        `json:"dropped_while_idle"`
+	RSS              [3]int64   `json:"rss_bytes"`
+	Heap             [3]float64 `json:"heap_inuse_bytes,omitempty"`
+	HeapExposed      bool       `json:"heap_exposed"`
+	RSSPerStream     float64    `json:"rss_per_stream_bytes"`
+	HeapPerStream    float64    `json:"heap_inuse_per_stream_bytes,omitempty"`
 }
 
 // Idle opens cfg.Streams Chat streams, each on its own connection, keeps
@@ -62,96 +66,130 @@ func Idle(ctx context.Context, t Target, cfg IdleConfig) (IdleResult, error) {
 		return res, err
 	}
 	setup.Close()
-	time.Sleep(cfg.Settle)
-	rss0, heap0, heapOK := cfg.Memory()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	conns := make([]*grpc.ClientConn, cfg.Streams)
+	o := &opener{t: t, cfg: cfg, rooms: rooms, conns: make([]*grpc.ClientConn, cfg.Streams)}
+	o.holding.Store(true)
 	defer func() {
-		for _, cc := range conns {
-			if cc != nil {
-				cc.Close()
-			}
-		}
+		cancel()
+		o.closeAll()
+		o.readers.Wait()
 	}()
-	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup // stream readers
-		opened  atomic.Int64
-		dropped atomic.Int64
-		holding atomic.Bool
-	)
-	holding.Store(true)
-	sem := make(chan struct{}, cfg.Parallel)
-	var owg sync.WaitGroup
+
+	var heapOK [3]bool
+	read := func(i int) {
+		time.Sleep(cfg.Settle)
+		res.RSS[i], res.Heap[i], heapOK[i] = cfg.Memory()
+	}
+	read(0)
+	tenth := max(1, cfg.Streams/10)
 	start := time.Now()
-	for i := range cfg.Streams {
-		m := rooms[i/cfg.RoomSize].members[i%cfg.RoomSize]
+	o.open(runCtx, 0, tenth)
+	elapsed := time.Since(start)
+	read(1)
+	start = time.Now()
+	o.open(runCtx, tenth, cfg.Streams)
+	elapsed += time.Since(start)
+	read(2)
+	o.holding.Store(false)
+
+	res.ConnectSeconds = elapsed.Seconds()
+	res.Opened = int(o.opened.Load())
+	res.Failed = int(o.failed.Load())
+	res.FirstError = o.firstErr
+	res.DroppedWhileIdle = int(o.dropped.Load())
+	res.HeapExposed = heapOK[0] && heapOK[1] && heapOK[2]
+	if res.Opened == cfg.Streams && cfg.Streams > tenth {
+		all := float64(cfg.Streams)
+		rest := float64(cfg.Streams - tenth)
+		res.RSSPerStream = max(float64(res.RSS[2]-res.RSS[0])/all, float64(res.RSS[2]-res.RSS[1])/rest)
+		if res.HeapExposed {
+			res.HeapPerStream = max((res.Heap[2]-res.Heap[0])/all, (res.Heap[2]-res.Heap[1])/rest)
+		}
+	}
+	return res, nil
+}
+
+// opener opens idle streams, each on a new connection, and keeps a reader
+// on each so that presence events never back up.
+type opener struct {
+	t     Target
+	cfg   IdleConfig
+	rooms []room
+
+	mu       sync.Mutex
+	conns    []*grpc.ClientConn
+	firstErr string
+
+	readers                 sync.WaitGroup
+	opened, failed, dropped atomic.Int64
+	holding                 atomic.Bool
+}
+
+// open opens streams [from, to), cfg.Parallel at a time.
+func (o *opener) open(ctx context.Context, from, to int) {
+	sem := make(chan struct{}, o.cfg.Parallel)
+	var wg sync.WaitGroup
+	for i := from; i < to; i++ {
+		m := o.rooms[i/o.cfg.RoomSize].members[i%o.cfg.RoomSize]
 		sem <- struct{}{}
-		owg.Add(1)
-		// Owned by Idle; ends once the stream is open (or failed).
+		wg.Add(1)
+		// Owned by open; ends once the stream is open (or failed).
 		go func() {
-			defer func() { <-sem; owg.Done() }()
-			// Small transport buffers: the generator holds every client
-			// side of the test and should not crowd the service out of
-			// memory. The service's own buffers are what is measured.
-			cc, err := dial(t.Addr, grpc.WithReadBufferSize(4<<10), grpc.WithWriteBufferSize(4<<10))
-			if err == nil {
-				mu.Lock()
-				conns[i] = cc
-				mu.Unlock()
-				stream, _, oerr := open(runCtx, cc, m.token)
-				err = oerr
-				if err == nil {
-					opened.Add(1)
-					wg.Add(1)
-					// Owned by Idle; reads presence events until the
-					// stream ends when runCtx is cancelled.
-					go func() {
-						defer wg.Done()
-						for {
-							if _, err := stream.Recv(); err != nil {
-								if holding.Load() && status.Code(err) != codes.Canceled {
-									dropped.Add(1)
-								}
-								return
-							}
-						}
-					}()
+			defer func() { <-sem; wg.Done() }()
+			if err := o.openOne(ctx, i, m.token); err != nil {
+				o.failed.Add(1)
+				o.mu.Lock()
+				if o.firstErr == "" {
+					o.firstErr = err.Error()
 				}
-			}
-			if err != nil {
-				mu.Lock()
-				res.Failed++
-				if res.FirstError == "" {
-					res.FirstError = err.Error()
-				}
-				mu.Unlock()
+				o.mu.Unlock()
 			}
 		}()
 	}
-	owg.Wait()
-	res.ConnectSeconds = time.Since(start).Seconds()
-	res.Opened = int(opened.Load())
-	time.Sleep(cfg.Settle)
-	rss1, heap1, heap1OK := cfg.Memory()
-	holding.Store(false)
-	res.DroppedWhileIdle = int(dropped.Load())
-	res.RSSBefore, res.RSSAfter = rss0, rss1
-	if res.Opened > 0 {
-		res.RSSPerStream = float64(rss1-rss0) / float64(res.Opened)
-		if heapOK && heap1OK {
-			res.HeapBefore, res.HeapAfter = heap0, heap1
-			res.HeapPerStream = (heap1 - heap0) / float64(res.Opened)
-		}
+	wg.Wait()
+}
+
+func (o *opener) openOne(ctx context.Context, i int, tok string) error {
+	// Small transport buffers: the generator holds the client side of every
+	// connection and should not crowd the service out of memory. The
+	// service's own buffers are what is measured.
+	cc, err := dial(o.t.Addr, grpc.WithReadBufferSize(4<<10), grpc.WithWriteBufferSize(4<<10))
+	if err != nil {
+		return err
 	}
-	cancel()
-	for _, cc := range conns {
+	o.mu.Lock()
+	o.conns[i] = cc
+	o.mu.Unlock()
+	stream, err := open(ctx, cc, tok)
+	if err != nil {
+		return err
+	}
+	o.opened.Add(1)
+	o.readers.Add(1)
+	// Owned by the opener; reads presence events until the stream ends,
+	// at the latest when Idle cancels ctx and closes the connections.
+	go func() {
+		defer o.readers.Done()
+		for {
+			if _, err := stream.recv(); err != nil {
+				if o.holding.Load() && status.Code(err) != codes.Canceled {
+					o.dropped.Add(1)
+				}
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (o *opener) closeAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, cc := range o.conns {
 		if cc != nil {
 			cc.Close()
 		}
 	}
-	wg.Wait()
-	return res, nil
 }

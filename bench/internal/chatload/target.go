@@ -150,26 +150,24 @@ feed:
 }
 
 // open starts a Chat stream and waits for Opened.
-func open(ctx context.Context, cc *grpc.ClientConn, tok string) (chatv1.ChatService_ChatClient, *chatv1.Opened, error) {
-	stream, err := chatv1.NewChatServiceClient(cc).Chat(bearer(ctx, tok))
+func open(ctx context.Context, cc *grpc.ClientConn, tok string) (*chatStream, error) {
+	stream, err := newChatStream(bearer(ctx, tok), cc)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := stream.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}); err != nil {
-		return nil, nil, fmt.Errorf("send open: %w", err)
+	if err := stream.send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}); err != nil {
+		return nil, fmt.Errorf("send open: %w", err)
 	}
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			return nil, nil, fmt.Errorf("await opened: %w", err)
-		}
-		for _, ev := range resp.GetEvents() {
-			if o := ev.GetOpened(); o != nil {
-				return stream, o, nil
-			}
-		}
-		if len(resp.GetEvents()) > 0 {
-			return nil, nil, errors.New("first event was not Opened")
-		}
+	frame, err := stream.recv()
+	if err != nil {
+		return nil, fmt.Errorf("await opened: %w", err)
 	}
+	opened, err := walkFrame(frame, func(_, _ []byte) {})
+	if err != nil {
+		return nil, err
+	}
+	if !opened {
+		return nil, errors.New("first event was not Opened")
+	}
+	return stream, nil
 }

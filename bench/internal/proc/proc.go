@@ -206,6 +206,13 @@ func CPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
+// httpClient reads metrics and profiles. No keep-alive: a reading every
+// few minutes does not need a pooled connection left behind.
+var httpClient = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true},
+	Timeout:   5 * time.Minute,
+}
+
 // Metric fetches a Prometheus text endpoint and returns the value of the
 // first sample named name (without labels). ok is false when the
 // endpoint or the metric is missing.
@@ -214,7 +221,7 @@ func Metric(ctx context.Context, url, name string) (v float64, ok bool) {
 	if err != nil {
 		return 0, false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return 0, false
 	}
@@ -241,7 +248,7 @@ func Fetch(ctx context.Context, url, path string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -108,12 +108,14 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 
 	if i := r.Idle; i != nil {
 		p("## Idle connections\n\n")
-		p("%d `Chat` streams, each on its own connection, in rooms of %d, on one chat process.\n\n", i.Streams, i.RoomSize)
+		p("%d `Chat` streams, each on its own connection, in rooms of %d, on one chat process. ", i.Streams, i.RoomSize)
+		p("Memory is read before the first stream, after a tenth and after all of them (each after a pause); ")
+		p("the per-stream figure is the larger of the average over all streams and the marginal cost of the last nine tenths.\n\n")
 		p("| | |\n|---|---|\n")
 		p("| Opened / failed | %d / %d |\n| Time to connect all | %.1f s (%.0f streams/s) |\n", i.Opened, i.Failed, i.ConnectSeconds, float64(i.Opened)/max(i.ConnectSeconds, 1e-9))
-		p("| RSS before → after | %.1f MB → %.1f MB |\n| RSS per stream | %.1f KB |\n", float64(i.RSSBefore)/1e6, float64(i.RSSAfter)/1e6, i.RSSPerStream/1000)
-		if i.HeapPerStream != 0 {
-			p("| Go heap in use before → after | %.1f MB → %.1f MB |\n| Go heap per stream | %.1f KB |\n", i.HeapBefore/1e6, i.HeapAfter/1e6, i.HeapPerStream/1000)
+		p("| RSS before → after a tenth → after all | %.1f MB → %.1f MB → %.1f MB |\n| RSS per stream | %.1f KB |\n", float64(i.RSS[0])/1e6, float64(i.RSS[1])/1e6, float64(i.RSS[2])/1e6, i.RSSPerStream/1000)
+		if i.HeapExposed {
+			p("| Go heap in use, same points | %.1f MB → %.1f MB → %.1f MB |\n| Go heap per stream | %.1f KB |\n", i.Heap[0]/1e6, i.Heap[1]/1e6, i.Heap[2]/1e6, i.HeapPerStream/1000)
 		}
 		p("| Streams dropped while idle | %d |\n\n", i.DroppedWhileIdle)
 		if i.FirstError != "" {

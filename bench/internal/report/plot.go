@@ -38,12 +38,13 @@ func (r *Report) latencyPlot(path string) error {
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.X.Tick.Marker = plot.ConstantTicks([]plot.Tick{
-		{Value: nines(0), Label: "0"}, {Value: nines(50), Label: "50"}, {Value: nines(90), Label: "90"},
+		{Value: nines(10), Label: "10"}, {Value: nines(50), Label: "50"}, {Value: nines(90), Label: "90"},
 		{Value: nines(99), Label: "99"}, {Value: nines(99.9), Label: "99.9"}, {Value: nines(99.99), Label: "99.99"},
 		{Value: nines(99.999), Label: "99.999"},
 	})
-	p.Legend.Top = true
-	p.Legend.Left = true
+	// Curves rise to the right; the lower right corner is free.
+	p.Legend.Top = false
+	p.Legend.Left = false
 	p.Add(plotter.NewGrid())
 	var series []any
 	addCurve := func(name string, f *chatload.FanoutResult) {
@@ -52,7 +53,7 @@ func (r *Report) latencyPlot(path string) error {
 		}
 		var xy plotter.XYs
 		for _, pt := range f.Latency.Curve {
-			if pt.Percentile >= 100 {
+			if pt.Percentile <= 0 || pt.Percentile >= 100 {
 				continue
 			}
 			xy = append(xy, plotter.XY{X: nines(pt.Percentile), Y: math.Max(pt.Ms, 0.001)})

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/grpcchatter/grpcchatter/bench/internal/chatload"
+	"github.com/grpcchatter/grpcchatter/bench/internal/report"
+)
+
+// TestSmoke runs the whole generator with tiny sizes against the real
+// binaries, so that it cannot rot between benchmark runs. It checks that
+// every part produced sane, non-zero figures and that nothing was lost;
+// it sets no performance threshold.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the services; skipped with -short")
+	}
+	defer goleak.VerifyNone(t)
+	out := t.TempDir()
+	jsonPath := filepath.Join(out, "latest.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	var stdout, log bytes.Buffer
+	err := run(ctx, []string{
+		"-out", out, "-json", jsonPath,
+		"-sizes", "5,10", "-streams", "20", "-duration", "1s", "-window", "8",
+		"-idle", "40", "-idle-room-size", "10",
+		"-auth-duration", "300ms", "-auth-conc", "1,2", "-argon2-memory", "1024", "-argon2-time", "1",
+		"-profile", "1",
+	}, &stdout, &log)
+	require.NoError(t, err, log.String())
+
+	b, err := os.ReadFile(jsonPath)
+	require.NoError(t, err)
+	var rep report.Report
+	require.NoError(t, json.Unmarshal(b, &rep))
+
+	require.Len(t, rep.Burst, 2)
+	check := func(name string, f *chatload.FanoutResult) {
+		t.Run(name, func(t *testing.T) {
+			require.NotNil(t, f)
+			assert.Positive(t, f.Sent)
+			assert.Equal(t, f.Sent*int64(f.Members), f.Delivered, "every member receives every message")
+			assert.Zero(t, f.Lost)
+			assert.Zero(t, f.Duplicates)
+			assert.Zero(t, f.SlowConsumerDisconnects)
+			assert.Zero(t, f.StreamErrors, f.FirstError)
+			assert.Positive(t, f.DeliveriesPerSec)
+			assert.Positive(t, f.Latency.P50)
+			assert.GreaterOrEqual(t, f.Latency.P99, f.Latency.P50)
+			assert.Equal(t, f.Delivered, f.Latency.Count)
+		})
+	}
+	for _, p := range rep.Burst {
+		check("chat burst", p.Chat)
+		check("baseline burst", p.Baseline)
+		require.NotNil(t, p.Ratios)
+		assert.Positive(t, p.Ratios.Deliveries)
+	}
+	require.NotNil(t, rep.Paced)
+	check("chat paced", rep.Paced.Chat)
+	check("baseline paced", rep.Paced.Baseline)
+	require.NotNil(t, rep.Stalled)
+	assert.Zero(t, rep.Stalled.Lost)
+	assert.Positive(t, rep.StalledP99Ratio)
+
+	require.NotNil(t, rep.Idle)
+	assert.Equal(t, 40, rep.Idle.Opened, rep.Idle.FirstError)
+	assert.Positive(t, rep.Idle.RSS[2])
+
+	require.NotNil(t, rep.Auth)
+	assert.Positive(t, rep.Auth.CeilingPerSec)
+	for _, s := range append(rep.Auth.Register, rep.Auth.Login...) {
+		assert.Positive(t, s.PerSec, s.Op)
+		assert.Zero(t, s.Errors, s.FirstError)
+	}
+	assert.Positive(t, rep.Auth.UnknownUserMs)
+	assert.Positive(t, rep.Auth.WrongPasswordMs)
+	assert.Positive(t, rep.Auth.VerifyUserNs)
+
+	assert.NotEmpty(t, rep.Targets)
+	assert.NotEmpty(t, rep.Profiles)
+	for _, f := range []string{"BENCHMARKS.md", "img/latency.png", "img/throughput.png"} {
+		st, err := os.Stat(filepath.Join(out, f))
+		require.NoError(t, err)
+		assert.Positive(t, st.Size(), f)
+	}
+	assert.Contains(t, stdout.String(), "deliveries/s")
+}
