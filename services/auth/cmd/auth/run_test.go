@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -146,4 +149,62 @@ func TestRunFailsWhenPortIsTaken(t *testing.T) {
 	}
 	err = run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &syncBuffer{}, nil)
 	assert.ErrorContains(t, err, "listen")
+}
+
+// TestRunDrainsInFlightRequests starts a request, shuts the service down
+// while the request is still arriving, and expects the request to be
+// answered before run returns.
+func TestRunDrainsInFlightRequests(t *testing.T) {
+	env := map[string]string{
+		"SECRET": secret, "REST_SERVER_ADDRESS": "127.0.0.1", "REST_SERVER_PORT": "0",
+		"DATA_DIR": t.TempDir(), "ARGON2_MEMORY_KIB": "256", "ARGON2_TIME": "1", "SHUTDOWN_TIMEOUT": "10s",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { // ends when ctx is cancelled and the request is answered
+		done <- run(ctx, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+			&syncBuffer{}, func(a net.Addr) { addr <- a })
+	}()
+	a := (<-addr).String()
+
+	conn, err := net.Dial("tcp", a)
+	require.NoError(t, err)
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	// A first full round trip proves the server accepted the connection;
+	// a dialled but not yet accepted one would be dropped with the listener.
+	_, err = io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	body := `{"user_name":"inflight","password":"correct horse"}`
+	_, err = io.WriteString(conn, "POST /register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body[:10])
+	require.NoError(t, err)
+	// Give the server a moment to parse the headers, which marks the
+	// connection active; an idle one would be closed by Shutdown.
+	time.Sleep(200 * time.Millisecond)
+
+	cancel()
+	// Shutdown has begun once the listener refuses new connections.
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", a)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, 5*time.Second, 10*time.Millisecond)
+
+	_, err = io.WriteString(conn, body[10:])
+	require.NoError(t, err)
+	resp, err = http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the in-flight request was served")
+	require.NoError(t, <-done)
 }

@@ -15,6 +15,7 @@ import (
 
 // Metrics are the service's collectors and the registry they live on.
 type Metrics struct {
+	// Registry holds every collector below; tests gather from it.
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec

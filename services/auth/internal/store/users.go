@@ -21,6 +21,7 @@ type userRow struct {
 	UpdatedAt    time.Time `gorm:"column:updated_at"`
 }
 
+// TableName tells GORM the table, which the migrations own.
 func (userRow) TableName() string { return "users" }
 
 func (r userRow) user() users.User {

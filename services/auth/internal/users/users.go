@@ -53,6 +53,7 @@ type ThrottledError struct {
 	RetryAfter time.Duration
 }
 
+// Error says how long to wait; it is for logs, not for clients.
 func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("%s, retry after %s", ErrThrottled, e.RetryAfter)
 }
