@@ -75,7 +75,9 @@ func serve(ctx context.Context, cfg config.Config, ready chan<- net.Addr) error 
 	// Owner: serve. Exit: Serve returns after GracefulStop/Stop below.
 	go func() { errc <- gs.Serve(lis) }()
 	// Owner: serve. Exit: Run returns when bg is cancelled below.
-	go func() { errc <- eng.Run(bg) }()
+	go func() {
+		errc <- eng.Run(bg, func(err error) { log.Error("idle sweep", zap.Error(err)) })
+	}()
 	if cfg.MetricsAddress != "" {
 		mlis, err := net.Listen("tcp", cfg.MetricsAddress)
 		if err != nil {

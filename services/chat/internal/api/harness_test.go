@@ -41,7 +41,8 @@ type opts struct {
 
 // harness is a real server with a real generated client.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
+	addr   string
 	signer *token.Signer
 	eng    *engine.Memory
 	srv    *Server
@@ -51,7 +52,7 @@ type harness struct {
 	dial   func() *grpc.ClientConn
 }
 
-func newHarness(t *testing.T, o opts) *harness {
+func newHarness(t testing.TB, o opts) *harness {
 	t.Helper()
 	if o.queue == 0 {
 		o.queue = 256
@@ -96,7 +97,7 @@ func newHarness(t *testing.T, o opts) *harness {
 	// Owner: the test. Exit: Serve returns after Stop in Cleanup.
 	go func() { _ = gs.Serve(lis); close(served) }()
 
-	h := &harness{t: t, signer: signer, eng: eng, srv: srv, gs: gs}
+	h := &harness{t: t, addr: lis.Addr().String(), signer: signer, eng: eng, srv: srv, gs: gs}
 	h.dial = func() *grpc.ClientConn {
 		c, err := grpc.NewClient(target, dialer, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			// A fixed window disables BDP growth, so a stalled reader fills
@@ -152,7 +153,7 @@ func (h *harness) member(code, id, name string) string {
 
 // stream is a client Chat stream with a buffer of received events.
 type stream struct {
-	t       *testing.T
+	t       testing.TB
 	c       chatv1.ChatService_ChatClient
 	cancel  context.CancelFunc
 	pending []*chatv1.Event
@@ -244,3 +245,6 @@ func (s *stream) end() codes.Code {
 }
 
 func statusCode(err error) codes.Code { return status.Code(err) }
+
+// newHarnessB is a TCP harness for benchmarks.
+func newHarnessB(b *testing.B) *harness { return newHarness(b, opts{tcp: true}) }

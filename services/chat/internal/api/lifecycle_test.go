@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -54,6 +55,8 @@ func TestStalledStreamResumes(t *testing.T) {
 	}
 	require.Equal(t, codes.ResourceExhausted, code2)
 	require.Less(t, last, uint64(total), "the stream must have been cut before the end")
+	assert.Equal(t, 1.0, testutil.ToFloat64(h.srv.cfg.Metrics.SlowConsumers))
+	assert.Equal(t, float64(total), testutil.ToFloat64(h.srv.cfg.Metrics.MessagesIn))
 
 	resumed := h.open(chatv1.NewChatServiceClient(h.dial()), stalledTok, &chatv1.Resume{Epoch: stalled.opened.Epoch, AfterSequence: last})
 	assert.Equal(t, chatv1.Recovery_RECOVERY_COMPLETE, resumed.opened.Recovery)

@@ -199,8 +199,10 @@ func (m *Memory) Persist() error {
 }
 
 // Run deletes idle rooms until ctx ends. The caller owns the goroutine that
-// runs it; it returns when ctx is done.
-func (m *Memory) Run(ctx context.Context) error {
+// runs it; it returns when ctx is done. A failure to persist is passed to
+// report and retried on the next sweep rather than stopping the service:
+// the rooms are already gone from memory and the next write catches up.
+func (m *Memory) Run(ctx context.Context, report func(error)) error {
 	every := min(max(m.cfg.IdleTTL/4, time.Second), time.Minute)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -209,8 +211,8 @@ func (m *Memory) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if _, err := m.SweepIdle(); err != nil {
-				return err
+			if _, err := m.SweepIdle(); err != nil && report != nil {
+				report(err)
 			}
 		}
 	}

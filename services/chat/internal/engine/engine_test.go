@@ -235,7 +235,7 @@ func TestRunStopsWithContext(t *testing.T) {
 	m, _ := newEngine(t, Config{IdleTTL: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- m.Run(ctx) }() // Owner: this test. Exit: cancel below.
+	go func() { done <- m.Run(ctx, nil) }() // Owner: this test. Exit: cancel below.
 	cancel()
 	assert.NoError(t, <-done)
 }

@@ -1,0 +1,47 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestServeExposesCollectors(t *testing.T) {
+	m := New(func() int { return 3 })
+	m.MessagesIn.Inc()
+	m.SlowConsumers.Inc()
+	m.FanoutSeconds.Observe(0.0001)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(ctx, lis) }() // Owner: this test. Exit: cancel below.
+
+	res, err := http.Get("http://" + lis.Addr().String() + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, res.Body.Close())
+	require.NoError(t, err)
+	for _, want := range []string{"chat_rooms 3", "chat_messages_in_total 1", "chat_slow_consumer_disconnects_total 1", "chat_fanout_seconds_count 1", "chat_open_streams 0"} {
+		assert.Contains(t, string(body), want)
+	}
+	cancel()
+	assert.NoError(t, <-done)
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// Two sets of collectors in one process do not collide: no global registry.
+func TestNoGlobalRegistry(t *testing.T) {
+	assert.NotPanics(t, func() {
+		New(func() int { return 0 })
+		New(func() int { return 0 })
+	})
+}
