@@ -364,6 +364,9 @@ func (s *session) serve(cn *conn) error {
 		// A new epoch means the service restarted: what it had not
 		// broadcast is gone, so send it again.
 	}
+	if len(resend) > 0 {
+		s.log.Debug("sending unconfirmed messages again", zap.Int("count", len(resend)))
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	// The writer lives until this stream is cancelled, which serve does on
@@ -524,20 +527,24 @@ func (s *session) confirmed(id string) {
 func (s *session) writeLoop(cn *conn, resend []*chatv1.Send) {
 	ctx := cn.stream.Context()
 	write := func(m *chatv1.Send) bool {
-		s.mu.Lock()
-		s.unconfirmed = append(s.unconfirmed, m)
-		s.mu.Unlock()
 		return cn.stream.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: m}}) == nil
 	}
-	for i, m := range resend {
+	// Everything resent is unconfirmed again, in its order, ahead of what
+	// Send queues next.
+	s.mu.Lock()
+	s.unconfirmed = append(s.unconfirmed, resend...)
+	s.mu.Unlock()
+	for _, m := range resend {
 		if !write(m) {
-			s.restoreUnconfirmed(resend[i+1:])
 			return
 		}
 	}
 	for {
 		select {
 		case req := <-s.sends:
+			s.mu.Lock()
+			s.unconfirmed = append(s.unconfirmed, req.msg)
+			s.mu.Unlock()
 			ok := write(req.msg)
 			req.result <- nil // the session owns the message now
 			if !ok {

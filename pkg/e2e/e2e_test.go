@@ -234,7 +234,7 @@ func TestDroppedConnectionResumes(t *testing.T) {
 // service drops his stream, and he resumes without loss.
 func TestSlowConsumerResumes(t *testing.T) {
 	s := newStack(t, stackOptions{chatEnv: map[string]string{
-		"MAX_MESSAGE_QUEUE_SIZE": "2",
+		"MAX_MESSAGE_QUEUE_SIZE": "16",
 		"HISTORY_SIZE":           "1000",
 	}})
 	alice := newUser(t, s, "alice")
@@ -264,7 +264,7 @@ func TestSlowConsumerResumes(t *testing.T) {
 	msgs, gaps, reconnects := receiveMessages(t, bob, n)
 	assert.Zero(t, gaps)
 	for i, m := range msgs {
-		assert.True(t, strings.HasPrefix(m.Body, fmt.Sprintf("%d ", i)), "message %d out of order", i)
+		assert.True(t, strings.HasPrefix(m.Body, fmt.Sprintf("%d ", i)), "message %d out of order: %.12s (seq %d)", i, m.Body, m.Sequence)
 	}
 	var slow bool
 	for _, r := range reconnects {

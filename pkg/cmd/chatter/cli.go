@@ -58,7 +58,7 @@ join flags:
   --wait DURATION     at end of input, how long to wait for the echo of what was sent (default 10s)
 
 passwords come from CHATTER_PASSWORD and CHATTER_ROOM_PASSWORD, or a prompt on a terminal.
-exit codes: 0 ok, 1 runtime error, 2 usage, 3 authentication, 4 room not found, 5 name taken.
+exit codes: 0 ok, 1 runtime error, 2 usage or invalid input, 3 authentication, 4 room not found, 5 name taken.
 `
 
 // run is chatter without the process around it, for tests.
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, io stdio, env lookupEnv) int {
 func exitCode(err error) int {
 	var ue usageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, client.ErrInvalidArgument):
 		return exitUsage
 	case errors.Is(err, client.ErrUnauthenticated), errors.Is(err, client.ErrPermissionDenied),
 		errors.Is(err, client.ErrRateLimited), errors.Is(err, client.ErrNotLoggedIn):

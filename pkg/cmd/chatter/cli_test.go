@@ -64,6 +64,7 @@ func TestExitCodeMapping(t *testing.T) {
 		{fmt.Errorf("session ended: %w", &client.Error{Kind: client.ErrRoomDeleted}), exitNotFound},
 		{&client.Error{Kind: client.ErrAlreadyTaken}, exitTaken},
 		{usageError{"x"}, exitUsage},
+		{&client.Error{Kind: client.ErrInvalidArgument}, exitUsage},
 		{errors.New("boom"), exitRuntime},
 	}
 	for _, tt := range tests {

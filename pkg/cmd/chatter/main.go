@@ -28,7 +28,8 @@
 //
 // Exit codes: 0 success; 1 runtime error (service unreachable, unexpected
 // failure); 2 usage error (bad flags or arguments, missing password without
-// a terminal); 3 authentication failure (bad credentials, expired token,
+// a terminal, input the service rejects as invalid such as a malformed room
+// code or an empty password); 3 authentication failure (bad credentials, expired token,
 // wrong room password, throttled); 4 room not found or deleted; 5 name
 // already taken.
 package main
