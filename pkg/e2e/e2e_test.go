@@ -11,7 +11,6 @@ import (
 	"github.com/grpcchatter/grpcchatter/pkg/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 func testCtx(t *testing.T, d time.Duration) context.Context {
@@ -89,7 +88,6 @@ func joinedRoom(t *testing.T, alice, bob *client.Client) string {
 }
 
 func TestChat(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			opts := stackOptions{}

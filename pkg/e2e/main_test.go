@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // bins holds the binaries TestMain built; skipReason is set when they could
@@ -50,7 +52,15 @@ func buildAndRun(m *testing.M) int {
 	bins.auth = filepath.Join(dir, "auth")
 	bins.chat = filepath.Join(dir, "chat")
 	bins.chatter = filepath.Join(dir, "chatter")
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		// Every process, proxy and reader goroutine is stopped in Cleanup.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: leaked goroutines:", err)
+			return 1
+		}
+	}
+	return code
 }
 
 func needBinaries(t *testing.T) {
