@@ -270,3 +270,40 @@ func TestSlowConsumerResumes(t *testing.T) {
 	}
 	assert.True(t, slow, "the service dropped bob as too slow at least once (reconnects: %d)", len(reconnects))
 }
+
+// TestTokenExpiry runs with short-lived tokens: a reconnection renews the
+// room token by joining again, and once the user token has expired the
+// session ends with ErrUnauthenticated instead of retrying for ever.
+func TestTokenExpiry(t *testing.T) {
+	s := newStack(t, stackOptions{
+		authEnv: map[string]string{"TOKEN_DURATION": "4s"},
+		chatEnv: map[string]string{"ROOM_TOKEN_DURATION": "1s"},
+	})
+	px := newProxy(t, s.chatAddr)
+	alice := newUser(t, s, "alice")
+	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr))
+	creds, err := bob.Credentials()
+	require.NoError(t, err)
+	joinedRoom(t, alice, bob)
+	ctx := testCtx(t, 30*time.Second)
+
+	time.Sleep(1500 * time.Millisecond) // the room tokens have expired
+	px.cut()
+	for nextOf[*client.Connection](t, bob).State != client.Connected {
+	}
+	_, err = alice.Send(ctx, "still here")
+	require.NoError(t, err)
+	msgs, gaps, _ := receiveMessages(t, bob, 1)
+	assert.Equal(t, "still here", msgs[0].Body)
+	assert.Zero(t, gaps)
+
+	time.Sleep(time.Until(creds.ExpiresAt) + 100*time.Millisecond)
+	px.cut()
+	for {
+		_, err := bob.Receive(ctx)
+		if err != nil {
+			assert.ErrorIs(t, err, client.ErrUnauthenticated)
+			break
+		}
+	}
+}

@@ -141,6 +141,7 @@ type stack struct {
 
 type stackOptions struct {
 	databaseURL string            // empty: SQLite in a temp dir
+	authEnv     map[string]string // extra auth settings
 	chatEnv     map[string]string // extra chat settings
 }
 
@@ -153,7 +154,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		authURL:  fmt.Sprintf("http://127.0.0.1:%d", authPort),
 		chatAddr: fmt.Sprintf("127.0.0.1:%d", chatPort),
 	}
-	s.auth = startProc(t, "auth", bins.auth, map[string]string{
+	authEnv := map[string]string{
 		"SECRET":              secret,
 		"REST_SERVER_ADDRESS": "127.0.0.1",
 		"REST_SERVER_PORT":    strconv.Itoa(authPort),
@@ -161,7 +162,11 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		"DATABASE_URL":        opts.databaseURL,
 		"ARGON2_MEMORY_KIB":   "64", // cheap hashing: tests are not about its cost
 		"ARGON2_TIME":         "1",
-	})
+	}
+	for k, v := range opts.authEnv {
+		authEnv[k] = v
+	}
+	s.auth = startProc(t, "auth", bins.auth, authEnv)
 	s.chatEnv = map[string]string{
 		"SECRET":              secret,
 		"GRPC_SERVER_ADDRESS": "127.0.0.1",

@@ -228,6 +228,9 @@ func describeEvent(ev client.Event) string {
 	case *client.Presence:
 		return fmt.Sprintf("%s %s", ev.User, ev.Kind)
 	case *client.Gap:
+		if ev.PreviousEpoch != ev.Epoch {
+			return "the chat service restarted: messages sent while reconnecting may be missing"
+		}
 		return "some messages may have been missed while reconnecting"
 	case *client.Connection:
 		if ev.State == client.Reconnecting {
