@@ -48,6 +48,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 	c := authload.NewClient("http://" + addr)
 	defer c.Close()
 
+	b.waitQuiet(ctx)
 	a := &report.Auth{Params: params, Cores: runtime.NumCPU()}
 	b.logf("auth: timing one argon2id hash (m=%d KiB, t=%d, p=1) in this process", params.MemoryKiB, params.Time)
 	hash := authload.HashTime(params, 9)
@@ -57,6 +58,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 
 	run := strconv.FormatInt(time.Now().UnixNano()%1e6, 36)
 	for _, conc := range b.cfg.AuthConc {
+		b.waitQuiet(ctx)
 		prefix := fmt.Sprintf("r%s-%d-", run, conc)
 		st := c.Run(ctx, "register", "/register", conc, b.cfg.AuthDuration,
 			func(i int64) string { return prefix + strconv.FormatInt(i, 36) }, authload.Password, http.StatusOK)
@@ -77,6 +79,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 		return nil, fmt.Errorf("auth: registering the login accounts: %s\n%s", setup.FirstError, p.Log())
 	}
 	for _, conc := range b.cfg.AuthConc {
+		b.waitQuiet(ctx)
 		st := c.Run(ctx, "login", "/login", conc, b.cfg.AuthDuration,
 			func(i int64) string { return pool[i%loginPool] }, authload.Password, http.StatusOK)
 		st.OfCeiling = st.PerSec / a.CeilingPerSec

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -155,6 +156,7 @@ func (b *bench) fanout(ctx context.Context, s *service, fc chatload.FanoutConfig
 	if fc.Stalled {
 		label += " + 1 stalled"
 	}
+	b.waitQuiet(ctx)
 	b.logf("fan-out %s", label)
 	res, err := chatload.Fanout(ctx, s.target, fc)
 	if err != nil {
@@ -163,8 +165,10 @@ func (b *bench) fanout(ctx context.Context, s *service, fc chatload.FanoutConfig
 	if s.p.Exited() {
 		return nil, fmt.Errorf("%s exited during fan-out %s\n%s", s.target.Name, label, s.p.Log())
 	}
-	b.logf("  %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, lost %d, slow-consumer drops %d, errors %d %s",
-		res.DeliveriesPerSec, res.Latency.P50, res.Latency.P99, res.Lost, res.SlowConsumerDisconnects, res.StreamErrors, res.FirstError)
+	c := func(cpu float64) float64 { return cpu / max(res.Seconds, 1e-9) }
+	b.logf("  %.0f deliveries/s, p50 %.2f ms, p99 %.2f ms, lost %d, slow-consumer drops %d, errors %d, cores busy server %.2f generator %.2f other %.2f %s",
+		res.DeliveriesPerSec, res.Latency.P50, res.Latency.P99, res.Lost, res.SlowConsumerDisconnects, res.StreamErrors,
+		c(res.ServerCPUSeconds), c(res.GeneratorCPUSeconds), c(res.OtherCPUSeconds), res.FirstError)
 	return &res, nil
 }
 
@@ -180,6 +184,8 @@ func (b *bench) warmUp(ctx context.Context, s *service) error {
 // runAll runs every phase and returns the filled report.
 func (b *bench) runAll(ctx context.Context) (*report.Report, error) {
 	rep := &report.Report{Machine: machine(), Command: b.cfg.Command, Started: time.Now().UTC()}
+	rep.BackgroundCoresBefore = backgroundCores(2 * time.Second)
+	b.logf("background load before the run: %.2f of %d cores busy", rep.BackgroundCoresBefore, rep.Machine.Cores)
 	rep.Settings = report.Settings{
 		Streams: b.cfg.Streams, DurationS: b.cfg.Duration.Seconds(), Window: b.cfg.Window,
 		BodyBytes: b.cfg.BodyBytes, StreamsPerConn: b.cfg.StreamsPerConn, QueueSize: "service default",
@@ -221,6 +227,7 @@ func (b *bench) runAll(ctx context.Context) (*report.Report, error) {
 			return nil, err
 		}
 	}
+	rep.BackgroundCoresAfter = backgroundCores(2 * time.Second)
 	rep.Targets = targets(rep)
 	rep.Notes = notes(b.cfg)
 	rep.Seconds = time.Since(rep.Started).Seconds()
@@ -262,6 +269,14 @@ func (b *bench) chatFanout(ctx context.Context, rep *report.Report) (map[int]*ch
 	paced, err := b.fanout(ctx, chat, b.fanoutConfig(ps, chatload.Paced, rate))
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, frac := range b.cfg.ExtraPaced {
+		r := frac * burst[ps].MessagesPerSec
+		extra, err := b.fanout(ctx, chat, b.fanoutConfig(ps, chatload.Paced, r))
+		if err != nil {
+			return nil, nil, err
+		}
+		rep.PacedExtra = append(rep.PacedExtra, extra)
 	}
 	if !b.cfg.Skip["stalled"] {
 		fc := b.fanoutConfig(ps, chatload.Paced, rate)
@@ -321,6 +336,16 @@ func (b *bench) profile(ctx context.Context, chat *service, size int) ([]report.
 		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", chat.metricsURL, b.cfg.ProfileSeconds)
 		serverErr <- proc.Fetch(ctx, url, serverPath)
 	}()
+	var perfSelf, perfChildren []string
+	perfErr := errors.New("not tried")
+	perfDone := make(chan struct{})
+	// Owned by profile; samples the chat process with perf for the length
+	// of the run, in case it serves no pprof endpoint.
+	go func() {
+		defer close(perfDone)
+		time.Sleep(200 * time.Millisecond) // let the run start
+		perfSelf, perfChildren, perfErr = proc.PerfTop(ctx, chat.p.PID(), fc.Duration-500*time.Millisecond, 25, b.tmp)
+	}()
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
 		return nil, err
@@ -329,6 +354,7 @@ func (b *bench) profile(ctx context.Context, chat *service, size int) ([]report.
 	pprof.StopCPUProfile()
 	f.Close()
 	sErr := <-serverErr
+	<-perfDone
 	if ferr != nil {
 		return nil, ferr
 	}
@@ -338,8 +364,16 @@ func (b *bench) profile(ctx context.Context, chat *service, size int) ([]report.
 		if err == nil {
 			out = append(out, report.Profile{Name: fmt.Sprintf("chat service, burst fan-out at size %d", size), Source: "/debug/pprof/profile on METRICS_ADDRESS", Top: top})
 		}
+	} else if perfErr == nil {
+		out = append(out, report.Profile{
+			Name:       fmt.Sprintf("chat service, burst fan-out at size %d", size),
+			Source:     "Linux perf on the chat process, 499 Hz (the service serves no /debug/pprof: " + firstLine(sErr.Error()) + ")",
+			Perf:       true,
+			Top:        perfSelf,
+			Cumulative: perfChildren,
+		})
 	} else {
-		out = append(out, report.Profile{Name: "chat service", Source: "not available: " + firstLine(sErr.Error())})
+		out = append(out, report.Profile{Name: "chat service", Source: "not available: " + firstLine(sErr.Error()) + "; perf: " + firstLine(perfErr.Error())})
 	}
 	top, err := proc.TopFunctions(ctx, "", genPath, 20)
 	if err != nil {
@@ -362,6 +396,7 @@ func (b *bench) idle(ctx context.Context) (*chatload.IdleResult, error) {
 		return nil, err
 	}
 	defer chat.p.Stop()
+	b.waitQuiet(ctx)
 	b.logf("idle: %d streams, one connection each, rooms of %d", b.cfg.IdleStreams, b.cfg.IdleRoomSize)
 	res, err := chatload.Idle(ctx, chat.target, chatload.IdleConfig{
 		Streams: b.cfg.IdleStreams, RoomSize: b.cfg.IdleRoomSize, Parallel: b.cfg.IdleParallel,
@@ -405,4 +440,36 @@ func machine() report.Machine {
 		}
 	}
 	return m
+}
+
+// backgroundCores is how many cores the machine keeps busy over d while
+// the generator idles: other work sharing the machine.
+func backgroundCores(d time.Duration) float64 {
+	busy0, total0, err := proc.MachineCPU()
+	if err != nil {
+		return 0
+	}
+	time.Sleep(d)
+	busy1, total1, err := proc.MachineCPU()
+	if err != nil || total1 <= total0 {
+		return 0
+	}
+	return float64(runtime.NumCPU()) * float64(busy1-busy0) / float64(total1-total0)
+}
+
+// waitQuiet waits, up to -quiet-wait, until other work on the machine
+// uses fewer than -quiet-cores cores, so that runs do not measure a
+// neighbour's build. It returns the last reading.
+func (b *bench) waitQuiet(ctx context.Context) float64 {
+	deadline := time.Now().Add(b.cfg.QuietWait)
+	for {
+		c := backgroundCores(time.Second)
+		if c <= b.cfg.QuietCores || time.Now().After(deadline) || ctx.Err() != nil {
+			if c > b.cfg.QuietCores {
+				b.logf("the machine is still busy (%.2f cores of other work); measuring anyway", c)
+			}
+			return c
+		}
+		b.logf("waiting for the machine to quieten: %.2f cores busy with other work", c)
+	}
 }

@@ -24,6 +24,9 @@ type config struct {
 	BodyBytes      int
 	StreamsPerConn int
 	PacedFraction  float64
+	ExtraPaced     []float64 // further paced fractions, chat service only
+	QuietWait      time.Duration
+	QuietCores     float64
 	QueueSize      int // MAX_MESSAGE_QUEUE_SIZE for the chat service; 0 keeps its default
 
 	IdleStreams  int
@@ -55,6 +58,10 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.BodyBytes, "body", 64, "message body bytes")
 	fs.IntVar(&c.StreamsPerConn, "streams-per-conn", 100, "member streams multiplexed on one client connection")
 	fs.Float64Var(&c.PacedFraction, "paced-fraction", 0.5, "paced runs send at this fraction of the chat service's burst rate at size 100")
+	var extra string
+	fs.StringVar(&extra, "paced-extra", "0.25", "further paced runs of the chat service at these fractions of its burst rate (comma-separated, may be empty)")
+	fs.DurationVar(&c.QuietWait, "quiet-wait", time.Minute, "before each run, wait up to this long for other work on the machine to stop")
+	fs.Float64Var(&c.QuietCores, "quiet-cores", 0.2, "cores of other work under which the machine counts as quiet")
 	fs.IntVar(&c.QueueSize, "queue", 0, "MAX_MESSAGE_QUEUE_SIZE for the chat service (0: its default)")
 	fs.IntVar(&c.IdleStreams, "idle", 10000, "idle Chat streams, one connection each")
 	fs.IntVar(&c.IdleRoomSize, "idle-room-size", 100, "members per room in the idle run")
@@ -76,6 +83,16 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-auth-conc: %w", err)
 	}
 	c.Argon2Memory, c.Argon2Time = uint32(mem), uint32(tim)
+	for _, f := range strings.Split(extra, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 {
+			return c, fmt.Errorf("-paced-extra: %q is not a positive number", f)
+		}
+		c.ExtraPaced = append(c.ExtraPaced, v)
+	}
 	c.Skip = map[string]bool{}
 	for _, s := range strings.Split(skip, ",") {
 		if s = strings.TrimSpace(s); s != "" {

@@ -37,7 +37,7 @@ func TestSmoke(t *testing.T) {
 		"-sizes", "5,10", "-streams", "20", "-duration", "1s", "-window", "8",
 		"-idle", "40", "-idle-room-size", "10",
 		"-auth-duration", "300ms", "-auth-conc", "1,2", "-argon2-memory", "1024", "-argon2-time", "1",
-		"-profile", "1",
+		"-profile", "1", "-quiet-wait", "0s",
 	}, &stdout, &log)
 	require.NoError(t, err, log.String())
 

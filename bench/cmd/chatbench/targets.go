@@ -153,6 +153,8 @@ func notes(c config) []string {
 		fmt.Sprintf("Burst mode keeps at most %d messages per room in flight (sent but not yet received by every member), below the service's per-member queue, so a correct service drops nobody.", c.Window),
 		"Latency runs from the send to the receipt, both read from this process's clock. In paced mode it runs from the scheduled send time, so a generator or server falling behind shows up as latency instead of being hidden (no coordinated omission).",
 		"Room tokens are minted with pkg/token and the SECRET given to the chat process instead of calling JoinChatRoom per member, whose argon2id check of the room password (and its join throttle) would dominate setting up thousands of members. Rooms are created through CreateChatRoom.",
+		fmt.Sprintf("The machine may be shared (other builds and tests). Before each run the generator waits up to %s for other work to fall under %.2f cores, and every fan-out row reports the cores used by the server, the generator and everything else during the run.", c.QuietWait, c.QuietCores),
+		"Paced runs are measured at the fraction of the chat service's burst rate given by -paced-fraction (the target's \"half the measured max\"), and at -paced-extra fractions for the shape of latency against load; the baseline is paced at the same rate as the chat service.",
 		"The chat service runs with LOG_LEVEL=warn. Deliveries per CPU-second use the chat process's utime+stime from /proc/<pid>/stat over the run.",
 		"The baseline (bench/internal/baseline) is a separate process built from the same proto: no auth, history or queues; each member's stream marshals and sends each message itself, under the room's mutex.",
 	}

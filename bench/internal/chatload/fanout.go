@@ -90,6 +90,13 @@ type FanoutResult struct {
 	DeliveriesPerCPUSec float64 `json:"deliveries_per_server_cpu_s"`
 	// GeneratorCPUSeconds is this process's CPU time during the run.
 	GeneratorCPUSeconds float64 `json:"generator_cpu_s"`
+	// OtherCPUSeconds is the CPU time the rest of the machine used during
+	// the run: neither the server nor the generator. Figures taken while
+	// it is high are figures of a shared machine.
+	OtherCPUSeconds float64 `json:"other_cpu_s"`
+	// MachineCPUSeconds is the machine's total CPU capacity over the run
+	// (wall time × cores).
+	MachineCPUSeconds float64 `json:"machine_cpu_s"`
 
 	Latency Latency `json:"latency"`
 }
@@ -224,6 +231,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 
 	cpu0 := serverCPU(t)
 	gen0, _ := proc.CPU(os.Getpid())
+	busy0, total0, _ := proc.MachineCPU()
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
 	var firstSendErr atomic.Value
@@ -261,6 +269,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	}
 	cpu1 := serverCPU(t)
 	gen1, _ := proc.CPU(os.Getpid())
+	busy1, total1, _ := proc.MachineCPU()
 	last := start
 	for _, r := range recvs {
 		if l := r.last.Load(); l > last.UnixNano() {
@@ -308,6 +317,8 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		}
 	}
 	res.GeneratorCPUSeconds = (gen1 - gen0).Seconds()
+	res.MachineCPUSeconds = (total1 - total0).Seconds()
+	res.OtherCPUSeconds = max(0, (busy1-busy0).Seconds()-res.GeneratorCPUSeconds-max(0, res.ServerCPUSeconds))
 	res.Latency = rec.summary()
 	return res, nil
 }

@@ -287,7 +287,7 @@ func TopFunctions(ctx context.Context, bin, profile string, n int) ([]string, er
 			continue
 		}
 		if started && strings.TrimSpace(l) != "" {
-			lines = append(lines, strings.TrimSpace(l))
+			lines = append(lines, strings.TrimRight(l, " "))
 		}
 	}
 	return lines, nil
@@ -314,4 +314,72 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// PerfTop samples pid with Linux perf for d and returns the n symbols with
+// the most samples, by self time (children false) or including callees
+// (children true). It is the fallback when a service serves no pprof
+// endpoint: Go binaries keep their symbol table and frame pointers, so
+// perf names Go functions as pprof would.
+func PerfTop(ctx context.Context, pid int, d time.Duration, n int, dir string) (self, children []string, err error) {
+	data := filepath.Join(dir, fmt.Sprintf("perf-%d.data", pid))
+	rec := exec.CommandContext(ctx, "perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", data,
+		"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
+	if out, err := rec.CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("perf record: %w\n%s", err, out)
+	}
+	report := func(flag string) ([]string, error) {
+		out, err := exec.CommandContext(ctx, "perf", "report", "-i", data, "--stdio", flag, "--sort", "symbol",
+			"-g", "none", "--percent-limit", "0.5").Output()
+		if err != nil {
+			return nil, fmt.Errorf("perf report: %w", err)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			t := strings.TrimSpace(l)
+			if t == "" || strings.HasPrefix(t, "#") || !strings.Contains(t, "%") {
+				continue
+			}
+			lines = append(lines, strings.Join(strings.Fields(t), " "))
+			if len(lines) == n {
+				break
+			}
+		}
+		return lines, nil
+	}
+	if self, err = report("--no-children"); err != nil {
+		return nil, nil, err
+	}
+	children, err = report("--children")
+	return self, children, err
+}
+
+// MachineCPU returns the busy and total CPU time of the whole machine
+// from /proc/stat, summed over all cores.
+func MachineCPU() (busy, total time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0, errors.New("proc: malformed /proc/stat")
+	}
+	var sum, idle int64
+	for i, s := range f[1:] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		if i >= 8 { // guest time is already counted in user time
+			break
+		}
+		sum += v
+		if i == 3 || i == 4 { // idle, iowait
+			idle += v
+		}
+	}
+	tick := time.Second / clockTicks
+	return time.Duration(sum-idle) * tick, time.Duration(sum) * tick, nil
 }

@@ -22,7 +22,8 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 	p("| | |\n|---|---|\n")
 	p("| CPU | %s |\n| Cores | %d |\n| Memory | %d GiB |\n| Go | %s (%s) |\n| Kernel | %s |\n", r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.GoVersion, r.Machine.OS, r.Machine.Kernel)
 	p("| Started | %s |\n| Run time | %.0f s |\n", r.Started.Format("2006-01-02 15:04 UTC"), r.Seconds)
-	p("| Command | `%s` |\n\n", r.Command)
+	p("| Command | `%s` |\n", r.Command)
+	p("| Other load on the machine | %.2f cores busy before the run, %.2f after |\n\n", r.BackgroundCoresBefore, r.BackgroundCoresAfter)
 	p("Fan-out settings: %d member streams per run (rooms = streams ÷ room size), %.0f s of sending per run, %d-byte bodies, ",
 		r.Settings.Streams, r.Settings.DurationS, r.Settings.BodyBytes)
 	p("burst window %d messages per room, %d streams per client connection, chat queue size: %s.\n\n",
@@ -42,8 +43,9 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 	p("## Fan-out\n\n")
 	p("Every member of every room streams; deliveries are messages × members. Latency is from send to receipt (milliseconds). ")
 	p("Ratios are chat ÷ baseline: above 1 is better for deliveries, below 1 is better for latency.\n\n")
-	p("| Server | Mode | Rooms × members | Messages/s | Deliveries/s | Deliveries per server CPU-s | p50 | p90 | p99 | p99.9 | max | Lost | Slow-consumer drops | Errors |\n")
-	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("Cores busy is the server, the generator and everything else on the machine, in cores over the run; a high third figure means the run shared the machine.\n\n")
+	p("| Server | Mode | Rooms × members | Messages/s | Deliveries/s | Deliveries per server CPU-s | p50 | p90 | p99 | p99.9 | max | Lost | Slow-consumer drops | Errors | Cores busy: server / generator / other |\n")
+	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	row := func(f *chatload.FanoutResult) {
 		if f == nil {
 			return
@@ -55,9 +57,11 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		if f.Stalled {
 			mode += " + stalled member"
 		}
-		p("| %s | %s | %d × %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %d | %d |\n",
+		cores := func(cpu float64) float64 { return cpu / max(f.Seconds, 1e-9) }
+		p("| %s | %s | %d × %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %d | %d | %.2f / %.2f / %.2f |\n",
 			f.Target, mode, f.Rooms, f.Members, f.MessagesPerSec, f.DeliveriesPerSec, f.DeliveriesPerCPUSec,
-			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.P999, f.Latency.Max, f.Lost, f.SlowConsumerDisconnects, f.StreamErrors)
+			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.P999, f.Latency.Max, f.Lost, f.SlowConsumerDisconnects, f.StreamErrors,
+			cores(f.ServerCPUSeconds), cores(f.GeneratorCPUSeconds), cores(f.OtherCPUSeconds))
 	}
 	pairs := append([]Pair{}, r.Burst...)
 	if r.Paced != nil {
@@ -66,6 +70,9 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 	for _, pr := range pairs {
 		row(pr.Chat)
 		row(pr.Baseline)
+	}
+	for _, f := range r.PacedExtra {
+		row(f)
 	}
 	row(r.Stalled)
 	p("\n")
@@ -139,7 +146,13 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("## Profiles\n\n")
 		for _, pr := range r.Profiles {
 			p("**%s** (%s)\n\n", pr.Name, pr.Source)
-			if len(pr.Top) > 0 {
+			switch {
+			case pr.Perf:
+				p("By self time:\n\n```\n%s\n```\n\n", strings.Join(pr.Top, "\n"))
+				if len(pr.Cumulative) > 0 {
+					p("Including callees:\n\n```\n%s\n```\n\n", strings.Join(pr.Cumulative, "\n"))
+				}
+			case len(pr.Top) > 0:
 				p("```\n      flat  flat%%   sum%%        cum   cum%%\n%s\n```\n\n", strings.Join(pr.Top, "\n"))
 			}
 		}

@@ -70,6 +70,9 @@ func (r *Report) latencyPlot(path string) error {
 		addCurve(fmt.Sprintf("chat, paced %.0f msg/s", r.Paced.Chat.Rate), r.Paced.Chat)
 		addCurve(fmt.Sprintf("baseline, paced %.0f msg/s", r.Paced.Chat.Rate), r.Paced.Baseline)
 	}
+	for _, f := range r.PacedExtra {
+		addCurve(fmt.Sprintf("chat, paced %.0f msg/s", f.Rate), f)
+	}
 	addCurve("chat, paced + stalled member", r.Stalled)
 	if len(series) == 0 {
 		return nil

@@ -25,6 +25,9 @@ type Report struct {
 	Burst []Pair `json:"burst"`
 	// Paced is the size-100 fan-out at a fixed rate.
 	Paced *Pair `json:"paced,omitempty"`
+	// PacedExtra are further paced runs of the chat service at other
+	// fractions of its burst rate, for the shape of latency against load.
+	PacedExtra []*chatload.FanoutResult `json:"paced_extra,omitempty"`
 	// Stalled repeats the chat service's paced run with a stalled member.
 	Stalled         *chatload.FanoutResult `json:"stalled,omitempty"`
 	StalledP99Ratio float64                `json:"stalled_p99_ratio,omitempty"`
@@ -32,6 +35,11 @@ type Report struct {
 	Idle   *chatload.IdleResult `json:"idle,omitempty"`
 	Auth   *Auth                `json:"auth,omitempty"`
 	Growth []Growth             `json:"growth,omitempty"`
+
+	// BackgroundCores* are the cores busy with other work (not this
+	// run) in the two seconds before and after it.
+	BackgroundCoresBefore float64 `json:"background_cores_before"`
+	BackgroundCoresAfter  float64 `json:"background_cores_after"`
 
 	Targets  []Target  `json:"targets"`
 	Profiles []Profile `json:"profiles,omitempty"`
@@ -150,9 +158,14 @@ const (
 
 // Profile is the top of one CPU profile.
 type Profile struct {
-	Name   string   `json:"name"`
-	Source string   `json:"source"`
-	Top    []string `json:"top"`
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	// Perf is true when the lines come from Linux perf rather than pprof.
+	Perf bool `json:"perf,omitempty"`
+	// Top are pprof -top lines, or perf's symbols by self time.
+	Top []string `json:"top"`
+	// Cumulative are perf's symbols by time including callees.
+	Cumulative []string `json:"cumulative,omitempty"`
 }
 
 // WriteJSON writes r to path, creating its directory.
