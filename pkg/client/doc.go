@@ -51,8 +51,10 @@
 //
 // All methods are safe for concurrent use. Send and Receive are meant to be
 // called from different goroutines. Disconnect and Close may be called at any
-// time: they return promptly and make pending and later Receive and Send calls
-// return ErrDisconnected.
+// time: they return promptly, pending Receive and Send calls return
+// ErrDisconnected, and later ones ErrNotJoined (after Disconnect) or ErrClosed
+// (after Close). Methods called out of order fail with ErrNotLoggedIn or
+// ErrNotJoined rather than panic.
 //
 // # Errors
 //

@@ -291,7 +291,7 @@ func (s *session) run(first *conn) {
 			renewed = true
 		} else {
 			delay := s.c.cfg.backoff.delay(attempt)
-			if d, ok := RetryAfter(err); ok && d > delay && !isSlowConsumer(err) {
+			if d, ok := RetryAfter(err); ok && d > delay {
 				delay = d
 			}
 			s.log.Info("chat stream broke; reconnecting", zap.Error(err), zap.Int("attempt", attempt), zap.Duration("retry_in", delay))
@@ -316,11 +316,6 @@ func (s *session) run(first *conn) {
 		s.log.Info("chat stream reopened", zap.String("epoch", cn.opened.GetEpoch()), zap.Stringer("recovery", cn.opened.GetRecovery()))
 		err = s.serve(cn)
 	}
-}
-
-func isSlowConsumer(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Code == codes.ResourceExhausted
 }
 
 // serve delivers a stream's events until it breaks, with a writer goroutine
