@@ -107,9 +107,30 @@ func TestChat(t *testing.T) {
 			_, err = alice.LogIn(ctx, "alice", "pw-alice-long-enough")
 			require.NoError(t, err)
 
+			// Repeated bad passwords are throttled, with a delay to wait.
+			var loginErr error
+			for range 10 {
+				if _, loginErr = alice.LogIn(ctx, "mallory", "guess-guess-guess"); errors.Is(loginErr, client.ErrRateLimited) {
+					break
+				}
+			}
+			require.ErrorIs(t, loginErr, client.ErrRateLimited)
+			d, ok := client.RetryAfter(loginErr)
+			assert.True(t, ok && d > 0, "Retry-After given: %v", loginErr)
+
 			code := joinedRoom(t, alice, bob)
-			_, err = newUser(t, s, "carol").JoinChatRoom(ctx, code, "wrong")
+			carol := newUser(t, s, "carol")
+			_, err = carol.JoinChatRoom(ctx, code, "wrong")
 			assert.ErrorIs(t, err, client.ErrPermissionDenied)
+			var joinErr error
+			for range 10 {
+				if _, joinErr = carol.JoinChatRoom(ctx, code, "wrong"); errors.Is(joinErr, client.ErrRateLimited) {
+					break
+				}
+			}
+			require.ErrorIs(t, joinErr, client.ErrRateLimited)
+			d, ok = client.RetryAfter(joinErr)
+			assert.True(t, ok && d > 0, "RetryInfo given: %v", joinErr)
 			_, err = bob.JoinChatRoom(ctx, code, "room-secret")
 			assert.ErrorIs(t, err, client.ErrAlreadyJoined)
 
