@@ -27,6 +27,8 @@ type config struct {
 	ExtraPaced     []float64 // further paced fractions, chat service only
 	QuietWait      time.Duration
 	QuietCores     float64
+	NoisyCores     float64
+	Retries        int
 	QueueSize      int // MAX_MESSAGE_QUEUE_SIZE for the chat service; 0 keeps its default
 
 	IdleStreams  int
@@ -62,6 +64,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&extra, "paced-extra", "0.25", "further paced runs of the chat service at these fractions of its burst rate (comma-separated, may be empty)")
 	fs.DurationVar(&c.QuietWait, "quiet-wait", time.Minute, "before each run, wait up to this long for other work on the machine to stop")
 	fs.Float64Var(&c.QuietCores, "quiet-cores", 0.2, "cores of other work under which the machine counts as quiet")
+	fs.Float64Var(&c.NoisyCores, "noisy-cores", 0.5, "a fan-out run during which other work used more cores than this is measured again")
+	fs.IntVar(&c.Retries, "retries", 2, "how many times a noisy fan-out run is measured again (the least noisy attempt is kept)")
 	fs.IntVar(&c.QueueSize, "queue", 0, "MAX_MESSAGE_QUEUE_SIZE for the chat service (0: its default)")
 	fs.IntVar(&c.IdleStreams, "idle", 10000, "idle Chat streams, one connection each")
 	fs.IntVar(&c.IdleRoomSize, "idle-room-size", 100, "members per room in the idle run")

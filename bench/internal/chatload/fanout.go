@@ -67,10 +67,13 @@ type FanoutResult struct {
 
 	Sent      int64 `json:"messages_sent"`
 	Delivered int64 `json:"deliveries"`
-	// Lost counts deliveries owed to members that stayed connected but
-	// never arrived. It must be 0.
-	Lost       int64 `json:"lost"`
-	Duplicates int64 `json:"duplicates"`
+	// Lost counts messages that members who stayed connected skipped: a
+	// gap in the room's sequence of messages. It must be 0.
+	Lost int64 `json:"lost"`
+	// Undelivered counts deliveries owed to members that stayed connected
+	// and had not arrived when the drain timed out: late, maybe lost.
+	Undelivered int64 `json:"undelivered"`
+	Duplicates  int64 `json:"duplicates"`
 	// SlowConsumerDisconnects counts measured members ended with
 	// RESOURCE_EXHAUSTED; the stalled member is reported on its own.
 	SlowConsumerDisconnects int    `json:"slow_consumer_disconnects"`
@@ -97,6 +100,9 @@ type FanoutResult struct {
 	// MachineCPUSeconds is the machine's total CPU capacity over the run
 	// (wall time × cores).
 	MachineCPUSeconds float64 `json:"machine_cpu_s"`
+	// WallSeconds is the wall time over which the CPU figures were taken:
+	// from the first send to the end of the drain.
+	WallSeconds float64 `json:"wall_s"`
 
 	Latency Latency `json:"latency"`
 }
@@ -267,6 +273,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	res.WallSeconds = time.Since(start).Seconds()
 	cpu1 := serverCPU(t)
 	gen1, _ := proc.CPU(os.Getpid())
 	busy1, total1, _ := proc.MachineCPU()
@@ -298,7 +305,8 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 				res.FirstError = r.err.Error()
 			}
 		default:
-			res.Lost += r.lost.Load() + max(0, r.room.sent.Load()-r.next.Load())
+			res.Lost += r.lost.Load()
+			res.Undelivered += max(0, r.room.sent.Load()-r.next.Load())
 		}
 	}
 	if v := firstSendErr.Load(); v != nil && res.FirstError == "" {
@@ -506,3 +514,15 @@ func (r *receiver) loop(rec *recorder) {
 		}
 	}
 }
+
+// Cores is how many cores a CPU time over the run's wall time amounts to.
+func (f *FanoutResult) Cores(cpuSeconds float64) float64 {
+	if f.WallSeconds <= 0 {
+		return 0
+	}
+	return cpuSeconds / f.WallSeconds
+}
+
+// Missing is what members that stayed connected did not get: lost plus
+// undelivered.
+func (f *FanoutResult) Missing() int64 { return f.Lost + f.Undelivered }

@@ -20,9 +20,11 @@ type IdleConfig struct {
 	Parallel int
 	// Settle is the pause before each memory reading.
 	Settle time.Duration
-	// Memory reads the target's resident memory and, when ok, its Go heap
-	// in use.
-	Memory func() (rss int64, heap float64, heapOK bool)
+	// Memory reads the target's resident memory and, when the target
+	// exposes them, its Go runtime gauges by metric name
+	// (go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes,
+	// go_goroutines).
+	Memory func() (rss int64, gauges map[string]float64)
 }
 
 // IdleResult is what the idle-connections run measured.
@@ -43,9 +45,15 @@ type IdleResult struct {
 	DroppedWhileIdle int        `json:"dropped_while_idle"`
 	RSS              [3]int64   `json:"rss_bytes"`
 	Heap             [3]float64 `json:"heap_inuse_bytes,omitempty"`
+	Stack            [3]float64 `json:"stack_inuse_bytes,omitempty"`
+	Goroutines       [3]float64 `json:"goroutines,omitempty"`
 	HeapExposed      bool       `json:"heap_exposed"`
 	RSSPerStream     float64    `json:"rss_per_stream_bytes"`
 	HeapPerStream    float64    `json:"heap_inuse_per_stream_bytes,omitempty"`
+	// StackPerStream and GoroutinesPerStream attribute the memory: what
+	// the service's goroutines per stream cost in stacks.
+	StackPerStream      float64 `json:"stack_inuse_per_stream_bytes,omitempty"`
+	GoroutinesPerStream float64 `json:"goroutines_per_stream,omitempty"`
 }
 
 // Idle opens cfg.Streams Chat streams, each on its own connection, keeps
@@ -80,7 +88,11 @@ func Idle(ctx context.Context, t Target, cfg IdleConfig) (IdleResult, error) {
 	var heapOK [3]bool
 	read := func(i int) {
 		time.Sleep(cfg.Settle)
-		res.RSS[i], res.Heap[i], heapOK[i] = cfg.Memory()
+		var g map[string]float64
+		res.RSS[i], g = cfg.Memory()
+		res.Heap[i], heapOK[i] = g["go_memstats_heap_inuse_bytes"]
+		res.Stack[i] = g["go_memstats_stack_inuse_bytes"]
+		res.Goroutines[i] = g["go_goroutines"]
 	}
 	read(0)
 	tenth := max(1, cfg.Streams/10)
@@ -106,6 +118,8 @@ func Idle(ctx context.Context, t Target, cfg IdleConfig) (IdleResult, error) {
 		res.RSSPerStream = max(float64(res.RSS[2]-res.RSS[0])/all, float64(res.RSS[2]-res.RSS[1])/rest)
 		if res.HeapExposed {
 			res.HeapPerStream = max((res.Heap[2]-res.Heap[0])/all, (res.Heap[2]-res.Heap[1])/rest)
+			res.StackPerStream = (res.Stack[2] - res.Stack[0]) / all
+			res.GoroutinesPerStream = (res.Goroutines[2] - res.Goroutines[0]) / all
 		}
 	}
 	return res, nil

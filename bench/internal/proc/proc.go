@@ -217,29 +217,43 @@ var httpClient = &http.Client{
 // first sample named name (without labels). ok is false when the
 // endpoint or the metric is missing.
 func Metric(ctx context.Context, url, name string) (v float64, ok bool) {
+	m := Metrics(ctx, url, name)
+	v, ok = m[name]
+	return v, ok
+}
+
+// Metrics fetches a Prometheus text endpoint and returns the values of the
+// unlabelled samples named in names that it found.
+func Metrics(ctx context.Context, url string, names ...string) map[string]float64 {
+	out := map[string]float64{}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, false
+		return out
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return 0, false
+		return out
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, false
+		return out
 	}
 	s := bufio.NewScanner(resp.Body)
 	s.Buffer(make([]byte, 64<<10), 1<<20)
 	for s.Scan() {
-		line := s.Text()
-		if !strings.HasPrefix(line, name+" ") {
+		name, value, ok := strings.Cut(s.Text(), " ")
+		if !ok {
 			continue
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(line[len(name):]), 64)
-		return v, err == nil
+		for _, n := range names {
+			if name == n {
+				if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+					out[n] = v
+				}
+			}
+		}
 	}
-	return 0, false
+	return out
 }
 
 // Fetch GETs url into the file path. It is used for pprof profiles.

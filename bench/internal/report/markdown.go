@@ -44,7 +44,7 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 	p("Every member of every room streams; deliveries are messages × members. Latency is from send to receipt (milliseconds). ")
 	p("Ratios are chat ÷ baseline: above 1 is better for deliveries, below 1 is better for latency.\n\n")
 	p("Cores busy is the server, the generator and everything else on the machine, in cores over the run; a high third figure means the run shared the machine.\n\n")
-	p("| Server | Mode | Rooms × members | Messages/s | Deliveries/s | Deliveries per server CPU-s | p50 | p90 | p99 | p99.9 | max | Lost | Slow-consumer drops | Errors | Cores busy: server / generator / other |\n")
+	p("| Server | Mode | Rooms × members | Messages/s | Deliveries/s | Deliveries per server CPU-s | p50 | p90 | p99 | p99.9 | max | Lost / undelivered | Slow-consumer drops | Errors | Cores busy: server / generator / other |\n")
 	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	row := func(f *chatload.FanoutResult) {
 		if f == nil {
@@ -57,10 +57,10 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		if f.Stalled {
 			mode += " + stalled member"
 		}
-		cores := func(cpu float64) float64 { return cpu / max(f.Seconds, 1e-9) }
-		p("| %s | %s | %d × %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %d | %d | %.2f / %.2f / %.2f |\n",
+		cores := f.Cores
+		p("| %s | %s | %d × %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %d / %d | %d | %d | %.2f / %.2f / %.2f |\n",
 			f.Target, mode, f.Rooms, f.Members, f.MessagesPerSec, f.DeliveriesPerSec, f.DeliveriesPerCPUSec,
-			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.P999, f.Latency.Max, f.Lost, f.SlowConsumerDisconnects, f.StreamErrors,
+			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.P999, f.Latency.Max, f.Lost, f.Undelivered, f.SlowConsumerDisconnects, f.StreamErrors,
 			cores(f.ServerCPUSeconds), cores(f.GeneratorCPUSeconds), cores(f.OtherCPUSeconds))
 	}
 	pairs := append([]Pair{}, r.Burst...)
@@ -100,8 +100,8 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 	if r.Stalled != nil {
 		p("### Stalled member\n\n")
 		p("The paced run again, with one extra member in room 0 that opens its stream and never reads. ")
-		p("Others' p99: %.2f ms against %.2f ms without it (**%.2f×**); lost %d; the stalled stream ended with: %s.\n\n",
-			r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.StalledP99Ratio, r.Stalled.Lost, orOpen(r.Stalled.StalledMemberEnd))
+		p("Others' p99: %.2f ms against %.2f ms without it (**%.2f×**); lost or undelivered to the others: %d; the stalled stream ended with: %s.\n\n",
+			r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.StalledP99Ratio, r.Stalled.Missing(), orOpen(r.Stalled.StalledMemberEnd))
 	}
 
 	if len(r.Growth) > 0 {
@@ -123,6 +123,7 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("| RSS before → after a tenth → after all | %.1f MB → %.1f MB → %.1f MB |\n| RSS per stream | %.1f KB |\n", float64(i.RSS[0])/1e6, float64(i.RSS[1])/1e6, float64(i.RSS[2])/1e6, i.RSSPerStream/1000)
 		if i.HeapExposed {
 			p("| Go heap in use, same points | %.1f MB → %.1f MB → %.1f MB |\n| Go heap per stream | %.1f KB |\n", i.Heap[0]/1e6, i.Heap[1]/1e6, i.Heap[2]/1e6, i.HeapPerStream/1000)
+			p("| Goroutine stacks per stream | %.1f KB |\n| Goroutines per stream | %.2f |\n", i.StackPerStream/1000, i.GoroutinesPerStream)
 		}
 		p("| Streams dropped while idle | %d |\n\n", i.DroppedWhileIdle)
 		if i.FirstError != "" {

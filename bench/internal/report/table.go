@@ -11,7 +11,7 @@ import (
 // Table writes the run's main figures and the targets for a terminal.
 func (r *Report) Table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tmode\trooms×members\tmsg/s\tdeliveries/s\tper CPU-s\tp50 ms\tp99 ms\tp99.9 ms\tlost\tdrops\terrors\tcores srv/gen/other\t")
+	fmt.Fprintln(tw, "server\tmode\trooms×members\tmsg/s\tdeliveries/s\tper CPU-s\tp50 ms\tp99 ms\tp99.9 ms\tlost/undeliv\tdrops\terrors\tcores srv/gen/other\t")
 	row := func(f *chatload.FanoutResult) {
 		if f == nil {
 			return
@@ -20,9 +20,9 @@ func (r *Report) Table(w io.Writer) error {
 		if f.Stalled {
 			mode += "+stalled"
 		}
-		c := func(cpu float64) float64 { return cpu / max(f.Seconds, 1e-9) }
-		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%.2f/%.2f/%.2f\t\n", f.Target, mode, f.Rooms, f.Members,
-			f.MessagesPerSec, f.DeliveriesPerSec, f.DeliveriesPerCPUSec, f.Latency.P50, f.Latency.P99, f.Latency.P999, f.Lost, f.SlowConsumerDisconnects, f.StreamErrors,
+		c := f.Cores
+		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d/%d\t%d\t%d\t%.2f/%.2f/%.2f\t\n", f.Target, mode, f.Rooms, f.Members,
+			f.MessagesPerSec, f.DeliveriesPerSec, f.DeliveriesPerCPUSec, f.Latency.P50, f.Latency.P99, f.Latency.P999, f.Lost, f.Undelivered, f.SlowConsumerDisconnects, f.StreamErrors,
 			c(f.ServerCPUSeconds), c(f.GeneratorCPUSeconds), c(f.OtherCPUSeconds))
 	}
 	for _, p := range r.Burst {
