@@ -57,8 +57,17 @@ func newBench(ctx context.Context, cfg config, log io.Writer) (*bench, error) {
 		b.close()
 		return nil, err
 	}
+	src := root
+	if cfg.Rev != "" {
+		src = filepath.Join(tmp, "src")
+		b.logf("exporting %s to %s", cfg.Rev, src)
+		if err := proc.Export(ctx, root, cfg.Rev, src); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
 	b.logf("building the services and the baseline into %s", tmp)
-	bins, err := proc.Build(ctx, root, filepath.Join(tmp, "bin"),
+	bins, err := proc.Build(ctx, src, filepath.Join(tmp, "bin"),
 		"./services/chat/cmd/chat", "./services/auth/cmd/auth", "./bench/cmd/baseline")
 	if err != nil {
 		b.close()

@@ -13,6 +13,7 @@ import (
 // 2-core machine; every size can be raised by flag.
 type config struct {
 	Root     string
+	Rev      string // build the binaries from this git revision instead of the work tree
 	OutDir   string // BENCHMARKS.md and img/ are written here
 	JSONPath string
 	Command  string // as the report prints it
@@ -51,6 +52,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	var sizes, conc, skip string
 	var mem, tim uint
 	fs.StringVar(&c.Root, "root", "", "repository root holding go.work (default: found from the working directory)")
+	fs.StringVar(&c.Rev, "rev", "", "build the services from this git revision (e.g. HEAD) instead of the work tree")
 	fs.StringVar(&c.OutDir, "out", "docs", "directory for BENCHMARKS.md and img/*.png")
 	fs.StringVar(&c.JSONPath, "json", "bench/results/latest.json", "path of the JSON report")
 	fs.StringVar(&sizes, "sizes", "10,100,1000", "room sizes (members) of the burst fan-out runs")

@@ -46,6 +46,35 @@ func Build(ctx context.Context, root, dir string, pkgs ...string) ([]string, err
 	return bins, nil
 }
 
+// Export writes the tree of git revision rev of the repository at root
+// into dir, so that binaries can be built from a commit while the work
+// tree is being edited.
+func Export(ctx context.Context, root, rev, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", rev)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", dir)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	untar.Stdin = pipe
+	var errs bytes.Buffer
+	archive.Stderr, untar.Stderr = &errs, &errs
+	if err := untar.Start(); err != nil {
+		return err
+	}
+	if err := archive.Run(); err != nil {
+		_ = untar.Wait()
+		return fmt.Errorf("git archive %s: %w\n%s", rev, err, errs.String())
+	}
+	if err := untar.Wait(); err != nil {
+		return fmt.Errorf("untar %s: %w\n%s", rev, err, errs.String())
+	}
+	return nil
+}
+
 // FindRoot walks up from dir to the directory holding go.work.
 func FindRoot(dir string) (string, error) {
 	dir, err := filepath.Abs(dir)

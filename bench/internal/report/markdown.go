@@ -143,6 +143,15 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("Token verification (pkg/token): user token %.0f ns/op, room token %.0f ns/op.\n\n", a.VerifyUserNs, a.VerifyRoomNs)
 	}
 
+	if obs := r.Observations(); len(obs) > 0 {
+		p("## Reading the figures\n\n")
+		p("Derived from this run's figures, so they stay true to it.\n\n")
+		for _, o := range obs {
+			p("- %s\n", o)
+		}
+		p("\n")
+	}
+
 	if len(r.Profiles) > 0 {
 		p("## Profiles\n\n")
 		for _, pr := range r.Profiles {
