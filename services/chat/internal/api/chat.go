@@ -80,7 +80,11 @@ func (s *Server) deliver(ctx context.Context, stream chatv1.ChatService_ChatServ
 		select {
 		case <-sub.Ready():
 		case err := <-recvDone:
-			return err
+			if err != nil {
+				return err
+			}
+			// Half-closed: flush what is already queued, then end with OK.
+			return s.flush(stream, sub, &batch)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.draining:
@@ -101,6 +105,25 @@ func (s *Server) deliver(ctx context.Context, stream chatv1.ChatService_ChatServ
 			if errors.Is(err, rooms.ErrSlowConsumer) {
 				s.cfg.Metrics.SlowConsumers.Inc()
 			}
+			return err
+		}
+	}
+}
+
+// flush sends every event already queued, without waiting for more.
+func (s *Server) flush(stream chatv1.ChatService_ChatServer, sub *rooms.Subscription, batch *[]wire.Event) error {
+	for {
+		var err error
+		*batch, err = sub.Drain((*batch)[:0], s.cfg.MaxFrameEvents, s.cfg.MaxFrameBytes)
+		if len(*batch) == 0 {
+			return err
+		}
+		if serr := stream.SendMsg(wire.NewFrame(*batch)); serr != nil {
+			return serr
+		}
+		s.cfg.Metrics.MessagesOut.Add(float64(len(*batch)))
+		clear(*batch)
+		if err != nil {
 			return err
 		}
 	}
@@ -136,6 +159,13 @@ func (s *Server) receive(ctx context.Context, stream chatv1.ChatService_ChatServ
 		}
 		start := time.Now()
 		if _, err := s.engine.Publish(ctx, code, member, send.GetClientMessageId(), send.GetBody()); err != nil {
+			if errors.Is(err, rooms.ErrNotFound) {
+				// The room was deleted: the subscription ends with
+				// RoomDeleted and NotFound, which the handler delivers.
+				// Returning now could race it and lose that event.
+				<-ctx.Done()
+				return ctx.Err()
+			}
 			return err
 		}
 		s.cfg.Metrics.FanoutSeconds.Observe(time.Since(start).Seconds())

@@ -222,3 +222,19 @@ func TestDrainEndsStreamsUnavailable(t *testing.T) {
 	assert.Equal(t, codes.Unavailable, a.end())
 	assert.Equal(t, codes.Unavailable, h.start(h.client, tok, 5*time.Second).end(), "new streams too")
 }
+
+// A client that sends and half-closes still receives what was queued for
+// it, its own last message included, before the stream ends with OK.
+func TestHalfCloseFlushes(t *testing.T) {
+	h := newHarness(t, opts{})
+	ann := h.userToken("u1", "ann")
+	code := h.room(ann, "room", "pw")
+	for i := range 20 {
+		s := h.open(h.client, h.join(ann, code, "pw"), nil)
+		s.send("", fmt.Sprint("bye ", i))
+		require.NoError(t, s.c.CloseSend())
+		m := s.nextMessage()
+		assert.Equal(t, uint64(i+1), m.Sequence)
+		assert.Equal(t, codes.OK, s.end())
+	}
+}
