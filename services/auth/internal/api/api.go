@@ -9,7 +9,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,6 +27,13 @@ type Accounts interface {
 // Issuer signs user tokens; *token.Signer implements it.
 type Issuer interface {
 	IssueUser(id, name string, ttl time.Duration) (string, time.Time, error)
+}
+
+// Limiter refuses requests from a client address that come too often: 0
+// lets one through, else it is how long to wait; *throttle.Limiter
+// implements it.
+type Limiter interface {
+	Allow(key string) time.Duration
 }
 
 // Pinger reports whether the database is reachable; *store.Store
@@ -49,10 +55,12 @@ type Config struct {
 // Deps are the collaborators of the handlers.
 type Deps struct {
 	Accounts Accounts
-	Issuer   Issuer
-	DB       Pinger
-	Metrics  *metrics.Metrics
-	Log      *zap.Logger
+	// Registrations limits /register per client address.
+	Registrations Limiter
+	Issuer        Issuer
+	DB            Pinger
+	Metrics       *metrics.Metrics
+	Log           *zap.Logger
 }
 
 type handlers struct {
@@ -61,12 +69,16 @@ type handlers struct {
 }
 
 // New returns the router.
-func New(cfg Config, deps Deps) (http.Handler, error) {
+func New(cfg Config, deps Deps) (*gin.Engine, error) {
 	// gin's mode is process-wide; release mode only silences its
 	// start-up banner and route dump, which we replace with zap.
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// No redirects: a POST answered 307/301 would leave clients guessing;
+	// a path that is not exactly a route is a JSON 404 like any other.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("api: TRUSTED_PROXIES: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 // BenchmarkLogin measures one successful login through the router with
 // the production argon2id parameters: dominated by one verification.
 func BenchmarkLogin(b *testing.B) {
-	e := newEnv(b, dbtest.SQLite(b), withParams(password.DefaultParams))
+	e := newEnv(b, dbtest.SQLite(b), withParams(password.DefaultParams()))
 	if r := e.register("alice", "correct horse"); r.Code != http.StatusOK {
 		b.Fatalf("register: %d %s", r.Code, r.Raw)
 	}

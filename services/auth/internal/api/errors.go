@@ -24,11 +24,27 @@ var (
 	errNoMethod   = errors.New("method not allowed")
 )
 
+// statusClientClosedRequest is nginx's code for a client that hung up
+// before the answer; it never reaches the client, only logs and metrics.
+const statusClientClosedRequest = 499
+
+// rateLimitedError refuses a registration from a client address that has
+// used up its allowance; it says when the next one is possible.
+type rateLimitedError struct{ retryAfter time.Duration }
+
+func (e *rateLimitedError) Error() string {
+	return "too many registrations, retry after " + e.retryAfter.String()
+}
+
 // status is the one table from errors to HTTP answers. Messages of client
 // errors explain what to fix; server errors get a generic message and are
 // logged with the request ID instead.
 func status(err error) (code int, msg string) {
 	switch {
+	// Checked first: a client that hung up is not the server's fault,
+	// whichever layer noticed it.
+	case errors.Is(err, context.Canceled):
+		return statusClientClosedRequest, "client closed request"
 	case errors.Is(err, errBadRequest),
 		errors.Is(err, users.ErrInvalidName),
 		errors.Is(err, users.ErrInvalidPassword):
@@ -47,13 +63,14 @@ func status(err error) (code int, msg string) {
 		return http.StatusConflict, users.ErrNameTaken.Error()
 	case errors.Is(err, users.ErrThrottled):
 		return http.StatusTooManyRequests, "too many failed logins, retry later"
+	case errors.As(err, new(*rateLimitedError)):
+		return http.StatusTooManyRequests, "too many registrations, retry later"
 	// A request that waited past its deadline for a hashing slot or the
 	// database is answered 503: the server, not the client, is overloaded.
 	case errors.Is(err, password.ErrBusy):
 		return http.StatusServiceUnavailable, "server busy, retry later"
 	case errors.Is(err, users.ErrUnavailable),
-		errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, context.Canceled):
+		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "service unavailable, retry later"
 	default:
 		return http.StatusInternalServerError, "internal error"
@@ -63,14 +80,22 @@ func status(err error) (code int, msg string) {
 // fail answers c with err's status and message and logs server errors.
 func (h *handlers) fail(c *gin.Context, err error) {
 	code, msg := status(err)
-	var throttled *users.ThrottledError
+	var (
+		throttled *users.ThrottledError
+		limited   *rateLimitedError
+	)
 	switch {
 	case errors.As(err, &throttled):
 		c.Header("Retry-After", retryAfter(throttled.RetryAfter))
+	case errors.As(err, &limited):
+		c.Header("Retry-After", retryAfter(limited.retryAfter))
 	case code == http.StatusServiceUnavailable:
 		c.Header("Retry-After", "1")
 	}
-	if code >= 500 {
+	switch {
+	case code == statusClientClosedRequest:
+		h.Log.Debug("client closed request", zap.String("request_id", c.GetString(requestIDKey)), zap.Error(err))
+	case code >= 500:
 		h.Log.Error("request failed", zap.String("request_id", c.GetString(requestIDKey)), zap.Error(err))
 	}
 	c.AbortWithStatusJSON(code, gin.H{"error": msg})

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/throttle"
 )
 
 // credentials is the body of /register and /login.
@@ -26,6 +28,10 @@ type loggedIn struct {
 }
 
 func (h *handlers) register(c *gin.Context) {
+	if wait := h.Registrations.Allow(throttle.AddressKey(c.ClientIP())); wait > 0 {
+		h.fail(c, &rateLimitedError{retryAfter: wait})
+		return
+	}
 	var in credentials
 	if err := decode(c, h.cfg.MaxBodyBytes, &in); err != nil {
 		h.fail(c, err)
@@ -45,7 +51,7 @@ func (h *handlers) login(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	u, err := h.Accounts.Login(c.Request.Context(), in.UserName, in.Password, c.ClientIP())
+	u, err := h.Accounts.Login(c.Request.Context(), in.UserName, in.Password, throttle.AddressKey(c.ClientIP()))
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -56,6 +56,7 @@ type env struct {
 	metrics *metrics.Metrics
 	logs    *observer.ObservedLogs
 	clock   *clock
+	ctx     context.Context // of every request; nil means none
 }
 
 type option func(*settings)
@@ -64,6 +65,7 @@ type settings struct {
 	params          password.Params
 	maxFailures     int
 	maxAddrFailures int
+	registerBurst   int
 	requestTimeout  time.Duration
 }
 
@@ -71,9 +73,18 @@ func withParams(p password.Params) option { return func(s *settings) { s.params 
 
 func withRequestTimeout(d time.Duration) option { return func(s *settings) { s.requestTimeout = d } }
 
+// withLimits sets the failures per account and per address that lock
+// logins, and the registrations a client address may make at once (the
+// bucket refills at one an hour, which the frozen clock never reaches).
+func withLimits(account, address, registrations int) option {
+	return func(s *settings) {
+		s.maxFailures, s.maxAddrFailures, s.registerBurst = account, address, registrations
+	}
+}
+
 func newEnv(t testing.TB, s *store.Store, opts ...option) *env {
 	t.Helper()
-	set := settings{params: cheap, maxFailures: 3, maxAddrFailures: 10, requestTimeout: 10 * time.Second}
+	set := settings{params: cheap, maxFailures: 3, maxAddrFailures: 10, registerBurst: 1000, requestTimeout: 10 * time.Second}
 	for _, o := range opts {
 		o(&set)
 	}
@@ -95,7 +106,10 @@ func newEnv(t testing.TB, s *store.Store, opts ...option) *env {
 		TokenDuration:  15 * time.Minute,
 		RequestTimeout: set.requestTimeout,
 		MaxBodyBytes:   4096,
-	}, api.Deps{Accounts: svc, Issuer: signer, DB: s, Metrics: m, Log: log})
+	}, api.Deps{
+		Accounts: svc, Registrations: throttle.NewLimiter(1, set.registerBurst, 1000, clk.Now),
+		Issuer: signer, DB: s, Metrics: m, Log: log,
+	})
 	require.NoError(t, err)
 	return &env{t: t, handler: h, store: s, signer: signer, metrics: m, logs: logs, clock: clk}
 }
@@ -125,6 +139,9 @@ func (e *env) do(method, path string, body any, header ...string) response {
 		require.NoError(e.t, err)
 	}
 	req := httptest.NewRequest(method, path, bytes.NewReader(buf))
+	if e.ctx != nil {
+		req = req.WithContext(e.ctx)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -169,6 +186,13 @@ func httptestRequest(body string) (*http.Request, *httptest.ResponseRecorder) {
 	req := httptest.NewRequest(http.MethodPost, "/register", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	return req, httptest.NewRecorder()
+}
+
+// withContext returns a copy of e whose requests carry ctx.
+func (e *env) withContext(ctx context.Context) *env {
+	c := *e
+	c.ctx = ctx
+	return &c
 }
 
 // with returns a copy of e that reports to t, for fuzz targets, which

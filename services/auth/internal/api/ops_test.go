@@ -116,12 +116,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	e.login("alice", "correct horse")
 	e.do(http.MethodGet, "/some/random/path", nil)
 
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-	rec := httptest.NewRecorder()
-	e.handler.ServeHTTP(rec, req)
-	require.Equal(t, http.StatusOK, rec.Code)
-	body, _ := io.ReadAll(rec.Body)
-	text := string(body)
+	text := metricsText(t, e)
 	for _, want := range []string{
 		`auth_http_requests_total{method="POST",route="/register",status="200"} 1`,
 		`auth_http_requests_total{method="POST",route="/register",status="409"} 1`,
@@ -135,6 +130,18 @@ func TestMetricsEndpoint(t *testing.T) {
 		assert.Contains(t, text, want)
 	}
 	assert.NotContains(t, text, "/some/random/path", "raw paths never become labels")
+}
+
+// metricsText scrapes /metrics.
+func metricsText(t *testing.T, e *env) string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	body, err := io.ReadAll(rec.Body)
+	require.NoError(t, err)
+	return string(body)
 }
 
 func TestHTTPRouterIsAHandler(t *testing.T) {

@@ -35,6 +35,9 @@ func TestStatusTable(t *testing.T) {
 		{wrap(password.ErrBusy), 503, "server busy, retry later"},
 		{wrap(users.ErrUnavailable), 503, "service unavailable, retry later"},
 		{wrap(context.DeadlineExceeded), 503, ""},
+		{wrap(context.Canceled), 499, "client closed request"},
+		{fmt.Errorf("%w: %w", password.ErrBusy, context.Canceled), 499, ""},
+		{fmt.Errorf("%w: %w", users.ErrUnavailable, context.Canceled), 499, ""},
 		{errors.New("boom: connection string with password"), 500, "internal error"},
 		{wrap(password.ErrMalformedHash), 500, "internal error"},
 	}

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
 )
 
 // Config is every setting of the auth service.
@@ -50,11 +52,17 @@ type Config struct {
 	LoginFailureWindow      time.Duration // LOGIN_FAILURE_WINDOW
 	LoginLockout            time.Duration // LOGIN_LOCKOUT
 	ThrottleMaxEntries      int           // THROTTLE_MAX_ENTRIES, per table
+
+	RegisterRate  int // REGISTER_RATE, registrations per hour per client address
+	RegisterBurst int // REGISTER_BURST, registrations at once per client address
 }
 
-// OWASPMemoryKiB is the argon2id memory below which Load still accepts a
-// setting but the service warns at start.
-const OWASPMemoryKiB = 19 * 1024
+// The OWASP minimum for argon2id, below which Load refuses to start:
+// hashes cheaper than this are too cheap to guess against offline.
+const (
+	MinArgon2MemoryKiB = 19 * 1024
+	MinArgon2Time      = 2
+)
 
 // Load parses args (without the program name) for --config FILE, reads
 // that file if given, and builds the Config from lookup (os.LookupEnv in
@@ -64,7 +72,10 @@ func Load(args []string, lookup func(string) (string, bool)) (Config, error) {
 	fs.SetOutput(io.Discard)
 	file := fs.String("config", "", "load settings from this .env `file` (environment variables win)")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w; usage: auth [--config FILE]", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("config: unexpected argument %q; usage: auth [--config FILE]", fs.Arg(0))
 	}
 	var fromFile map[string]string
 	if *file != "" {
@@ -90,11 +101,11 @@ func Load(args []string, lookup func(string) (string, bool)) (Config, error) {
 		DatabaseURL:             r.str("DATABASE_URL", ""),
 		DataDir:                 r.str("DATA_DIR", "./data"),
 		DBTimeout:               r.duration("DB_TIMEOUT", 3*time.Second, 10*time.Millisecond, time.Minute),
-		Argon2MemoryKiB:         uint32(r.integer("ARGON2_MEMORY_KIB", OWASPMemoryKiB, 64, 4*1024*1024)),
-		Argon2Time:              uint32(r.integer("ARGON2_TIME", 2, 1, 100)),
+		Argon2MemoryKiB:         uint32(r.integer("ARGON2_MEMORY_KIB", MinArgon2MemoryKiB, MinArgon2MemoryKiB, password.MaxMemoryKiB)),
+		Argon2Time:              uint32(r.integer("ARGON2_TIME", MinArgon2Time, MinArgon2Time, 100)),
 		Argon2Threads:           uint8(r.integer("ARGON2_THREADS", 1, 1, 255)),
 		RequestTimeout:          r.duration("REQUEST_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
-		ShutdownTimeout:         r.duration("SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute),
+		ShutdownTimeout:         r.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond, 10*time.Minute),
 		MaxBodyBytes:            int64(r.integer("MAX_BODY_BYTES", 4096, 512, 1<<20)),
 		TrustedProxies:          r.list("TRUSTED_PROXIES"),
 		LoginMaxFailures:        r.integer("LOGIN_MAX_FAILURES", 5, 1, 1000),
@@ -102,6 +113,8 @@ func Load(args []string, lookup func(string) (string, bool)) (Config, error) {
 		LoginFailureWindow:      r.duration("LOGIN_FAILURE_WINDOW", 15*time.Minute, time.Second, 24*time.Hour),
 		LoginLockout:            r.duration("LOGIN_LOCKOUT", 5*time.Minute, time.Second, 24*time.Hour),
 		ThrottleMaxEntries:      r.integer("THROTTLE_MAX_ENTRIES", 100000, 10, 10000000),
+		RegisterRate:            r.integer("REGISTER_RATE", 30, 1, 1000000),
+		RegisterBurst:           r.integer("REGISTER_BURST", 10, 1, 1000000),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL", "info"))); err != nil {
 		r.fail("LOG_LEVEL", "must be one of debug, info, warn, error")
@@ -111,9 +124,25 @@ func Load(args []string, lookup func(string) (string, bool)) (Config, error) {
 		r.fail("SECRET", "is required")
 	case len(c.Secret) < token.MinSecretBytes:
 		r.fail("SECRET", fmt.Sprintf("must be at least %d bytes, got %d", token.MinSecretBytes, len(c.Secret)))
+	case placeholder(c.Secret):
+		r.fail("SECRET", placeholderHelp)
 	}
-	if c.SecretPrevious != "" && len(c.SecretPrevious) < token.MinSecretBytes {
+	switch {
+	case c.SecretPrevious == "":
+	case len(c.SecretPrevious) < token.MinSecretBytes:
 		r.fail("SECRET_PREVIOUS", fmt.Sprintf("must be empty or at least %d bytes, got %d", token.MinSecretBytes, len(c.SecretPrevious)))
+	case placeholder(c.SecretPrevious):
+		r.fail("SECRET_PREVIOUS", placeholderHelp)
+	}
+	if why := checkHost(c.Address); why != "" {
+		r.fail("REST_SERVER_ADDRESS", why)
+	}
+	for _, p := range c.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				r.fail("TRUSTED_PROXIES", fmt.Sprintf("must be comma-separated IP addresses or CIDRs, got %q", p))
+			}
+		}
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		r.fail("DATABASE_URL", "must be empty (SQLite) or start with postgres:// or postgresql://")
@@ -121,13 +150,59 @@ func Load(args []string, lookup func(string) (string, bool)) (Config, error) {
 	if c.DatabaseURL == "" && c.DataDir == "" {
 		r.fail("DATA_DIR", "must not be empty when DATABASE_URL is empty")
 	}
-	if c.Argon2MemoryKiB < 8*uint32(c.Argon2Threads) {
-		r.fail("ARGON2_MEMORY_KIB", "must be at least 8 × ARGON2_THREADS")
-	}
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
+}
+
+const placeholderHelp = "looks like a placeholder (one repeated character, or contains " +
+	"\"replace\", \"changeme\" or \"example\"); generate one with: openssl rand -hex 32"
+
+// placeholder reports whether secret is an obvious stand-in, such as the
+// value in an example env file, rather than a random secret.
+func placeholder(secret string) bool {
+	if strings.Count(secret, secret[:1]) == len(secret) {
+		return true
+	}
+	lower := strings.ToLower(secret)
+	for _, word := range []string{"replace", "changeme", "example"} {
+		if strings.Contains(lower, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost returns why addr cannot be a listening host, or "" if it is
+// an IP address or a well-formed host name, so that a typo fails at start
+// naming the key rather than later at listen.
+func checkHost(addr string) string {
+	const help = "must be an IP address or a host name"
+	if net.ParseIP(addr) != nil {
+		return ""
+	}
+	if addr == "" || len(addr) > 253 {
+		return help + fmt.Sprintf(", got %q", addr)
+	}
+	labels := strings.Split(strings.TrimSuffix(addr, "."), ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return help + fmt.Sprintf(", got %q", addr)
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return help + fmt.Sprintf(", got %q", addr)
+			}
+		}
+	}
+	// A name ending in a numeric label is a mistyped IP address, such as
+	// 256.0.0.1 or 10.0.0.
+	if _, err := strconv.Atoi(labels[len(labels)-1]); err == nil {
+		return help + fmt.Sprintf(", got %q", addr)
+	}
+	return ""
 }
 
 // Fields returns the settings for the start-up log line, secrets masked.
@@ -154,6 +229,8 @@ func (c Config) Fields() []zap.Field {
 		zap.Duration("LOGIN_FAILURE_WINDOW", c.LoginFailureWindow),
 		zap.Duration("LOGIN_LOCKOUT", c.LoginLockout),
 		zap.Int("THROTTLE_MAX_ENTRIES", c.ThrottleMaxEntries),
+		zap.Int("REGISTER_RATE", c.RegisterRate),
+		zap.Int("REGISTER_BURST", c.RegisterBurst),
 	}
 }
 
@@ -164,8 +241,10 @@ func mask(secret string) string {
 	return "***"
 }
 
-// redactURL hides the password of a database URL; an unparsable URL is
-// hidden entirely, since it might still contain one.
+// redactURL hides the password of a database URL, both the user:pass@
+// form and a password query parameter (which libpq and pgx accept, in any
+// case of the key); an unparsable URL is hidden entirely, since it might
+// still contain one.
 func redactURL(s string) string {
 	if s == "" {
 		return ""
@@ -174,6 +253,16 @@ func redactURL(s string) string {
 	if err != nil {
 		return "***"
 	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "***"
+	}
+	for k := range q {
+		if strings.EqualFold(k, "password") {
+			q[k] = []string{"xxxxx"}
+		}
+	}
+	u.RawQuery = q.Encode()
 	return u.Redacted()
 }
 

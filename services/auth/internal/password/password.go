@@ -40,8 +40,16 @@ type Params struct {
 	KeyLen    uint32
 }
 
-// DefaultParams meet the OWASP minimum for argon2id (19 MiB, t=2, p=1).
-var DefaultParams = Params{MemoryKiB: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+// DefaultParams returns parameters that meet the OWASP minimum for
+// argon2id (19 MiB, t=2, p=1).
+func DefaultParams() Params {
+	return Params{MemoryKiB: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+}
+
+// MaxMemoryKiB (1 GiB) caps the memory of new hashes and of stored ones,
+// so that a corrupted or planted row cannot make one verification
+// allocate more than that.
+const MaxMemoryKiB = 1024 * 1024
 
 // weakerThan reports whether hashes made with p are cheaper to attack
 // than hashes made with q. Threads only spread the work, so they don't count.
@@ -59,7 +67,8 @@ type Hasher struct {
 // Option adjusts a Hasher.
 type Option func(*Hasher)
 
-// WithConcurrency sets how many hashes may run at once (default GOMAXPROCS).
+// WithConcurrency sets how many hashes may run at once (default
+// GOMAXPROCS / Threads, at least 1).
 func WithConcurrency(n int) Option {
 	return func(h *Hasher) {
 		if n > 0 {
@@ -76,15 +85,16 @@ func WithObserver(f func(op string, d time.Duration)) Option {
 
 // New returns a Hasher that makes new hashes with params.
 func New(params Params, opts ...Option) (*Hasher, error) {
-	if params.MemoryKiB < 8*uint32(params.Threads) || params.Time < 1 || params.Threads < 1 {
+	if params.MemoryKiB < 8*uint32(params.Threads) || params.MemoryKiB > MaxMemoryKiB || params.Time < 1 || params.Threads < 1 {
 		return nil, fmt.Errorf("password: invalid argon2id parameters m=%d t=%d p=%d", params.MemoryKiB, params.Time, params.Threads)
 	}
 	if params.SaltLen < 8 || params.KeyLen < 16 {
 		return nil, fmt.Errorf("password: salt (%d) or key length (%d) too short", params.SaltLen, params.KeyLen)
 	}
 	h := &Hasher{
-		params:  params,
-		slots:   make(chan struct{}, runtime.GOMAXPROCS(0)),
+		params: params,
+		// Each hash keeps Threads CPUs busy, so this many fill the CPUs.
+		slots:   make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/int(params.Threads))),
 		observe: func(string, time.Duration) {},
 	}
 	for _, o := range opts {
@@ -92,6 +102,9 @@ func New(params Params, opts ...Option) (*Hasher, error) {
 	}
 	return h, nil
 }
+
+// Slots returns how many hashes may run at once.
+func (h *Hasher) Slots() int { return cap(h.slots) }
 
 // Hash returns the PHC string of password with a fresh random salt.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
@@ -148,10 +161,6 @@ func encode(p Params, salt, key []byte) string {
 		argon2.Version, p.MemoryKiB, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
-// maxMemoryKiB caps what a stored hash may ask for, so that a corrupted
-// or planted row cannot make one verification allocate gigabytes.
-const maxMemoryKiB = 4 * 1024 * 1024
-
 func decode(s string) (Params, []byte, []byte, error) {
 	parts := strings.Split(s, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
@@ -165,7 +174,7 @@ func decode(s string) (Params, []byte, []byte, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil {
 		return Params{}, nil, nil, fmt.Errorf("%w: parameters %q: %v", ErrMalformedHash, parts[3], err)
 	}
-	if p.Time < 1 || p.Threads < 1 || p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > maxMemoryKiB {
+	if p.Time < 1 || p.Threads < 1 || p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > MaxMemoryKiB {
 		return Params{}, nil, nil, fmt.Errorf("%w: parameters out of range %q", ErrMalformedHash, parts[3])
 	}
 	salt, err := b64.DecodeString(parts[4])

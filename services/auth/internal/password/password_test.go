@@ -44,7 +44,7 @@ func TestHashIsPHCAndVerifies(t *testing.T) {
 }
 
 func TestDefaultsMeetOWASP(t *testing.T) {
-	p := password.DefaultParams
+	p := password.DefaultParams()
 	assert.GreaterOrEqual(t, p.MemoryKiB, uint32(19*1024))
 	assert.GreaterOrEqual(t, p.Time, uint32(2))
 	assert.GreaterOrEqual(t, p.Threads, uint8(1))
@@ -153,7 +153,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 }
 
 func BenchmarkHash(b *testing.B) {
-	h := newHasher(b, password.DefaultParams)
+	h := newHasher(b, password.DefaultParams())
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/throttle"
 )
@@ -22,65 +23,150 @@ func newTable(max int) (*throttle.Table, *clock) {
 	}, c.Now), c
 }
 
+// fail runs one failed attempt and reports whether it was admitted.
+func fail(tb *throttle.Table, key string) bool {
+	if tb.Acquire(key) != 0 {
+		return false
+	}
+	tb.Done(key, true)
+	return true
+}
+
 func TestLocksAfterMaxFailures(t *testing.T) {
 	tb, c := newTable(100)
 	assert.Zero(t, tb.Blocked("k"))
-	tb.Fail("k")
-	tb.Fail("k")
+	fail(tb, "k")
+	fail(tb, "k")
 	assert.Zero(t, tb.Blocked("k"), "two of three failures")
-	tb.Fail("k")
+	fail(tb, "k")
 	assert.Equal(t, time.Minute, tb.Blocked("k"))
+	assert.Equal(t, time.Minute, tb.Acquire("k"), "a locked key is refused with the rest of its lockout")
 	assert.Zero(t, tb.Blocked("other"), "keys are independent")
 
 	c.now = c.now.Add(45 * time.Second)
 	assert.Equal(t, 15*time.Second, tb.Blocked("k"))
 	c.now = c.now.Add(15 * time.Second)
 	assert.Zero(t, tb.Blocked("k"), "lockout over")
-	tb.Fail("k")
+	assert.True(t, fail(tb, "k"))
 	assert.Zero(t, tb.Blocked("k"), "the count restarted with the lockout")
+}
+
+// TestInFlightAttemptsCountTowardTheLimit: attempts reserved but not yet
+// finished use up the allowance, so a burst cannot overshoot it.
+func TestInFlightAttemptsCountTowardTheLimit(t *testing.T) {
+	tb, _ := newTable(100)
+	for i := range 3 {
+		require.Zero(t, tb.Acquire("k"), "attempt %d", i+1)
+	}
+	assert.Equal(t, throttle.Backoff, tb.Acquire("k"), "three in flight: a fourth waits")
+	tb.Done("k", false)
+	assert.Zero(t, tb.Acquire("k"), "a neutral outcome frees its place")
+	tb.Done("k", true)
+	tb.Done("k", true)
+	tb.Done("k", true)
+	assert.Equal(t, time.Minute, tb.Blocked("k"))
+}
+
+func TestConcurrentBurstNeverOvershoots(t *testing.T) {
+	tb, _ := newTable(100)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		admitted int
+	)
+	for range 60 {
+		wg.Add(1)
+		go func() { // ends after one attempt
+			defer wg.Done()
+			if fail(tb, "k") {
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 3, admitted)
+	assert.Positive(t, tb.Blocked("k"))
 }
 
 func TestFailuresOutsideTheWindowDoNotCount(t *testing.T) {
 	tb, c := newTable(100)
-	tb.Fail("k")
-	tb.Fail("k")
+	fail(tb, "k")
+	fail(tb, "k")
 	c.now = c.now.Add(10 * time.Minute)
-	tb.Fail("k")
+	fail(tb, "k")
 	assert.Zero(t, tb.Blocked("k"))
 }
 
 func TestReset(t *testing.T) {
 	tb, _ := newTable(100)
-	tb.Fail("k")
-	tb.Fail("k")
+	fail(tb, "k")
+	fail(tb, "k")
 	tb.Reset("k")
-	tb.Fail("k")
+	fail(tb, "k")
 	assert.Zero(t, tb.Blocked("k"))
 	assert.Equal(t, 1, tb.Len())
+
+	require.Zero(t, tb.Acquire("k"))
+	tb.Reset("k")
+	tb.Done("k", false)
+	assert.Equal(t, 1, tb.Len(), "an entry with an attempt in flight is kept")
 }
 
 func TestMemoryIsBounded(t *testing.T) {
 	tb, c := newTable(50)
 	for i := range 1000 {
-		tb.Fail(strconv.Itoa(i))
+		fail(tb, strconv.Itoa(i))
 		c.now = c.now.Add(time.Second)
 	}
 	assert.LessOrEqual(t, tb.Len(), 50)
+}
 
-	// Expired entries are swept first, so a live lockout survives a
-	// flood of new keys arriving after the old ones expired.
-	tb.Fail("victim")
-	tb.Fail("victim")
-	tb.Fail("victim")
-	c.now = c.now.Add(11 * time.Minute)
-	tb.Fail("victim2")
-	tb.Fail("victim2")
-	tb.Fail("victim2")
-	for i := range 40 {
-		tb.Fail("new" + strconv.Itoa(i))
+// TestFloodNeverLiftsALockout fills the table far beyond its capacity
+// with live (not expired) keys: the locked one must survive.
+func TestFloodNeverLiftsALockout(t *testing.T) {
+	tb, _ := newTable(50)
+	fail(tb, "victim")
+	fail(tb, "victim")
+	fail(tb, "victim")
+	require.Positive(t, tb.Blocked("victim"))
+	for i := range 500 {
+		fail(tb, "new"+strconv.Itoa(i))
 	}
-	assert.Positive(t, tb.Blocked("victim2"))
-	assert.LessOrEqual(t, tb.Len(), 50)
+	assert.Positive(t, tb.Blocked("victim"))
+	assert.Equal(t, 50, tb.Len())
+}
+
+// TestFullOfLockedEntriesFailsClosed: when nothing may be evicted, a new
+// key is refused rather than admitted untracked.
+func TestFullOfLockedEntriesFailsClosed(t *testing.T) {
+	tb, c := newTable(10)
+	for i := range 10 {
+		k := strconv.Itoa(i)
+		fail(tb, k)
+		fail(tb, k)
+		fail(tb, k)
+	}
+	assert.Equal(t, throttle.Backoff, tb.Acquire("newcomer"))
+	for i := range 10 {
+		assert.Positive(t, tb.Blocked(strconv.Itoa(i)))
+	}
+	c.now = c.now.Add(11 * time.Minute)
+	assert.Zero(t, tb.Acquire("newcomer"), "room again once the lockouts and windows are over")
+}
+
+func TestAddressKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"::ffff:192.0.2.7":     "::ffff:192.0.2.7",
+		"not an ip":            "not an ip",
+		"2001:db8:1:3:3:4:5:6": "2001:db8:1:3::/64",
+	} {
+		assert.Equal(t, want, throttle.AddressKey(in), in)
+	}
 }
 
 func TestConcurrentUse(t *testing.T) {
@@ -92,7 +178,9 @@ func TestConcurrentUse(t *testing.T) {
 			defer wg.Done()
 			for j := range 200 {
 				k := strconv.Itoa((i + j) % 20)
-				tb.Fail(k)
+				if tb.Acquire(k) == 0 {
+					tb.Done(k, j%2 == 0)
+				}
 				tb.Blocked(k)
 				if j%7 == 0 {
 					tb.Reset(k)

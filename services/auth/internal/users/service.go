@@ -26,9 +26,11 @@ type Hasher interface {
 }
 
 // Throttle counts failures per key and locks a key out after too many.
+// Acquire reserves an attempt (0) or says how long to wait; every
+// reserved attempt ends with one Done.
 type Throttle interface {
-	Blocked(key string) time.Duration
-	Fail(key string)
+	Acquire(key string) time.Duration
+	Done(key string, failed bool)
 	Reset(key string)
 }
 
@@ -75,9 +77,9 @@ func (s *Service) Register(ctx context.Context, name, password string) (User, er
 // the address has too many recent failures it returns a *ThrottledError
 // without hashing anything.
 //
-// Concurrent attempts may all pass the throttle check before any of them
-// records its failure, so a burst can overshoot the limit by at most the
-// number of attempts hashing at once, which the Hasher bounds.
+// The attempt is reserved in both throttles before any work, so attempts
+// in flight count toward the limits and a burst of simultaneous wrong
+// passwords cannot get more than the limit of verifications.
 func (s *Service) Login(ctx context.Context, name, password, address string) (User, error) {
 	if err := ValidateName(name); err != nil {
 		return User{}, err
@@ -86,17 +88,31 @@ func (s *Service) Login(ctx context.Context, name, password, address string) (Us
 		return User{}, err
 	}
 	key := Key(name)
-	if wait := max(s.accounts.Blocked(key), s.addresses.Blocked(address)); wait > 0 {
+	if wait := s.accounts.Acquire(key); wait > 0 {
 		return User{}, &ThrottledError{RetryAfter: wait}
 	}
+	if wait := s.addresses.Acquire(address); wait > 0 {
+		s.accounts.Done(key, false)
+		return User{}, &ThrottledError{RetryAfter: wait}
+	}
+	u, err := s.login(ctx, name, password)
+	failed := errors.Is(err, ErrBadCredentials)
+	s.accounts.Done(key, failed)
+	s.addresses.Done(address, failed)
+	if err == nil {
+		s.accounts.Reset(key)
+	}
+	return u, err
+}
 
+// login is Login without the throttles.
+func (s *Service) login(ctx context.Context, name, password string) (User, error) {
 	u, err := s.store.ByName(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if _, _, err := s.hasher.Verify(ctx, password, s.dummy); err != nil {
 			return User{}, err
 		}
-		s.fail(key, address)
 		return User{}, ErrBadCredentials
 	case err != nil:
 		return User{}, err
@@ -107,19 +123,12 @@ func (s *Service) Login(ctx context.Context, name, password, address string) (Us
 		return User{}, fmt.Errorf("verify password of user %d: %w", u.ID, err)
 	}
 	if !ok {
-		s.fail(key, address)
 		return User{}, ErrBadCredentials
 	}
-	s.accounts.Reset(key)
 	if stale {
 		s.rehash(ctx, u, password)
 	}
 	return u, nil
-}
-
-func (s *Service) fail(key, address string) {
-	s.accounts.Fail(key)
-	s.addresses.Fail(address)
 }
 
 // rehash upgrades a hash made with weaker parameters. The login has
