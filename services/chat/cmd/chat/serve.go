@@ -34,7 +34,7 @@ func serve(ctx context.Context, cfg config.Config, ready chan<- net.Addr) error 
 		return fmt.Errorf("logger: %w", err)
 	}
 	defer func() { _ = log.Sync() }()
-	log.Info("starting", zap.Any("config", cfg.Masked()))
+	log.Info("starting", zap.Object("config", cfg))
 
 	signer, err := token.NewSigner(cfg.Secret, cfg.SecretPrevious)
 	if err != nil {

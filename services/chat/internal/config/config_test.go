@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zapcore"
 )
 
 const goodSecret = "0123456789abcdef0123456789abcdef"
@@ -89,4 +91,14 @@ func TestConfigFileRealEnvWins(t *testing.T) {
 	_, err = Load([]string{"--config", filepath.Join(t.TempDir(), "missing.env")})
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "--config"))
+}
+
+func TestLogMasksSecrets(t *testing.T) {
+	c := Config{Secret: goodSecret, SecretPrevious: goodSecret + "x", RoomTokenDuration: time.Hour}
+	enc := zapcore.NewMapObjectEncoder()
+	require.NoError(t, c.MarshalLogObject(enc))
+	assert.Equal(t, "********", enc.Fields["SECRET"])
+	assert.Equal(t, "********", enc.Fields["SECRET_PREVIOUS"])
+	assert.Equal(t, "1h0m0s", enc.Fields["ROOM_TOKEN_DURATION"])
+	assert.NotContains(t, fmt.Sprint(enc.Fields), goodSecret)
 }

@@ -3,9 +3,8 @@ package engine
 import (
 	"context"
 	"sort"
-	"time"
-
 	"sync"
+	"time"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"

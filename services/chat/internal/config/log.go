@@ -1,0 +1,24 @@
+package config
+
+import "go.uber.org/zap/zapcore"
+
+// MarshalLogObject logs the configuration by its environment keys, with
+// secrets masked and durations readable.
+func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	m := c.Masked()
+	enc.AddString("GRPC_SERVER_ADDRESS", m.GRPCAddress)
+	enc.AddInt("GRPC_SERVER_PORT", m.GRPCPort)
+	enc.AddString("SECRET", m.Secret)
+	enc.AddString("SECRET_PREVIOUS", m.SecretPrevious)
+	enc.AddInt("SHORT_CODE_LENGTH", m.ShortCodeLength)
+	enc.AddInt("MAX_MESSAGE_QUEUE_SIZE", m.MaxQueueSize)
+	enc.AddString("ROOM_TOKEN_DURATION", m.RoomTokenDuration.String())
+	enc.AddInt("HISTORY_SIZE", m.HistorySize)
+	enc.AddInt("MAX_MESSAGE_BYTES", m.MaxMessageBytes)
+	enc.AddString("ROOM_IDLE_TTL", m.RoomIdleTTL.String())
+	enc.AddString("METRICS_ADDRESS", m.MetricsAddress)
+	enc.AddString("DATA_DIR", m.DataDir)
+	enc.AddString("LOG_LEVEL", m.LogLevel)
+	enc.AddString("SHUTDOWN_TIMEOUT", m.ShutdownTimeout.String())
+	return nil
+}
