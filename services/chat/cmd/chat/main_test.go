@@ -38,6 +38,7 @@ func testConfig(dir string) config.Config {
 
 // instance is one running service process (in-process, over loopback TCP).
 type instance struct {
+	addr   string
 	client chatv1.ChatServiceClient
 	conn   *grpc.ClientConn
 	stop   context.CancelFunc
@@ -60,7 +61,7 @@ func start(t *testing.T, cfg config.Config) *instance {
 	}
 	conn, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
-	inst := &instance{client: chatv1.NewChatServiceClient(conn), conn: conn, stop: cancel, done: done}
+	inst := &instance{addr: addr.String(), client: chatv1.NewChatServiceClient(conn), conn: conn, stop: cancel, done: done}
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -161,4 +162,46 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	err := run(context.Background(), nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "SECRET")
+}
+
+// A client that stops reading leaves its handler blocked in a send that
+// Drain cannot interrupt; shutdown still returns, via Stop after
+// SHUTDOWN_TIMEOUT.
+func TestShutdownWithStalledClient(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.ShutdownTimeout = time.Second
+	signer, err := token.NewSigner(secret, "")
+	require.NoError(t, err)
+	userTok, _, err := signer.IssueUser("u1", "ann", time.Hour)
+	require.NoError(t, err)
+	inst := start(t, cfg)
+	room, err := inst.client.CreateChatRoom(authed(t, userTok), &chatv1.CreateChatRoomRequest{Name: "r", Password: "pw"})
+	require.NoError(t, err)
+	join, err := inst.client.JoinChatRoom(authed(t, userTok), &chatv1.JoinChatRoomRequest{ShortCode: room.ShortCode, Password: "pw"})
+	require.NoError(t, err)
+
+	stalledConn, err := grpc.NewClient(inst.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	require.NoError(t, err)
+	defer stalledConn.Close()
+	_, _ = openChat(t, chatv1.NewChatServiceClient(stalledConn), join.Token, nil) // never read again
+
+	sender, _ := openChat(t, inst.client, join.Token, nil)
+	body := string(make([]byte, 1000))
+	for range 300 {
+		require.NoError(t, sender.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{Body: body}}}))
+		_, err := sender.Recv()
+		require.NoError(t, err)
+	}
+
+	began := time.Now()
+	inst.stop()
+	select {
+	case err := <-inst.done:
+		require.NoError(t, err)
+		inst.done <- nil // for Cleanup
+	case <-time.After(cfg.ShutdownTimeout + 5*time.Second):
+		t.Fatal("serve did not return after Stop")
+	}
+	assert.Less(t, time.Since(began), cfg.ShutdownTimeout+2*time.Second)
 }
