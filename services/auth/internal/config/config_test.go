@@ -60,6 +60,24 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{"argon2 time", map[string]string{"SECRET": secret, "ARGON2_TIME": "0"}, "ARGON2_TIME"},
 		{"argon2 memory", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "lots"}, "ARGON2_MEMORY_KIB"},
 		{"throttle", map[string]string{"SECRET": secret, "LOGIN_MAX_FAILURES": "0"}, "LOGIN_MAX_FAILURES"},
+		{"argon2 memory below OWASP", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "64"}, "ARGON2_MEMORY_KIB must be an integer from 19456"},
+		{"argon2 memory just below OWASP", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "19455"}, "ARGON2_MEMORY_KIB"},
+		{"argon2 memory above cap", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "4194304"}, "ARGON2_MEMORY_KIB"},
+		{"argon2 time below OWASP", map[string]string{"SECRET": secret, "ARGON2_TIME": "1"}, "ARGON2_TIME must be an integer from 2"},
+		{"argon2 threads", map[string]string{"SECRET": secret, "ARGON2_THREADS": "0"}, "ARGON2_THREADS"},
+		{"zero shutdown", map[string]string{"SECRET": secret, "SHUTDOWN_TIMEOUT": "0s"}, "SHUTDOWN_TIMEOUT"},
+		{"bogus address", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "not a host!"}, "REST_SERVER_ADDRESS"},
+		{"address with port", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "127.0.0.1:80"}, "REST_SERVER_ADDRESS"},
+		{"mistyped IP", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "256.0.0.1"}, "REST_SERVER_ADDRESS"},
+		{"empty address", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": ""}, "REST_SERVER_ADDRESS"},
+		{"trusted proxies", map[string]string{"SECRET": secret, "TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, `TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, got "proxy.local"`},
+		{"register rate", map[string]string{"SECRET": secret, "REGISTER_RATE": "0"}, "REGISTER_RATE"},
+		{"register burst", map[string]string{"SECRET": secret, "REGISTER_BURST": "x"}, "REGISTER_BURST"},
+		{"example secret", map[string]string{"SECRET": "replace-with-at-least-32-random-bytes-xxxxxxxx"}, "SECRET looks like a placeholder"},
+		{"changeme secret", map[string]string{"SECRET": "ChangeMe-0123456789abcdef0123456789"}, "SECRET looks like a placeholder"},
+		{"example word", map[string]string{"SECRET": "an-EXAMPLE-0123456789abcdef0123456789"}, "SECRET looks like a placeholder"},
+		{"repeated character", map[string]string{"SECRET": strings.Repeat("x", 40)}, "SECRET looks like a placeholder"},
+		{"placeholder previous", map[string]string{"SECRET": secret, "SECRET_PREVIOUS": strings.Repeat("0", 32)}, "SECRET_PREVIOUS looks like a placeholder"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +86,37 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.key)
 		})
 	}
+}
+
+func TestValidValues(t *testing.T) {
+	for name, m := range map[string]map[string]string{
+		"host name":        {"REST_SERVER_ADDRESS": "localhost"},
+		"dotted host name": {"REST_SERVER_ADDRESS": "auth-1.internal.example"},
+		"IPv6":             {"REST_SERVER_ADDRESS": "::1"},
+		"proxies":          {"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1,2001:db8::/32"},
+		"OWASP minimum":    {"ARGON2_MEMORY_KIB": "19456", "ARGON2_TIME": "2", "ARGON2_THREADS": "1"},
+		"short shutdown":   {"SHUTDOWN_TIMEOUT": "1ms"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m["SECRET"] = secret
+			_, err := config.Load(nil, env(m))
+			assert.NoError(t, err)
+		})
+	}
+}
+
+// TestExampleEnvFileIsRefused: the placeholder SECRET shipped in
+// deployments/env.example must not start the service.
+func TestExampleEnvFileIsRefused(t *testing.T) {
+	_, err := config.Load([]string{"--config", "../../../../deployments/env.example"}, env(nil))
+	assert.ErrorContains(t, err, "SECRET looks like a placeholder")
+}
+
+func TestExtraArgumentsAreAUsageError(t *testing.T) {
+	_, err := config.Load([]string{"--config", "x.env", "extra"}, env(map[string]string{"SECRET": secret}))
+	assert.ErrorContains(t, err, `unexpected argument "extra"; usage: auth [--config FILE]`)
+	_, err = config.Load([]string{"serve"}, env(map[string]string{"SECRET": secret}))
+	assert.ErrorContains(t, err, `unexpected argument "serve"`)
 }
 
 func TestAllErrorsAreReportedAtOnce(t *testing.T) {
@@ -110,19 +159,27 @@ func TestFieldsMaskSecrets(t *testing.T) {
 	c, err := config.Load(nil, env(map[string]string{
 		"SECRET":          secret,
 		"SECRET_PREVIOUS": secret + "-old",
-		"DATABASE_URL":    "postgres://auth:dbpassword@db:5432/auth",
 	}))
 	require.NoError(t, err)
-	core, logs := observer.New(zap.InfoLevel)
-	zap.New(core).Info("starting", c.Fields()...)
-	fields := logs.All()[0].ContextMap()
-	assert.Equal(t, "***", fields["SECRET"])
-	assert.Equal(t, "***", fields["SECRET_PREVIOUS"])
-	assert.Equal(t, "postgres://auth:xxxxx@db:5432/auth", fields["DATABASE_URL"])
-	for k, v := range fields {
-		if s, ok := v.(string); ok {
-			assert.NotContains(t, s, secret, k)
-			assert.NotContains(t, s, "dbpassword", k)
+	for _, tt := range []struct{ url, logged string }{
+		{"postgres://auth:dbpassword@db:5432/auth", "postgres://auth:xxxxx@db:5432/auth"},
+		{"postgres://auth@db:5432/auth?sslmode=disable&password=dbpassword", "postgres://auth@db:5432/auth?password=xxxxx&sslmode=disable"},
+		{"postgresql://db/auth?PASSWORD=dbpassword&user=auth", "postgresql://db/auth?PASSWORD=xxxxx&user=auth"},
+		{"postgres://auth:dbpassword@db/auth?password=dbpassword", "postgres://auth:xxxxx@db/auth?password=xxxxx"},
+		{"postgres://db/auth?password=dbpassword;x=%zz", "***"},
+	} {
+		c.DatabaseURL = tt.url
+		core, logs := observer.New(zap.InfoLevel)
+		zap.New(core).Info("starting", c.Fields()...)
+		fields := logs.All()[0].ContextMap()
+		assert.Equal(t, "***", fields["SECRET"])
+		assert.Equal(t, "***", fields["SECRET_PREVIOUS"])
+		assert.Equal(t, tt.logged, fields["DATABASE_URL"])
+		for k, v := range fields {
+			if s, ok := v.(string); ok {
+				assert.NotContains(t, s, secret, k)
+				assert.NotContains(t, s, "dbpassword", k)
+			}
 		}
 	}
 }

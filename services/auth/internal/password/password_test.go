@@ -2,7 +2,9 @@ package password_test
 
 import (
 	"context"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,6 +90,7 @@ func TestVerifyRejectsMalformed(t *testing.T) {
 		"bad params":     strings.Replace(good, parts[3], "m=x,t=1,p=1", 1),
 		"zero time":      strings.Replace(good, parts[3], "m=64,t=0,p=1", 1),
 		"huge memory":    strings.Replace(good, parts[3], "m=99999999,t=1,p=1", 1),
+		"above the cap":  strings.Replace(good, parts[3], "m=1048577,t=1,p=1", 1),
 		"bad salt":       strings.Replace(good, parts[4], "!!!", 1),
 		"missing hash":   strings.Join(parts[:5], "$"),
 		"extra segments": good + "$x",
@@ -161,4 +164,81 @@ func BenchmarkHash(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// watchedCtx signals when a caller starts waiting on Done, which derive
+// does only once it has found no free slot.
+type watchedCtx struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func (c *watchedCtx) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
+}
+
+// TestGivesUpWaitingForASlot fills the only slot with a hash that blocks,
+// then lets a second caller's context end while it waits: it gets ErrBusy
+// with the context's error and never hashes.
+func TestGivesUpWaitingForASlot(t *testing.T) {
+	var hashes atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := newHasher(t, cheap, password.WithConcurrency(1), password.WithObserver(func(string, time.Duration) {
+		if hashes.Add(1) == 1 {
+			close(entered)
+			<-release // holds the slot
+		}
+	}))
+	first := make(chan error, 1)
+	go func() { // ends once release is closed
+		_, err := h.Hash(context.Background(), "pw")
+		first <- err
+	}()
+	<-entered
+
+	parent, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	ctx := &watchedCtx{Context: parent, waiting: make(chan struct{})}
+	second := make(chan error, 1)
+	go func() { // ends when ctx is cancelled
+		_, err := h.Hash(ctx, "pw")
+		second <- err
+	}()
+	<-ctx.waiting
+	cancel()
+	err := <-second
+	assert.ErrorIs(t, err, password.ErrBusy)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, int32(1), hashes.Load(), "the second caller never hashed")
+
+	close(release)
+	require.NoError(t, <-first)
+	assert.Equal(t, int32(1), hashes.Load())
+}
+
+// TestSlotsAccountForThreads: a hash with p threads keeps p CPUs busy, so
+// the default number of slots is GOMAXPROCS / p, at least one.
+func TestSlotsAccountForThreads(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	for threads, want := range map[uint8]int{1: 8, 2: 4, 3: 2, 8: 1, 16: 1} {
+		p := cheap
+		p.Threads, p.MemoryKiB = threads, 8*uint32(threads)
+		assert.Equal(t, want, newHasher(t, p).Slots(), "p=%d", threads)
+	}
+	assert.Equal(t, 3, newHasher(t, cheap, password.WithConcurrency(3)).Slots())
+}
+
+func TestNewRejectsMemoryAboveTheCap(t *testing.T) {
+	p := cheap
+	p.MemoryKiB = password.MaxMemoryKiB + 1
+	_, err := password.New(p)
+	assert.Error(t, err)
+}
+
+func TestDefaultParamsCannotBeChanged(t *testing.T) {
+	p := password.DefaultParams()
+	p.MemoryKiB = 1
+	assert.Equal(t, uint32(19*1024), password.DefaultParams().MemoryKiB)
 }
