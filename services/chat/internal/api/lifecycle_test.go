@@ -56,7 +56,10 @@ func TestStalledStreamResumes(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, code2)
 	require.Less(t, last, uint64(total), "the stream must have been cut before the end")
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.srv.cfg.Metrics.SlowConsumers))
-	assert.Equal(t, float64(total), testutil.ToFloat64(h.srv.cfg.Metrics.MessagesIn))
+	// The counter moves just after Publish returns, which may be after
+	// the echo reached the sender.
+	assert.Eventually(t, func() bool { return testutil.ToFloat64(h.srv.cfg.Metrics.MessagesIn) == total },
+		5*time.Second, 10*time.Millisecond)
 
 	resumed := h.open(chatv1.NewChatServiceClient(h.dial()), stalledTok, &chatv1.Resume{Epoch: stalled.opened.Epoch, AfterSequence: last})
 	assert.Equal(t, chatv1.Recovery_RECOVERY_COMPLETE, resumed.opened.Recovery)
