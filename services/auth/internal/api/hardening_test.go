@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"strconv"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/store"
 )
 
 // burst sends n logins at once and counts the answers by status.
@@ -183,4 +185,31 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 	e.clock.Add(time.Hour)
 	assert.Equal(t, http.StatusOK, reg("third", addr).Code, "refilled")
 	assert.Equal(t, http.StatusTooManyRequests, reg("fourth", addr).Code)
+}
+
+// TestUnexpectedDatabaseErrorIs500: a database error that is not an
+// outage (here a missing table) is a generic 500, logged once, not a 503
+// that tells clients to retry.
+func TestUnexpectedDatabaseErrorIs500(t *testing.T) {
+	url := dbtest.PostgresURL(t)
+	s, err := store.Open(context.Background(), store.Config{DatabaseURL: url, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	e := newEnv(t, s)
+	db, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(t.Context(), "DROP TABLE users")
+	require.NoError(t, err)
+
+	for i, do := range []func() response{
+		func() response { return e.register("bob", "correct horse") },
+		func() response { return e.login("bob", "correct horse") },
+	} {
+		r := do()
+		assert.Equal(t, http.StatusInternalServerError, r.Code, r.Raw)
+		assert.JSONEq(t, `{"error":"internal error"}`, r.Raw)
+		assert.Empty(t, r.Header.Get("Retry-After"))
+		assert.Equal(t, i+1, e.logs.FilterMessage("request failed").Len(), "logged once per request")
+	}
 }

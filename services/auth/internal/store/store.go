@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,10 +50,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	)
 	switch {
 	case cfg.DatabaseURL == "":
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("store: create data dir: %w", err)
+		path := filepath.Join(cfg.DataDir, "auth.db")
+		if err := privateFiles(cfg.DataDir, path); err != nil {
+			return nil, err
 		}
-		dialect, dialector = "sqlite", sqlite.Open(sqliteDSN(filepath.Join(cfg.DataDir, "auth.db")))
+		dialect, dialector = "sqlite", sqlite.Open(sqliteDSN(path))
 	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
 		dialect, dialector = "postgres", postgres.Open(cfg.DatabaseURL)
 	default:
@@ -96,7 +98,41 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, err
 	}
+	if dialect == "sqlite" {
+		// SQLite gives its -wal and -shm files the database file's mode,
+		// but files left by an older version may be wider.
+		path := filepath.Join(cfg.DataDir, "auth.db")
+		for _, f := range []string{path + "-wal", path + "-shm"} {
+			if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				_ = sqlDB.Close()
+				return nil, fmt.Errorf("store: %w", err)
+			}
+		}
+	}
 	return s, nil
+}
+
+// privateFiles makes dir (mode 0700) and the database file at path (mode
+// 0600) readable by the service's user only: the file holds password
+// hashes. Existing ones are tightened too.
+func privateFiles(dir, path string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("store: create data dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("store: data dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("store: database file: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("store: database file: %w", err)
+	}
+	return nil
 }
 
 // sqliteDSN sets the pragmas on every pooled connection: WAL so readers
@@ -110,15 +146,26 @@ func sqliteDSN(path string) string {
 // Dialect returns "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.dialect }
 
+// ErrTimeout is wrapped, together with users.ErrUnavailable, in the
+// error of a call that ran out of Config.Timeout (DB_TIMEOUT), as opposed
+// to a call whose caller's own context ended first.
+var ErrTimeout = errors.New("database call exceeded DB_TIMEOUT")
+
+// bound limits one database call to s.timeout; classify tells that
+// deadline from the caller's.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, s.timeout, ErrTimeout)
+}
+
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	sqlDB, err := s.db.DB()
 	if err != nil {
-		return classify(err)
+		return classify(ctx, err)
 	}
-	return classify(sqlDB.PingContext(ctx))
+	return classify(ctx, sqlDB.PingContext(ctx))
 }
 
 // Close closes the database. Calls after Close fail with
