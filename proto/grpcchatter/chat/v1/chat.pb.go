@@ -793,7 +793,11 @@ func (x *Resume) GetAfterSequence() uint64 {
 type Send struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Client-chosen ID, up to 64 bytes, echoed in the broadcast Message so a
-	// sender can recognise its own message.
+	// sender can recognise its own message. It must be unique per user within
+	// the room: a Send that repeats an ID the same user used for a message
+	// still in the room's history is ignored, so a client may safely resend
+	// after a reconnect whatever it could not confirm. An empty ID is never
+	// treated as a repeat.
 	ClientMessageId string `protobuf:"bytes,1,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
 	// Message text, valid UTF-8, 1 byte up to the server's size limit.
 	Body          string `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
