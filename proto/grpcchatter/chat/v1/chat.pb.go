@@ -1030,9 +1030,12 @@ type Opened struct {
 	// How the stream's Resume request was met.
 	Recovery Recovery `protobuf:"varint,5,opt,name=recovery,proto3,enum=grpcchatter.chat.v1.Recovery" json:"recovery,omitempty"`
 	// Users online, including the caller.
-	Users         []*RoomUser `protobuf:"bytes,6,rep,name=users,proto3" json:"users,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Users []*RoomUser `protobuf:"bytes,6,rep,name=users,proto3" json:"users,omitempty"`
+	// The largest Send body, in bytes, the service accepts. A longer one ends
+	// the stream with INVALID_ARGUMENT.
+	MaxMessageBytes uint32 `protobuf:"varint,7,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Opened) Reset() {
@@ -1105,6 +1108,13 @@ func (x *Opened) GetUsers() []*RoomUser {
 		return x.Users
 	}
 	return nil
+}
+
+func (x *Opened) GetMaxMessageBytes() uint32 {
+	if x != nil {
+		return x.MaxMessageBytes
+	}
+	return 0
 }
 
 // Message is a chat message as the room recorded it.
@@ -1362,7 +1372,7 @@ const file_grpcchatter_chat_v1_chat_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\v2\x1c.grpcchatter.chat.v1.MessageH\x00R\amessage\x12;\n" +
 	"\bpresence\x18\x03 \x01(\v2\x1d.grpcchatter.chat.v1.PresenceH\x00R\bpresence\x12E\n" +
 	"\froom_deleted\x18\x04 \x01(\v2 .grpcchatter.chat.v1.RoomDeletedH\x00R\vroomDeletedB\x06\n" +
-	"\x04kind\"\xe6\x01\n" +
+	"\x04kind\"\x92\x02\n" +
 	"\x06Opened\x12\x1d\n" +
 	"\n" +
 	"short_code\x18\x01 \x01(\tR\tshortCode\x12\x12\n" +
@@ -1370,7 +1380,8 @@ const file_grpcchatter_chat_v1_chat_proto_rawDesc = "" +
 	"\x05epoch\x18\x03 \x01(\tR\x05epoch\x12#\n" +
 	"\rhead_sequence\x18\x04 \x01(\x04R\fheadSequence\x129\n" +
 	"\brecovery\x18\x05 \x01(\x0e2\x1d.grpcchatter.chat.v1.RecoveryR\brecovery\x123\n" +
-	"\x05users\x18\x06 \x03(\v2\x1d.grpcchatter.chat.v1.RoomUserR\x05users\"\xc8\x01\n" +
+	"\x05users\x18\x06 \x03(\v2\x1d.grpcchatter.chat.v1.RoomUserR\x05users\x12*\n" +
+	"\x11max_message_bytes\x18\a \x01(\rR\x0fmaxMessageBytes\"\xc8\x01\n" +
 	"\aMessage\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x123\n" +
