@@ -138,6 +138,18 @@ func TestRunFailsOnBadConfig(t *testing.T) {
 		return map[string]string{"SECRET": "short"}[k], k == "SECRET"
 	}, &syncBuffer{}, nil)
 	assert.ErrorContains(t, err, "SECRET")
+
+	err = run(context.Background(), []string{"serve"}, func(k string) (string, bool) {
+		return map[string]string{"SECRET": secret}[k], k == "SECRET"
+	}, &syncBuffer{}, nil)
+	assert.ErrorContains(t, err, `unexpected argument "serve"; usage: auth [--config FILE]`)
+
+	err = run(context.Background(), nil, func(k string) (string, bool) {
+		v, ok := map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "64", "ARGON2_TIME": "1"}[k]
+		return v, ok
+	}, &syncBuffer{}, nil)
+	assert.ErrorContains(t, err, "ARGON2_MEMORY_KIB", "cheap hashing cannot be configured")
+	assert.ErrorContains(t, err, "ARGON2_TIME")
 }
 
 func TestRunFailsWhenPortIsTaken(t *testing.T) {
@@ -150,7 +162,7 @@ func TestRunFailsWhenPortIsTaken(t *testing.T) {
 		"DATA_DIR": t.TempDir(),
 	}
 	err = run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &syncBuffer{}, nil, cheap)
-	assert.ErrorContains(t, err, "listen")
+	assert.ErrorContains(t, err, "listen on REST_SERVER_ADDRESS:REST_SERVER_PORT")
 }
 
 // TestRunDrainsInFlightRequests starts a request, shuts the service down
@@ -186,11 +198,17 @@ func TestRunDrainsInFlightRequests(t *testing.T) {
 
 	body := `{"user_name":"inflight","password":"correct horse"}`
 	_, err = io.WriteString(conn, "POST /register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
-		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body[:10])
+		"Expect: 100-continue\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n")
 	require.NoError(t, err)
-	// Give the server a moment to parse the headers, which marks the
-	// connection active; an idle one would be closed by Shutdown.
-	time.Sleep(200 * time.Millisecond)
+	// The server answers 100 Continue only once the handler reads the
+	// body: the request is then in flight, not an idle connection that
+	// Shutdown would close.
+	status, err := r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "HTTP/1.1 100 Continue\r\n", status)
+	blank, err := r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "\r\n", blank)
 
 	cancel()
 	// Shutdown has begun once the listener refuses new connections.
@@ -202,7 +220,7 @@ func TestRunDrainsInFlightRequests(t *testing.T) {
 		return err != nil
 	}, 5*time.Second, 10*time.Millisecond)
 
-	_, err = io.WriteString(conn, body[10:])
+	_, err = io.WriteString(conn, body)
 	require.NoError(t, err)
 	resp, err = http.ReadResponse(r, nil)
 	require.NoError(t, err)
