@@ -66,7 +66,7 @@ func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 	s.cfg.Metrics.OpenStreams.Inc()
 	defer s.cfg.Metrics.OpenStreams.Dec()
 
-	if err := stream.Send(&chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.Opened)}}); err != nil {
+	if err := stream.Send(&chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.Opened, s.cfg.MaxMessageBytes)}}); err != nil {
 		return err
 	}
 	close(started)

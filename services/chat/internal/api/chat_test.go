@@ -197,3 +197,35 @@ func TestOrderingUnderConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// A client that resends after a reconnect what it could not confirm does
+// not duplicate it: the repeat is ignored without an error, and the stream
+// carries on. Opened advertises the body limit the client must respect.
+func TestResendAfterReconnectIsIgnored(t *testing.T) {
+	h := newHarness(t, opts{maxBody: 100})
+	ann := h.userToken("u1", "ann")
+	code := h.room(ann, "room", "pw")
+	annRoom := h.join(ann, code, "pw")
+	watcher := h.open(h.client, h.member(code, "u2", "bob"), nil)
+	assert.Equal(t, uint32(100), watcher.opened.MaxMessageBytes)
+
+	first := h.open(h.client, annRoom, nil)
+	first.send("m1", "hello")
+	require.Equal(t, "m1", first.nextMessage().ClientMessageId)
+	first.cancel() // the confirmation might have been lost
+
+	again := h.open(chatv1.NewChatServiceClient(h.dial()), annRoom,
+		&chatv1.Resume{Epoch: first.opened.Epoch, AfterSequence: first.opened.HeadSequence})
+	again.send("m1", "hello")      // the resend
+	again.send("m2", "and more")   // a new message
+	again.send("", "no ID, twice") // empty IDs are never repeats
+	again.send("", "no ID, twice")
+	for _, want := range []string{"m1", "m2", "", ""} {
+		assert.Equal(t, want, again.nextMessage().ClientMessageId)
+	}
+	for seq, want := range []string{"m1", "m2", "", ""} {
+		m := watcher.nextMessage()
+		assert.Equal(t, uint64(seq+1), m.Sequence, "no duplicate of m1 reached the room")
+		assert.Equal(t, want, m.ClientMessageId)
+	}
+}

@@ -11,7 +11,9 @@ var recoveryOf = map[rooms.Recovery]chatv1.Recovery{
 	rooms.RecoveryFailed:       chatv1.Recovery_RECOVERY_FAILED,
 }
 
-func openedEvent(o rooms.Opened) *chatv1.Event {
+// openedEvent is the first event of a stream; maxBody is the service's
+// MAX_MESSAGE_BYTES, so clients can check a body before sending it.
+func openedEvent(o rooms.Opened, maxBody int) *chatv1.Event {
 	return &chatv1.Event{Kind: &chatv1.Event_Opened{Opened: &chatv1.Opened{
 		ShortCode:    o.Code,
 		Name:         o.Name,
@@ -19,5 +21,7 @@ func openedEvent(o rooms.Opened) *chatv1.Event {
 		HeadSequence: o.Head,
 		Recovery:     recoveryOf[o.Recovery],
 		Users:        roomUsers(o.Users),
+		// MaxMessageBytes is at most 1 MiB (config), so it fits.
+		MaxMessageBytes: uint32(maxBody),
 	}}}
 }

@@ -17,7 +17,10 @@ import (
 //   - Publish assigns each message of a room the next sequence, strictly
 //     increasing from 1 without gaps within an epoch, and every
 //     subscription of the room receives the room's events in that one
-//     order, the sender's own subscriptions included.
+//     order, the sender's own subscriptions included. A non-empty client
+//     message ID that the same user ID gave a message still in the room's
+//     history makes Publish a no-op (nothing recorded or delivered, no
+//     error) returning that message's sequence, so resends are safe.
 //   - Subscribe registers the subscription and snapshots the replay
 //     atomically: with Resume from the current epoch and a point still in
 //     history the subscription holds every later message exactly once

@@ -15,14 +15,27 @@ import (
 type room struct {
 	meta rooms.Room // immutable after creation
 
-	mu        sync.Mutex
-	seq       uint64       // sequence of the latest message, 0 if none
-	history   []wire.Event // ring: message seq s lives at (s-1) % len, allocated on first message
+	mu      sync.Mutex
+	seq     uint64    // sequence of the latest message, 0 if none
+	history []message // ring: message seq s lives at (s-1) % len, allocated on first message
+	// sent maps (user ID, client message ID) to the sequence of a message
+	// still in history. It is kept in step with the ring, so it holds at
+	// most HistorySize entries, and a repeat of an evicted ID is new again.
+	sent      map[sentKey]uint64
 	subs      map[*rooms.Subscription]rooms.Member
 	online    map[string]*presence // by user ID
 	deleted   bool
 	idleSince time.Time // when the last stream closed, or creation/load
 }
+
+// message is one slot of the history ring.
+type message struct {
+	ev  wire.Event
+	key sentKey // zero when the Send had no client message ID
+}
+
+// sentKey identifies a message by its sender's user ID and client ID.
+type sentKey struct{ userID, clientID string }
 
 type presence struct {
 	name    string
@@ -115,7 +128,9 @@ func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 }
 
 // Publish appends a message to the room and fans it out to every stream,
-// the sender's included, and returns its sequence.
+// the sender's included, and returns its sequence. A repeat of a client
+// message ID that the same user gave a message still in history is
+// ignored: Publish returns that message's sequence and records nothing.
 func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, clientID, body string) (uint64, error) {
 	r, err := m.lookup(code)
 	if err != nil {
@@ -127,6 +142,13 @@ func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, cl
 	if r.deleted {
 		return 0, rooms.ErrNotFound
 	}
+	var key sentKey
+	if clientID != "" {
+		key = sentKey{userID: sender.ID, clientID: clientID}
+		if seq, dup := r.sent[key]; dup {
+			return seq, nil
+		}
+	}
 	// Encoding under the lock keeps sequence order equal to delivery order;
 	// it is one marshal per message for the whole room, not per member.
 	ev, err := wire.Message(r.seq+1, m.epoch, now, sender.Name, body, clientID)
@@ -135,9 +157,17 @@ func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, cl
 	}
 	r.seq++
 	if r.history == nil {
-		r.history = make([]wire.Event, m.cfg.HistorySize)
+		r.history = make([]message, m.cfg.HistorySize)
+		r.sent = make(map[sentKey]uint64)
 	}
-	r.history[(r.seq-1)%uint64(len(r.history))] = ev
+	slot := &r.history[(r.seq-1)%uint64(len(r.history))]
+	if slot.key != (sentKey{}) {
+		delete(r.sent, slot.key) // its message leaves history now
+	}
+	*slot = message{ev: ev, key: key}
+	if clientID != "" {
+		r.sent[key] = r.seq
+	}
 	for s := range r.subs {
 		s.Push(ev)
 	}
@@ -158,7 +188,7 @@ func (r *room) sinceLocked(after uint64) []wire.Event {
 	}
 	out := make([]wire.Event, 0, r.seq-after)
 	for s := after + 1; s <= r.seq; s++ {
-		out = append(out, r.history[(s-1)%uint64(len(r.history))])
+		out = append(out, r.history[(s-1)%uint64(len(r.history))].ev)
 	}
 	return out
 }
