@@ -67,6 +67,9 @@ func (c *Client) LogIn(ctx context.Context, userName, password string) (Credenti
 // `chatter login`). The token is not verified here, only read for its user
 // name and expiry; the chat service verifies it on use.
 func (c *Client) UseToken(token string) (Credentials, error) {
+	if err := c.usable(); err != nil {
+		return Credentials{}, err
+	}
 	claims, err := peekClaims(token)
 	if err != nil {
 		return Credentials{}, &Error{Kind: ErrUnauthenticated, Message: err.Error()}
@@ -117,6 +120,9 @@ func peekClaims(token string) (tokenClaims, error) {
 }
 
 func (c *Client) postAuth(ctx context.Context, path, userName, password string, out any) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
 	body, err := json.Marshal(map[string]string{"user_name": userName, "password": password})
 	if err != nil {
 		return err
@@ -132,7 +138,7 @@ func (c *Client) postAuth(ctx context.Context, path, userName, password string, 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return c.closedOr(fmt.Errorf("%w: %w", ErrUnavailable, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {

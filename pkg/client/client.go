@@ -67,6 +67,9 @@ func New(opts ...Option) (*Client, error) {
 // Close disconnects from the room, if any, and releases the connection. The
 // Client cannot be used afterwards.
 func (c *Client) Close() error {
+	if c.conn == nil {
+		return ErrNotCreated
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -89,8 +92,25 @@ type Credentials struct {
 	ExpiresAt time.Time
 }
 
+// usable tells why the Client cannot be used, if it cannot: it is the zero
+// value, or closed.
+func (c *Client) usable() error {
+	if c.chat == nil {
+		return ErrNotCreated
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
 // userToken returns the user token, or why there is none usable.
 func (c *Client) userToken() (string, error) {
+	if c.chat == nil {
+		return "", ErrNotCreated
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -162,6 +182,9 @@ func (c *Client) joinRPC(ctx context.Context, shortCode, password string) (roomA
 // The room password is kept in memory to renew the room token. One room can
 // be open at a time: Disconnect before joining another.
 func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (*Room, error) {
+	if c.chat == nil {
+		return nil, ErrNotCreated
+	}
 	c.mu.Lock()
 	switch {
 	case c.closed:
@@ -177,13 +200,19 @@ func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (
 
 	adm, err := c.joinRPC(ctx, shortCode, password)
 	if err != nil {
-		return nil, err
+		return nil, c.closedOr(err)
 	}
 	s := newSession(c, adm, password)
-	cn, err := s.open(ctx)
+	octx, cancel := context.WithTimeout(ctx, c.cfg.openTimeout)
+	cn, err := s.open(octx)
+	timedOut := octx.Err() != nil && ctx.Err() == nil
+	cancel()
 	if err != nil {
 		s.cancel()
-		return nil, err
+		if timedOut {
+			err = attemptTimedOut(c.cfg.openTimeout)
+		}
+		return nil, c.closedOr(err)
 	}
 	room := &Room{
 		ShortCode:    adm.shortCode,
@@ -215,7 +244,21 @@ func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (
 	return room, nil
 }
 
+// closedOr returns ErrClosed if Close was called, which makes calls in
+// flight fail with whatever the closing connection caused, or else err.
+func (c *Client) closedOr(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	return err
+}
+
 func (c *Client) session() (*session, error) {
+	if c.chat == nil {
+		return nil, ErrNotCreated
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -261,17 +304,23 @@ func (c *Client) listRPC(ctx context.Context, roomToken, shortCode string) ([]Us
 
 // Send posts body to the joined room and returns the client message ID it
 // generated, which comes back in the broadcast *Message. While the Client is
-// reconnecting, Send waits for the stream within ctx.
+// reconnecting, Send waits for the stream within ctx. Once Send returns the
+// ID the message is the Client's to deliver: it comes back as a *Message,
+// or, if the service refuses it, as a *SendFailed.
+//
+// A body that is empty, not UTF-8 or longer than the service accepts (see
+// WithMaxMessageBytes) fails at once with ErrInvalidArgument.
 func (c *Client) Send(ctx context.Context, body string) (string, error) {
 	s, err := c.session()
 	if err != nil {
 		return "", err
 	}
+	limit := s.bodyLimit()
 	switch {
 	case body == "":
 		return "", &Error{Kind: ErrInvalidArgument, Message: "message body is empty"}
-	case len(body) > c.cfg.maxMessage:
-		return "", &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("message body is %d bytes, more than %d", len(body), c.cfg.maxMessage)}
+	case len(body) > limit:
+		return "", &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("message body is %d bytes, more than the %d the room accepts", len(body), limit)}
 	case !utf8.ValidString(body):
 		return "", &Error{Kind: ErrInvalidArgument, Message: "message body is not valid UTF-8"}
 	}
@@ -295,6 +344,9 @@ func (c *Client) Receive(ctx context.Context) (Event, error) {
 // return ErrDisconnected. It waits for the session's goroutines within ctx
 // and returns ErrNotJoined when no room is joined.
 func (c *Client) Disconnect(ctx context.Context) error {
+	if c.chat == nil {
+		return ErrNotCreated
+	}
 	c.mu.Lock()
 	s := c.sess
 	c.sess = nil

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,15 +131,19 @@ func TestHTTPStatusMapping(t *testing.T) {
 	tests := []struct {
 		status int
 		want   error
+		msg    string
 	}{
-		{http.StatusBadRequest, client.ErrInvalidArgument},
-		{http.StatusUnauthorized, client.ErrUnauthenticated},
-		{http.StatusConflict, client.ErrAlreadyTaken},
-		{http.StatusRequestEntityTooLarge, client.ErrInvalidArgument},
-		{http.StatusUnsupportedMediaType, client.ErrInvalidArgument},
-		{http.StatusTooManyRequests, client.ErrRateLimited},
-		{http.StatusServiceUnavailable, client.ErrUnavailable},
-		{http.StatusInternalServerError, client.ErrServer},
+		{http.StatusBadRequest, client.ErrInvalidArgument, "because"},
+		{http.StatusUnauthorized, client.ErrUnauthenticated, "because"},
+		{http.StatusConflict, client.ErrAlreadyTaken, "because"},
+		{http.StatusRequestEntityTooLarge, client.ErrInvalidArgument, "because"},
+		{http.StatusUnsupportedMediaType, client.ErrInvalidArgument, "because"},
+		{http.StatusTooManyRequests, client.ErrRateLimited, "because"},
+		{http.StatusServiceUnavailable, client.ErrUnavailable, "because"},
+		{http.StatusInternalServerError, client.ErrServer, "because"},
+		// No auth endpoint is ever missing: a 404 is a wrong auth URL, and
+		// must not read as a missing room.
+		{http.StatusNotFound, client.ErrServer, "check the auth URL"},
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
@@ -150,7 +157,8 @@ func TestHTTPStatusMapping(t *testing.T) {
 			defer c.Close()
 			_, err = c.LogIn(testCtx(t), "a", "b")
 			assert.ErrorIs(t, err, tt.want)
-			assert.ErrorContains(t, err, "because")
+			assert.NotErrorIs(t, err, client.ErrNotFound)
+			assert.ErrorContains(t, err, tt.msg)
 		})
 	}
 }
@@ -223,18 +231,16 @@ func TestDisconnectUnblocksReceive(t *testing.T) {
 			errc <- err
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
-	start := time.Now()
+	waitBlocked(t, "client.(*session).receive", 2)
 	require.NoError(t, bob.Disconnect(testCtx(t)))
 	for range 2 {
 		select {
 		case err := <-errc:
 			assert.ErrorIs(t, err, client.ErrDisconnected)
-		case <-time.After(2 * time.Second):
+		case <-time.After(5 * time.Second):
 			t.Fatal("Receive still blocked after Disconnect")
 		}
 	}
-	assert.Less(t, time.Since(start), time.Second)
 	_, err := bob.Send(testCtx(t), "x")
 	assert.ErrorIs(t, err, client.ErrNotJoined)
 	// Joining again after Disconnect works.
@@ -435,48 +441,316 @@ func TestUseToken(t *testing.T) {
 	assert.ErrorIs(t, err, client.ErrUnauthenticated)
 }
 
-func TestSendValidatesLocally(t *testing.T) {
-	e := newEnv(t)
-	alice := e.loggedIn("alice", client.WithMaxMessageBytes(8))
-	bob := e.loggedIn("bob")
-	room(t, alice, bob)
-	ctx := testCtx(t)
-	for _, body := range []string{"", "123456789", "\xff"} {
-		_, err := alice.Send(ctx, body)
-		assert.ErrorIs(t, err, client.ErrInvalidArgument, "%q", body)
+// waitBlocked waits until n goroutines are blocked in fn, read from the
+// goroutine dump: it is the condition itself, not a guess at how long it
+// takes.
+func waitBlocked(t *testing.T, fn string, n int) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		dump := string(buf[:runtime.Stack(buf, true)])
+		blocked := 0
+		for _, g := range strings.Split(dump, "\n\n") {
+			if strings.Contains(g, fn) && strings.Contains(strings.SplitN(g, "\n", 2)[0], "[select") {
+				blocked++
+			}
+		}
+		if blocked >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutine(s) blocked in %s, want %d", blocked, fn, n)
+		}
+		runtime.Gosched()
 	}
 }
 
-// A message the service refuses ends the stream; the Client reconnects and
-// does not send it again.
-func TestRefusedMessageNotResent(t *testing.T) {
+func TestSendValidatesLocally(t *testing.T) {
+	tests := []struct {
+		name       string
+		serverMax  int // advertised in Opened, 0 for a service that does not
+		opts       []client.Option
+		tooLong    string
+		longEnough string
+	}{
+		{"option", 0, []client.Option{client.WithMaxMessageBytes(8)}, "123456789", "12345678"},
+		{"service's limit", 16, nil, strings.Repeat("x", 17), strings.Repeat("x", 16)},
+		{"option caps the service's", 16, []client.Option{client.WithMaxMessageBytes(8)}, "123456789", "12345678"},
+		{"default without either", 0, nil, strings.Repeat("x", client.DefaultMaxMessageBytes+1), strings.Repeat("x", client.DefaultMaxMessageBytes)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.chat.set(func(f *fakeChat) { f.maxBody = tt.serverMax })
+			alice := e.loggedIn("alice", tt.opts...)
+			bob := e.loggedIn("bob")
+			room(t, alice, bob)
+			ctx := testCtx(t)
+			for _, body := range []string{"", tt.tooLong, "\xff"} {
+				_, err := alice.Send(ctx, body)
+				assert.ErrorIs(t, err, client.ErrInvalidArgument, "%.20q", body)
+			}
+			_, err := alice.Send(ctx, tt.longEnough)
+			require.NoError(t, err)
+			assert.Equal(t, tt.longEnough, messages(t, bob, 1)[0].Body, "the refused bodies were never sent")
+		})
+	}
+}
+
+// A message the service refuses ends the stream. The Client reports that
+// message, and only it, as failed; the messages sent after it on the same
+// stream are sent again, in order.
+func TestRefusedMessageDropsOnlyItself(t *testing.T) {
 	e := newEnv(t)
 	alice := e.loggedIn("alice")
 	bob := e.loggedIn("bob")
 	room(t, alice, bob)
 	ctx := testCtx(t)
-	_, err := alice.Send(ctx, "poison")
+	// Hold the service's reads so that every message is written to the
+	// stream the refusal ends.
+	resume := e.chat.pauseReads()
+	var poisonID string
+	for _, body := range []string{"before", "poison", "after 1", "after 2"} {
+		id, err := alice.Send(ctx, body)
+		require.NoError(t, err)
+		if body == "poison" {
+			poisonID = id
+		}
+	}
+	resume()
+	failed := next[*client.SendFailed](t, alice)
+	assert.Equal(t, poisonID, failed.ClientMessageID)
+	assert.Equal(t, "poison", failed.Body)
+	assert.ErrorIs(t, failed.Err, client.ErrInvalidArgument)
+	_, err := alice.Send(ctx, "later")
 	require.NoError(t, err)
-	rc := next[*client.Connection](t, alice)
-	assert.ErrorIs(t, rc.Err, client.ErrInvalidArgument)
-	_, err = alice.Send(ctx, "fine")
-	require.NoError(t, err)
-	got := messages(t, bob, 1)
-	assert.Equal(t, "fine", got[0].Body)
+	var bodies []string
+	for _, m := range messages(t, bob, 4) {
+		bodies = append(bodies, m.Body)
+	}
+	assert.Equal(t, []string{"before", "after 1", "after 2", "later"}, bodies)
 }
 
-// A message recorded twice (sent again after a reconnection although the
-// service had recorded it late) is delivered once.
-func TestRepeatDropped(t *testing.T) {
+// Client message IDs belong to their sender: another client of the same
+// user (or another SDK, or a message older than the service's history) may
+// reuse one. The Client tells messages apart by their place in the room.
+func TestSameClientIDDelivered(t *testing.T) {
 	e := newEnv(t)
 	alice := e.loggedIn("alice")
 	bob := e.loggedIn("bob")
 	code := room(t, alice, bob)
-	e.chat.post(e.chat.rooms[code], "alice", &chatv1.Send{ClientMessageId: "same", Body: "once"})
-	e.chat.post(e.chat.rooms[code], "alice", &chatv1.Send{ClientMessageId: "same", Body: "once"})
-	e.chat.post(e.chat.rooms[code], "alice", &chatv1.Send{ClientMessageId: "other", Body: "next"})
-	got := messages(t, bob, 2)
-	assert.Equal(t, "once", got[0].Body)
-	assert.Equal(t, "next", got[1].Body)
-	assert.Equal(t, uint64(3), got[1].Sequence)
+	e.chat.post(e.chat.rooms[code], "alice", &chatv1.Send{ClientMessageId: "1", Body: "from the phone"})
+	e.chat.post(e.chat.rooms[code], "alice", &chatv1.Send{ClientMessageId: "1", Body: "from the laptop"})
+	e.chat.post(e.chat.rooms[code], "carol", &chatv1.Send{ClientMessageId: "1", Body: "from carol"})
+	got := messages(t, bob, 3)
+	assert.Equal(t, "from the phone", got[0].Body)
+	assert.Equal(t, "from the laptop", got[1].Body)
+	assert.Equal(t, "from carol", got[2].Body)
+}
+
+// The IDs Send generates are 128-bit random hex, unique per message.
+func TestMessageIDsUnique(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob")
+	room(t, alice, bob)
+	seen := map[string]bool{}
+	for range 50 {
+		id, err := alice.Send(testCtx(t), "x")
+		require.NoError(t, err)
+		assert.Regexp(t, `^[0-9a-f]{32}$`, id)
+		assert.False(t, seen[id], "repeated ID %s", id)
+		seen[id] = true
+	}
+}
+
+// A service that accepts the stream and never answers does not wedge the
+// session: each attempt has its own deadline, after which the Client backs
+// off and tries again.
+func TestReconnectAttemptTimesOut(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob", client.WithOpenTimeout(200*time.Millisecond))
+	room(t, alice, bob)
+	e.chat.set(func(f *fakeChat) { f.stall = true })
+	e.chat.killStreams(status.Error(codes.Unavailable, "restarting"), "bob")
+	first := next[*client.Connection](t, bob)
+	require.Equal(t, client.Reconnecting, first.State)
+	assert.Equal(t, 0, first.Attempt)
+	second := next[*client.Connection](t, bob)
+	require.Equal(t, client.Reconnecting, second.State, "the stalled attempt gave up")
+	assert.Equal(t, 1, second.Attempt)
+	assert.ErrorIs(t, second.Err, client.ErrUnavailable)
+	e.chat.set(func(f *fakeChat) { f.stall = false })
+	for next[*client.Connection](t, bob).State != client.Connected {
+	}
+	_, err := alice.Send(testCtx(t), "back")
+	require.NoError(t, err)
+	assert.Equal(t, "back", messages(t, bob, 1)[0].Body)
+}
+
+func TestJoinAttemptTimesOut(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice", client.WithOpenTimeout(100*time.Millisecond))
+	code, err := alice.CreateChatRoom(testCtx(t), "general", "room-pw")
+	require.NoError(t, err)
+	e.chat.set(func(f *fakeChat) { f.stall = true })
+	_, err = alice.JoinChatRoom(testCtx(t), code, "room-pw")
+	assert.ErrorIs(t, err, client.ErrUnavailable)
+}
+
+// After a gap in the same epoch the Client cannot tell which of its
+// messages the service recorded: it sends them all again (the service
+// ignores repeats) and names them in the Gap rather than dropping them.
+func TestGapResendsUnconfirmed(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob")
+	room(t, alice, bob)
+	ctx := testCtx(t)
+	_, err := alice.Send(ctx, "recorded")
+	require.NoError(t, err)
+	assert.Equal(t, "recorded", messages(t, bob, 1)[0].Body)
+	assert.Equal(t, "recorded", messages(t, alice, 1)[0].Body)
+
+	e.chat.set(func(f *fakeChat) { f.dropSends = true })
+	id, err := alice.Send(ctx, "lost in transit")
+	require.NoError(t, err)
+	e.chat.killStreams(status.Error(codes.Unavailable, "network"), "alice")
+	e.chat.set(func(f *fakeChat) { f.dropSends, f.failResume = false, true })
+	gap := next[*client.Gap](t, alice)
+	assert.Equal(t, gap.PreviousEpoch, gap.Epoch)
+	assert.Equal(t, []string{id}, gap.Unconfirmed)
+
+	_, err = alice.Send(ctx, "marker")
+	require.NoError(t, err)
+	var bodies []string
+	for _, m := range messages(t, bob, 2) {
+		bodies = append(bodies, m.Body)
+	}
+	assert.Equal(t, []string{"lost in transit", "marker"}, bodies)
+}
+
+// Send returns once the stream's writer has the message, whatever its
+// context does afterwards: a Send that failed must mean a message that is
+// never delivered.
+func TestSendErrorMeansNotSent(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob")
+	room(t, alice, bob)
+	resume := e.chat.pauseReads()
+	body := strings.Repeat("x", 4000)
+	var sent []string
+	var refused string
+	// The service reads nothing: its flow-control window fills, the writer
+	// blocks, and a Send finally finds no writer to take its message.
+	for i := 0; refused == ""; i++ {
+		require.Less(t, i, 1000, "flow control never blocked the writer")
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		b := fmt.Sprintf("%d %s", i, body)
+		_, err := alice.Send(ctx, b)
+		cancel()
+		if err != nil {
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			refused = b
+		} else {
+			sent = append(sent, b)
+		}
+	}
+	resume()
+	_, err := alice.Send(testCtx(t), "last")
+	require.NoError(t, err)
+	var got []string
+	for _, m := range messages(t, bob, len(sent)+1) {
+		got = append(got, m.Body)
+	}
+	assert.Equal(t, append(sent, "last"), got, "every Send that returned nil was delivered, the one that failed was not")
+}
+
+func TestSlowConsumerIsNotRateLimited(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob")
+	room(t, alice, bob)
+	e.chat.killStreams(status.Error(codes.ResourceExhausted, "stream too slow"), "bob")
+	rc := next[*client.Connection](t, bob)
+	assert.ErrorIs(t, rc.Err, client.ErrSlowConsumer)
+	assert.NotErrorIs(t, rc.Err, client.ErrRateLimited)
+}
+
+// A room token is renewed shortly before it expires, not on every use:
+// a short-lived one (here 30s) would otherwise be renewed all the time.
+func TestShortRoomTokenNotRenewedOnEveryUse(t *testing.T) {
+	e := newEnv(t)
+	e.chat.set(func(f *fakeChat) { f.roomTTL = 30 * time.Second })
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob")
+	room(t, alice, bob)
+	joins := e.chat.joinCount()
+	_, err := bob.ListChatRoomUsers(testCtx(t))
+	require.NoError(t, err)
+	assert.Equal(t, joins, e.chat.joinCount())
+}
+
+// Close while JoinChatRoom waits for the stream makes it return ErrClosed,
+// not the closing connection's cancellation.
+func TestCloseDuringJoin(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	code, err := alice.CreateChatRoom(testCtx(t), "general", "room-pw")
+	require.NoError(t, err)
+	stalled := make(chan struct{}, 1)
+	e.chat.set(func(f *fakeChat) { f.stall, f.stalled = true, stalled })
+	errc := make(chan error, 1)
+	go func() { // returns when Close ends the join
+		_, err := alice.JoinChatRoom(testCtx(t), code, "room-pw")
+		errc <- err
+	}()
+	<-stalled
+	require.NoError(t, alice.Close())
+	assert.ErrorIs(t, <-errc, client.ErrClosed)
+}
+
+func TestClosedClientMakesNoCalls(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	defer srv.Close()
+	c, err := client.New(client.WithAuthURL(srv.URL))
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	ctx := testCtx(t)
+	_, err = c.CreateAccount(ctx, "alice", "password")
+	assert.ErrorIs(t, err, client.ErrClosed)
+	_, err = c.LogIn(ctx, "alice", "password")
+	assert.ErrorIs(t, err, client.ErrClosed)
+	assert.Zero(t, calls.Load())
+}
+
+func TestZeroValueClient(t *testing.T) {
+	var c client.Client
+	ctx := testCtx(t)
+	calls := map[string]func() error{
+		"CreateAccount":     func() error { _, err := c.CreateAccount(ctx, "a", "b"); return err },
+		"LogIn":             func() error { _, err := c.LogIn(ctx, "a", "b"); return err },
+		"UseToken":          func() error { _, err := c.UseToken("x.y.z"); return err },
+		"CreateChatRoom":    func() error { _, err := c.CreateChatRoom(ctx, "a", "b"); return err },
+		"DeleteChatRoom":    func() error { return c.DeleteChatRoom(ctx, "a") },
+		"JoinChatRoom":      func() error { _, err := c.JoinChatRoom(ctx, "a", "b"); return err },
+		"PeekChatRoomUsers": func() error { _, err := c.PeekChatRoomUsers(ctx, "a", "b"); return err },
+		"ListChatRoomUsers": func() error { _, err := c.ListChatRoomUsers(ctx); return err },
+		"Send":              func() error { _, err := c.Send(ctx, "hi"); return err },
+		"Receive":           func() error { _, err := c.Receive(ctx); return err },
+		"Disconnect":        func() error { return c.Disconnect(ctx) },
+		"Close":             c.Close,
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			assert.ErrorIs(t, call(), client.ErrNotCreated)
+		})
+	}
 }

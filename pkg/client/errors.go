@@ -31,6 +31,9 @@ var (
 	ErrDisconnected = errors.New("client: disconnected")
 	// ErrClosed is returned by every method once Close was called.
 	ErrClosed = errors.New("client: closed")
+	// ErrNotCreated is returned by every method of a Client that New did not
+	// return, such as the zero value.
+	ErrNotCreated = errors.New("client: not created with client.New")
 )
 
 // Errors reported by the services. The *Error values that carry them match
@@ -54,6 +57,10 @@ var (
 	// ErrRateLimited means too many attempts; Error.RetryAfter tells how long to
 	// wait when the service said so.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrSlowConsumer is the Err of a *Connection event when the service
+	// dropped the stream because the Client fell too far behind reading it
+	// (Receive was not called often enough). The Client resumes by itself.
+	ErrSlowConsumer = errors.New("stream fell too far behind")
 	// ErrUnavailable means the service is down, shutting down or overloaded.
 	ErrUnavailable = errors.New("service unavailable")
 	// ErrServer is any other failure on the service's side.
@@ -103,7 +110,6 @@ var httpKinds = map[int]error{
 	http.StatusBadRequest:            ErrInvalidArgument,
 	http.StatusUnauthorized:          ErrUnauthenticated,
 	http.StatusForbidden:             ErrPermissionDenied,
-	http.StatusNotFound:              ErrNotFound,
 	http.StatusConflict:              ErrAlreadyTaken,
 	http.StatusRequestEntityTooLarge: ErrInvalidArgument,
 	http.StatusUnsupportedMediaType:  ErrInvalidArgument,
@@ -121,6 +127,12 @@ func fromHTTP(resp *http.Response) error {
 		kind = ErrServer
 	}
 	e := &Error{Kind: kind, HTTPStatus: resp.StatusCode}
+	if resp.StatusCode == http.StatusNotFound && resp.Request != nil {
+		// The auth service has no resource that can be missing: a 404 means
+		// the URL points elsewhere. It must not read as "room not found".
+		e.Message = fmt.Sprintf("%s %s is not an auth service endpoint; check the auth URL", resp.Request.Method, resp.Request.URL)
+		return e
+	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	var payload struct {
 		Error string `json:"error"`

@@ -7,7 +7,7 @@ import (
 )
 
 // Event is something Receive returns: *Message, *Presence, *RoomDeleted,
-// *Gap or *Connection. Use a type switch.
+// *Gap, *Connection or *SendFailed. Use a type switch.
 type Event interface {
 	isEvent()
 }
@@ -76,6 +76,27 @@ type Gap struct {
 	// HeadSequence follow.
 	Epoch        string
 	HeadSequence uint64
+	// Unconfirmed are the client message IDs of the caller's own messages
+	// whose fate the gap hides: sent before it and not seen come back. The
+	// Client sent them again, which is safe because the service ignores an
+	// ID it already recorded; but for that same reason, those it had
+	// recorded during the gap never come back as a *Message. Only a gap in
+	// the same epoch has them: after a restart the Client knows nothing
+	// was recorded, sends everything again and tracks it as usual.
+	Unconfirmed []string
+}
+
+// SendFailed reports a message that Send accepted but the service refused
+// (it ended the stream as invalid, e.g. for a body over its size limit).
+// The message will never come back as a *Message; the messages sent after
+// it are sent again and are not affected.
+type SendFailed struct {
+	// ClientMessageID is the ID Send returned.
+	ClientMessageID string
+	// Body is the refused text.
+	Body string
+	// Err is the service's reason; it matches ErrInvalidArgument.
+	Err error
 }
 
 // ConnectionState is the state of the room's stream.
@@ -118,6 +139,7 @@ func (*Presence) isEvent()    {}
 func (*RoomDeleted) isEvent() {}
 func (*Gap) isEvent()         {}
 func (*Connection) isEvent()  {}
+func (*SendFailed) isEvent()  {}
 
 // User is a user online in a room.
 type User struct {

@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -29,46 +28,76 @@ import (
 
 const testSecret = "0123456789abcdef0123456789abcdef-test"
 
-// env is a fake auth service (httptest) and a fake chat service (bufconn)
-// that follow the services' contracts closely enough to drive the SDK.
-type env struct {
-	t      *testing.T
+// fakeServices are a fake auth service (httptest) and a fake chat service
+// (bufconn) that follow the services' contracts closely enough to drive the
+// SDK. The examples use them too.
+type fakeServices struct {
 	signer *token.Signer
 	auth   *httptest.Server
 	chat   *fakeChat
 	lis    *bufconn.Listener
 	srv    *grpc.Server
+	served chan struct{}
+}
+
+func startFakeServices() (*fakeServices, error) {
+	signer, err := token.NewSigner(testSecret, "")
+	if err != nil {
+		return nil, err
+	}
+	f := &fakeServices{signer: signer, served: make(chan struct{})}
+	f.auth = httptest.NewServer(newFakeAuth(signer))
+	f.chat = &fakeChat{signer: signer, epoch: "epoch-1", rooms: map[string]*fakeRoom{}, queue: 64, roomTTL: time.Hour}
+	f.lis = bufconn.Listen(1 << 20)
+	// A fixed flow-control window (which also turns off its growth) lets a
+	// test fill it by not reading.
+	f.srv = grpc.NewServer(grpc.InitialWindowSize(1<<16), grpc.InitialConnWindowSize(1<<16))
+	chatv1.RegisterChatServiceServer(f.srv, f.chat)
+	go func() { // ends when Close stops the server
+		defer close(f.served)
+		_ = f.srv.Serve(f.lis)
+	}()
+	return f, nil
+}
+
+// Close stops both services.
+func (f *fakeServices) Close() {
+	f.srv.Stop()
+	<-f.served
+	f.auth.Close()
+}
+
+// options wire a Client to the fakes, with quick reconnections.
+func (f *fakeServices) options() []client.Option {
+	return []client.Option{
+		client.WithAuthURL(f.auth.URL),
+		client.WithChatAddress("passthrough:///bufnet"),
+		client.WithBackoff(client.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}),
+		client.WithDialOptions(
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		),
+	}
+}
+
+// env is the fakes for one test, stopped at its end.
+type env struct {
+	*fakeServices
+	t *testing.T
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	signer, err := token.NewSigner(testSecret, "")
+	f, err := startFakeServices()
 	require.NoError(t, err)
-	e := &env{t: t, signer: signer}
-	e.auth = httptest.NewServer(newFakeAuth(signer))
-	t.Cleanup(e.auth.Close)
-	e.chat = &fakeChat{signer: signer, epoch: "epoch-1", rooms: map[string]*fakeRoom{}, queue: 64}
-	e.lis = bufconn.Listen(1 << 20)
-	e.srv = grpc.NewServer()
-	chatv1.RegisterChatServiceServer(e.srv, e.chat)
-	go func() { _ = e.srv.Serve(e.lis) }() // ends when the server is stopped in Cleanup
-	t.Cleanup(e.srv.Stop)
-	return e
+	t.Cleanup(f.Close)
+	return &env{fakeServices: f, t: t}
 }
 
 // newClient returns a Client wired to the fakes, closed at the end of the test.
 func (e *env) newClient(opts ...client.Option) *client.Client {
 	e.t.Helper()
-	base := []client.Option{
-		client.WithAuthURL(e.auth.URL),
-		client.WithChatAddress("passthrough:///bufnet"),
-		client.WithBackoff(client.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}),
-		client.WithDialOptions(
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return e.lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-		),
-	}
-	c, err := client.New(append(base, opts...)...)
+	c, err := client.New(append(e.options(), opts...)...)
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -175,7 +204,14 @@ type fakeChat struct {
 	rooms       map[string]*fakeRoom
 	queue       int
 	joins       int
-	refuseJoins bool // JoinChatRoom answers Unauthenticated, as for an expired user token
+	roomTTL     time.Duration
+	refuseJoins bool          // JoinChatRoom answers Unauthenticated, as for an expired user token
+	maxBody     int           // advertised in Opened and enforced when > 0
+	stall       bool          // Chat reads Open and never answers, as a wedged service
+	stalled     chan struct{} // signalled (without blocking) when a stream stalls
+	failResume  bool          // resumes fail within the epoch, as outside the history window
+	dropSends   bool          // Sends are read and lost, as in a connection that broke
+	readGate    chan struct{} // when not nil, streams read nothing until it is closed
 }
 
 func bearer(ctx context.Context) string {
@@ -238,7 +274,10 @@ func (f *fakeChat) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomReq
 	if r.password != req.GetPassword() {
 		return nil, status.Error(codes.PermissionDenied, "wrong room password")
 	}
-	tok, exp, err := f.signer.IssueRoom(u.ID, u.Name, r.code, time.Hour)
+	f.mu.Lock()
+	ttl := f.roomTTL
+	f.mu.Unlock()
+	tok, exp, err := f.signer.IssueRoom(u.ID, u.Name, r.code, ttl)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
@@ -342,6 +381,15 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 		return status.Error(codes.InvalidArgument, "first message must be Open")
 	}
 	f.mu.Lock()
+	if f.stall {
+		f.mu.Unlock()
+		select {
+		case f.stalled <- struct{}{}:
+		default:
+		}
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	}
 	r := f.rooms[rt.Room]
 	if r == nil {
 		f.mu.Unlock()
@@ -349,10 +397,11 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 	}
 	sub := &fakeSub{user: rt.UserName, ch: make(chan *chatv1.Event, f.queue), kill: make(chan error, 1)}
 	head := uint64(len(r.history))
-	opened := &chatv1.Opened{ShortCode: r.code, Name: r.name, Epoch: f.epoch, HeadSequence: head, Recovery: chatv1.Recovery_RECOVERY_NOT_REQUESTED}
+	opened := &chatv1.Opened{ShortCode: r.code, Name: r.name, Epoch: f.epoch, HeadSequence: head,
+		Recovery: chatv1.Recovery_RECOVERY_NOT_REQUESTED, MaxMessageBytes: uint32(f.maxBody)}
 	frame := []*chatv1.Event{{Kind: &chatv1.Event_Opened{Opened: opened}}}
 	if res := open.GetResume(); res != nil {
-		if res.GetEpoch() == f.epoch && res.GetAfterSequence() <= head {
+		if res.GetEpoch() == f.epoch && res.GetAfterSequence() <= head && !f.failResume {
 			opened.Recovery = chatv1.Recovery_RECOVERY_COMPLETE
 			for _, m := range r.history[res.GetAfterSequence():] {
 				frame = append(frame, &chatv1.Event{Kind: &chatv1.Event_Message{Message: m}})
@@ -384,17 +433,20 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 	// handler causes.
 	go func() {
 		for {
+			if !f.waitReads(stream.Context()) {
+				readErr <- stream.Context().Err()
+				return
+			}
 			req, err := stream.Recv()
 			if err != nil {
 				readErr <- err
 				return
 			}
 			if snd := req.GetSend(); snd != nil {
-				if snd.GetBody() == "poison" {
-					readErr <- status.Error(codes.InvalidArgument, "body: refused")
+				if err := f.receive(r, sub.user, snd); err != nil {
+					readErr <- err
 					return
 				}
-				f.post(r, sub.user, snd)
 			}
 		}
 	}()
@@ -413,6 +465,62 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 			return nil
 		}
 	}
+}
+
+// waitReads blocks while reads are paused; false means the stream ended.
+func (f *fakeChat) waitReads(ctx context.Context) bool {
+	f.mu.Lock()
+	gate := f.readGate
+	f.mu.Unlock()
+	if gate == nil {
+		return true
+	}
+	select {
+	case <-gate:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// pauseReads stops every stream reading Sends until resume is called.
+func (f *fakeChat) pauseReads() (resume func()) {
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.readGate = gate
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.readGate = nil
+		f.mu.Unlock()
+		close(gate)
+	}
+}
+
+// receive handles a Send as the service does: it refuses an invalid body
+// (ending the stream) and ignores an ID the user already used in the
+// room's history.
+func (f *fakeChat) receive(r *fakeRoom, user string, snd *chatv1.Send) error {
+	f.mu.Lock()
+	maxBody, drop := f.maxBody, f.dropSends
+	repeat := snd.GetClientMessageId() != "" && slices.ContainsFunc(r.history, func(m *chatv1.Message) bool {
+		return m.GetSender() == user && m.GetClientMessageId() == snd.GetClientMessageId()
+	})
+	f.mu.Unlock()
+	switch {
+	case snd.GetBody() == "poison" || (maxBody > 0 && len(snd.GetBody()) > maxBody):
+		return status.Error(codes.InvalidArgument, "body: refused")
+	case drop || repeat:
+		return nil
+	}
+	f.post(r, user, snd)
+	return nil
+}
+
+func (f *fakeChat) set(fn func(f *fakeChat)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
 }
 
 func (f *fakeChat) post(r *fakeRoom, user string, snd *chatv1.Send) {
@@ -479,5 +587,3 @@ func (f *fakeChat) streamCount(code string) int {
 	}
 	return 0
 }
-
-var _ = errors.New

@@ -38,6 +38,10 @@ type config struct {
 	dialOptions []grpc.DialOption
 	bufferSize  int
 	maxMessage  int
+	// maxMessageSet tells a limit set with WithMaxMessageBytes, which caps
+	// the service's, from the default, which only stands in for it.
+	maxMessageSet bool
+	openTimeout   time.Duration
 }
 
 // Option configures a Client.
@@ -83,10 +87,22 @@ func WithEventBuffer(n int) Option { return func(c *config) { c.bufferSize = n }
 // DefaultMaxMessageBytes is the chat service's default message size limit.
 const DefaultMaxMessageBytes = 4096
 
-// WithMaxMessageBytes sets the longest message body Send accepts (default
-// DefaultMaxMessageBytes); set it to the chat service's MAX_MESSAGE_BYTES.
-// The service ends a stream that sends a longer one.
-func WithMaxMessageBytes(n int) Option { return func(c *config) { c.maxMessage = n } }
+// WithMaxMessageBytes caps the message body Send accepts. Without it Send
+// checks bodies against the limit the chat service advertises when its
+// stream opens, or DefaultMaxMessageBytes for a service that does not;
+// with it, against the smaller of n and the service's limit.
+func WithMaxMessageBytes(n int) Option {
+	return func(c *config) { c.maxMessage, c.maxMessageSet = n, true }
+}
+
+// DefaultOpenTimeout bounds one attempt to open the room's stream.
+const DefaultOpenTimeout = 10 * time.Second
+
+// WithOpenTimeout bounds each attempt to open the room's stream, renewal
+// of the room token included (default DefaultOpenTimeout). An attempt that
+// runs out of time counts as the service being unavailable: the Client
+// backs off and tries again. JoinChatRoom's first attempt is bounded too.
+func WithOpenTimeout(d time.Duration) Option { return func(c *config) { c.openTimeout = d } }
 
 func newConfig(opts []Option) config {
 	c := config{
@@ -120,6 +136,12 @@ func newConfig(opts []Option) config {
 	}
 	if c.bufferSize <= 0 {
 		c.bufferSize = 256
+	}
+	if c.maxMessage <= 0 {
+		c.maxMessage, c.maxMessageSet = DefaultMaxMessageBytes, false
+	}
+	if c.openTimeout <= 0 {
+		c.openTimeout = DefaultOpenTimeout
 	}
 	return c
 }

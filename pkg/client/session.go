@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -16,8 +17,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// refreshBefore is how long before its expiry a room token is renewed.
-const refreshBefore = 30 * time.Second
+// refreshWindow is how long before its expiry a room token that lives ttl is
+// renewed: 30s, or a third of its life for short-lived tokens, so that a
+// token is not renewed on every use.
+func refreshWindow(ttl time.Duration) time.Duration {
+	return min(30*time.Second, ttl/3)
+}
 
 // session is one joined room: its stream, kept open across breaks by the run
 // goroutine.
@@ -30,13 +35,15 @@ type session struct {
 	ctx    context.Context // cancelled by Disconnect or Close
 	cancel context.CancelFunc
 	events chan Event    // written by run only; closed when it ends
-	sends  chan *sendReq // read by the current connection's writer
+	sends  chan *chatv1.Send // read by the current connection's writer
 	done   chan struct{} // closed when run has returned
 
 	mu        sync.Mutex
 	roomToken string
 	roomExp   time.Time
-	err       error // why the session ended; set before events is closed
+	refresh   time.Duration // renew the room token this long before roomExp
+	maxBody   int           // the service's body limit from Opened, 0 if unknown
+	err       error         // why the session ended; set before events is closed
 	// unconfirmed are messages written to a stream and not yet seen come
 	// back; seen, while a reconnection replays, the IDs that came back.
 	unconfirmed []*chatv1.Send
@@ -45,21 +52,10 @@ type session struct {
 	// Owned by the run goroutine (and by JoinChatRoom before it starts).
 	epoch   string
 	lastSeq uint64
-	// recent are the last messages' sender and client IDs, to drop the
-	// second copy of a message that was sent again after a reconnection
-	// although the service had recorded it after all.
-	recent     map[string]struct{}
-	recentRing []string
-	recentNext int
-	// rejected is set when the service ended a stream as invalid, which a
-	// message it refused causes: the unconfirmed messages are then dropped
-	// rather than sent again and again.
-	rejected bool
-}
-
-type sendReq struct {
-	msg    *chatv1.Send
-	result chan error // buffered: the writer never blocks on it
+	// rejected is why the service ended the last stream as invalid, which
+	// a message it refused causes; nil otherwise. The next stream's replay
+	// tells which message that was: the first one still unconfirmed.
+	rejected error
 }
 
 // conn is one Chat stream.
@@ -82,10 +78,11 @@ func newSession(c *Client, adm roomAdmission, password string) *session {
 		ctx:       ctx,
 		cancel:    cancel,
 		events:    make(chan Event, c.cfg.bufferSize),
-		sends:     make(chan *sendReq),
+		sends:     make(chan *chatv1.Send),
 		done:      make(chan struct{}),
 		roomToken: adm.token,
 		roomExp:   adm.expiresAt,
+		refresh:   refreshWindow(time.Until(adm.expiresAt)),
 	}
 }
 
@@ -135,23 +132,15 @@ func (s *session) receive(ctx context.Context) (Event, error) {
 	}
 }
 
+// send hands the message to the current stream's writer, waiting within ctx
+// while there is none. Once the writer has it the session owns it: it is
+// written, and written again after a reconnection until it is confirmed or
+// reported, so send returns its ID whatever ctx does next.
 func (s *session) send(ctx context.Context, body string) (string, error) {
-	req := &sendReq{
-		msg:    &chatv1.Send{ClientMessageId: newMessageID(), Body: body},
-		result: make(chan error, 1),
-	}
+	msg := &chatv1.Send{ClientMessageId: newMessageID(), Body: body}
 	select {
-	case s.sends <- req:
-	case <-s.done:
-		return "", s.finalErr()
-	case <-s.ctx.Done():
-		return "", ErrDisconnected
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	select {
-	case err := <-req.result:
-		return req.msg.GetClientMessageId(), err
+	case s.sends <- msg:
+		return msg.GetClientMessageId(), nil
 	case <-s.done:
 		return "", s.finalErr()
 	case <-s.ctx.Done():
@@ -161,13 +150,33 @@ func (s *session) send(ctx context.Context, body string) (string, error) {
 	}
 }
 
+// bodyLimit is the longest body Send accepts: the service's advertised
+// limit once known, or else the configured one; a limit set with
+// WithMaxMessageBytes caps either.
+func (s *session) bodyLimit() int {
+	s.mu.Lock()
+	server := s.maxBody
+	s.mu.Unlock()
+	cfg := s.c.cfg
+	switch {
+	case server <= 0:
+		return cfg.maxMessage
+	case cfg.maxMessageSet:
+		return min(server, cfg.maxMessage)
+	}
+	return server
+}
+
 // freshRoomToken returns the room token, renewing it first when it is about
 // to expire.
 func (s *session) freshRoomToken(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	tok, exp := s.roomToken, s.roomExp
 	s.mu.Unlock()
-	if exp.IsZero() || time.Until(exp) > refreshBefore {
+	s.mu.Lock()
+	window := s.refresh
+	s.mu.Unlock()
+	if exp.IsZero() || time.Until(exp) > window {
 		return tok, nil
 	}
 	if err := s.rejoin(ctx); err != nil {
@@ -186,6 +195,7 @@ func (s *session) rejoin(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.roomToken, s.roomExp = adm.token, adm.expiresAt
+	s.refresh = refreshWindow(time.Until(adm.expiresAt))
 	s.mu.Unlock()
 	s.log.Debug("room token renewed", zap.Time("expires_at", adm.expiresAt))
 	return nil
@@ -271,7 +281,7 @@ func (s *session) run(first *conn) {
 			return
 		}
 		if errors.Is(err, ErrInvalidArgument) {
-			s.rejected = true
+			s.rejected = err
 		}
 		if errors.Is(err, ErrUnauthenticated) {
 			// The room token expired or was rejected: renew it once, right
@@ -280,15 +290,16 @@ func (s *session) run(first *conn) {
 				s.end(err)
 				return
 			}
-			if rerr := s.rejoin(s.ctx); rerr != nil {
+			rerr := s.attempt(s.rejoin)
+			if rerr == nil {
+				renewed = true
+			} else if errors.Is(rerr, ErrUnauthenticated) {
+				s.end(rerr)
+				return
+			} else {
 				err = rerr
-				if errors.Is(rerr, ErrUnauthenticated) {
-					s.end(rerr)
-					return
-				}
 				continue
 			}
-			renewed = true
 		} else {
 			delay := s.c.cfg.backoff.delay(attempt)
 			if d, ok := RetryAfter(err); ok && d > delay {
@@ -307,15 +318,37 @@ func (s *session) run(first *conn) {
 				continue
 			}
 		}
-		cn, oerr := s.open(s.ctx)
-		if oerr != nil {
-			err = oerr
+		var cn *conn
+		if err = s.attempt(func(ctx context.Context) (oerr error) {
+			cn, oerr = s.open(ctx)
+			return oerr
+		}); err != nil {
 			continue
 		}
 		attempt, renewed = 0, false
 		s.log.Info("chat stream reopened", zap.String("epoch", cn.opened.GetEpoch()), zap.Stringer("recovery", cn.opened.GetRecovery()))
 		err = s.serve(cn)
 	}
+}
+
+// attempt runs one reconnection step (renewing the token, opening the
+// stream) within the attempt timeout, so that a service that accepts the
+// connection but never answers cannot wedge the session. A step that runs
+// out of time failed as if the service were unavailable.
+func (s *session) attempt(step func(context.Context) error) error {
+	d := s.c.cfg.openTimeout
+	ctx, cancel := context.WithTimeout(s.ctx, d)
+	defer cancel()
+	err := step(ctx)
+	if err != nil && s.ctx.Err() == nil && ctx.Err() != nil {
+		return attemptTimedOut(d)
+	}
+	return err
+}
+
+func attemptTimedOut(d time.Duration) error {
+	return &Error{Kind: ErrUnavailable, Code: codes.DeadlineExceeded,
+		Message: fmt.Sprintf("the chat service did not open the stream within %s", d)}
 }
 
 // serve delivers a stream's events until it breaks, with a writer goroutine
@@ -326,8 +359,22 @@ func (s *session) run(first *conn) {
 // never recorded, and are sent again first, in their order.
 func (s *session) serve(cn *conn) error {
 	defer cn.cancel()
+	s.mu.Lock()
+	s.maxBody = int(cn.opened.GetMaxMessageBytes())
+	s.mu.Unlock()
 	resend := s.takeUnconfirmed()
-	err := s.opened(cn.opened)
+	// After a gap in the same epoch the replay cannot tell which messages
+	// the service recorded. Sending them all again is safe, since the
+	// service ignores an ID it has recorded; but those it ignores never
+	// come back, so they are reported with the Gap instead of tracked.
+	untracked := cn.opened.GetRecovery() == chatv1.Recovery_RECOVERY_FAILED && cn.opened.GetEpoch() == cn.previousEpoch
+	if cn.opened.GetRecovery() != chatv1.Recovery_RECOVERY_COMPLETE {
+		// Without a replay the refused message cannot be told from the
+		// others: they are all sent again, and should the service refuse it
+		// again, the next replay tells.
+		s.rejected = nil
+	}
+	err := s.opened(cn.opened, untracked, resend)
 	if err == nil {
 		err = s.deliver(cn.rest)
 	}
@@ -335,32 +382,26 @@ func (s *session) serve(cn *conn) error {
 		err = s.recv(cn)
 	}
 	resend = s.confirm(resend)
-	if s.rejected && err == nil {
+	if err == nil && s.rejected != nil {
+		// The service reads a stream's messages in order and recorded every
+		// one before the refused message, so the replay confirmed them: the
+		// first message left is the one refused. Only it is dropped.
 		if len(resend) > 0 {
-			s.log.Warn("messages the service refused were dropped", zap.Int("count", len(resend)))
+			failed := resend[0]
+			resend = resend[1:]
+			s.log.Warn("the service refused a message", zap.String("client_message_id", failed.GetClientMessageId()), zap.Error(s.rejected))
+			err = s.emit(&SendFailed{ClientMessageID: failed.GetClientMessageId(), Body: failed.GetBody(), Err: s.rejected})
 		}
-		resend, s.rejected = nil, false
+		if err == nil {
+			s.rejected = nil
+		}
 	}
 	if err != nil {
 		s.restoreUnconfirmed(resend)
 		return err
 	}
-	switch cn.opened.GetRecovery() {
-	case chatv1.Recovery_RECOVERY_FAILED:
-		if s.epoch == cn.previousEpoch {
-			// Same epoch but outside the history window: whether these were
-			// recorded cannot be told, and sending twice is worse than not
-			// knowing.
-			if len(resend) > 0 {
-				s.log.Warn("unconfirmed messages dropped after a history gap", zap.Int("count", len(resend)))
-			}
-			resend = nil
-		}
-		// A new epoch means the service restarted: what it had not
-		// broadcast is gone, so send it again.
-	}
 	if len(resend) > 0 {
-		s.log.Debug("sending unconfirmed messages again", zap.Int("count", len(resend)))
+		s.log.Debug("sending unconfirmed messages again", zap.Int("count", len(resend)), zap.Bool("after_gap", untracked))
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -368,7 +409,7 @@ func (s *session) serve(cn *conn) error {
 	// its way out; serve waits for it.
 	go func() {
 		defer wg.Done()
-		s.writeLoop(cn, resend)
+		s.writeLoop(cn, resend, !untracked)
 	}()
 	for err == nil {
 		err = s.recv(cn)
@@ -388,9 +429,20 @@ func (s *session) recv(cn *conn) error {
 		if errors.Is(err, io.EOF) {
 			return &Error{Kind: ErrUnavailable, Message: "stream closed by the service", Code: codes.Unavailable}
 		}
-		return fromGRPC(err)
+		return streamError(err)
 	}
 	return s.deliver(resp.GetEvents())
+}
+
+// streamError is fromGRPC for a broken Chat stream, where RESOURCE_EXHAUSTED
+// without a retry delay means the stream fell behind, not a rate limit.
+func streamError(err error) error {
+	err = fromGRPC(err)
+	var e *Error
+	if errors.As(err, &e) && e.Code == codes.ResourceExhausted && e.RetryAfter == 0 {
+		e.Kind = ErrSlowConsumer
+	}
+	return err
 }
 
 // takeUnconfirmed removes and returns the messages written but not yet seen
@@ -425,8 +477,9 @@ func (s *session) confirm(msgs []*chatv1.Send) []*chatv1.Send {
 }
 
 // opened handles a stream's Opened event: it moves the resume point and
-// tells the caller about the reconnection and any gap.
-func (s *session) opened(op *chatv1.Opened) error {
+// tells the caller about the reconnection and any gap. unconfirmed are the
+// caller's messages whose fate a gap in the same epoch hides.
+func (s *session) opened(op *chatv1.Opened, sameEpochGap bool, unconfirmed []*chatv1.Send) error {
 	if op.GetRecovery() == chatv1.Recovery_RECOVERY_NOT_REQUESTED {
 		// The session's first stream: JoinChatRoom reported it.
 		return nil
@@ -436,6 +489,11 @@ func (s *session) opened(op *chatv1.Opened) error {
 	}
 	if op.GetRecovery() == chatv1.Recovery_RECOVERY_FAILED {
 		gap := &Gap{PreviousEpoch: s.epoch, AfterSequence: s.lastSeq, Epoch: op.GetEpoch(), HeadSequence: op.GetHeadSequence()}
+		if sameEpochGap {
+			for _, m := range unconfirmed {
+				gap.Unconfirmed = append(gap.Unconfirmed, m.GetClientMessageId())
+			}
+		}
 		s.epoch, s.lastSeq = op.GetEpoch(), op.GetHeadSequence()
 		return s.emit(gap)
 	}
@@ -448,14 +506,14 @@ func (s *session) deliver(evs []*chatv1.Event) error {
 		switch k := ev.GetKind().(type) {
 		case *chatv1.Event_Message:
 			m := k.Message
+			// A message's identity is its place in the room: (epoch,
+			// sequence). Client message IDs are the sender's, and two
+			// senders may well pick the same one.
 			if m.GetEpoch() == s.epoch && m.GetSequence() <= s.lastSeq {
 				continue // already delivered before a reconnection
 			}
 			s.epoch, s.lastSeq = m.GetEpoch(), m.GetSequence()
 			s.confirmed(m.GetClientMessageId())
-			if s.repeated(m.GetSender(), m.GetClientMessageId()) {
-				continue
-			}
 			out = messageFromProto(m)
 		case *chatv1.Event_Presence:
 			out = presenceFromProto(k.Presence)
@@ -472,32 +530,6 @@ func (s *session) deliver(evs []*chatv1.Event) error {
 		}
 	}
 	return nil
-}
-
-// recentSize is how many message IDs are remembered to drop repeats.
-const recentSize = 4096
-
-// repeated tells whether a message with this sender and client ID was
-// already delivered, and remembers it.
-func (s *session) repeated(sender, id string) bool {
-	if id == "" {
-		return false
-	}
-	key := sender + "\x00" + id
-	if _, ok := s.recent[key]; ok {
-		return true
-	}
-	if s.recent == nil {
-		s.recent = make(map[string]struct{}, recentSize)
-		s.recentRing = make([]string, recentSize)
-	}
-	if old := s.recentRing[s.recentNext]; old != "" {
-		delete(s.recent, old)
-	}
-	s.recentRing[s.recentNext] = key
-	s.recentNext = (s.recentNext + 1) % recentSize
-	s.recent[key] = struct{}{}
-	return false
 }
 
 // confirmed notes that the room recorded the message with this client ID.
@@ -517,18 +549,21 @@ func (s *session) confirmed(id string) {
 }
 
 // writeLoop sends resend, then what Send queues, on one stream until it is
-// cancelled. Every written message stays unconfirmed until it comes back,
-// so that the next stream can send it again if it was lost.
-func (s *session) writeLoop(cn *conn, resend []*chatv1.Send) {
+// cancelled. Every message Send queued stays unconfirmed until it comes
+// back, so that the next stream can send it again if it was lost; resend
+// is tracked the same way unless track is false (after a gap, see serve).
+func (s *session) writeLoop(cn *conn, resend []*chatv1.Send, track bool) {
 	ctx := cn.stream.Context()
 	write := func(m *chatv1.Send) bool {
 		return cn.stream.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: m}}) == nil
 	}
-	// Everything resent is unconfirmed again, in its order, ahead of what
-	// Send queues next.
-	s.mu.Lock()
-	s.unconfirmed = append(s.unconfirmed, resend...)
-	s.mu.Unlock()
+	if track {
+		// Everything resent is unconfirmed again, in its order, ahead of
+		// what Send queues next.
+		s.mu.Lock()
+		s.unconfirmed = append(s.unconfirmed, resend...)
+		s.mu.Unlock()
+	}
 	for _, m := range resend {
 		if !write(m) {
 			return
@@ -536,13 +571,11 @@ func (s *session) writeLoop(cn *conn, resend []*chatv1.Send) {
 	}
 	for {
 		select {
-		case req := <-s.sends:
+		case m := <-s.sends:
 			s.mu.Lock()
-			s.unconfirmed = append(s.unconfirmed, req.msg)
+			s.unconfirmed = append(s.unconfirmed, m)
 			s.mu.Unlock()
-			ok := write(req.msg)
-			req.result <- nil // the session owns the message now
-			if !ok {
+			if !write(m) {
 				return
 			}
 		case <-ctx.Done():
