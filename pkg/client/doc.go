@@ -10,6 +10,8 @@
 //	id, err := c.Send(ctx, "hello")
 //	ev, err := c.Receive(ctx) // *client.Message, *client.Presence, *client.Gap, ...
 //
+// The examples run against in-process stand-ins for the services.
+//
 // # Sessions and reconnection
 //
 // JoinChatRoom opens the room's stream and returns once the service has
@@ -33,17 +35,35 @@
 // Send waits, within its context, until the stream is open again rather than
 // failing with a "reconnecting" error, so callers that pipe lines into a room
 // need no retry loop. Give Send a context with a deadline to bound the wait.
-// Send returns once the message is handed to the stream; it is confirmed
-// when Receive returns a *Message with the same ClientMessageID. Messages
-// written to a stream that broke before they came back are sent again on the
-// next stream unless the replay shows the service recorded them, and a
-// repeat that slips through anyway (the service recorded the first copy
-// late) is dropped on receipt by every Client, so that within the history
-// window a message is neither lost nor shown twice.
+// Send returns the message's ID once the stream's writer has it; from then
+// on the message is the Client's to deliver, whatever Send's context does,
+// and an error from Send means the message was not sent. It is confirmed
+// when Receive returns a *Message with the same ClientMessageID.
+//
+// Client message IDs are random and unique, and the service ignores a Send
+// that repeats an ID its user used for a message still in the room's
+// history, so sending again is always safe: messages written to a stream
+// that broke before they came back are sent again on the next stream. After
+// a resumed stream the replay tells exactly which came back; after a gap in
+// the same epoch it cannot, so they are all sent again and their IDs are
+// listed in Gap.Unconfirmed (those the service had recorded will not come
+// back). Receive tells messages apart by their epoch and sequence, so within
+// the history window none is lost or shown twice.
+//
+// Send checks a body against the service's size limit, which the stream
+// advertises when it opens (see WithMaxMessageBytes), and fails at once with
+// ErrInvalidArgument. Should the service refuse a message anyway, it ends
+// the stream: the Client reports that message, and only it, as a
+// *SendFailed event and sends the others again.
+//
+// Each attempt to reopen the stream has its own deadline (WithOpenTimeout),
+// so a service that accepts connections but does not answer is retried with
+// backoff like one that is down.
 //
 // The Client applies backpressure end to end: while Receive is not called
 // and its buffer (WithEventBuffer) is full, the Client stops reading the
-// stream, the service drops it as too slow, and after the reconnection Send
+// stream, the service drops it as too slow (a *Connection event whose Err
+// matches ErrSlowConsumer), and after the reconnection Send
 // waits until the replay has been handed to Receive. A Client that sends
 // must also receive.
 //
@@ -54,7 +74,8 @@
 // time: they return promptly, pending Receive and Send calls return
 // ErrDisconnected, and later ones ErrNotJoined (after Disconnect) or ErrClosed
 // (after Close). Methods called out of order fail with ErrNotLoggedIn or
-// ErrNotJoined rather than panic.
+// ErrNotJoined, and those of a Client not made by New with ErrNotCreated,
+// rather than panic.
 //
 // # Errors
 //

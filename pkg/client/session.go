@@ -34,9 +34,9 @@ type session struct {
 
 	ctx    context.Context // cancelled by Disconnect or Close
 	cancel context.CancelFunc
-	events chan Event    // written by run only; closed when it ends
+	events chan Event        // written by run only; closed when it ends
 	sends  chan *chatv1.Send // read by the current connection's writer
-	done   chan struct{} // closed when run has returned
+	done   chan struct{}     // closed when run has returned
 
 	mu        sync.Mutex
 	roomToken string
