@@ -9,11 +9,16 @@ import (
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
 
-// Chat runs one stream. The handler goroutine subscribes, then writes every
-// frame itself; one extra goroutine reads client frames and publishes.
+// Chat runs one stream with up to three goroutines. The handler goroutine
+// subscribes and then only waits: for the subscription to overflow or end,
+// for the reader to finish, or for the stream to be cancelled, and it
+// returns the status itself. One goroutine reads client frames and
+// publishes. Frames are written by a writer goroutine that exists only
+// while events are pending (see writer), so a client that stops reading
+// blocks the writer, never the handler: its stream ends, and its user
+// leaves the room, as soon as its queue overflows.
 func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
 	adm, err := s.roomFrom(ctx)
@@ -30,30 +35,10 @@ func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 	// goroutine's last send never blocks.
 	go func() { recvDone <- s.receive(ctx, stream, adm.Room, member, first, started) }()
 
-	var open *chatv1.Open
-	timer := time.NewTimer(s.cfg.OpenTimeout)
-	select {
-	case req := <-first:
-		timer.Stop()
-		if open = req.GetOpen(); open == nil {
-			return fmt.Errorf("%w, got %T", errNoOpen, req.GetKind())
-		}
-	case err := <-recvDone:
-		timer.Stop()
-		if err == nil { // closed before opening
-			return fmt.Errorf("%w, got end of stream", errNoOpen)
-		}
+	open, err := s.awaitOpen(ctx, first, recvDone)
+	if err != nil {
 		return err
-	case <-timer.C:
-		return fmt.Errorf("%w within %s", errNoOpen, s.cfg.OpenTimeout)
-	case <-ctx.Done():
-		timer.Stop()
-		return ctx.Err()
-	case <-s.draining:
-		timer.Stop()
-		return rooms.ErrShuttingDown
 	}
-
 	var resume *rooms.Resume
 	if r := open.GetResume(); r != nil {
 		resume = &rooms.Resume{Epoch: r.GetEpoch(), After: r.GetAfterSequence()}
@@ -66,65 +51,70 @@ func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 	s.cfg.Metrics.OpenStreams.Inc()
 	defer s.cfg.Metrics.OpenStreams.Dec()
 
-	if err := stream.Send(&chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.Opened, s.cfg.MaxMessageBytes)}}); err != nil {
-		return err
-	}
+	// The writer sends Opened before any event; the reader may publish
+	// now, since the subscription exists and the sender sees its own.
+	w := newWriter(s, stream, sub, &chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.Opened, s.cfg.MaxMessageBytes)}})
+	w.kick()
 	close(started)
-	return s.deliver(ctx, stream, sub, recvDone)
+	err = s.wait(ctx, sub, w, recvDone)
+	if errors.Is(err, rooms.ErrSlowConsumer) {
+		s.cfg.Metrics.SlowConsumers.Inc()
+	}
+	return err
 }
 
-// deliver writes the subscription's events until the stream ends.
-func (s *Server) deliver(ctx context.Context, stream chatv1.ChatService_ChatServer, sub *rooms.Subscription, recvDone <-chan error) error {
-	var batch []wire.Event
+// awaitOpen returns the stream's first frame, which must be Open.
+func (s *Server) awaitOpen(ctx context.Context, first <-chan *chatv1.ChatRequest, recvDone <-chan error) (*chatv1.Open, error) {
+	timer := time.NewTimer(s.cfg.OpenTimeout)
+	defer timer.Stop()
+	select {
+	case req := <-first:
+		if open := req.GetOpen(); open != nil {
+			return open, nil
+		}
+		return nil, fmt.Errorf("%w, got %T", errNoOpen, req.GetKind())
+	case err := <-recvDone:
+		if err == nil { // closed before opening
+			return nil, fmt.Errorf("%w, got end of stream", errNoOpen)
+		}
+		return nil, err
+	case <-timer.C:
+		return nil, fmt.Errorf("%w within %s", errNoOpen, s.cfg.OpenTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.draining:
+		return nil, rooms.ErrShuttingDown
+	}
+}
+
+// wait runs the open stream until it ends and returns why. After the
+// client half-closes, what is already queued is still written, then the
+// stream ends with OK.
+func (s *Server) wait(ctx context.Context, sub *rooms.Subscription, w *writer, recvDone <-chan error) error {
+	halfClosed := false
 	for {
+		if err := sub.Overflowed(); err != nil {
+			return err
+		}
+		if err := w.Err(); err != nil {
+			return err
+		}
+		if halfClosed && w.Idle() {
+			return nil
+		}
 		select {
 		case <-sub.Ready():
+			w.kick()
+		case <-w.Stopped():
 		case err := <-recvDone:
 			if err != nil {
 				return err
 			}
-			// Half-closed: flush what is already queued, then end with OK.
-			return s.flush(stream, sub, &batch)
+			halfClosed, recvDone = true, nil
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.draining:
 			return rooms.ErrShuttingDown
-		}
-		var err error
-		batch, err = sub.Drain(batch[:0], s.cfg.MaxFrameEvents, s.cfg.MaxFrameBytes)
-		if len(batch) > 0 {
-			// SendMsg, not Send: the frame is already encoded and the
-			// server's codec passes it through.
-			if serr := stream.SendMsg(wire.NewFrame(batch)); serr != nil {
-				return serr
-			}
-			s.cfg.Metrics.MessagesOut.Add(float64(len(batch)))
-			clear(batch) // drop references to shared events promptly
-		}
-		if err != nil {
-			if errors.Is(err, rooms.ErrSlowConsumer) {
-				s.cfg.Metrics.SlowConsumers.Inc()
-			}
-			return err
-		}
-	}
-}
-
-// flush sends every event already queued, without waiting for more.
-func (s *Server) flush(stream chatv1.ChatService_ChatServer, sub *rooms.Subscription, batch *[]wire.Event) error {
-	for {
-		var err error
-		*batch, err = sub.Drain((*batch)[:0], s.cfg.MaxFrameEvents, s.cfg.MaxFrameBytes)
-		if len(*batch) == 0 {
-			return err
-		}
-		if serr := stream.SendMsg(wire.NewFrame(*batch)); serr != nil {
-			return serr
-		}
-		s.cfg.Metrics.MessagesOut.Add(float64(len(*batch)))
-		clear(*batch)
-		if err != nil {
-			return err
 		}
 	}
 }

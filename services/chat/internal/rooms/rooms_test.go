@@ -132,10 +132,15 @@ func TestSubscriptionQueue(t *testing.T) {
 	got, _ = s.Drain(nil, 10, 1<<20)
 	assert.Equal(t, []uint64{6}, seqs(got))
 
-	// Overflow ends it at once and drops what is queued.
+	// Overflow ends it at once and drops what is queued; Overflowed tells
+	// so without draining, which a blocked writer could not do.
+	assert.False(t, s.Pending())
 	require.True(t, s.Push(ev(7)))
 	require.True(t, s.Push(ev(8)))
+	assert.True(t, s.Pending())
+	assert.NoError(t, s.Overflowed())
 	assert.False(t, s.Push(ev(9)))
+	assert.ErrorIs(t, s.Overflowed(), ErrSlowConsumer)
 	assert.False(t, s.Push(ev(10)))
 	got, err = s.Drain(nil, 10, 1<<20)
 	assert.ErrorIs(t, err, ErrSlowConsumer)
@@ -154,9 +159,11 @@ func TestSubscriptionEndDeliversLast(t *testing.T) {
 	got, err := s.Drain(nil, 1, 1<<20)
 	require.NoError(t, err, "the reason comes after the queue is empty")
 	assert.Equal(t, []uint64{1}, seqs(got))
+	assert.NoError(t, s.Overflowed(), "an end that is not an overflow waits for the queue")
 	got, err = s.Drain(nil, 10, 1<<20)
 	assert.Equal(t, []uint64{2}, seqs(got))
 	assert.ErrorIs(t, err, ErrDeleted)
+	assert.True(t, s.Pending(), "the end reason is still to be read")
 }
 
 func seqs(evs []wire.Event) []uint64 {

@@ -80,6 +80,26 @@ func (s *Subscription) End(last wire.Event, err error) {
 	s.signal()
 }
 
+// Pending reports whether Drain has something to return: queued events,
+// or the reason the subscription ended.
+func (s *Subscription) Pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0 || s.err != nil
+}
+
+// Overflowed returns ErrSlowConsumer once the queue has overflowed, and nil
+// before. Unlike Drain it does not need the stream to be writable, so a
+// handler can end a stalled stream while its writer is blocked.
+func (s *Subscription) Overflowed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == ErrSlowConsumer {
+		return s.err
+	}
+	return nil
+}
+
 // Ready is signalled when events are pending or the subscription has ended.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
