@@ -24,6 +24,8 @@ const (
 	exitAuth     = 3
 	exitNotFound = 4
 	exitTaken    = 5
+	// exitInterrupted is the shells' code for a process ended by SIGINT.
+	exitInterrupted = 130
 )
 
 type stdio struct {
@@ -58,7 +60,8 @@ join flags:
   --wait DURATION     at end of input, how long to wait for the echo of what was sent (default 10s)
 
 passwords come from CHATTER_PASSWORD and CHATTER_ROOM_PASSWORD, or a prompt on a terminal.
-exit codes: 0 ok, 1 runtime error, 2 usage or invalid input, 3 authentication, 4 room not found, 5 name taken.
+exit codes: 0 ok, 1 runtime error, 2 usage or invalid input, 3 authentication, 4 room not found, 5 name taken,
+130 interrupted at a prompt.
 `
 
 // run is chatter without the process around it, for tests.
@@ -81,6 +84,10 @@ func run(ctx context.Context, args []string, io stdio, env lookupEnv) int {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		fmt.Fprintln(io.err, "chatter: interrupted")
+		return exitInterrupted
 	}
 	fmt.Fprintln(io.err, "chatter:", describe(err))
 	return exitCode(err)
@@ -232,8 +239,8 @@ func (a *app) requireUser() error {
 }
 
 // secret reads a password from the environment or, on a terminal, a prompt
-// without echo.
-func (a *app) secret(envKey, prompt string) (string, error) {
+// without echo. An interrupt (ctx done) ends the prompt with ctx's error.
+func (a *app) secret(ctx context.Context, envKey, prompt string) (string, error) {
 	if v, ok := a.env(envKey); ok && v != "" {
 		return v, nil
 	}
@@ -241,9 +248,34 @@ func (a *app) secret(envKey, prompt string) (string, error) {
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return "", usageError{fmt.Sprintf("no password: set %s (passwords are never taken as flags)", envKey)}
 	}
+	fd := int(f.Fd())
+	saved, err := term.GetState(fd)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
 	fmt.Fprint(a.io.err, prompt)
-	b, err := term.ReadPassword(int(f.Fd()))
+	type result struct {
+		pw  []byte
+		err error
+	}
+	read := make(chan result, 1)
+	// The reader ends when a line or an error comes in. A read from a
+	// terminal cannot be cancelled, so on an interrupt it is left behind
+	// (chatter exits right after); the terminal's echo is restored here.
+	go func() {
+		pw, err := term.ReadPassword(fd)
+		read <- result{pw, err}
+	}()
+	var r result
+	select {
+	case r = <-read:
+	case <-ctx.Done():
+		_ = term.Restore(fd, saved)
+		fmt.Fprintln(a.io.err)
+		return "", ctx.Err()
+	}
 	fmt.Fprintln(a.io.err)
+	b, err := r.pw, r.err
 	if err != nil {
 		return "", fmt.Errorf("reading password: %w", err)
 	}
@@ -262,7 +294,7 @@ func (a *app) register(ctx context.Context) error {
 	if err := a.requireUser(); err != nil {
 		return err
 	}
-	pw, err := a.secret("CHATTER_PASSWORD", "new password for "+a.user+": ")
+	pw, err := a.secret(ctx, "CHATTER_PASSWORD", "new password for "+a.user+": ")
 	if err != nil {
 		return err
 	}
@@ -297,7 +329,7 @@ func (a *app) loggedIn(ctx context.Context) (*client.Client, error) {
 		c.Close()
 		return nil, err
 	}
-	pw, err := a.secret("CHATTER_PASSWORD", "password for "+a.user+": ")
+	pw, err := a.secret(ctx, "CHATTER_PASSWORD", "password for "+a.user+": ")
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -313,7 +345,7 @@ func (a *app) login(ctx context.Context) error {
 	if err := a.requireUser(); err != nil {
 		return err
 	}
-	pw, err := a.secret("CHATTER_PASSWORD", "password for "+a.user+": ")
+	pw, err := a.secret(ctx, "CHATTER_PASSWORD", "password for "+a.user+": ")
 	if err != nil {
 		return err
 	}
@@ -337,7 +369,7 @@ func (a *app) createRoom(ctx context.Context, name string) error {
 		return err
 	}
 	defer c.Close()
-	pw, err := a.secret("CHATTER_ROOM_PASSWORD", "password for room "+name+": ")
+	pw, err := a.secret(ctx, "CHATTER_ROOM_PASSWORD", "password for room "+name+": ")
 	if err != nil {
 		return err
 	}
@@ -368,7 +400,7 @@ func (a *app) users(ctx context.Context, code string) error {
 		return err
 	}
 	defer c.Close()
-	pw, err := a.secret("CHATTER_ROOM_PASSWORD", "password for room "+code+": ")
+	pw, err := a.secret(ctx, "CHATTER_ROOM_PASSWORD", "password for room "+code+": ")
 	if err != nil {
 		return err
 	}

@@ -5,13 +5,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/grpcchatter/grpcchatter/pkg/client"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func env(kv ...string) lookupEnv {
 	m := map[string]string{}
@@ -101,4 +112,86 @@ func TestEchoes(t *testing.T) {
 	assert.Equal(t, 1, e.outstanding())
 	e.echoed("a")
 	assert.Equal(t, 0, e.outstanding())
+}
+
+// openPTY opens a pseudo-terminal: the test plays the terminal on master,
+// chatter reads slave as its standard input.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	fd := int(master.Fd())
+	require.NoError(t, unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0))
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	require.NoError(t, err)
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	require.NoError(t, err)
+	return master, slave
+}
+
+// notifyWriter is a buffer that says when it first contains want.
+type notifyWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	had := strings.Contains(w.buf.String(), w.want)
+	w.buf.Write(p)
+	if !had && strings.Contains(w.buf.String(), w.want) {
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func (w *notifyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// An interrupt at a password prompt ends chatter with 130 and the
+// terminal's echo back on, although the read itself cannot be cancelled.
+func TestPasswordPromptInterrupted(t *testing.T) {
+	master, slave := openPTY(t)
+	defer slave.Close()
+	stderr := &notifyWriter{want: "password for alice", seen: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	code := make(chan int, 1)
+	go func() { // returns once the interrupt ends the prompt
+		code <- run(ctx, []string{"login", "--user", "alice"}, stdio{in: slave, out: io.Discard, err: stderr}, env())
+	}()
+	select {
+	case <-stderr.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no prompt; stderr: %q", stderr.String())
+	}
+	echo := func() bool {
+		tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+		require.NoError(t, err)
+		return tio.Lflag&unix.ECHO != 0
+	}
+	// The prompt turns echo off; interrupt only once it has.
+	for deadline := time.Now().Add(10 * time.Second); echo(); {
+		require.True(t, time.Now().Before(deadline), "echo never turned off")
+		runtime.Gosched()
+	}
+	cancel()
+	select {
+	case c := <-code:
+		assert.Equal(t, exitInterrupted, c)
+	case <-time.After(10 * time.Second):
+		t.Fatal("chatter still waiting for the password after the interrupt")
+	}
+	assert.True(t, echo(), "echo restored")
+	assert.Contains(t, stderr.String(), "interrupted")
+	// Hanging up the terminal ends the abandoned read.
+	require.NoError(t, master.Close())
 }

@@ -21,7 +21,8 @@ const maxLine = 1 << 20
 type echoes struct {
 	mu      sync.Mutex
 	pending map[string]struct{}
-	early   map[string]struct{} // echoed before Send returned
+	early   map[string]struct{} // echoed (or settled) before Send returned
+	failed  error               // the first message the service refused
 	changed chan struct{}
 }
 
@@ -39,6 +40,8 @@ func (e *echoes) sent(id string) {
 	e.pending[id] = struct{}{}
 }
 
+// echoed settles a message: it came back, or it never will (refused, or
+// its fate hidden by a gap).
 func (e *echoes) echoed(id string) {
 	e.mu.Lock()
 	if _, ok := e.pending[id]; ok {
@@ -53,10 +56,26 @@ func (e *echoes) echoed(id string) {
 	}
 }
 
+// refused settles a message the service refused and remembers why.
+func (e *echoes) refused(id string, err error) {
+	e.mu.Lock()
+	if e.failed == nil {
+		e.failed = err
+	}
+	e.mu.Unlock()
+	e.echoed(id)
+}
+
 func (e *echoes) outstanding() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.pending)
+}
+
+func (e *echoes) failure() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.failed
 }
 
 func (a *app) join(ctx context.Context, code string) error {
@@ -65,7 +84,7 @@ func (a *app) join(ctx context.Context, code string) error {
 		return err
 	}
 	defer c.Close()
-	pw, err := a.secret("CHATTER_ROOM_PASSWORD", "password for room "+code+": ")
+	pw, err := a.secret(ctx, "CHATTER_ROOM_PASSWORD", "password for room "+code+": ")
 	if err != nil {
 		return err
 	}
@@ -79,8 +98,8 @@ func (a *app) join(ctx context.Context, code string) error {
 
 	track := newEchoes()
 	recvErr := make(chan error, 1)
-	// The receiver prints the room until the session ends: Disconnect below,
-	// or an error that ends it (room deleted, token expired).
+	// The receiver prints the room until the session ends: Disconnect or
+	// Close below, or an error that ends it (room deleted, token expired).
 	go func() {
 		for {
 			ev, err := c.Receive(context.Background())
@@ -88,31 +107,48 @@ func (a *app) join(ctx context.Context, code string) error {
 				recvErr <- err
 				return
 			}
-			if m, ok := ev.(*client.Message); ok && m.Sender == creds.UserName {
-				track.echoed(m.ClientMessageID)
+			switch ev := ev.(type) {
+			case *client.Message:
+				if ev.Sender == creds.UserName {
+					track.echoed(ev.ClientMessageID)
+				}
+			case *client.SendFailed:
+				track.refused(ev.ClientMessageID, fmt.Errorf("message not sent: %w", ev.Err))
+			case *client.Gap:
+				for _, id := range ev.Unconfirmed {
+					track.echoed(id) // sent again; the room may not echo it
+				}
 			}
 			p.event(ev)
 		}
 	}()
 
 	inputDone := make(chan error, 1)
-	// The reader sends standard input's lines. It returns at end of input
-	// or on a send error; a read blocked on a terminal is abandoned when
-	// chatter exits.
+	// The reader sends standard input's lines. It returns at end of input,
+	// on a line the room cannot take, or on a send error. A read blocked on
+	// standard input cannot be cancelled, so when chatter leaves for another
+	// reason (interrupt, session ended) the reader is left behind and ends
+	// with the process.
 	go func() {
 		sc := bufio.NewScanner(a.io.in)
 		sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+		n := 0
 		for sc.Scan() {
+			n++
 			line := sc.Text()
 			if line == "" {
 				continue
 			}
 			id, err := c.Send(ctx, line)
 			if err != nil {
-				inputDone <- fmt.Errorf("send: %w", err)
+				inputDone <- fmt.Errorf("line %d not sent: %w", n, err)
 				return
 			}
 			track.sent(id)
+		}
+		if errors.Is(sc.Err(), bufio.ErrTooLong) {
+			inputDone <- usageError{fmt.Sprintf("line %d not sent: longer than %d bytes", n+1, maxLine)}
+			return
 		}
 		inputDone <- sc.Err()
 	}()
@@ -122,19 +158,20 @@ func (a *app) join(ctx context.Context, code string) error {
 		defer cancel()
 		_ = c.Disconnect(dctx)
 	}
+	var inputErr error
 	select {
 	case err := <-recvErr:
 		return sessionEnded(err)
 	case <-ctx.Done():
 		leave()
 		return nil // interrupted: not an error
-	case err := <-inputDone:
-		if err != nil && !errors.Is(err, io.EOF) {
-			leave()
-			return err
+	case inputErr = <-inputDone:
+		if errors.Is(inputErr, io.EOF) {
+			inputErr = nil
 		}
 	}
-	// End of input: wait for the echo of what was sent, then leave.
+	// End of input, or a line that could not be sent: wait for the echo of
+	// what was sent before, then leave.
 	deadline := time.NewTimer(a.wait)
 	defer deadline.Stop()
 	for track.outstanding() > 0 {
@@ -144,7 +181,7 @@ func (a *app) join(ctx context.Context, code string) error {
 			return sessionEnded(err)
 		case <-deadline.C:
 			leave()
-			return fmt.Errorf("%d sent message(s) not echoed by the room within %s", track.outstanding(), a.wait)
+			return errors.Join(inputErr, fmt.Errorf("%d sent message(s) not echoed by the room within %s", track.outstanding(), a.wait))
 		case <-ctx.Done():
 			leave()
 			return nil
@@ -152,7 +189,10 @@ func (a *app) join(ctx context.Context, code string) error {
 	}
 	leave()
 	<-recvErr
-	return nil
+	if inputErr != nil {
+		return inputErr
+	}
+	return track.failure()
 }
 
 func sessionEnded(err error) error {
@@ -208,7 +248,7 @@ func eventJSON(ev client.Event) map[string]any {
 		return map[string]any{"type": "presence", "kind": ev.Kind.String(), "user_name": ev.User, "at": ev.At}
 	case *client.Gap:
 		return map[string]any{"type": "gap", "previous_epoch": ev.PreviousEpoch, "after_sequence": ev.AfterSequence,
-			"epoch": ev.Epoch, "head_sequence": ev.HeadSequence}
+			"epoch": ev.Epoch, "head_sequence": ev.HeadSequence, "unconfirmed": ev.Unconfirmed}
 	case *client.Connection:
 		v := map[string]any{"type": "connection", "state": ev.State.String()}
 		if ev.Err != nil {
@@ -218,6 +258,8 @@ func eventJSON(ev client.Event) map[string]any {
 		return v
 	case *client.RoomDeleted:
 		return map[string]any{"type": "room_deleted", "at": ev.At}
+	case *client.SendFailed:
+		return map[string]any{"type": "send_failed", "client_message_id": ev.ClientMessageID, "error": ev.Err.Error()}
 	}
 	return map[string]any{"type": "unknown"}
 }
@@ -231,6 +273,9 @@ func describeEvent(ev client.Event) string {
 		if ev.PreviousEpoch != ev.Epoch {
 			return "the chat service restarted: messages sent while reconnecting may be missing"
 		}
+		if n := len(ev.Unconfirmed); n > 0 {
+			return fmt.Sprintf("some messages may have been missed while reconnecting; %d of yours were sent again and may not be echoed", n)
+		}
 		return "some messages may have been missed while reconnecting"
 	case *client.Connection:
 		if ev.State == client.Reconnecting {
@@ -239,6 +284,8 @@ func describeEvent(ev client.Event) string {
 		return "reconnected"
 	case *client.RoomDeleted:
 		return "the room was deleted"
+	case *client.SendFailed:
+		return fmt.Sprintf("message not sent (%v): %.40q", ev.Err, ev.Body)
 	case *client.Message:
 		return fmt.Sprintf("%s: %s", ev.Sender, ev.Body)
 	}

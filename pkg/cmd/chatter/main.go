@@ -26,12 +26,16 @@
 // input it waits (up to --wait) until the room has echoed every line it sent,
 // then leaves and exits 0.
 //
+// A line the room cannot take (longer than the chat service's limit, which
+// it advertises, or not UTF-8) stops join: it waits for the echo of the
+// lines before it, then exits 2 naming the line.
+//
 // Exit codes: 0 success; 1 runtime error (service unreachable, unexpected
 // failure); 2 usage error (bad flags or arguments, missing password without
 // a terminal, input the service rejects as invalid such as a malformed room
 // code or an empty password); 3 authentication failure (bad credentials, expired token,
 // wrong room password, throttled); 4 room not found or deleted; 5 name
-// already taken.
+// already taken; 130 interrupted at a password prompt.
 package main
 
 import (

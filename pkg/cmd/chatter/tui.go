@@ -56,7 +56,9 @@ type (
 	eventMsg      struct{ ev client.Event }
 	sessionEndMsg struct{ err error }
 	errMsg        struct{ err error }
-	sentMsg       struct{}
+	// sentMsg reports the head of the outbox handed to the room, or why it
+	// could not be.
+	sentMsg struct{ err error }
 )
 
 const usersWidth = 22
@@ -86,10 +88,12 @@ type model struct {
 	fields []textinput.Model
 	focus  int
 
-	user   string
-	room   *client.Room
-	roomPW string
-	lines  []string
+	user  string
+	room  *client.Room
+	lines []string
+	// outbox holds the lines typed and not yet handed to the room, sent one
+	// at a time so that they arrive in the order typed.
+	outbox []string
 	users  map[string]int
 	status string
 	ended  bool
@@ -183,7 +187,15 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.input.Blur()
 		return m, nil
 	case sentMsg:
-		return m, nil
+		if msg.err != nil {
+			m.errText = explain(fmt.Errorf("send: %w", msg.err))
+		} else {
+			m.errText = ""
+		}
+		if len(m.outbox) > 0 {
+			m.outbox = m.outbox[1:]
+		}
+		return m, m.sendNext()
 	}
 	switch m.screen {
 	case screenLogin, screenRoom:
@@ -198,12 +210,12 @@ func (m model) quit() tea.Cmd {
 		return tea.Quit
 	}
 	be := m.be
-	return tea.Sequence(func() tea.Msg {
+	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = be.Disconnect(ctx)
-		return nil
-	}, tea.Quit)
+		return tea.QuitMsg{}
+	}
 }
 
 func (m model) updateForm(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -271,7 +283,6 @@ func (m model) submit() (tea.Model, tea.Cmd) {
 		}
 	}
 	create := m.create
-	m.roomPW = b
 	return m, func() tea.Msg {
 		code := a
 		if create {
@@ -297,30 +308,35 @@ func (m model) updateChat(msg tea.Msg) (tea.Model, tea.Cmd) {
 				return m, nil
 			}
 			m.input.SetValue("")
-			ctx, be := m.ctx, m.be
-			return m, func() tea.Msg {
-				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				defer cancel()
-				if _, err := be.Send(sctx, body); err != nil {
-					return errMsg{fmt.Errorf("send: %w", err)}
-				}
-				return sentMsg{}
+			m.outbox = append(m.outbox, body)
+			if len(m.outbox) > 1 {
+				return m, nil // sent when those before it are
 			}
+			return m, m.sendNext()
 		case tea.KeyPgUp, tea.KeyPgDown, tea.KeyCtrlU, tea.KeyCtrlD:
 			var cmd tea.Cmd
 			m.view, cmd = m.view.Update(msg)
 			return m, cmd
 		}
 	}
-	var cmds []tea.Cmd
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
-	cmds = append(cmds, cmd)
-	if _, ok := msg.(tea.MouseMsg); ok {
-		m.view, cmd = m.view.Update(msg)
-		cmds = append(cmds, cmd)
+	return m, cmd
+}
+
+// sendNext hands the head of the outbox to the room; its sentMsg sends the
+// next one.
+func (m model) sendNext() tea.Cmd {
+	if len(m.outbox) == 0 || m.ended {
+		return nil
 	}
-	return m, tea.Batch(cmds...)
+	ctx, be, body := m.ctx, m.be, m.outbox[0]
+	return func() tea.Msg {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err := be.Send(sctx, body)
+		return sentMsg{err}
+	}
 }
 
 // receive waits for the next room event.
@@ -356,7 +372,7 @@ func (m *model) handleEvent(ev client.Event) {
 				m.users[u.Name] = u.Streams
 			}
 		}
-	case *client.Gap, *client.RoomDeleted:
+	case *client.Gap, *client.RoomDeleted, *client.SendFailed:
 		m.addLine(dimStyle.Render("* " + describeEvent(ev)))
 	}
 }

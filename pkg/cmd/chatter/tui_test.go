@@ -19,7 +19,7 @@ type fakeBackend struct {
 	mu        sync.Mutex
 	calls     []string
 	loginErr  error
-	sent      []string
+	sendErrs  []error // returned by the next Sends, in order
 	events    chan client.Event
 	createdAs string
 }
@@ -55,6 +55,15 @@ func (f *fakeBackend) JoinChatRoom(_ context.Context, code, _ string) (*client.R
 
 func (f *fakeBackend) Send(_ context.Context, body string) (string, error) {
 	f.record("send " + body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sendErrs) > 0 {
+		err := f.sendErrs[0]
+		f.sendErrs = f.sendErrs[1:]
+		if err != nil {
+			return "", err
+		}
+	}
 	return "id", nil
 }
 
@@ -151,6 +160,49 @@ func TestTUIRegisterLogInCreateAndChat(t *testing.T) {
 
 	_, cmd = key(m, tea.KeyEsc)
 	require.NotNil(t, cmd, "Esc leaves")
+	assert.IsType(t, tea.QuitMsg{}, cmd(), "and then quits")
+	assert.Equal(t, "disconnect", be.calls[len(be.calls)-1], "Esc leaves the room before quitting")
+}
+
+// chatting returns a model on the chat screen.
+func chatting(t *testing.T, be *fakeBackend) tea.Model {
+	t.Helper()
+	var m tea.Model = newModel(context.Background(), be, "alice")
+	m, _ = m.Update(joinedMsg{room: &client.Room{ShortCode: "C", Name: "n"}})
+	return m
+}
+
+// Lines typed quickly go out in the order typed: one Send at a time.
+func TestTUISendsInOrder(t *testing.T) {
+	be := &fakeBackend{}
+	m := chatting(t, be)
+	m = typeText(t, m, "one")
+	m, first := key(m, tea.KeyEnter)
+	m = typeText(t, m, "two")
+	m, cmd := key(m, tea.KeyEnter)
+	assert.Nil(t, cmd, "two waits for one")
+	m = typeText(t, m, "three")
+	m, cmd = key(m, tea.KeyEnter)
+	assert.Nil(t, cmd, "three waits too")
+	m, second := m.Update(runCmd(t, first))
+	m, third := m.Update(runCmd(t, second))
+	_, last := m.Update(runCmd(t, third))
+	assert.Nil(t, last, "the outbox is empty")
+	assert.Equal(t, []string{"send one", "send two", "send three"}, be.calls)
+}
+
+// A failed Send shows its error until the next one succeeds.
+func TestTUISendErrorCleared(t *testing.T) {
+	be := &fakeBackend{sendErrs: []error{&client.Error{Kind: client.ErrUnavailable, Message: "down"}}}
+	m := chatting(t, be)
+	m = typeText(t, m, "one")
+	m, cmd := key(m, tea.KeyEnter)
+	m, _ = m.Update(runCmd(t, cmd))
+	assert.Contains(t, m.View(), "down")
+	m = typeText(t, m, "two")
+	m, cmd = key(m, tea.KeyEnter)
+	m, _ = m.Update(runCmd(t, cmd))
+	assert.NotContains(t, m.View(), "down")
 }
 
 func TestTUILoginErrorShown(t *testing.T) {
@@ -165,8 +217,7 @@ func TestTUILoginErrorShown(t *testing.T) {
 
 func TestTUISessionEnd(t *testing.T) {
 	be := &fakeBackend{}
-	var m tea.Model = newModel(context.Background(), be, "alice")
-	m, _ = m.Update(joinedMsg{room: &client.Room{ShortCode: "C", Name: "n"}})
+	m := chatting(t, be)
 	m, _ = m.Update(sessionEndMsg{err: client.ErrRoomDeleted})
 	assert.Contains(t, m.View(), "the room was deleted")
 	m = typeText(t, m, "x")
