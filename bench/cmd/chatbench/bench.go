@@ -34,6 +34,7 @@ type bench struct {
 	chatBin string
 	authBin string
 	baseBin string
+	hashBin string
 	started int
 }
 
@@ -68,12 +69,12 @@ func newBench(ctx context.Context, cfg config, log io.Writer) (*bench, error) {
 	}
 	b.logf("building the services and the baseline into %s", tmp)
 	bins, err := proc.Build(ctx, src, filepath.Join(tmp, "bin"),
-		"./services/chat/cmd/chat", "./services/auth/cmd/auth", "./bench/cmd/baseline")
+		"./services/chat/cmd/chat", "./services/auth/cmd/auth", "./bench/cmd/baseline", "./bench/cmd/hashtime")
 	if err != nil {
 		b.close()
 		return nil, err
 	}
-	b.chatBin, b.authBin, b.baseBin = bins[0], bins[1], bins[2]
+	b.chatBin, b.authBin, b.baseBin, b.hashBin = bins[0], bins[1], bins[2], bins[3]
 	return b, nil
 }
 
@@ -487,6 +488,9 @@ func backgroundCores(d time.Duration) float64 {
 // uses fewer than -quiet-cores cores, so that runs do not measure a
 // neighbour's build. It returns the last reading.
 func (b *bench) waitQuiet(ctx context.Context) float64 {
+	if b.cfg.QuietWait <= 0 {
+		return 0
+	}
 	deadline := time.Now().Add(b.cfg.QuietWait)
 	for {
 		c := backgroundCores(time.Second)

@@ -7,18 +7,17 @@ package authload
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/argon2"
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 )
@@ -30,19 +29,25 @@ type Params struct {
 	Threads   uint8  `json:"threads"`
 }
 
-// HashTime returns the median time of n argon2id hashes with p, computed
-// here, in this process, one after another.
-func HashTime(p Params, n int) time.Duration {
-	salt := make([]byte, 16)
-	_, _ = rand.Read(salt)
-	ds := make([]time.Duration, n)
-	for i := range ds {
-		start := time.Now()
-		argon2.IDKey([]byte("correct horse battery"), salt, p.Time, p.MemoryKiB, p.Threads, 32)
-		ds[i] = time.Since(start)
+// HashTiming is what cmd/hashtime measured.
+type HashTiming struct {
+	MedianNs   int64 `json:"median_ns"`
+	MinNs      int64 `json:"min_ns"`
+	CPUNsPerOp int64 `json:"cpu_ns_per_hash"`
+}
+
+// HashTime runs the hashtime binary for n hashes with p.
+func HashTime(ctx context.Context, bin string, p Params, n int) (HashTiming, error) {
+	out, err := exec.CommandContext(ctx, bin, "-memory", strconv.Itoa(int(p.MemoryKiB)), "-time", strconv.Itoa(int(p.Time)),
+		"-threads", strconv.Itoa(int(p.Threads)), "-n", strconv.Itoa(n)).Output()
+	if err != nil {
+		return HashTiming{}, fmt.Errorf("hashtime: %w", err)
 	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[n/2]
+	var h HashTiming
+	if err := json.Unmarshal(out, &h); err != nil {
+		return HashTiming{}, fmt.Errorf("hashtime: %w", err)
+	}
+	return h, nil
 }
 
 // Step is one measurement at one concurrency.
@@ -148,6 +153,31 @@ func (c *Client) Run(ctx context.Context, op, path string, conc int, d time.Dura
 	st.PerSec = float64(len(lat)) / el.Seconds()
 	st.P50Ms, st.P99Ms = quantileMs(lat, 0.5), quantileMs(lat, 0.99)
 	return st
+}
+
+// MedianPair times n pairs of sequential requests, alternating a and b so
+// that a neighbour's burst of work slows both alike, and returns each
+// side's median.
+func (c *Client) MedianPair(ctx context.Context, path string, n int, a, b func(i int) (name, password string)) (time.Duration, time.Duration, error) {
+	var da, db []time.Duration
+	for i := range n {
+		for _, side := range []struct {
+			f   func(int) (string, string)
+			out *[]time.Duration
+		}{{a, &da}, {b, &db}} {
+			name, pw := side.f(i)
+			t0 := time.Now()
+			if _, err := c.Do(ctx, path, name, pw); err != nil {
+				return 0, 0, err
+			}
+			*side.out = append(*side.out, time.Since(t0))
+		}
+	}
+	med := func(ds []time.Duration) time.Duration {
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2]
+	}
+	return med(da), med(db), nil
 }
 
 // Median returns the median time of n sequential requests.
