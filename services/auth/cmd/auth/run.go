@@ -38,15 +38,16 @@ func withHashParams(p password.Params) option {
 }
 
 // run starts the service and serves until ctx ends, then shuts down
-// gracefully. lookup reads the environment, logs go to logOut, and ready,
+// gracefully. Settings come from args and the process environment (see
+// config.Load), logs go to logOut, and ready,
 // if not nil, is called with the listening address once the service
 // accepts connections (tests listen on port 0 and need to know where).
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), logOut io.Writer, ready func(net.Addr), opts ...option) error {
+func run(ctx context.Context, args []string, logOut io.Writer, ready func(net.Addr), opts ...option) error {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	cfg, err := config.Load(args, lookup)
+	cfg, err := config.Load(args)
 	if err != nil {
 		return err
 	}

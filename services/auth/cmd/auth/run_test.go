@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
 )
@@ -30,6 +33,23 @@ const secret = "run-test-secret-0123456789abcdef0123"
 // cheap hashing keeps the tests fast; the service itself refuses such
 // parameters from its configuration.
 var cheap = withHashParams(password.Params{MemoryKiB: 256, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+
+// setEnv gives t an environment in which, of the keys the service reads,
+// only those in m are set; the previous values return when t ends. Tests
+// that call it cannot run in parallel, since the environment belongs to
+// the process.
+func setEnv(t *testing.T, m map[string]string) {
+	t.Helper()
+	typ := reflect.TypeFor[config.Config]()
+	for i := range typ.NumField() {
+		k := typ.Field(i).Tag.Get("envconfig")
+		t.Setenv(k, "") // registers the restore
+		require.NoError(t, os.Unsetenv(k))
+	}
+	for k, v := range m {
+		t.Setenv(k, v)
+	}
+}
 
 // syncBuffer collects the service's log output; zap writes to it from
 // request goroutines while the test reads it at the end.
@@ -69,14 +89,14 @@ func TestRun(t *testing.T) {
 			env["REST_SERVER_ADDRESS"] = "127.0.0.1"
 			env["REST_SERVER_PORT"] = "0"
 			env["SHUTDOWN_TIMEOUT"] = "5s"
-			lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+			setEnv(t, env)
 
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			addr := make(chan net.Addr, 1)
 			logs := &syncBuffer{}
 			done := make(chan error, 1)
-			go func() { done <- run(ctx, nil, lookup, logs, func(a net.Addr) { addr <- a }, cheap) }() // ends when ctx is cancelled
+			go func() { done <- run(ctx, nil, logs, func(a net.Addr) { addr <- a }, cheap) }() // ends when ctx is cancelled
 
 			var base string
 			select {
@@ -134,20 +154,20 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunFailsOnBadConfig(t *testing.T) {
-	err := run(context.Background(), nil, func(k string) (string, bool) {
-		return map[string]string{"SECRET": "short"}[k], k == "SECRET"
-	}, &syncBuffer{}, nil)
-	assert.ErrorContains(t, err, "SECRET")
+	setEnv(t, map[string]string{"SECRET": "short"})
+	err := run(context.Background(), nil, &syncBuffer{}, nil)
+	assert.ErrorContains(t, err, "SECRET: invalid secret: must be at least 32 bytes")
 
-	err = run(context.Background(), []string{"serve"}, func(k string) (string, bool) {
-		return map[string]string{"SECRET": secret}[k], k == "SECRET"
-	}, &syncBuffer{}, nil)
+	setEnv(t, map[string]string{"SECRET": secret})
+	err = run(context.Background(), []string{"serve"}, &syncBuffer{}, nil)
 	assert.ErrorContains(t, err, `unexpected argument "serve"; usage: auth [--config FILE]`)
 
-	err = run(context.Background(), nil, func(k string) (string, bool) {
-		v, ok := map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "64", "ARGON2_TIME": "1"}[k]
-		return v, ok
-	}, &syncBuffer{}, nil)
+	setEnv(t, map[string]string{"SECRET": secret, "REST_SERVER_PORT": "abc"})
+	err = run(context.Background(), nil, &syncBuffer{}, nil)
+	assert.ErrorContains(t, err, `REST_SERVER_PORT: must be an integer from 0 to 65535, got "abc"`)
+
+	setEnv(t, map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "64", "ARGON2_TIME": "1"})
+	err = run(context.Background(), nil, &syncBuffer{}, nil)
 	assert.ErrorContains(t, err, "ARGON2_MEMORY_KIB", "cheap hashing cannot be configured")
 	assert.ErrorContains(t, err, "ARGON2_TIME")
 }
@@ -161,7 +181,8 @@ func TestRunFailsWhenPortIsTaken(t *testing.T) {
 		"SECRET": secret, "REST_SERVER_ADDRESS": "127.0.0.1", "REST_SERVER_PORT": port,
 		"DATA_DIR": t.TempDir(),
 	}
-	err = run(context.Background(), nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, &syncBuffer{}, nil, cheap)
+	setEnv(t, env)
+	err = run(context.Background(), nil, &syncBuffer{}, nil, cheap)
 	assert.ErrorContains(t, err, "listen on REST_SERVER_ADDRESS:REST_SERVER_PORT")
 }
 
@@ -173,13 +194,13 @@ func TestRunDrainsInFlightRequests(t *testing.T) {
 		"SECRET": secret, "REST_SERVER_ADDRESS": "127.0.0.1", "REST_SERVER_PORT": "0",
 		"DATA_DIR": t.TempDir(), "SHUTDOWN_TIMEOUT": "10s",
 	}
+	setEnv(t, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() { // ends when ctx is cancelled and the request is answered
-		done <- run(ctx, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-			&syncBuffer{}, func(a net.Addr) { addr <- a }, cheap)
+		done <- run(ctx, nil, &syncBuffer{}, func(a net.Addr) { addr <- a }, cheap)
 	}()
 	a := (<-addr).String()
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -23,38 +24,39 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
 )
 
-// Config is every setting of the auth service.
+// Config is every setting of the auth service. The envconfig tag names
+// each environment key; Load fills in the default when a key is unset.
 type Config struct {
-	Address string // REST_SERVER_ADDRESS
-	Port    int    // REST_SERVER_PORT; 0 picks a free port
+	Address string `envconfig:"REST_SERVER_ADDRESS" default:"0.0.0.0"`
+	Port    int    `envconfig:"REST_SERVER_PORT" default:"8080"` // 0 picks a free port
 
-	TokenDuration  time.Duration // TOKEN_DURATION
-	Secret         string        // SECRET, signs user tokens
-	SecretPrevious string        // SECRET_PREVIOUS, verification only
+	TokenDuration  time.Duration `envconfig:"TOKEN_DURATION" default:"15m"`
+	Secret         string        `envconfig:"SECRET"`          // signs user tokens
+	SecretPrevious string        `envconfig:"SECRET_PREVIOUS"` // verification only
 
-	DatabaseURL string        // DATABASE_URL; empty selects SQLite
-	DataDir     string        // DATA_DIR, holds auth.db for SQLite
-	DBTimeout   time.Duration // DB_TIMEOUT, per database call
+	DatabaseURL string        `envconfig:"DATABASE_URL"`              // empty selects SQLite
+	DataDir     string        `envconfig:"DATA_DIR" default:"./data"` // holds auth.db for SQLite
+	DBTimeout   time.Duration `envconfig:"DB_TIMEOUT" default:"3s"`   // per database call
+	LogLevel    zapcore.Level `envconfig:"LOG_LEVEL" default:"info"`  // debug, info, warn or error
 
-	LogLevel zapcore.Level // LOG_LEVEL
+	// The defaults are the OWASP minimum, MinArgon2MemoryKiB and MinArgon2Time.
+	Argon2MemoryKiB uint32 `envconfig:"ARGON2_MEMORY_KIB" default:"19456"`
+	Argon2Time      uint32 `envconfig:"ARGON2_TIME" default:"2"`
+	Argon2Threads   uint8  `envconfig:"ARGON2_THREADS" default:"1"`
 
-	Argon2MemoryKiB uint32 // ARGON2_MEMORY_KIB
-	Argon2Time      uint32 // ARGON2_TIME
-	Argon2Threads   uint8  // ARGON2_THREADS
+	RequestTimeout  time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s"`  // whole request incl. queueing for a hash slot
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"` // for in-flight requests
+	MaxBodyBytes    int64         `envconfig:"MAX_BODY_BYTES" default:"4096"`
+	TrustedProxies  []string      `envconfig:"TRUSTED_PROXIES"` // comma-separated IPs/CIDRs
 
-	RequestTimeout  time.Duration // REQUEST_TIMEOUT, whole request incl. queueing for a hash slot
-	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, for in-flight requests
-	MaxBodyBytes    int64         // MAX_BODY_BYTES
-	TrustedProxies  []string      // TRUSTED_PROXIES, comma-separated IPs/CIDRs
+	LoginMaxFailures        int           `envconfig:"LOGIN_MAX_FAILURES" default:"5"`          // per account
+	LoginMaxAddressFailures int           `envconfig:"LOGIN_MAX_ADDRESS_FAILURES" default:"20"` // per client address
+	LoginFailureWindow      time.Duration `envconfig:"LOGIN_FAILURE_WINDOW" default:"15m"`
+	LoginLockout            time.Duration `envconfig:"LOGIN_LOCKOUT" default:"5m"`
+	ThrottleMaxEntries      int           `envconfig:"THROTTLE_MAX_ENTRIES" default:"100000"` // per table
 
-	LoginMaxFailures        int           // LOGIN_MAX_FAILURES, per account
-	LoginMaxAddressFailures int           // LOGIN_MAX_ADDRESS_FAILURES, per client address
-	LoginFailureWindow      time.Duration // LOGIN_FAILURE_WINDOW
-	LoginLockout            time.Duration // LOGIN_LOCKOUT
-	ThrottleMaxEntries      int           // THROTTLE_MAX_ENTRIES, per table
-
-	RegisterRate  int // REGISTER_RATE, registrations per hour per client address
-	RegisterBurst int // REGISTER_BURST, registrations at once per client address
+	RegisterRate  int `envconfig:"REGISTER_RATE" default:"30"`  // registrations per hour per client address
+	RegisterBurst int `envconfig:"REGISTER_BURST" default:"10"` // registrations at once per client address
 }
 
 // The OWASP minimum for argon2id, below which Load refuses to start:
@@ -64,114 +66,163 @@ const (
 	MinArgon2Time      = 2
 )
 
-// Load parses args (without the program name) for --config FILE, reads
-// that file if given, and builds the Config from lookup (os.LookupEnv in
-// production) falling back to the file, then to defaults.
-func Load(args []string, lookup func(string) (string, bool)) (Config, error) {
+const usage = "usage: auth [--config FILE]"
+
+// Load parses args (without the program name) for --config FILE, loads
+// that file into the process environment without overriding variables
+// already set (so the real environment wins), then reads the Config from
+// the environment and validates it. Every error names its key.
+func Load(args []string) (Config, error) {
 	fs := flag.NewFlagSet("auth", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	file := fs.String("config", "", "load settings from this .env `file` (environment variables win)")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("config: %w; usage: auth [--config FILE]", err)
+		return Config{}, fmt.Errorf("config: %w; %s", err, usage)
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("config: unexpected argument %q; usage: auth [--config FILE]", fs.Arg(0))
+		return Config{}, fmt.Errorf("config: unexpected argument %q; %s", fs.Arg(0), usage)
 	}
-	var fromFile map[string]string
 	if *file != "" {
-		var err error
-		if fromFile, err = godotenv.Read(*file); err != nil {
+		if err := godotenv.Load(*file); err != nil {
 			return Config{}, fmt.Errorf("config: --config %s: %w", *file, err)
 		}
 	}
-	r := reader{lookup: func(key string) (string, bool) {
-		if v, ok := lookup(key); ok {
-			return v, true
-		}
-		v, ok := fromFile[key]
-		return v, ok
-	}}
-
-	c := Config{
-		Address:                 r.str("REST_SERVER_ADDRESS", "0.0.0.0"),
-		Port:                    r.integer("REST_SERVER_PORT", 8080, 0, 65535),
-		TokenDuration:           r.duration("TOKEN_DURATION", 15*time.Minute, time.Second, 7*24*time.Hour),
-		Secret:                  r.str("SECRET", ""),
-		SecretPrevious:          r.str("SECRET_PREVIOUS", ""),
-		DatabaseURL:             r.str("DATABASE_URL", ""),
-		DataDir:                 r.str("DATA_DIR", "./data"),
-		DBTimeout:               r.duration("DB_TIMEOUT", 3*time.Second, 10*time.Millisecond, time.Minute),
-		Argon2MemoryKiB:         uint32(r.integer("ARGON2_MEMORY_KIB", MinArgon2MemoryKiB, MinArgon2MemoryKiB, password.MaxMemoryKiB)),
-		Argon2Time:              uint32(r.integer("ARGON2_TIME", MinArgon2Time, MinArgon2Time, 100)),
-		Argon2Threads:           uint8(r.integer("ARGON2_THREADS", 1, 1, 255)),
-		RequestTimeout:          r.duration("REQUEST_TIMEOUT", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
-		ShutdownTimeout:         r.duration("SHUTDOWN_TIMEOUT", 15*time.Second, time.Millisecond, 10*time.Minute),
-		MaxBodyBytes:            int64(r.integer("MAX_BODY_BYTES", 4096, 512, 1<<20)),
-		TrustedProxies:          r.list("TRUSTED_PROXIES"),
-		LoginMaxFailures:        r.integer("LOGIN_MAX_FAILURES", 5, 1, 1000),
-		LoginMaxAddressFailures: r.integer("LOGIN_MAX_ADDRESS_FAILURES", 20, 1, 100000),
-		LoginFailureWindow:      r.duration("LOGIN_FAILURE_WINDOW", 15*time.Minute, time.Second, 24*time.Hour),
-		LoginLockout:            r.duration("LOGIN_LOCKOUT", 5*time.Minute, time.Second, 24*time.Hour),
-		ThrottleMaxEntries:      r.integer("THROTTLE_MAX_ENTRIES", 100000, 10, 10000000),
-		RegisterRate:            r.integer("REGISTER_RATE", 30, 1, 1000000),
-		RegisterBurst:           r.integer("REGISTER_BURST", 10, 1, 1000000),
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", keyError(err))
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(r.str("LOG_LEVEL", "info"))); err != nil {
-		r.fail("LOG_LEVEL", "must be one of debug, info, warn, error")
-	}
-	switch {
-	case c.Secret == "":
-		r.fail("SECRET", "is required")
-	case len(c.Secret) < token.MinSecretBytes:
-		r.fail("SECRET", fmt.Sprintf("must be at least %d bytes, got %d", token.MinSecretBytes, len(c.Secret)))
-	case placeholder(c.Secret):
-		r.fail("SECRET", placeholderHelp)
-	}
-	switch {
-	case c.SecretPrevious == "":
-	case len(c.SecretPrevious) < token.MinSecretBytes:
-		r.fail("SECRET_PREVIOUS", fmt.Sprintf("must be empty or at least %d bytes, got %d", token.MinSecretBytes, len(c.SecretPrevious)))
-	case placeholder(c.SecretPrevious):
-		r.fail("SECRET_PREVIOUS", placeholderHelp)
-	}
-	if why := checkHost(c.Address); why != "" {
-		r.fail("REST_SERVER_ADDRESS", why)
-	}
-	for _, p := range c.TrustedProxies {
-		if net.ParseIP(p) == nil {
-			if _, _, err := net.ParseCIDR(p); err != nil {
-				r.fail("TRUSTED_PROXIES", fmt.Sprintf("must be comma-separated IP addresses or CIDRs, got %q", p))
-			}
-		}
-	}
-	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		r.fail("DATABASE_URL", "must be empty (SQLite) or start with postgres:// or postgresql://")
-	}
-	if c.DatabaseURL == "" && c.DataDir == "" {
-		r.fail("DATA_DIR", "must not be empty when DATABASE_URL is empty")
-	}
-	if err := errors.Join(r.errs...); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+	c.TrustedProxies = trimList(c.TrustedProxies)
+	if err := c.Validate(); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }
 
-const placeholderHelp = "looks like a placeholder (one repeated character, or contains " +
-	"\"replace\", \"changeme\" or \"example\"); generate one with: openssl rand -hex 32"
+// Validate checks what the types alone do not: ranges, formats and the
+// secrets. It reports every invalid key at once, each as "KEY: why".
+func (c Config) Validate() error {
+	var errs []error
+	fail := func(key, why string) { errs = append(errs, fmt.Errorf("%s: %s", key, why)) }
 
-// placeholder reports whether secret is an obvious stand-in, such as the
-// value in an example env file, rather than a random secret.
-func placeholder(secret string) bool {
-	if strings.Count(secret, secret[:1]) == len(secret) {
-		return true
+	if c.Secret == "" {
+		fail("SECRET", "is required; generate one with: openssl rand -hex 32")
+	} else if err := token.CheckSecret(c.Secret); err != nil {
+		errs = append(errs, fmt.Errorf("SECRET: %w", err))
 	}
-	lower := strings.ToLower(secret)
-	for _, word := range []string{"replace", "changeme", "example"} {
-		if strings.Contains(lower, word) {
-			return true
+	if c.SecretPrevious != "" {
+		if err := token.CheckSecret(c.SecretPrevious); err != nil {
+			errs = append(errs, fmt.Errorf("SECRET_PREVIOUS: %w", err))
 		}
 	}
-	return false
+	if why := checkHost(c.Address); why != "" {
+		fail("REST_SERVER_ADDRESS", why)
+	}
+	for _, n := range c.numbers() {
+		if n.value < n.lo || n.value > n.hi {
+			fail(n.key, fmt.Sprintf("%s, got %s", n.want(), n.format(n.value)))
+		}
+	}
+	if c.LogLevel < zapcore.DebugLevel || c.LogLevel > zapcore.FatalLevel {
+		fail("LOG_LEVEL", logLevelHelp)
+	}
+	for _, p := range c.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				fail("TRUSTED_PROXIES", fmt.Sprintf("must be comma-separated IP addresses or CIDRs, got %q", p))
+			}
+		}
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		fail("DATABASE_URL", "must be empty (SQLite) or start with postgres:// or postgresql://")
+	}
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		fail("DATA_DIR", "must not be empty when DATABASE_URL is empty")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+const logLevelHelp = "must be one of debug, info, warn, error"
+
+// number is an integer or duration setting and its inclusive range.
+type number struct {
+	key           string
+	value, lo, hi int64
+	duration      bool
+}
+
+// numbers lists the range of every integer and duration setting, for
+// Validate and for the message when a value does not parse at all.
+func (c Config) numbers() []number {
+	i := func(key string, v, lo, hi int64) number { return number{key, v, lo, hi, false} }
+	d := func(key string, v, lo, hi time.Duration) number {
+		return number{key, int64(v), int64(lo), int64(hi), true}
+	}
+	return []number{
+		i("REST_SERVER_PORT", int64(c.Port), 0, 65535),
+		d("TOKEN_DURATION", c.TokenDuration, time.Second, 7*24*time.Hour),
+		d("DB_TIMEOUT", c.DBTimeout, 10*time.Millisecond, time.Minute),
+		i("ARGON2_MEMORY_KIB", int64(c.Argon2MemoryKiB), MinArgon2MemoryKiB, password.MaxMemoryKiB),
+		i("ARGON2_TIME", int64(c.Argon2Time), MinArgon2Time, 100),
+		i("ARGON2_THREADS", int64(c.Argon2Threads), 1, 255),
+		d("REQUEST_TIMEOUT", c.RequestTimeout, 10*time.Millisecond, 10*time.Minute),
+		d("SHUTDOWN_TIMEOUT", c.ShutdownTimeout, time.Millisecond, 10*time.Minute),
+		i("MAX_BODY_BYTES", c.MaxBodyBytes, 512, 1<<20),
+		i("LOGIN_MAX_FAILURES", int64(c.LoginMaxFailures), 1, 1000),
+		i("LOGIN_MAX_ADDRESS_FAILURES", int64(c.LoginMaxAddressFailures), 1, 100000),
+		d("LOGIN_FAILURE_WINDOW", c.LoginFailureWindow, time.Second, 24*time.Hour),
+		d("LOGIN_LOCKOUT", c.LoginLockout, time.Second, 24*time.Hour),
+		i("THROTTLE_MAX_ENTRIES", int64(c.ThrottleMaxEntries), 10, 10000000),
+		i("REGISTER_RATE", int64(c.RegisterRate), 1, 1000000),
+		i("REGISTER_BURST", int64(c.RegisterBurst), 1, 1000000),
+	}
+}
+
+func (n number) want() string {
+	if n.duration {
+		return fmt.Sprintf("must be a duration (like 15m or 30s) from %s to %s", n.format(n.lo), n.format(n.hi))
+	}
+	return fmt.Sprintf("must be an integer from %d to %d", n.lo, n.hi)
+}
+
+func (n number) format(v int64) string {
+	if n.duration {
+		return time.Duration(v).String()
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// keyError rewords envconfig's parse error, which names the Go field and
+// type, as "KEY: what it must be, got VALUE". Only typed settings can fail
+// to parse and none of them is secret, so quoting the value is safe.
+func keyError(err error) error {
+	var pe *envconfig.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for _, n := range (Config{}).numbers() {
+		if n.key == pe.KeyName {
+			return fmt.Errorf("%s: %s, got %q", pe.KeyName, n.want(), pe.Value)
+		}
+	}
+	if pe.KeyName == "LOG_LEVEL" {
+		return fmt.Errorf("%s: %s, got %q", pe.KeyName, logLevelHelp, pe.Value)
+	}
+	return fmt.Errorf("%s: %w", pe.KeyName, pe.Err)
+}
+
+// trimList drops the blanks around and between comma-separated values,
+// which envconfig keeps, so that "a, b," means [a b].
+func trimList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // checkHost returns why addr cannot be a listening host, or "" if it is
@@ -264,57 +315,4 @@ func redactURL(s string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.Redacted()
-}
-
-// reader looks up keys and collects one error per bad key.
-type reader struct {
-	lookup func(string) (string, bool)
-	errs   []error
-}
-
-func (r *reader) fail(key, why string) {
-	r.errs = append(r.errs, fmt.Errorf("%s %s", key, why))
-}
-
-func (r *reader) str(key, def string) string {
-	if v, ok := r.lookup(key); ok {
-		return v
-	}
-	return def
-}
-
-func (r *reader) integer(key string, def, lo, hi int) int {
-	v, ok := r.lookup(key)
-	if !ok || v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < lo || n > hi {
-		r.fail(key, fmt.Sprintf("must be an integer from %d to %d, got %q", lo, hi, v))
-		return def
-	}
-	return n
-}
-
-func (r *reader) duration(key string, def, lo, hi time.Duration) time.Duration {
-	v, ok := r.lookup(key)
-	if !ok || v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(v))
-	if err != nil || d < lo || d > hi {
-		r.fail(key, fmt.Sprintf("must be a duration (like 15m or 30s) from %s to %s, got %q", lo, hi, v))
-		return def
-	}
-	return d
-}
-
-func (r *reader) list(key string) []string {
-	var out []string
-	for _, s := range strings.Split(r.str(key, ""), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -3,10 +3,12 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -18,72 +20,119 @@ import (
 
 const secret = "0123456789abcdef0123456789abcdef"
 
-// env returns a lookup over m, standing in for os.LookupEnv.
-func env(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+// setEnv gives t an environment with only m set among the keys that
+// Config reads and those in files, which Load copies into the environment;
+// all of them are restored when t ends. Tests that call it cannot run in
+// parallel, since the environment belongs to the process.
+func setEnv(t *testing.T, m map[string]string, files ...string) {
+	t.Helper()
+	var keys []string
+	typ := reflect.TypeFor[config.Config]()
+	for i := range typ.NumField() {
+		keys = append(keys, typ.Field(i).Tag.Get("envconfig"))
+	}
+	for _, f := range files {
+		vars, err := godotenv.Read(f)
+		require.NoError(t, err)
+		for k := range vars {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		t.Setenv(k, "") // registers the restore
+		require.NoError(t, os.Unsetenv(k))
+	}
+	for k, v := range m {
+		t.Setenv(k, v)
+	}
 }
 
 func TestDefaults(t *testing.T) {
-	c, err := config.Load(nil, env(map[string]string{"SECRET": secret}))
+	setEnv(t, map[string]string{"SECRET": secret})
+	c, err := config.Load(nil)
 	require.NoError(t, err)
 	assert.Equal(t, "0.0.0.0", c.Address)
 	assert.Equal(t, 8080, c.Port)
 	assert.Equal(t, 15*time.Minute, c.TokenDuration)
 	assert.Equal(t, "", c.DatabaseURL)
 	assert.Equal(t, "./data", c.DataDir)
+	assert.Equal(t, 3*time.Second, c.DBTimeout)
 	assert.Equal(t, zapcore.InfoLevel, c.LogLevel)
-	assert.Equal(t, uint32(19456), c.Argon2MemoryKiB)
-	assert.Equal(t, uint32(2), c.Argon2Time)
+	assert.Equal(t, uint32(config.MinArgon2MemoryKiB), c.Argon2MemoryKiB)
+	assert.Equal(t, uint32(config.MinArgon2Time), c.Argon2Time)
 	assert.Equal(t, uint8(1), c.Argon2Threads)
+	assert.Equal(t, 10*time.Second, c.RequestTimeout)
+	assert.Equal(t, 15*time.Second, c.ShutdownTimeout)
 	assert.Equal(t, int64(4096), c.MaxBodyBytes)
+	assert.Nil(t, c.TrustedProxies)
 	assert.Equal(t, 5, c.LoginMaxFailures)
+	assert.Equal(t, 20, c.LoginMaxAddressFailures)
+	assert.Equal(t, 15*time.Minute, c.LoginFailureWindow)
+	assert.Equal(t, 5*time.Minute, c.LoginLockout)
+	assert.Equal(t, 100000, c.ThrottleMaxEntries)
+	assert.Equal(t, 30, c.RegisterRate)
+	assert.Equal(t, 10, c.RegisterBurst)
 }
 
 func TestInvalidValuesNameTheKey(t *testing.T) {
 	tests := []struct {
 		name string
 		env  map[string]string
-		key  string
+		want string
 	}{
-		{"missing secret", map[string]string{}, "SECRET is required"},
-		{"empty secret", map[string]string{"SECRET": ""}, "SECRET is required"},
-		{"short secret", map[string]string{"SECRET": "short"}, "SECRET must be at least 32 bytes"},
-		{"short previous", map[string]string{"SECRET": secret, "SECRET_PREVIOUS": "x"}, "SECRET_PREVIOUS"},
-		{"bad duration", map[string]string{"SECRET": secret, "TOKEN_DURATION": "soon"}, "TOKEN_DURATION"},
-		{"negative duration", map[string]string{"SECRET": secret, "TOKEN_DURATION": "-1m"}, "TOKEN_DURATION"},
-		{"bad shutdown", map[string]string{"SECRET": secret, "SHUTDOWN_TIMEOUT": "1 minute"}, "SHUTDOWN_TIMEOUT"},
-		{"port not a number", map[string]string{"SECRET": secret, "REST_SERVER_PORT": "http"}, "REST_SERVER_PORT"},
-		{"port too big", map[string]string{"SECRET": secret, "REST_SERVER_PORT": "65536"}, "REST_SERVER_PORT"},
-		{"negative port", map[string]string{"SECRET": secret, "REST_SERVER_PORT": "-1"}, "REST_SERVER_PORT"},
-		{"log level", map[string]string{"SECRET": secret, "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
-		{"database scheme", map[string]string{"SECRET": secret, "DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
-		{"argon2 time", map[string]string{"SECRET": secret, "ARGON2_TIME": "0"}, "ARGON2_TIME"},
-		{"argon2 memory", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "lots"}, "ARGON2_MEMORY_KIB"},
-		{"throttle", map[string]string{"SECRET": secret, "LOGIN_MAX_FAILURES": "0"}, "LOGIN_MAX_FAILURES"},
-		{"argon2 memory below OWASP", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "64"}, "ARGON2_MEMORY_KIB must be an integer from 19456"},
-		{"argon2 memory just below OWASP", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "19455"}, "ARGON2_MEMORY_KIB"},
-		{"argon2 memory above cap", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "4194304"}, "ARGON2_MEMORY_KIB"},
-		{"argon2 time below OWASP", map[string]string{"SECRET": secret, "ARGON2_TIME": "1"}, "ARGON2_TIME must be an integer from 2"},
-		{"argon2 threads", map[string]string{"SECRET": secret, "ARGON2_THREADS": "0"}, "ARGON2_THREADS"},
-		{"zero shutdown", map[string]string{"SECRET": secret, "SHUTDOWN_TIMEOUT": "0s"}, "SHUTDOWN_TIMEOUT"},
-		{"bogus address", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "not a host!"}, "REST_SERVER_ADDRESS"},
-		{"address with port", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "127.0.0.1:80"}, "REST_SERVER_ADDRESS"},
-		{"mistyped IP", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "256.0.0.1"}, "REST_SERVER_ADDRESS"},
-		{"empty address", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": ""}, "REST_SERVER_ADDRESS"},
-		{"trusted proxies", map[string]string{"SECRET": secret, "TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, `TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, got "proxy.local"`},
-		{"register rate", map[string]string{"SECRET": secret, "REGISTER_RATE": "0"}, "REGISTER_RATE"},
-		{"register burst", map[string]string{"SECRET": secret, "REGISTER_BURST": "x"}, "REGISTER_BURST"},
-		{"example secret", map[string]string{"SECRET": "replace-with-at-least-32-random-bytes-xxxxxxxx"}, "SECRET looks like a placeholder"},
-		{"changeme secret", map[string]string{"SECRET": "ChangeMe-0123456789abcdef0123456789"}, "SECRET looks like a placeholder"},
-		{"example word", map[string]string{"SECRET": "an-EXAMPLE-0123456789abcdef0123456789"}, "SECRET looks like a placeholder"},
-		{"repeated character", map[string]string{"SECRET": strings.Repeat("x", 40)}, "SECRET looks like a placeholder"},
-		{"placeholder previous", map[string]string{"SECRET": secret, "SECRET_PREVIOUS": strings.Repeat("0", 32)}, "SECRET_PREVIOUS looks like a placeholder"},
+		{"missing secret", map[string]string{}, "SECRET: is required"},
+		{"empty secret", map[string]string{"SECRET": ""}, "SECRET: is required"},
+		{"short secret", map[string]string{"SECRET": "short"}, "SECRET: invalid secret: must be at least 32 bytes, got 5"},
+		{"short previous", map[string]string{"SECRET": secret, "SECRET_PREVIOUS": "x"}, "SECRET_PREVIOUS: invalid secret: must be at least 32 bytes"},
+		{"bad duration", map[string]string{"SECRET": secret, "TOKEN_DURATION": "soon"}, `TOKEN_DURATION: must be a duration (like 15m or 30s) from 1s to 168h0m0s, got "soon"`},
+		{"negative duration", map[string]string{"SECRET": secret, "TOKEN_DURATION": "-1m"}, "TOKEN_DURATION: must be a duration (like 15m or 30s) from 1s to 168h0m0s, got -1m0s"},
+		{"empty duration", map[string]string{"SECRET": secret, "TOKEN_DURATION": ""}, `TOKEN_DURATION: must be a duration`},
+		{"bad shutdown", map[string]string{"SECRET": secret, "SHUTDOWN_TIMEOUT": "1 minute"}, `SHUTDOWN_TIMEOUT: must be a duration (like 15m or 30s) from 1ms to 10m0s, got "1 minute"`},
+		{"port not a number", map[string]string{"SECRET": secret, "REST_SERVER_PORT": "abc"}, `REST_SERVER_PORT: must be an integer from 0 to 65535, got "abc"`},
+		{"port too big", map[string]string{"SECRET": secret, "REST_SERVER_PORT": "65536"}, "REST_SERVER_PORT: must be an integer from 0 to 65535, got 65536"},
+		{"negative port", map[string]string{"SECRET": secret, "REST_SERVER_PORT": "-1"}, "REST_SERVER_PORT: must be an integer from 0 to 65535, got -1"},
+		{"empty port", map[string]string{"SECRET": secret, "REST_SERVER_PORT": ""}, `REST_SERVER_PORT: must be an integer from 0 to 65535, got ""`},
+		{"log level", map[string]string{"SECRET": secret, "LOG_LEVEL": "loud"}, `LOG_LEVEL: must be one of debug, info, warn, error, got "loud"`},
+		{"database scheme", map[string]string{"SECRET": secret, "DATABASE_URL": "mysql://x"}, "DATABASE_URL: must be empty (SQLite) or start with postgres://"},
+		{"empty data dir", map[string]string{"SECRET": secret, "DATA_DIR": ""}, "DATA_DIR: must not be empty when DATABASE_URL is empty"},
+		{"db timeout", map[string]string{"SECRET": secret, "DB_TIMEOUT": "1ms"}, "DB_TIMEOUT: must be a duration"},
+		{"request timeout", map[string]string{"SECRET": secret, "REQUEST_TIMEOUT": "11m"}, "REQUEST_TIMEOUT: must be a duration"},
+		{"max body bytes", map[string]string{"SECRET": secret, "MAX_BODY_BYTES": "100"}, "MAX_BODY_BYTES: must be an integer from 512 to 1048576, got 100"},
+		{"argon2 time", map[string]string{"SECRET": secret, "ARGON2_TIME": "0"}, "ARGON2_TIME: must be an integer from 2 to 100, got 0"},
+		{"negative argon2 time", map[string]string{"SECRET": secret, "ARGON2_TIME": "-1"}, `ARGON2_TIME: must be an integer from 2 to 100, got "-1"`},
+		{"argon2 memory", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "lots"}, `ARGON2_MEMORY_KIB: must be an integer from 19456 to 1048576, got "lots"`},
+		{"argon2 memory below OWASP", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "64"}, "ARGON2_MEMORY_KIB: must be an integer from 19456 to 1048576, got 64"},
+		{"argon2 memory just below OWASP", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "19455"}, "ARGON2_MEMORY_KIB: must be an integer from 19456"},
+		{"argon2 memory above cap", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "4194304"}, "ARGON2_MEMORY_KIB: must be an integer from 19456 to 1048576, got 4194304"},
+		{"argon2 time below OWASP", map[string]string{"SECRET": secret, "ARGON2_TIME": "1"}, "ARGON2_TIME: must be an integer from 2"},
+		{"argon2 threads", map[string]string{"SECRET": secret, "ARGON2_THREADS": "0"}, "ARGON2_THREADS: must be an integer from 1 to 255, got 0"},
+		{"argon2 threads overflow", map[string]string{"SECRET": secret, "ARGON2_THREADS": "256"}, `ARGON2_THREADS: must be an integer from 1 to 255, got "256"`},
+		{"throttle", map[string]string{"SECRET": secret, "LOGIN_MAX_FAILURES": "0"}, "LOGIN_MAX_FAILURES: must be an integer from 1 to 1000"},
+		{"address throttle", map[string]string{"SECRET": secret, "LOGIN_MAX_ADDRESS_FAILURES": "100001"}, "LOGIN_MAX_ADDRESS_FAILURES: must be an integer from 1 to 100000"},
+		{"failure window", map[string]string{"SECRET": secret, "LOGIN_FAILURE_WINDOW": "25h"}, "LOGIN_FAILURE_WINDOW: must be a duration"},
+		{"lockout", map[string]string{"SECRET": secret, "LOGIN_LOCKOUT": "500ms"}, "LOGIN_LOCKOUT: must be a duration"},
+		{"throttle entries", map[string]string{"SECRET": secret, "THROTTLE_MAX_ENTRIES": "9"}, "THROTTLE_MAX_ENTRIES: must be an integer from 10"},
+		{"zero shutdown", map[string]string{"SECRET": secret, "SHUTDOWN_TIMEOUT": "0s"}, "SHUTDOWN_TIMEOUT: must be a duration"},
+		{"bogus address", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "not a host!"}, `REST_SERVER_ADDRESS: must be an IP address or a host name, got "not a host!"`},
+		{"address with port", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "127.0.0.1:80"}, "REST_SERVER_ADDRESS: must be an IP address or a host name"},
+		{"mistyped IP", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": "256.0.0.1"}, "REST_SERVER_ADDRESS: must be an IP address or a host name"},
+		{"empty address", map[string]string{"SECRET": secret, "REST_SERVER_ADDRESS": ""}, "REST_SERVER_ADDRESS: must be an IP address or a host name"},
+		{"trusted proxies", map[string]string{"SECRET": secret, "TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, `TRUSTED_PROXIES: must be comma-separated IP addresses or CIDRs, got "proxy.local"`},
+		{"register rate", map[string]string{"SECRET": secret, "REGISTER_RATE": "0"}, "REGISTER_RATE: must be an integer from 1 to 1000000"},
+		{"register burst", map[string]string{"SECRET": secret, "REGISTER_BURST": "x"}, `REGISTER_BURST: must be an integer from 1 to 1000000, got "x"`},
+		{"example secret", map[string]string{"SECRET": "replace-with-at-least-32-random-bytes-xxxxxxxx"}, "SECRET: secret looks like a placeholder"},
+		{"changeme secret", map[string]string{"SECRET": "ChangeMe-0123456789abcdef0123456789"}, "SECRET: secret looks like a placeholder"},
+		{"example word", map[string]string{"SECRET": "an-EXAMPLE-0123456789abcdef0123456789"}, "SECRET: secret looks like a placeholder"},
+		{"repeated character", map[string]string{"SECRET": strings.Repeat("x", 40)}, "SECRET: secret looks like a placeholder"},
+		{"placeholder previous", map[string]string{"SECRET": secret, "SECRET_PREVIOUS": strings.Repeat("0", 32)}, "SECRET_PREVIOUS: secret looks like a placeholder"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := config.Load(nil, env(tt.env))
+			setEnv(t, tt.env)
+			_, err := config.Load(nil)
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), tt.key)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "envconfig", "the message names the key, not the Go field")
 		})
 	}
 }
@@ -94,37 +143,87 @@ func TestValidValues(t *testing.T) {
 		"dotted host name": {"REST_SERVER_ADDRESS": "auth-1.internal.example"},
 		"IPv6":             {"REST_SERVER_ADDRESS": "::1"},
 		"proxies":          {"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1,2001:db8::/32"},
+		"no proxies":       {"TRUSTED_PROXIES": " , "},
 		"OWASP minimum":    {"ARGON2_MEMORY_KIB": "19456", "ARGON2_TIME": "2", "ARGON2_THREADS": "1"},
 		"short shutdown":   {"SHUTDOWN_TIMEOUT": "1ms"},
+		"free port":        {"REST_SERVER_PORT": "0"},
+		"upper-case level": {"LOG_LEVEL": "DEBUG"},
+		"empty level":      {"LOG_LEVEL": ""},
+		"postgres":         {"DATABASE_URL": "postgresql://db/auth", "DATA_DIR": ""},
+		"previous secret":  {"SECRET_PREVIOUS": "fedcba9876543210fedcba9876543210"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m["SECRET"] = secret
-			_, err := config.Load(nil, env(m))
+			setEnv(t, m)
+			_, err := config.Load(nil)
 			assert.NoError(t, err)
 		})
 	}
 }
 
+func TestValuesAreParsed(t *testing.T) {
+	setEnv(t, map[string]string{
+		"SECRET": secret, "SECRET_PREVIOUS": "fedcba9876543210fedcba9876543210",
+		"REST_SERVER_PORT": "9000", "TOKEN_DURATION": "1h30m", "LOG_LEVEL": "warn",
+		"ARGON2_MEMORY_KIB": "65536", "ARGON2_THREADS": "4", "MAX_BODY_BYTES": "8192",
+		"TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.1,,2001:db8::/32 ",
+	})
+	c, err := config.Load(nil)
+	require.NoError(t, err)
+	assert.Equal(t, 9000, c.Port)
+	assert.Equal(t, 90*time.Minute, c.TokenDuration)
+	assert.Equal(t, zapcore.WarnLevel, c.LogLevel)
+	assert.Equal(t, uint32(65536), c.Argon2MemoryKiB)
+	assert.Equal(t, uint8(4), c.Argon2Threads)
+	assert.Equal(t, int64(8192), c.MaxBodyBytes)
+	assert.Equal(t, "fedcba9876543210fedcba9876543210", c.SecretPrevious)
+	assert.Equal(t, []string{"10.0.0.0/8", "192.0.2.1", "2001:db8::/32"}, c.TrustedProxies, "blanks around and between entries are dropped")
+}
+
 // TestExampleEnvFileIsRefused: the placeholder SECRET shipped in
 // deployments/env.example must not start the service.
 func TestExampleEnvFileIsRefused(t *testing.T) {
-	_, err := config.Load([]string{"--config", "../../../../deployments/env.example"}, env(nil))
-	assert.ErrorContains(t, err, "SECRET looks like a placeholder")
+	const example = "../../../../deployments/env.example"
+	setEnv(t, nil, example)
+	_, err := config.Load([]string{"--config", example})
+	assert.ErrorContains(t, err, "SECRET: secret looks like a placeholder")
 }
 
 func TestExtraArgumentsAreAUsageError(t *testing.T) {
-	_, err := config.Load([]string{"--config", "x.env", "extra"}, env(map[string]string{"SECRET": secret}))
+	setEnv(t, map[string]string{"SECRET": secret})
+	_, err := config.Load([]string{"--config", "x.env", "extra"})
 	assert.ErrorContains(t, err, `unexpected argument "extra"; usage: auth [--config FILE]`)
-	_, err = config.Load([]string{"serve"}, env(map[string]string{"SECRET": secret}))
+	_, err = config.Load([]string{"serve"})
 	assert.ErrorContains(t, err, `unexpected argument "serve"`)
 }
 
 func TestAllErrorsAreReportedAtOnce(t *testing.T) {
-	_, err := config.Load(nil, env(map[string]string{"REST_SERVER_PORT": "x", "TOKEN_DURATION": "y"}))
+	setEnv(t, map[string]string{"REST_SERVER_PORT": "70000", "TOKEN_DURATION": "-1m", "TRUSTED_PROXIES": "proxy"})
+	_, err := config.Load(nil)
 	require.Error(t, err)
-	for _, key := range []string{"SECRET", "REST_SERVER_PORT", "TOKEN_DURATION"} {
+	for _, key := range []string{"SECRET:", "REST_SERVER_PORT:", "TOKEN_DURATION:", "TRUSTED_PROXIES:"} {
 		assert.Contains(t, err.Error(), key)
 	}
+}
+
+// TestValidateAlone checks a Config built without Load, as a test or a
+// caller might: every out-of-range setting of the zero value is reported.
+func TestValidateAlone(t *testing.T) {
+	err := config.Config{}.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"SECRET", "REST_SERVER_ADDRESS", "TOKEN_DURATION", "DB_TIMEOUT", "DATA_DIR",
+		"ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS", "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT",
+		"MAX_BODY_BYTES", "LOGIN_MAX_FAILURES", "LOGIN_MAX_ADDRESS_FAILURES", "LOGIN_FAILURE_WINDOW",
+		"LOGIN_LOCKOUT", "THROTTLE_MAX_ENTRIES", "REGISTER_RATE", "REGISTER_BURST"} {
+		assert.Contains(t, err.Error(), key+":")
+	}
+	assert.NotContains(t, err.Error(), "REST_SERVER_PORT", "port 0 picks a free port")
+
+	setEnv(t, map[string]string{"SECRET": secret})
+	c, err := config.Load(nil)
+	require.NoError(t, err)
+	c.LogLevel = zapcore.InvalidLevel
+	assert.ErrorContains(t, c.Validate(), "LOG_LEVEL: must be one of")
 }
 
 func TestConfigFileWithEnvOverride(t *testing.T) {
@@ -137,29 +236,43 @@ func TestConfigFileWithEnvOverride(t *testing.T) {
 		"DATA_DIR=/from/file",
 	}, "\n")), 0o600))
 
-	c, err := config.Load([]string{"--config", file}, env(map[string]string{"REST_SERVER_PORT": "9100"}))
+	setEnv(t, map[string]string{"REST_SERVER_PORT": "9100"}, file)
+	c, err := config.Load([]string{"--config", file})
 	require.NoError(t, err)
 	assert.Equal(t, 9100, c.Port, "the environment wins")
 	assert.Equal(t, time.Hour, c.TokenDuration, "the file fills in")
 	assert.Equal(t, "/from/file", c.DataDir)
 	assert.Equal(t, secret, c.Secret)
 
-	_, err = config.Load([]string{"--config=" + file}, env(map[string]string{"TOKEN_DURATION": "bad"}))
-	assert.ErrorContains(t, err, "TOKEN_DURATION", "a bad env value is not hidden by a good file value")
+	setEnv(t, map[string]string{"TOKEN_DURATION": "bad"}, file)
+	_, err = config.Load([]string{"--config=" + file})
+	assert.ErrorContains(t, err, `TOKEN_DURATION: must be a duration (like 15m or 30s) from 1s to 168h0m0s, got "bad"`,
+		"a bad env value is not hidden by a good file value")
+
+	setEnv(t, map[string]string{"DATA_DIR": ""}, file)
+	_, err = config.Load([]string{"--config", file})
+	assert.ErrorContains(t, err, "DATA_DIR:", "a variable set to empty is set: the file does not fill it in")
 }
 
 func TestConfigFileErrors(t *testing.T) {
-	_, err := config.Load([]string{"--config", "/does/not/exist.env"}, env(nil))
-	assert.ErrorContains(t, err, "/does/not/exist.env")
-	_, err = config.Load([]string{"--bogus"}, env(map[string]string{"SECRET": secret}))
-	assert.Error(t, err)
+	setEnv(t, map[string]string{"SECRET": secret})
+	_, err := config.Load([]string{"--config", "/does/not/exist.env"})
+	assert.ErrorContains(t, err, "--config /does/not/exist.env")
+	_, err = config.Load([]string{"--bogus"})
+	assert.ErrorContains(t, err, "flag provided but not defined: -bogus; usage: auth [--config FILE]")
+
+	bad := filepath.Join(t.TempDir(), "bad.env")
+	require.NoError(t, os.WriteFile(bad, []byte("SECRET='unterminated\n"), 0o600))
+	_, err = config.Load([]string{"--config", bad})
+	assert.ErrorContains(t, err, "--config "+bad)
 }
 
 func TestFieldsMaskSecrets(t *testing.T) {
-	c, err := config.Load(nil, env(map[string]string{
+	setEnv(t, map[string]string{
 		"SECRET":          secret,
 		"SECRET_PREVIOUS": secret + "-old",
-	}))
+	})
+	c, err := config.Load(nil)
 	require.NoError(t, err)
 	for _, tt := range []struct{ url, logged string }{
 		{"postgres://auth:dbpassword@db:5432/auth", "postgres://auth:xxxxx@db:5432/auth"},
