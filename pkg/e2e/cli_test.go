@@ -87,16 +87,24 @@ func startJoin(t *testing.T, s *stack, env map[string]string, args ...string) *j
 	return j
 }
 
-// expect waits for the next stdout line and checks it.
-func (j *joiner) expect(t *testing.T, want string) {
+// next waits for the next stdout line, failing with chatter's stderr if
+// none comes.
+func (j *joiner) next(t *testing.T) string {
 	t.Helper()
 	select {
 	case line, ok := <-j.lines:
-		require.True(t, ok, "chatter join exited before printing %q; stderr:\n%s", want, j.errb.String())
-		assert.Equal(t, want, line)
+		require.True(t, ok, "chatter join exited; stderr:\n%s", j.errb.String())
+		return line
 	case <-time.After(15 * time.Second):
-		t.Fatalf("chatter join did not print %q within 15s; stderr:\n%s", want, j.errb.String())
+		t.Fatalf("chatter join printed nothing within 15s; stderr:\n%s", j.errb.String())
+		return ""
 	}
+}
+
+// expect waits for the next stdout line and checks it.
+func (j *joiner) expect(t *testing.T, want string) {
+	t.Helper()
+	assert.Equal(t, want, j.next(t), "stderr:\n%s", j.errb.String())
 }
 
 // waitStderr waits until stderr contains s.
@@ -158,7 +166,7 @@ func TestCLIPipes(t *testing.T) {
 	a := startJoin(t, s, alice, roomCode)
 	a.waitStderr(t, "* joined general")
 	b := startJoin(t, s, bob, "--json", roomCode)
-	first := <-b.lines
+	first := b.next(t)
 	assert.Contains(t, first, `"type":"joined"`)
 	a.waitStderr(t, "* bob joined")
 
@@ -169,7 +177,7 @@ func TestCLIPipes(t *testing.T) {
 	_, err := io.WriteString(a.stdin, "hello from alice\n")
 	require.NoError(t, err)
 	a.expect(t, "alice: hello from alice")
-	line := <-b.lines
+	line := b.next(t)
 	assert.Contains(t, line, `"type":"message"`)
 	assert.Contains(t, line, `"body":"hello from alice"`)
 
@@ -189,4 +197,23 @@ func TestCLIPipes(t *testing.T) {
 	assert.Equal(t, 2, code, errOut)
 	_, errOut, code = chatter(t, s, map[string]string{"CHATTER_USER": "bob", "CHATTER_PASSWORD": "bob-password", "CHATTER_ROOM_PASSWORD": "wrong"}, "", "join", roomCode)
 	assert.Equal(t, 3, code, errOut)
+}
+
+// A line longer than the chat service takes stops join with exit 2 and a
+// reason, after the lines before it were delivered. The limit is the
+// service's (MAX_MESSAGE_BYTES), not the SDK's default.
+func TestCLILineTooLong(t *testing.T) {
+	s := newStack(t, stackOptions{chatEnv: map[string]string{"MAX_MESSAGE_BYTES": "100"}})
+	alice := map[string]string{"CHATTER_USER": "alice", "CHATTER_PASSWORD": "alice-password", "CHATTER_ROOM_PASSWORD": "room-pw"}
+	_, errOut, code := chatter(t, s, alice, "", "register")
+	require.Equal(t, 0, code, errOut)
+	out, errOut, code := chatter(t, s, alice, "", "create-room", "general")
+	require.Equal(t, 0, code, errOut)
+	room := strings.TrimSpace(out)
+
+	out, errOut, code = chatter(t, s, alice, "fits\n"+strings.Repeat("x", 200)+"\nnever read\n", "join", room)
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, "not sent")
+	assert.Contains(t, out, "alice: fits")
+	assert.NotContains(t, out, "never read")
 }

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/grpcchatter/grpcchatter/pkg/client"
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 func testCtx(t *testing.T, d time.Duration) context.Context {
@@ -287,38 +291,85 @@ func TestSlowConsumerResumes(t *testing.T) {
 	}
 	var slow bool
 	for _, r := range reconnects {
-		slow = slow || errors.Is(r.Err, client.ErrRateLimited)
+		slow = slow || errors.Is(r.Err, client.ErrSlowConsumer)
+		assert.NotErrorIs(t, r.Err, client.ErrRateLimited, "falling behind is not a rate limit")
 	}
 	assert.True(t, slow, "the service dropped bob as too slow at least once (reconnects: %d)", len(reconnects))
 }
 
-// TestTokenExpiry runs with short-lived tokens: a reconnection renews the
-// room token by joining again, and once the user token has expired the
-// session ends with ErrUnauthenticated instead of retrying for ever.
+// TestTokenExpiry runs with short-lived tokens. A room token that the
+// service refuses is renewed by joining again, and once the user token has
+// expired the session ends with ErrUnauthenticated instead of retrying for
+// ever.
+//
+// The Client renews a room token shortly before it expires, and the service
+// tolerates 30s of clock skew (token.Leeway), so the service never refuses
+// a token of a Client as expired within a test's time. To make it refuse
+// one, bob's connection presents his room token once with a damaged
+// signature: the service answers UNAUTHENTICATED as for an expired token.
 func TestTokenExpiry(t *testing.T) {
 	s := newStack(t, stackOptions{
-		authEnv: map[string]string{"TOKEN_DURATION": "4s"},
-		chatEnv: map[string]string{"ROOM_TOKEN_DURATION": "1s"},
+		authEnv: map[string]string{"TOKEN_DURATION": "5s"},
+		chatEnv: map[string]string{"ROOM_TOKEN_DURATION": "2s"},
 	})
 	px := newProxy(t, s.chatAddr)
+	var (
+		mu        sync.Mutex
+		roomToks  []string
+		stale     string // presented once on the next Chat stream
+		refusedAt int    // how many room tokens had been issued then
+	)
+	recordJoins := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if r, ok := reply.(*chatv1.JoinChatRoomResponse); ok && err == nil {
+			mu.Lock()
+			roomToks = append(roomToks, r.GetToken())
+			mu.Unlock()
+		}
+		return err
+	}
+	presentStale := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		mu.Lock()
+		tok := stale
+		stale = ""
+		if tok != "" {
+			refusedAt = len(roomToks)
+		}
+		mu.Unlock()
+		if tok != "" && strings.HasSuffix(method, "/Chat") {
+			md, _ := metadata.FromOutgoingContext(ctx)
+			md = md.Copy()
+			md.Set("authorization", "Bearer "+tok)
+			ctx = metadata.NewOutgoingContext(ctx, md)
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	}
 	alice := newUser(t, s, "alice")
-	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr))
+	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr),
+		client.WithDialOptions(grpc.WithChainUnaryInterceptor(recordJoins), grpc.WithChainStreamInterceptor(presentStale)))
 	creds, err := bob.Credentials()
 	require.NoError(t, err)
 	joinedRoom(t, alice, bob)
 	ctx := testCtx(t, 30*time.Second)
 
-	time.Sleep(1500 * time.Millisecond) // the room tokens have expired
+	mu.Lock()
+	require.Len(t, roomToks, 1)
+	stale = roomToks[len(roomToks)-1] + "x"
+	mu.Unlock()
 	px.cut()
 	for nextOf[*client.Connection](t, bob).State != client.Connected {
 	}
+	mu.Lock()
+	issued, before := len(roomToks), refusedAt
+	mu.Unlock()
+	assert.Greater(t, issued, before, "the refused token was renewed by joining again")
 	_, err = alice.Send(ctx, "still here")
 	require.NoError(t, err)
 	msgs, gaps, _ := receiveMessages(t, bob, 1)
 	assert.Equal(t, "still here", msgs[0].Body)
 	assert.Zero(t, gaps)
 
-	time.Sleep(time.Until(creds.ExpiresAt) + 100*time.Millisecond)
+	time.Sleep(time.Until(creds.ExpiresAt) + 1100*time.Millisecond)
 	px.cut()
 	for {
 		_, err := bob.Receive(ctx)
@@ -327,4 +378,69 @@ func TestTokenExpiry(t *testing.T) {
 			break
 		}
 	}
+}
+
+// TestSenderCutWhileSending cuts the sender's connection again and again
+// while it sends: every message reaches the other side once, in order.
+func TestSenderCutWhileSending(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	px := newProxy(t, s.chatAddr)
+	alice := newUser(t, s, "alice")
+	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr))
+	joinedRoom(t, alice, bob)
+	ctx := testCtx(t, 60*time.Second)
+
+	const n = 60
+	sent := make(chan error, 1)
+	go func() { // bob sends n messages, cutting his connection now and then
+		for i := range n {
+			if _, err := bob.Send(ctx, fmt.Sprint(i)); err != nil {
+				sent <- fmt.Errorf("send %d: %w", i, err)
+				return
+			}
+			if i%10 == 4 {
+				px.cut()
+			}
+		}
+		sent <- nil
+	}()
+	msgs, _, _ := receiveMessages(t, alice, n)
+	require.NoError(t, <-sent)
+	for i, m := range msgs {
+		assert.Equal(t, fmt.Sprint(i), m.Body, "message %d", i)
+		assert.Equal(t, "bob", m.Sender)
+	}
+	// A copy sent twice would come before this one.
+	_, err := bob.Send(ctx, "end")
+	require.NoError(t, err)
+	last, _, _ := receiveMessages(t, alice, 1)
+	assert.Equal(t, "end", last[0].Body)
+}
+
+// TestSendDuringOutage sends while the chat service is down: Send waits
+// for the service to come back, and the message is delivered.
+func TestSendDuringOutage(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	alice := newUser(t, s, "alice")
+	bob := newUser(t, s, "bob")
+	joinedRoom(t, alice, bob)
+	ctx := testCtx(t, 60*time.Second)
+
+	s.chat.stop(t)
+	rc := nextOf[*client.Connection](t, alice)
+	require.Equal(t, client.Reconnecting, rc.State)
+	sent := make(chan error, 1)
+	go func() { // returns once the service is back
+		_, err := alice.Send(ctx, "sent during the outage")
+		sent <- err
+	}()
+	s.startChat(t)
+	select {
+	case err := <-sent:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("Send still waiting after the service came back")
+	}
+	msgs, _, _ := receiveMessages(t, bob, 1)
+	assert.Equal(t, "sent during the outage", msgs[0].Body)
 }

@@ -160,8 +160,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		"REST_SERVER_PORT":    strconv.Itoa(authPort),
 		"DATA_DIR":            t.TempDir(),
 		"DATABASE_URL":        opts.databaseURL,
-		"ARGON2_MEMORY_KIB":   "64", // cheap hashing: tests are not about its cost
-		"ARGON2_TIME":         "1",
+		"ARGON2_MEMORY_KIB":   "19456", // the cheapest hashing auth accepts: tests are not about its cost
+		"ARGON2_TIME":         "2",
 	}
 	for k, v := range opts.authEnv {
 		authEnv[k] = v
