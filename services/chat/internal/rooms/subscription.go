@@ -36,9 +36,11 @@ func NewSubscription(opened Opened, backlog []wire.Event, size int, onClose func
 		Opened:  opened,
 		ready:   make(chan struct{}, 1),
 		onClose: onClose,
-		queue:   append(make([]wire.Event, 0, len(backlog)+min(size, 16)), backlog...),
-		size:    size,
-		limit:   len(backlog) + size,
+		// No slots up front: most streams are idle most of the time, and
+		// append grows the queue only when events arrive.
+		queue: append([]wire.Event(nil), backlog...),
+		size:  size,
+		limit: len(backlog) + size,
 	}
 	if len(backlog) > 0 {
 		s.signal()
