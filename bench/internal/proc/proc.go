@@ -60,17 +60,17 @@ func Export(ctx context.Context, root, rev, dir string) error {
 		return err
 	}
 	untar.Stdin = pipe
-	var errs bytes.Buffer
-	archive.Stderr, untar.Stderr = &errs, &errs
+	var archiveErr, untarErr bytes.Buffer
+	archive.Stderr, untar.Stderr = &archiveErr, &untarErr
 	if err := untar.Start(); err != nil {
 		return err
 	}
 	if err := archive.Run(); err != nil {
 		_ = untar.Wait()
-		return fmt.Errorf("git archive %s: %w\n%s", rev, err, errs.String())
+		return fmt.Errorf("git archive %s: %w\n%s", rev, err, archiveErr.String())
 	}
 	if err := untar.Wait(); err != nil {
-		return fmt.Errorf("untar %s: %w\n%s", rev, err, errs.String())
+		return fmt.Errorf("untar %s: %w\n%s", rev, err, untarErr.String())
 	}
 	return nil
 }
