@@ -33,6 +33,7 @@ func testConfig(dir string) config.Config {
 		ShortCodeLength: 6, MaxQueueSize: 64, RoomTokenDuration: time.Hour, HistorySize: 10,
 		MaxMessageBytes: 1024, RoomIdleTTL: time.Hour, MetricsAddress: "127.0.0.1:0",
 		DataDir: dir, LogLevel: "error", ShutdownTimeout: 2 * time.Second,
+		Argon2MemoryKiB: config.MinArgon2MemoryKiB, Argon2Time: config.MinArgon2Time, Argon2Threads: 1,
 	}
 }
 

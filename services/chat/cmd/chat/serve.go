@@ -54,7 +54,7 @@ func serve(ctx context.Context, cfg config.Config, ready chan<- net.Addr) error 
 	log.Info("engine ready", zap.String("epoch", eng.Epoch()), zap.Int("rooms", eng.Len()))
 	met := metrics.New(eng.Len)
 	srv, err := api.New(api.Config{
-		Signer: signer, Hasher: password.NewHasher(password.DefaultParams),
+		Signer: signer, Hasher: password.NewHasher(cfg.Argon2()),
 		Limiter: throttle.New(5, time.Minute), Logger: log, Metrics: met,
 		MaxMessageBytes: cfg.MaxMessageBytes, RoomTokenTTL: cfg.RoomTokenDuration,
 	}, eng)

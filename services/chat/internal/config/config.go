@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/password"
 )
 
 // Config is the chat service's configuration.
@@ -33,7 +34,21 @@ type Config struct {
 	DataDir           string        `envconfig:"DATA_DIR" default:"./data"`
 	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
 	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
+	// Argon2id cost of room passwords, as in the auth service.
+	Argon2MemoryKiB uint32 `envconfig:"ARGON2_MEMORY_KIB" default:"19456"`
+	Argon2Time      uint32 `envconfig:"ARGON2_TIME" default:"2"`
+	Argon2Threads   uint8  `envconfig:"ARGON2_THREADS" default:"1"`
 }
+
+// The OWASP minimum for argon2id, below which Load refuses to start: room
+// password hashes cheaper than this are too cheap to guess against offline.
+// The maxima are what password.Verify accepts in a stored hash.
+const (
+	MinArgon2MemoryKiB = 19 * 1024
+	MinArgon2Time      = 2
+	MaxArgon2MemoryKiB = password.MaxMemoryKiB
+	MaxArgon2Time      = password.MaxTime
+)
 
 // Load parses args (only --config FILE), loads FILE into the environment
 // without overriding variables already set, then reads and validates the
@@ -77,12 +92,22 @@ func (c Config) Validate() error {
 	check(c.RoomIdleTTL > 0, "ROOM_IDLE_TTL", "must be positive")
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive")
 	check(c.DataDir != "", "DATA_DIR", "must not be empty")
+	check(c.Argon2MemoryKiB >= MinArgon2MemoryKiB && c.Argon2MemoryKiB <= MaxArgon2MemoryKiB, "ARGON2_MEMORY_KIB",
+		fmt.Sprintf("must be %d-%d (OWASP minimum for argon2id: 19 MiB)", MinArgon2MemoryKiB, MaxArgon2MemoryKiB))
+	check(c.Argon2Time >= MinArgon2Time && c.Argon2Time <= MaxArgon2Time, "ARGON2_TIME",
+		fmt.Sprintf("must be %d-%d (OWASP minimum for argon2id: 2 passes)", MinArgon2Time, MaxArgon2Time))
+	check(c.Argon2Threads >= 1, "ARGON2_THREADS", "must be 1-255")
 	_, err := zapcore.ParseLevel(c.LogLevel)
 	check(err == nil, "LOG_LEVEL", "must be debug, info, warn or error")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// Argon2 returns the argon2id parameters for new room password hashes.
+func (c Config) Argon2() password.Params {
+	return password.Params{MemoryKiB: c.Argon2MemoryKiB, Time: c.Argon2Time, Threads: c.Argon2Threads}
 }
 
 // GRPCListenAddress is host:port for the gRPC listener.

@@ -11,13 +11,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/password"
 )
 
 const goodSecret = "0123456789abcdef0123456789abcdef"
 
 var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET_PREVIOUS", "SHORT_CODE_LENGTH",
 	"MAX_MESSAGE_QUEUE_SIZE", "ROOM_TOKEN_DURATION", "HISTORY_SIZE", "MAX_MESSAGE_BYTES", "ROOM_IDLE_TTL",
-	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT"}
+	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS"}
 
 // clearEnv unsets every key for the test; t.Setenv restores them after.
 func clearEnv(t *testing.T) {
@@ -38,6 +40,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 100, c.HistorySize)
 	assert.Equal(t, time.Hour, c.RoomTokenDuration)
 	assert.Equal(t, "./data", c.DataDir)
+	assert.Equal(t, password.Params{MemoryKiB: 19456, Time: 2, Threads: 1}, c.Argon2(), "the OWASP minimum")
 	assert.Equal(t, "********", c.Masked().Secret)
 	assert.Equal(t, goodSecret, c.Secret, "Masked does not modify the original")
 }
@@ -57,6 +60,13 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"history zero", "HISTORY_SIZE", "0"},
 		{"code length", "SHORT_CODE_LENGTH", "2"},
 		{"log level", "LOG_LEVEL", "loud"},
+		{"argon2 memory below minimum", "ARGON2_MEMORY_KIB", "19455"},
+		{"argon2 memory above maximum", "ARGON2_MEMORY_KIB", "1048577"},
+		{"argon2 memory not a number", "ARGON2_MEMORY_KIB", "lots"},
+		{"argon2 time below minimum", "ARGON2_TIME", "1"},
+		{"argon2 time above maximum", "ARGON2_TIME", "17"},
+		{"argon2 threads zero", "ARGON2_THREADS", "0"},
+		{"argon2 threads above 255", "ARGON2_THREADS", "256"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,8 +81,22 @@ func TestInvalidNamesKey(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.key)
 			assert.NotContains(t, err.Error(), goodSecret)
+			if strings.HasPrefix(tc.key, "SECRET") && tc.value != "" {
+				assert.NotContains(t, err.Error(), tc.value, "the secret itself is never echoed")
+			}
 		})
 	}
+}
+
+func TestArgon2Configurable(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SECRET", goodSecret)
+	t.Setenv("ARGON2_MEMORY_KIB", "65536")
+	t.Setenv("ARGON2_TIME", "3")
+	t.Setenv("ARGON2_THREADS", "4")
+	c, err := Load(nil)
+	require.NoError(t, err)
+	assert.Equal(t, password.Params{MemoryKiB: 65536, Time: 3, Threads: 4}, c.Argon2())
 }
 
 func TestConfigFileRealEnvWins(t *testing.T) {
@@ -100,5 +124,6 @@ func TestLogMasksSecrets(t *testing.T) {
 	assert.Equal(t, "********", enc.Fields["SECRET"])
 	assert.Equal(t, "********", enc.Fields["SECRET_PREVIOUS"])
 	assert.Equal(t, "1h0m0s", enc.Fields["ROOM_TOKEN_DURATION"])
+	assert.Contains(t, enc.Fields, "ARGON2_MEMORY_KIB")
 	assert.NotContains(t, fmt.Sprint(enc.Fields), goodSecret)
 }

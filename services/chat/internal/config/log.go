@@ -20,5 +20,8 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("DATA_DIR", m.DataDir)
 	enc.AddString("LOG_LEVEL", m.LogLevel)
 	enc.AddString("SHUTDOWN_TIMEOUT", m.ShutdownTimeout.String())
+	enc.AddUint32("ARGON2_MEMORY_KIB", m.Argon2MemoryKiB)
+	enc.AddUint32("ARGON2_TIME", m.Argon2Time)
+	enc.AddUint8("ARGON2_THREADS", m.Argon2Threads)
 	return nil
 }

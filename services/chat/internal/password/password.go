@@ -24,12 +24,15 @@ type Params struct {
 	Threads   uint8
 }
 
-// DefaultParams follow OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane).
-var DefaultParams = Params{MemoryKiB: 19 * 1024, Time: 2, Threads: 1}
-
 const (
 	saltLen = 16
 	keyLen  = 32
+
+	// MaxMemoryKiB and MaxTime bound the cost that Verify accepts from a
+	// stored hash (and so the cost a configuration may choose): 1 GiB and
+	// 16 passes.
+	MaxMemoryKiB = 1 << 20
+	MaxTime      = 16
 )
 
 // Hasher hashes passwords with bounded concurrency: argon2id is memory-hard
@@ -40,9 +43,18 @@ type Hasher struct {
 	slots  chan struct{}
 }
 
-// NewHasher returns a Hasher running at most GOMAXPROCS hashes at a time.
+// NewHasher returns a Hasher running at most max(1, GOMAXPROCS / Threads)
+// hashes at a time: each keeps Threads CPUs busy, so that many fill the
+// CPUs without queueing behind one another.
 func NewHasher(p Params) *Hasher {
-	return &Hasher{params: p, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	return &Hasher{params: p, slots: make(chan struct{}, slotsFor(runtime.GOMAXPROCS(0), p.Threads))}
+}
+
+// Slots is how many hashes may run at once.
+func (h *Hasher) Slots() int { return cap(h.slots) }
+
+func slotsFor(procs int, threads uint8) int {
+	return max(1, procs/max(1, int(threads)))
 }
 
 // Hash returns the PHC string of pw with a fresh random salt.
@@ -97,7 +109,7 @@ func parse(hash string) (Params, []byte, []byte, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil {
 		return Params{}, nil, nil, ErrMalformedHash
 	}
-	if p.MemoryKiB == 0 || p.Time == 0 || p.Threads == 0 || p.MemoryKiB > 1<<20 || p.Time > 16 {
+	if p.MemoryKiB == 0 || p.Time == 0 || p.Threads == 0 || p.MemoryKiB > MaxMemoryKiB || p.Time > MaxTime {
 		return Params{}, nil, nil, ErrMalformedHash
 	}
 	salt, err := base64.RawStdEncoding.DecodeString(parts[4])

@@ -2,6 +2,8 @@ package password
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -47,4 +49,28 @@ func TestHashHonoursContext(t *testing.T) {
 	cancel()
 	_, err := h.Hash(ctx, "x")
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// Each hash keeps Threads CPUs busy, so the hasher runs GOMAXPROCS /
+// Threads at once, and never fewer than one.
+func TestSlotsPerThreads(t *testing.T) {
+	cases := []struct {
+		procs   int
+		threads uint8
+		want    int
+	}{
+		{8, 1, 8},
+		{8, 2, 4},
+		{8, 3, 2},
+		{2, 4, 1},
+		{1, 255, 1},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("procs=%d threads=%d", tc.procs, tc.threads), func(t *testing.T) {
+			assert.Equal(t, tc.want, slotsFor(tc.procs, tc.threads))
+		})
+	}
+	threads := uint8(runtime.GOMAXPROCS(0)*2 + 1)
+	assert.Equal(t, 1, NewHasher(Params{MemoryKiB: 64, Time: 1, Threads: threads}).Slots())
+	assert.Equal(t, runtime.GOMAXPROCS(0), NewHasher(fast).Slots())
 }
