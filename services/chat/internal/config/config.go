@@ -81,8 +81,16 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %s", key, msg))
 		}
 	}
-	check(len(c.Secret) >= token.MinSecretBytes, "SECRET", fmt.Sprintf("must be at least %d bytes", token.MinSecretBytes))
-	check(c.SecretPrevious == "" || len(c.SecretPrevious) >= token.MinSecretBytes, "SECRET_PREVIOUS", fmt.Sprintf("must be empty or at least %d bytes", token.MinSecretBytes))
+	// token.CheckSecret is the rule the auth service applies too: long
+	// enough, and not a stand-in such as a value from an example file.
+	if err := token.CheckSecret(c.Secret); err != nil {
+		errs = append(errs, fmt.Errorf("SECRET: %w", err))
+	}
+	if c.SecretPrevious != "" {
+		if err := token.CheckSecret(c.SecretPrevious); err != nil {
+			errs = append(errs, fmt.Errorf("SECRET_PREVIOUS (empty, or a secret like SECRET): %w", err))
+		}
+	}
 	check(c.GRPCPort > 0 && c.GRPCPort < 65536, "GRPC_SERVER_PORT", "must be 1-65535")
 	check(c.ShortCodeLength >= 4 && c.ShortCodeLength <= 32, "SHORT_CODE_LENGTH", "must be 4-32")
 	check(c.MaxQueueSize >= 1 && c.MaxQueueSize <= 1<<20, "MAX_MESSAGE_QUEUE_SIZE", "must be 1-1048576")

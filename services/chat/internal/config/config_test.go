@@ -67,6 +67,12 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"argon2 time above maximum", "ARGON2_TIME", "17"},
 		{"argon2 threads zero", "ARGON2_THREADS", "0"},
 		{"argon2 threads above 255", "ARGON2_THREADS", "256"},
+		{"secret one repeated character", "SECRET", strings.Repeat("a", 40)},
+		{"secret with replace", "SECRET", "please-REPLACE-me-0123456789abcdef"},
+		{"secret with changeme", "SECRET", "ChangeMe-0123456789abcdef0123456789"},
+		{"secret with example", "SECRET", "0123456789abcdef-Example-0123456789"},
+		{"previous one repeated character", "SECRET_PREVIOUS", strings.Repeat("z", 32)},
+		{"previous with changeme", "SECRET_PREVIOUS", "0123456789abcdef0123456789CHANGEME"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
