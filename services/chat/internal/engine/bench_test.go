@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,8 +44,11 @@ func BenchmarkFanOut(b *testing.B) {
 			runtime.ReadMemStats(&before)
 			b.ReportAllocs()
 			b.ResetTimer()
+			var id uint64
 			for b.Loop() {
-				if _, err := m.Publish(ctx, r.Code, sender, "cid", body); err != nil {
+				// A fresh client ID each time: a repeated one is ignored.
+				id++
+				if _, err := m.Publish(ctx, r.Code, sender, strconv.FormatUint(id, 36), body); err != nil {
 					b.Fatal(err)
 				}
 				for _, s := range subs {
