@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -308,8 +309,15 @@ func (b *bench) chatFanout(ctx context.Context, rep *report.Report) (map[int]*ch
 		}
 	}
 	if b.cfg.ProfileSeconds > 0 {
-		for _, fc := range []chatload.FanoutConfig{b.fanoutConfig(ps, chatload.Burst, 0), b.fanoutConfig(ps, chatload.Paced, rate)} {
-			prof, err := b.profile(ctx, chat, fc)
+		fcs := []chatload.FanoutConfig{b.fanoutConfig(ps, chatload.Burst, 0), b.fanoutConfig(ps, chatload.Paced, rate)}
+		if len(b.cfg.ExtraPaced) > 0 {
+			// The lightest load too: what a delivery costs when nothing
+			// else is queued.
+			low := slices.Min(b.cfg.ExtraPaced) * burst[ps].MessagesPerSec
+			fcs = append(fcs, b.fanoutConfig(ps, chatload.Paced, low))
+		}
+		for i, fc := range fcs {
+			prof, err := b.profile(ctx, chat, fc, i == 0)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -344,7 +352,7 @@ func (b *bench) baselineFanout(ctx context.Context, rate float64) (map[int]*chat
 // profile repeats the burst run at size while taking CPU profiles: of the
 // chat process through /debug/pprof when it serves one on its metrics
 // address, and always of the generator itself.
-func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutConfig) ([]report.Profile, error) {
+func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutConfig, generator bool) ([]report.Profile, error) {
 	fc.Duration = time.Duration(b.cfg.ProfileSeconds) * time.Second
 	what := fmt.Sprintf("%s fan-out, %d rooms × %d members", fc.Mode, fc.Rooms, fc.Members)
 	if fc.Mode == chatload.Paced {
@@ -363,6 +371,10 @@ func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutCo
 		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", chat.metricsURL, b.cfg.ProfileSeconds)
 		serverErr <- proc.Fetch(ctx, url, serverPath)
 	}()
+	rate := fc.Rate
+	if fc.Mode == chatload.Paced {
+		b.logf("profiling the chat service at %.0f msg/s", rate)
+	}
 	var perfSelf, perfChildren []string
 	perfErr := errors.New("not tried")
 	perfDone := make(chan struct{})
@@ -401,6 +413,9 @@ func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutCo
 		})
 	} else {
 		out = append(out, report.Profile{Name: "chat service", Source: "not available: " + firstLine(sErr.Error()) + "; perf: " + firstLine(perfErr.Error())})
+	}
+	if !generator {
+		return out, nil
 	}
 	top, err := proc.TopFunctions(ctx, "", genPath, 20)
 	if err != nil {
