@@ -307,6 +307,26 @@ func (b *bench) chatFanout(ctx context.Context, rep *report.Report) (map[int]*ch
 		if rep.Stalled, err = b.fanout(ctx, chat, fc); err != nil {
 			return nil, nil, err
 		}
+		// Again at the lightest paced load, where the machine is not
+		// saturated and p99 is not dominated by CPU queueing, so that the
+		// stalled member's own effect shows.
+		if n := len(rep.PacedExtra); n > 0 {
+			low := rep.PacedExtra[0]
+			for _, f := range rep.PacedExtra {
+				if f.Rate < low.Rate {
+					low = f
+				}
+			}
+			fc := b.fanoutConfig(ps, chatload.Paced, low.Rate)
+			fc.Stalled = true
+			if rep.StalledLow, err = b.fanout(ctx, chat, fc); err != nil {
+				return nil, nil, err
+			}
+			if low.Latency.P99 > 0 {
+				rep.StalledLowP99Ratio = rep.StalledLow.Latency.P99 / low.Latency.P99
+			}
+			rep.StalledLowReference = low
+		}
 	}
 	if b.cfg.ProfileSeconds > 0 {
 		fcs := []chatload.FanoutConfig{b.fanoutConfig(ps, chatload.Burst, 0), b.fanoutConfig(ps, chatload.Paced, rate)}

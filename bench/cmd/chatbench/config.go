@@ -64,7 +64,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.PacedFraction, "paced-fraction", 0.5, "paced runs send at this fraction of the chat service's burst rate at size 100")
 	var extra string
 	fs.StringVar(&extra, "paced-extra", "0.25,0.02", "further paced runs of the chat service at these fractions of its burst rate (comma-separated, may be empty)")
-	fs.DurationVar(&c.QuietWait, "quiet-wait", time.Minute, "before each run, wait up to this long for other work on the machine to stop")
+	fs.DurationVar(&c.QuietWait, "quiet-wait", 30*time.Second, "before each run, wait up to this long for other work on the machine to stop")
 	fs.Float64Var(&c.QuietCores, "quiet-cores", 0.2, "cores of other work under which the machine counts as quiet")
 	fs.Float64Var(&c.NoisyCores, "noisy-cores", 0.5, "a fan-out run during which other work used more cores than this is measured again")
 	fs.IntVar(&c.Retries, "retries", 2, "how many times a noisy fan-out run is measured again (the least noisy attempt is kept)")

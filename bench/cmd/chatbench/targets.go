@@ -84,6 +84,11 @@ func targets(r *report.Report) []report.Target {
 	} else {
 		add("Stalled member", "others' p99 ≤ 1.5× the run without it", "not run", report.NotMeasured)
 	}
+	if l := r.StalledLow; l != nil && r.StalledLowP99Ratio > 0 {
+		add(fmt.Sprintf("Stalled member, light load (%.0f msg/s)", l.Rate), "others' p99 ≤ 1.5× the run without it (supplementary)",
+			fmt.Sprintf("%.2f× (%.2f ms vs %.2f ms), %d lost, stalled member ended with %s", r.StalledLowP99Ratio, l.Latency.P99, r.StalledLowReference.Latency.P99, l.Missing(), orOpen(l.StalledMemberEnd)),
+			status(r.StalledLowP99Ratio <= 1.5 && l.Missing() == 0))
+	}
 
 	if a := r.Auth; a != nil {
 		worst, seen := math.Inf(1), false

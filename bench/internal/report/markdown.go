@@ -75,6 +75,7 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		row(f)
 	}
 	row(r.Stalled)
+	row(r.StalledLow)
 	p("\n")
 
 	p("### Ratios to the baseline\n\n")
@@ -102,6 +103,10 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("The paced run again, with one extra member in room 0 that opens its stream and never reads. ")
 		p("Others' p99: %.2f ms against %.2f ms without it (**%.2f×**); lost or undelivered to the others: %d; the stalled stream ended with: %s.\n\n",
 			r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.StalledP99Ratio, r.Stalled.Missing(), orOpen(r.Stalled.StalledMemberEnd))
+		if l := r.StalledLow; l != nil && r.StalledLowReference != nil {
+			p("At the lightest paced load (%.0f msg/s), where CPU queueing does not dominate the tail: others' p99 %.2f ms against %.2f ms without it (**%.2f×**); lost or undelivered: %d; the stalled stream ended with: %s.\n\n",
+				l.Rate, l.Latency.P99, r.StalledLowReference.Latency.P99, r.StalledLowP99Ratio, l.Missing(), orOpen(l.StalledMemberEnd))
+		}
 	}
 
 	if len(r.Growth) > 0 {

@@ -31,6 +31,11 @@ type Report struct {
 	// Stalled repeats the chat service's paced run with a stalled member.
 	Stalled         *chatload.FanoutResult `json:"stalled,omitempty"`
 	StalledP99Ratio float64                `json:"stalled_p99_ratio,omitempty"`
+	// StalledLow repeats the lightest paced run with a stalled member;
+	// StalledLowReference is that paced run without it.
+	StalledLow          *chatload.FanoutResult `json:"stalled_low,omitempty"`
+	StalledLowReference *chatload.FanoutResult `json:"-"`
+	StalledLowP99Ratio  float64                `json:"stalled_low_p99_ratio,omitempty"`
 
 	Idle   *chatload.IdleResult `json:"idle,omitempty"`
 	Auth   *Auth                `json:"auth,omitempty"`

@@ -37,6 +37,7 @@ func (r *Report) Table(w io.Writer) error {
 		row(f)
 	}
 	row(r.Stalled)
+	row(r.StalledLow)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
