@@ -241,3 +241,45 @@ func TestHalfCloseFlushes(t *testing.T) {
 		assert.Equal(t, codes.OK, s.end())
 	}
 }
+
+// With the default sizes (a queue of 256 events, HISTORY_SIZE 100) a
+// stream cut off for overflow must still resume without loss: the room
+// keeps at least twice the queue.
+func TestOverflowResumesWithDefaultSizes(t *testing.T) {
+	const total = 500 // more than queue and transport buffers hold, at most 2×queue
+	h := newHarness(t, opts{queue: 256, history: 100})
+	ann := h.userToken("u1", "ann")
+	code := h.room(ann, "room", "pw")
+	sender := h.open(h.client, h.join(ann, code, "pw"), nil)
+	stalledTok := h.member(code, "u2", "stalled")
+	stalled := h.open(chatv1.NewChatServiceClient(h.dial()), stalledTok, nil)
+	require.NotNil(t, sender.nextPresence())
+
+	// Large bodies keep few messages in the transport's 64 KiB windows, so
+	// the queue overflows well before the last message.
+	body := strings.Repeat("x", 4000)
+	for i := range total {
+		sender.send(fmt.Sprint(i), body)
+		require.Equal(t, uint64(i+1), sender.nextMessage().Sequence)
+	}
+	var last uint64
+	var err error
+	for {
+		var ev *chatv1.Event
+		if ev, err = stalled.recv(); err != nil {
+			break
+		}
+		if m := ev.GetMessage(); m != nil {
+			require.Equal(t, last+1, m.Sequence)
+			last = m.Sequence
+		}
+	}
+	require.Equal(t, codes.ResourceExhausted, statusCode(err))
+	require.Less(t, last, uint64(total-100), "cut off more than HISTORY_SIZE behind")
+
+	resumed := h.open(chatv1.NewChatServiceClient(h.dial()), stalledTok, &chatv1.Resume{Epoch: stalled.opened.Epoch, AfterSequence: last})
+	require.Equal(t, chatv1.Recovery_RECOVERY_COMPLETE, resumed.opened.Recovery)
+	for seq := last + 1; seq <= total; seq++ {
+		require.Equal(t, seq, resumed.nextMessage().Sequence)
+	}
+}

@@ -70,7 +70,7 @@ func TestPublishIgnoresRepeatedClientID(t *testing.T) {
 func TestRepeatedClientIDAfterEviction(t *testing.T) {
 	ctx := context.Background()
 	const history = 4
-	m, _ := newEngine(t, Config{HistorySize: history})
+	m, _ := newEngine(t, Config{HistorySize: history, QueueSize: history / 2})
 	r, err := m.CreateRoom(ctx, "room", "h", "u1")
 	require.NoError(t, err)
 

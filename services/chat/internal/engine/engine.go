@@ -33,7 +33,9 @@ type Store interface {
 type Config struct {
 	// CodeLength is the number of characters of a new short code.
 	CodeLength int
-	// HistorySize is how many messages each room keeps for resume.
+	// HistorySize is the minimum number of messages each room keeps for
+	// resume. Rooms keep max(HistorySize, 2×QueueSize), so that a stream
+	// cut off for overflowing its queue can always resume (see Retained).
 	HistorySize int
 	// QueueSize bounds each stream's queue of undelivered events.
 	QueueSize int
@@ -48,6 +50,8 @@ type Memory struct {
 	cfg   Config
 	store Store
 	epoch string
+	// retain is how many messages each room keeps: see Retained.
+	retain int
 
 	saveMu sync.Mutex // serialises registry writers only; never held with mu
 
@@ -71,12 +75,23 @@ func New(cfg Config, st Store) (*Memory, error) {
 	if _, err := rand.Read(e[:]); err != nil {
 		return nil, fmt.Errorf("engine: epoch: %w", err)
 	}
-	m := &Memory{cfg: cfg, store: st, epoch: hex.EncodeToString(e[:]), rooms: make(map[string]*room, len(saved))}
+	m := &Memory{cfg: cfg, store: st, epoch: hex.EncodeToString(e[:]), retain: Retained(cfg.HistorySize, cfg.QueueSize),
+		rooms: make(map[string]*room, len(saved))}
 	now := cfg.Now()
 	for _, r := range saved {
 		m.rooms[r.Code] = newRoom(r, now)
 	}
 	return m, nil
+}
+
+// Retained is how many messages a room keeps for resume: at least
+// historySize, and twice queueSize. A stream is cut off when its queue of
+// queueSize events overflows; by then it has missed the queue plus what was
+// in flight to it, so keeping twice the queue lets it resume without loss
+// even when HISTORY_SIZE is smaller than MAX_MESSAGE_QUEUE_SIZE, as with
+// the defaults (100 and 256).
+func Retained(historySize, queueSize int) int {
+	return max(historySize, 2*queueSize)
 }
 
 // Epoch is this process's epoch: message sequences restart with it.

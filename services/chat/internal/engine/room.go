@@ -17,7 +17,10 @@ type room struct {
 
 	mu      sync.Mutex
 	seq     uint64    // sequence of the latest message, 0 if none
-	history []message // ring: message seq s lives at (s-1) % len, allocated on first message
+	// history is a ring of the last Memory.retain messages: message seq s
+	// lives at (s-1) % retain. It grows with the room's messages up to
+	// retain, so a quiet room holds only what it has said.
+	history []message
 	// sent maps (user ID, client message ID) to the sequence of a message
 	// still in history. It is kept in step with the ring, so it holds at
 	// most HistorySize entries, and a repeat of an evicted ID is new again.
@@ -73,9 +76,9 @@ func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, 
 	recovery, backlog := rooms.RecoveryNotRequested, []wire.Event(nil)
 	if resume != nil {
 		recovery = rooms.RecoveryFailed
-		if resume.Epoch == m.epoch && resume.After <= r.seq && resume.After+1 >= r.oldestLocked() {
+		if resume.Epoch == m.epoch && resume.After <= r.seq && resume.After+1 >= r.oldestLocked(m.retain) {
 			recovery = rooms.RecoveryComplete
-			backlog = r.sinceLocked(resume.After)
+			backlog = r.sinceLocked(resume.After, m.retain)
 		}
 	}
 	p, ok := r.online[member.ID]
@@ -156,11 +159,14 @@ func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, cl
 		return 0, err
 	}
 	r.seq++
-	if r.history == nil {
-		r.history = make([]message, m.cfg.HistorySize)
+	if r.sent == nil {
 		r.sent = make(map[sentKey]uint64)
 	}
-	slot := &r.history[(r.seq-1)%uint64(len(r.history))]
+	i := int((r.seq - 1) % uint64(m.retain))
+	if i == len(r.history) { // still growing: seq s is appended at s-1
+		r.history = append(r.history, message{})
+	}
+	slot := &r.history[i]
 	if slot.key != (sentKey{}) {
 		delete(r.sent, slot.key) // its message leaves history now
 	}
@@ -174,21 +180,21 @@ func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, cl
 	return r.seq, nil
 }
 
-// oldestLocked is the sequence of the oldest message held, or seq+1 if none.
-func (r *room) oldestLocked() uint64 {
-	if r.history == nil || r.seq < uint64(len(r.history)) {
+// oldestLocked is the sequence of the oldest message held, or 1 if none.
+func (r *room) oldestLocked(retain int) uint64 {
+	if r.seq <= uint64(retain) {
 		return 1
 	}
-	return r.seq - uint64(len(r.history)) + 1
+	return r.seq - uint64(retain) + 1
 }
 
-func (r *room) sinceLocked(after uint64) []wire.Event {
+func (r *room) sinceLocked(after uint64, retain int) []wire.Event {
 	if after >= r.seq {
 		return nil
 	}
 	out := make([]wire.Event, 0, r.seq-after)
 	for s := after + 1; s <= r.seq; s++ {
-		out = append(out, r.history[(s-1)%uint64(len(r.history))].ev)
+		out = append(out, r.history[(s-1)%uint64(retain)].ev)
 	}
 	return out
 }
