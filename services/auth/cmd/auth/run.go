@@ -13,11 +13,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/api"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/metrics"
-	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/store"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/throttle"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/users"

@@ -20,10 +20,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
-	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
-	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
 )
 
 // BenchmarkLogin measures one successful login through the router with

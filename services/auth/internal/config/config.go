@@ -20,8 +20,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
-	"github.com/grpcchatter/grpcchatter/services/auth/internal/password"
 )
 
 // Config is every setting of the auth service. The envconfig tag names
@@ -39,7 +39,9 @@ type Config struct {
 	DBTimeout   time.Duration `envconfig:"DB_TIMEOUT" default:"3s"`   // per database call
 	LogLevel    zapcore.Level `envconfig:"LOG_LEVEL" default:"info"`  // debug, info, warn or error
 
-	// The defaults are the OWASP minimum, MinArgon2MemoryKiB and MinArgon2Time.
+	// The defaults are the OWASP minimum, password.MinMemoryKiB and
+	// password.MinTime, below which Load refuses to start: cheaper hashes
+	// are too cheap to guess against offline.
 	Argon2MemoryKiB uint32 `envconfig:"ARGON2_MEMORY_KIB" default:"19456"`
 	Argon2Time      uint32 `envconfig:"ARGON2_TIME" default:"2"`
 	Argon2Threads   uint8  `envconfig:"ARGON2_THREADS" default:"1"`
@@ -58,13 +60,6 @@ type Config struct {
 	RegisterRate  int `envconfig:"REGISTER_RATE" default:"30"`  // registrations per hour per client address
 	RegisterBurst int `envconfig:"REGISTER_BURST" default:"10"` // registrations at once per client address
 }
-
-// The OWASP minimum for argon2id, below which Load refuses to start:
-// hashes cheaper than this are too cheap to guess against offline.
-const (
-	MinArgon2MemoryKiB = 19 * 1024
-	MinArgon2Time      = 2
-)
 
 const usage = "usage: auth [--config FILE]"
 
@@ -164,8 +159,8 @@ func (c Config) numbers() []number {
 		i("REST_SERVER_PORT", int64(c.Port), 0, 65535),
 		d("TOKEN_DURATION", c.TokenDuration, time.Second, 7*24*time.Hour),
 		d("DB_TIMEOUT", c.DBTimeout, 10*time.Millisecond, time.Minute),
-		i("ARGON2_MEMORY_KIB", int64(c.Argon2MemoryKiB), MinArgon2MemoryKiB, password.MaxMemoryKiB),
-		i("ARGON2_TIME", int64(c.Argon2Time), MinArgon2Time, 100),
+		i("ARGON2_MEMORY_KIB", int64(c.Argon2MemoryKiB), password.MinMemoryKiB, password.MaxMemoryKiB),
+		i("ARGON2_TIME", int64(c.Argon2Time), password.MinTime, password.MaxTime),
 		i("ARGON2_THREADS", int64(c.Argon2Threads), 1, 255),
 		d("REQUEST_TIMEOUT", c.RequestTimeout, 10*time.Millisecond, 10*time.Minute),
 		d("SHUTDOWN_TIMEOUT", c.ShutdownTimeout, time.Millisecond, 10*time.Minute),

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/config"
 )
 
@@ -58,8 +59,8 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "./data", c.DataDir)
 	assert.Equal(t, 3*time.Second, c.DBTimeout)
 	assert.Equal(t, zapcore.InfoLevel, c.LogLevel)
-	assert.Equal(t, uint32(config.MinArgon2MemoryKiB), c.Argon2MemoryKiB)
-	assert.Equal(t, uint32(config.MinArgon2Time), c.Argon2Time)
+	assert.Equal(t, uint32(password.MinMemoryKiB), c.Argon2MemoryKiB)
+	assert.Equal(t, uint32(password.MinTime), c.Argon2Time)
 	assert.Equal(t, uint8(1), c.Argon2Threads)
 	assert.Equal(t, 10*time.Second, c.RequestTimeout)
 	assert.Equal(t, 15*time.Second, c.ShutdownTimeout)
@@ -98,13 +99,14 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{"db timeout", map[string]string{"SECRET": secret, "DB_TIMEOUT": "1ms"}, "DB_TIMEOUT: must be a duration"},
 		{"request timeout", map[string]string{"SECRET": secret, "REQUEST_TIMEOUT": "11m"}, "REQUEST_TIMEOUT: must be a duration"},
 		{"max body bytes", map[string]string{"SECRET": secret, "MAX_BODY_BYTES": "100"}, "MAX_BODY_BYTES: must be an integer from 512 to 1048576, got 100"},
-		{"argon2 time", map[string]string{"SECRET": secret, "ARGON2_TIME": "0"}, "ARGON2_TIME: must be an integer from 2 to 100, got 0"},
-		{"negative argon2 time", map[string]string{"SECRET": secret, "ARGON2_TIME": "-1"}, `ARGON2_TIME: must be an integer from 2 to 100, got "-1"`},
+		{"argon2 time", map[string]string{"SECRET": secret, "ARGON2_TIME": "0"}, "ARGON2_TIME: must be an integer from 2 to 16, got 0"},
+		{"negative argon2 time", map[string]string{"SECRET": secret, "ARGON2_TIME": "-1"}, `ARGON2_TIME: must be an integer from 2 to 16, got "-1"`},
 		{"argon2 memory", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "lots"}, `ARGON2_MEMORY_KIB: must be an integer from 19456 to 1048576, got "lots"`},
 		{"argon2 memory below OWASP", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "64"}, "ARGON2_MEMORY_KIB: must be an integer from 19456 to 1048576, got 64"},
 		{"argon2 memory just below OWASP", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "19455"}, "ARGON2_MEMORY_KIB: must be an integer from 19456"},
 		{"argon2 memory above cap", map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "4194304"}, "ARGON2_MEMORY_KIB: must be an integer from 19456 to 1048576, got 4194304"},
 		{"argon2 time below OWASP", map[string]string{"SECRET": secret, "ARGON2_TIME": "1"}, "ARGON2_TIME: must be an integer from 2"},
+		{"argon2 time above cap", map[string]string{"SECRET": secret, "ARGON2_TIME": "17"}, "ARGON2_TIME: must be an integer from 2 to 16, got 17"},
 		{"argon2 threads", map[string]string{"SECRET": secret, "ARGON2_THREADS": "0"}, "ARGON2_THREADS: must be an integer from 1 to 255, got 0"},
 		{"argon2 threads overflow", map[string]string{"SECRET": secret, "ARGON2_THREADS": "256"}, `ARGON2_THREADS: must be an integer from 1 to 255, got "256"`},
 		{"throttle", map[string]string{"SECRET": secret, "LOGIN_MAX_FAILURES": "0"}, "LOGIN_MAX_FAILURES: must be an integer from 1 to 1000"},
@@ -145,6 +147,7 @@ func TestValidValues(t *testing.T) {
 		"proxies":          {"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1,2001:db8::/32"},
 		"no proxies":       {"TRUSTED_PROXIES": " , "},
 		"OWASP minimum":    {"ARGON2_MEMORY_KIB": "19456", "ARGON2_TIME": "2", "ARGON2_THREADS": "1"},
+		"highest cost":     {"ARGON2_MEMORY_KIB": "1048576", "ARGON2_TIME": "16", "ARGON2_THREADS": "255"},
 		"short shutdown":   {"SHUTDOWN_TIMEOUT": "1ms"},
 		"free port":        {"REST_SERVER_PORT": "0"},
 		"upper-case level": {"LOG_LEVEL": "DEBUG"},
