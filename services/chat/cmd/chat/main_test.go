@@ -30,7 +30,7 @@ const secret = "main-test-secret-0123456789abcdef-xyz"
 func testConfig(dir string) config.Config {
 	return config.Config{
 		GRPCAddress: "127.0.0.1", GRPCPort: 0, Secret: secret,
-		ShortCodeLength: 6, MaxQueueSize: 64, RoomTokenDuration: time.Hour, HistorySize: 10,
+		ShortCodeLength: 6, MaxQueueSize: 64, MaxRoomsPerUser: 100, MaxStreamsPerUser: 16, RoomTokenDuration: time.Hour, HistorySize: 10,
 		MaxMessageBytes: 1024, RoomIdleTTL: time.Hour, MetricsAddress: "127.0.0.1:0",
 		DataDir: dir, LogLevel: "error", ShutdownTimeout: 2 * time.Second,
 		Argon2MemoryKiB: config.MinArgon2MemoryKiB, Argon2Time: config.MinArgon2Time, Argon2Threads: 1,

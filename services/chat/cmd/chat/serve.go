@@ -44,9 +44,14 @@ func serve(ctx context.Context, cfg config.Config, ready chan<- net.Addr) error 
 	if err != nil {
 		return err
 	}
+	defer st.Close()
 	eng, err := engine.New(engine.Config{
 		CodeLength: cfg.ShortCodeLength, HistorySize: cfg.HistorySize,
 		QueueSize: cfg.MaxQueueSize, IdleTTL: cfg.RoomIdleTTL,
+		// A room token names its room by code only: keep a deleted room's
+		// code unused until every token for it has expired.
+		ReuseAfter:      cfg.RoomTokenDuration + token.Leeway + time.Minute,
+		MaxRoomsPerUser: cfg.MaxRoomsPerUser, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
 	}, st)
 	if err != nil {
 		return err
@@ -55,7 +60,8 @@ func serve(ctx context.Context, cfg config.Config, ready chan<- net.Addr) error 
 	met := metrics.New(eng.Len)
 	srv, err := api.New(api.Config{
 		Signer: signer, Hasher: password.NewHasher(cfg.Argon2()),
-		Limiter: throttle.New(5, time.Minute), Logger: log, Metrics: met,
+		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute),
+		RoomLimiter: throttle.New(50, time.Minute), Logger: log, Metrics: met,
 		MaxMessageBytes: cfg.MaxMessageBytes, RoomTokenTTL: cfg.RoomTokenDuration,
 	}, eng)
 	if err != nil {

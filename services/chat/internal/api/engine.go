@@ -13,7 +13,15 @@ import (
 //
 //   - Codes are canonical (upper case); unknown or deleted rooms give
 //     rooms.ErrNotFound, DeleteRoom by anyone but the owner rooms.ErrNotOwner.
-//     Rooms survive a restart of the service.
+//     Rooms survive a restart of the service. Every registry change is
+//     durable before it takes effect: a failed write changes nothing.
+//   - The code of a deleted room is not given to a new room for longer than
+//     a room token lives, so an old token never opens someone else's room.
+//   - A room with no open subscription and no Touch (a join) for the idle
+//     TTL is deleted, and the idle clock survives a restart.
+//   - CreateRoom gives rooms.ErrTooManyRooms past the per-user limit and
+//     rooms.ErrNoCode when it finds no free code; Subscribe gives
+//     rooms.ErrTooManyStreams past the per-user stream limit of a room.
 //   - Publish assigns each message of a room the next sequence, strictly
 //     increasing from 1 without gaps within an epoch, and every
 //     subscription of the room receives the room's events in that one
@@ -38,6 +46,7 @@ import (
 type Engine interface {
 	CreateRoom(ctx context.Context, name, passwordHash, ownerID string) (rooms.Room, error)
 	Room(ctx context.Context, code string) (rooms.Room, error)
+	Touch(ctx context.Context, code string) error
 	DeleteRoom(ctx context.Context, code, ownerID string) error
 	Subscribe(ctx context.Context, code string, member rooms.Member, resume *rooms.Resume) (*rooms.Subscription, error)
 	Publish(ctx context.Context, code string, sender rooms.Member, clientID, body string) (uint64, error)

@@ -37,6 +37,8 @@ type opts struct {
 	openTimeout             time.Duration
 	tcp                     bool
 	dir                     string
+	newCode                 func(int) (string, error)
+	maxStreams              int
 }
 
 // harness is a real server with a real generated client.
@@ -70,11 +72,16 @@ func newHarness(t testing.TB, o opts) *harness {
 	require.NoError(t, err)
 	st, err := store.Open(o.dir)
 	require.NoError(t, err)
-	eng, err := engine.New(engine.Config{CodeLength: 6, HistorySize: o.history, QueueSize: o.queue, IdleTTL: time.Hour}, st)
+	t.Cleanup(func() { _ = st.Close() })
+	eng, err := engine.New(engine.Config{
+		CodeLength: 6, HistorySize: o.history, QueueSize: o.queue, IdleTTL: time.Hour,
+		ReuseAfter: time.Hour + token.Leeway + time.Minute, NewCode: o.newCode,
+		MaxRoomsPerUser: 100, MaxStreamsPerUser: o.maxStreams,
+	}, st)
 	require.NoError(t, err)
 	srv, err := New(Config{
 		Signer: signer, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1}),
-		Limiter: throttle.New(5, time.Minute), Logger: zap.NewNop(), Metrics: metrics.New(eng.Len),
+		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute), Logger: zap.NewNop(), Metrics: metrics.New(eng.Len),
 		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
 	}, eng)
 	require.NoError(t, err)

@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"errors"
+
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -46,23 +49,36 @@ func (s *Server) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomReque
 	if err := rooms.ValidatePassword(req.GetPassword()); err != nil {
 		return nil, err
 	}
-	key := u.ID + "\x00" + code
-	if wait := s.cfg.Limiter.Check(key, s.cfg.Now()); wait > 0 {
-		return nil, &rooms.ThrottledError{RetryAfter: wait}
+	// Reserve the attempt before any work, so that guesses in flight count
+	// toward the limits and parallel guesses get no more verifications.
+	release, err := s.acquire([]limit{
+		{s.cfg.Limiter, u.ID + "\x00" + code},
+		{s.cfg.UserLimiter, u.ID},
+		{s.cfg.RoomLimiter, code},
+	})
+	if err != nil {
+		return nil, err
 	}
 	r, err := s.engine.Room(ctx, code)
 	if err != nil {
+		// An unknown code counts against the user, so codes cannot be
+		// probed for free.
+		release(errors.Is(err, rooms.ErrNotFound))
 		return nil, err
 	}
 	ok, err := s.cfg.Hasher.Verify(ctx, req.GetPassword(), r.PasswordHash)
 	if err != nil {
+		release(false)
 		return nil, err
 	}
+	release(!ok)
 	if !ok {
-		s.cfg.Limiter.Fail(key, s.cfg.Now())
 		return nil, rooms.ErrWrongPassword
 	}
-	s.cfg.Limiter.Reset(key)
+	s.cfg.Limiter.Reset(u.ID + "\x00" + code)
+	if err := s.engine.Touch(ctx, r.Code); err != nil {
+		return nil, err
+	}
 	tok, exp, err := s.cfg.Signer.IssueRoom(u.ID, u.Name, r.Code, s.cfg.RoomTokenTTL)
 	if err != nil {
 		return nil, err
@@ -112,4 +128,31 @@ func roomUsers(us []rooms.User) []*chatv1.RoomUser {
 		out[i] = &chatv1.RoomUser{UserName: u.Name, Streams: u.Streams}
 	}
 	return out
+}
+
+// limit is one limiter and the key an attempt counts under.
+type limit struct {
+	l   *throttle.Limiter
+	key string
+}
+
+// acquire reserves an attempt under every limit, or none if one refuses.
+// release settles them all: failed counts the attempt, otherwise it is
+// refunded.
+func (s *Server) acquire(limits []limit) (release func(failed bool), err error) {
+	now := s.cfg.Now()
+	for i, lk := range limits {
+		if wait := lk.l.Acquire(lk.key, now); wait > 0 {
+			for _, got := range limits[:i] {
+				got.l.Done(got.key, false, now)
+			}
+			return nil, &rooms.ThrottledError{RetryAfter: wait}
+		}
+	}
+	return func(failed bool) {
+		now := s.cfg.Now()
+		for _, lk := range limits {
+			lk.l.Done(lk.key, failed, now)
+		}
+	}, nil
 }

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,4 +157,85 @@ func TestWrongPasswordThrottle(t *testing.T) {
 
 	// Other users are not affected.
 	h.join(ann, code, "pw")
+}
+
+// A room token for a deleted room never opens a new room, even when the
+// code generator offers the same code again.
+func TestOldRoomTokenRefusedAfterDelete(t *testing.T) {
+	offered := []string{"AAAAAA", "AAAAAA", "BBBBBB"}
+	var mu sync.Mutex
+	h := newHarness(t, opts{newCode: func(int) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		c := offered[0]
+		if len(offered) > 1 {
+			offered = offered[1:]
+		}
+		return c, nil
+	}})
+	ann := h.userToken("u1", "ann")
+	code := h.room(ann, "old", "pw")
+	require.Equal(t, "AAAAAA", code)
+	oldTok := h.member(code, "u2", "bob")
+	_, err := h.client.DeleteChatRoom(h.ctx(ann, 5*time.Second), &chatv1.DeleteChatRoomRequest{ShortCode: code})
+	require.NoError(t, err)
+
+	eve := h.userToken("u3", "eve")
+	fresh := h.room(eve, "new", "pw")
+	assert.NotEqual(t, code, fresh, "the deleted room's code is not reused")
+
+	s := h.start(h.client, oldTok, 5*time.Second)
+	require.NoError(t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}))
+	assert.Equal(t, codes.NotFound, s.end())
+	_, err = h.client.ListChatRoomUsers(h.ctx(oldTok, 5*time.Second), &chatv1.ListChatRoomUsersRequest{ShortCode: code})
+	assert.Equal(t, codes.NotFound, statusCode(err))
+}
+
+// Parallel wrong guesses get at most the limit of verifications: the rest
+// are throttled with RetryInfo before any hashing.
+func TestParallelWrongPasswordsThrottled(t *testing.T) {
+	h := newHarness(t, opts{})
+	code := h.room(h.userToken("u1", "ann"), "room", "pw")
+	mallory := h.userToken("u2", "mallory")
+	const n = 40
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		// Owner: this test. Exit: the call returns (5 s deadline).
+		go func() {
+			defer wg.Done()
+			_, err := h.client.JoinChatRoom(h.ctx(mallory, 5*time.Second), &chatv1.JoinChatRoomRequest{ShortCode: code, Password: fmt.Sprint("guess", i)})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	denied := 0
+	for err := range errs {
+		st := status.Convert(err)
+		switch st.Code() {
+		case codes.PermissionDenied:
+			denied++
+		case codes.ResourceExhausted:
+			require.Len(t, st.Details(), 1)
+			_, ok := st.Details()[0].(*errdetails.RetryInfo)
+			assert.True(t, ok, "RetryInfo")
+		default:
+			t.Fatalf("unexpected %v", err)
+		}
+	}
+	assert.LessOrEqual(t, denied, 5)
+	assert.Positive(t, denied)
+}
+
+// Unknown codes count against the user, so codes cannot be probed freely.
+func TestUnknownCodesCountAgainstUser(t *testing.T) {
+	h := newHarness(t, opts{})
+	mallory := h.userToken("u2", "mallory")
+	var last error
+	for i := range 21 {
+		_, last = h.client.JoinChatRoom(h.ctx(mallory, 5*time.Second), &chatv1.JoinChatRoomRequest{ShortCode: "ZZZZZ" + string(rooms.Alphabet[i]), Password: "x"})
+	}
+	assert.Equal(t, codes.ResourceExhausted, statusCode(last))
 }

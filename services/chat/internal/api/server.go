@@ -24,11 +24,16 @@ import (
 
 // Config holds the server's dependencies and limits.
 type Config struct {
-	Signer  *token.Signer
-	Hasher  *password.Hasher
-	Limiter *throttle.Limiter
-	Logger  *zap.Logger
-	Metrics *metrics.Metrics
+	Signer *token.Signer
+	Hasher *password.Hasher
+	// Limiter counts wrong passwords per user and room; UserLimiter
+	// wrong passwords and unknown codes per user, across rooms;
+	// RoomLimiter wrong passwords per room, across users.
+	Limiter     *throttle.Limiter
+	UserLimiter *throttle.Limiter
+	RoomLimiter *throttle.Limiter
+	Logger      *zap.Logger
+	Metrics     *metrics.Metrics
 
 	// MaxMessageBytes bounds a message body.
 	MaxMessageBytes int
@@ -56,8 +61,9 @@ type Server struct {
 
 // New returns a Server over engine.
 func New(cfg Config, engine Engine) (*Server, error) {
-	if cfg.Signer == nil || cfg.Hasher == nil || cfg.Limiter == nil || cfg.Logger == nil || cfg.Metrics == nil {
-		return nil, errors.New("api: signer, hasher, limiter, logger and metrics are required")
+	if cfg.Signer == nil || cfg.Hasher == nil || cfg.Limiter == nil || cfg.UserLimiter == nil || cfg.RoomLimiter == nil ||
+		cfg.Logger == nil || cfg.Metrics == nil {
+		return nil, errors.New("api: signer, hasher, limiters, logger and metrics are required")
 	}
 	if cfg.MaxMessageBytes <= 0 || cfg.RoomTokenTTL <= 0 {
 		return nil, errors.New("api: MaxMessageBytes and RoomTokenTTL must be positive")

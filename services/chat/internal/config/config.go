@@ -28,6 +28,8 @@ type Config struct {
 	MaxQueueSize      int           `envconfig:"MAX_MESSAGE_QUEUE_SIZE" default:"256"`
 	RoomTokenDuration time.Duration `envconfig:"ROOM_TOKEN_DURATION" default:"1h"`
 	HistorySize       int           `envconfig:"HISTORY_SIZE" default:"100"`
+	MaxRoomsPerUser   int           `envconfig:"MAX_ROOMS_PER_USER" default:"100"`
+	MaxStreamsPerUser int           `envconfig:"MAX_STREAMS_PER_USER" default:"16"`
 	MaxMessageBytes   int           `envconfig:"MAX_MESSAGE_BYTES" default:"4096"`
 	RoomIdleTTL       time.Duration `envconfig:"ROOM_IDLE_TTL" default:"24h"`
 	MetricsAddress    string        `envconfig:"METRICS_ADDRESS" default:"127.0.0.1:9090"`
@@ -97,6 +99,8 @@ func (c Config) Validate() error {
 	check(c.RoomTokenDuration > 0, "ROOM_TOKEN_DURATION", "must be positive")
 	check(c.HistorySize >= 1 && c.HistorySize <= 1<<20, "HISTORY_SIZE", "must be 1-1048576")
 	check(c.MaxMessageBytes >= 1 && c.MaxMessageBytes <= 1<<20, "MAX_MESSAGE_BYTES", "must be 1-1048576")
+	check(c.MaxRoomsPerUser >= 1, "MAX_ROOMS_PER_USER", "must be at least 1")
+	check(c.MaxStreamsPerUser >= 1, "MAX_STREAMS_PER_USER", "must be at least 1")
 	check(c.RoomIdleTTL > 0, "ROOM_IDLE_TTL", "must be positive")
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive")
 	check(c.DataDir != "", "DATA_DIR", "must not be empty")

@@ -14,6 +14,8 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("MAX_MESSAGE_QUEUE_SIZE", m.MaxQueueSize)
 	enc.AddString("ROOM_TOKEN_DURATION", m.RoomTokenDuration.String())
 	enc.AddInt("HISTORY_SIZE", m.HistorySize)
+	enc.AddInt("MAX_ROOMS_PER_USER", m.MaxRoomsPerUser)
+	enc.AddInt("MAX_STREAMS_PER_USER", m.MaxStreamsPerUser)
 	enc.AddInt("MAX_MESSAGE_BYTES", m.MaxMessageBytes)
 	enc.AddString("ROOM_IDLE_TTL", m.RoomIdleTTL.String())
 	enc.AddString("METRICS_ADDRESS", m.MetricsAddress)

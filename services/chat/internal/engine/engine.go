@@ -25,8 +25,8 @@ import (
 
 // Store persists the registry. Save is called with the complete registry.
 type Store interface {
-	Load() ([]rooms.Room, error)
-	Save([]rooms.Room) error
+	Load() (rooms.Registry, error)
+	Save(rooms.Registry) error
 }
 
 // Config sizes the engine.
@@ -39,11 +39,26 @@ type Config struct {
 	HistorySize int
 	// QueueSize bounds each stream's queue of undelivered events.
 	QueueSize int
-	// IdleTTL is how long a room without open streams lives.
+	// IdleTTL is how long a room without activity lives.
 	IdleTTL time.Duration
+	// ReuseAfter is how long the code of a deleted room stays unused: room
+	// tokens name their room only by code, so it must exceed the room
+	// token lifetime (plus clock leeway).
+	ReuseAfter time.Duration
+	// MaxRoomsPerUser bounds the rooms one user owns; 0 is unlimited.
+	MaxRoomsPerUser int
+	// MaxStreamsPerUser bounds one user's open streams in a room; 0 is
+	// unlimited.
+	MaxStreamsPerUser int
 	// Now replaces time.Now, for tests.
 	Now func() time.Time
+	// NewCode replaces rooms.NewCode, for tests.
+	NewCode func(length int) (string, error)
 }
+
+// codeAttempts is how many random codes CreateRoom tries before it reports
+// the code space exhausted.
+const codeAttempts = 16
 
 // Memory is the in-memory engine. It is safe for concurrent use.
 type Memory struct {
@@ -53,7 +68,11 @@ type Memory struct {
 	// retain is how many messages each room keeps: see Retained.
 	retain int
 
-	saveMu sync.Mutex // serialises registry writers only; never held with mu
+	// saveMu serialises changes to the registry: each is written to the
+	// store first and applied in memory only once the write succeeded, so
+	// a failed write changes nothing. Taken before mu, never under it.
+	saveMu sync.Mutex
+	tombs  map[string]time.Time // deleted codes and when; guarded by saveMu
 
 	mu    sync.Mutex
 	rooms map[string]*room
@@ -63,6 +82,9 @@ type Memory struct {
 func New(cfg Config, st Store) (*Memory, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.NewCode == nil {
+		cfg.NewCode = rooms.NewCode
 	}
 	if cfg.CodeLength < 1 || cfg.HistorySize < 1 || cfg.QueueSize < 1 {
 		return nil, errors.New("engine: code length, history size and queue size must be positive")
@@ -76,10 +98,17 @@ func New(cfg Config, st Store) (*Memory, error) {
 		return nil, fmt.Errorf("engine: epoch: %w", err)
 	}
 	m := &Memory{cfg: cfg, store: st, epoch: hex.EncodeToString(e[:]), retain: Retained(cfg.HistorySize, cfg.QueueSize),
-		rooms: make(map[string]*room, len(saved))}
+		tombs: make(map[string]time.Time, len(saved.Tombstones)), rooms: make(map[string]*room, len(saved.Rooms))}
 	now := cfg.Now()
-	for _, r := range saved {
-		m.rooms[r.Code] = newRoom(r, now)
+	for _, r := range saved.Rooms {
+		idle := r.IdleSince
+		if idle.IsZero() { // written before idle times were kept
+			idle = now
+		}
+		m.rooms[r.Code] = newRoom(r, idle)
+	}
+	for _, t := range saved.Tombstones {
+		m.tombs[t.Code] = t.DeletedAt
 	}
 	return m, nil
 }
@@ -105,37 +134,58 @@ func (m *Memory) Len() int {
 }
 
 // CreateRoom registers a room with a fresh short code and persists it.
+// Codes of rooms deleted less than ReuseAfter ago are not reused.
 func (m *Memory) CreateRoom(_ context.Context, name, passwordHash, ownerID string) (rooms.Room, error) {
-	meta := rooms.Room{Name: name, PasswordHash: passwordHash, OwnerID: ownerID, CreatedAt: m.cfg.Now().UTC()}
-	for attempt := 0; ; attempt++ {
-		code, err := rooms.NewCode(m.cfg.CodeLength)
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	now := m.cfg.Now()
+	if m.cfg.MaxRoomsPerUser > 0 && m.owned(ownerID) >= m.cfg.MaxRoomsPerUser {
+		return rooms.Room{}, fmt.Errorf("%w (%d)", rooms.ErrTooManyRooms, m.cfg.MaxRoomsPerUser)
+	}
+	meta := rooms.Room{Name: name, PasswordHash: passwordHash, OwnerID: ownerID, CreatedAt: now.UTC(), IdleSince: now.UTC()}
+	for attempt := 0; meta.Code == ""; attempt++ {
+		if attempt == codeAttempts {
+			return rooms.Room{}, fmt.Errorf("engine: %d tries at length %d: %w", codeAttempts, m.cfg.CodeLength, rooms.ErrNoCode)
+		}
+		code, err := m.cfg.NewCode(m.cfg.CodeLength)
 		if err != nil {
 			return rooms.Room{}, err
 		}
-		meta.Code = code
-		if err := m.insert(meta); err == nil {
-			break
-		} else if attempt >= 16 {
-			return rooms.Room{}, fmt.Errorf("engine: no free short code of length %d: %w", m.cfg.CodeLength, err)
+		if m.free(code, now) {
+			meta.Code = code
 		}
 	}
-	if err := m.Persist(); err != nil {
-		m.mu.Lock()
-		delete(m.rooms, meta.Code)
-		m.mu.Unlock()
+	if err := m.save(&meta, nil, now); err != nil {
 		return rooms.Room{}, err
 	}
+	m.mu.Lock()
+	m.rooms[meta.Code] = newRoom(meta, now)
+	m.mu.Unlock()
 	return meta, nil
 }
 
-func (m *Memory) insert(meta rooms.Room) error {
+// owned counts the rooms ownerID owns.
+func (m *Memory) owned(ownerID string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, taken := m.rooms[meta.Code]; taken {
-		return rooms.ErrExists
+	n := 0
+	for _, r := range m.rooms {
+		if r.meta.OwnerID == ownerID {
+			n++
+		}
 	}
-	m.rooms[meta.Code] = newRoom(meta, m.cfg.Now())
-	return nil
+	return n
+}
+
+// free reports whether code may name a new room. The caller holds saveMu.
+func (m *Memory) free(code string, now time.Time) bool {
+	if at, ok := m.tombs[code]; ok && now.Before(at.Add(m.cfg.ReuseAfter)) {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, taken := m.rooms[code]
+	return !taken
 }
 
 // Room returns the room with the canonical short code.
@@ -145,6 +195,24 @@ func (m *Memory) Room(_ context.Context, code string) (rooms.Room, error) {
 		return rooms.Room{}, err
 	}
 	return r.meta, nil
+}
+
+// Touch records activity in a room (a user joined it), which restarts its
+// idle clock.
+func (m *Memory) Touch(_ context.Context, code string) error {
+	r, err := m.lookup(code)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deleted {
+		return rooms.ErrNotFound
+	}
+	if now := m.cfg.Now(); now.After(r.idleSince) {
+		r.idleSince = now
+	}
+	return nil
 }
 
 func (m *Memory) lookup(code string) (*room, error) {
@@ -157,28 +225,32 @@ func (m *Memory) lookup(code string) (*room, error) {
 	return r, nil
 }
 
-// DeleteRoom deletes a room on its owner's behalf, ends its streams with
-// RoomDeleted and ErrDeleted, and persists the registry.
+// DeleteRoom deletes a room on its owner's behalf: it persists the
+// registry without the room, then ends the room's streams with
+// RoomDeleted and ErrDeleted. If the write fails nothing changes.
 func (m *Memory) DeleteRoom(_ context.Context, code, ownerID string) error {
-	m.mu.Lock()
-	r, ok := m.rooms[code]
-	switch {
-	case !ok:
-		m.mu.Unlock()
-		return rooms.ErrNotFound
-	case r.meta.OwnerID != ownerID:
-		m.mu.Unlock()
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	r, err := m.lookup(code)
+	if err != nil {
+		return err
+	}
+	if r.meta.OwnerID != ownerID {
 		return rooms.ErrNotOwner
 	}
+	now := m.cfg.Now()
+	if err := m.save(nil, []string{code}, now); err != nil {
+		return err
+	}
+	m.mu.Lock()
 	delete(m.rooms, code)
 	m.mu.Unlock()
-
-	ev, err := wire.RoomDeleted(m.cfg.Now())
+	ev, err := wire.RoomDeleted(now)
 	if err != nil {
 		return err
 	}
 	r.close(ev, rooms.ErrDeleted)
-	return m.Persist()
+	return nil
 }
 
 // Users lists the users online in a room, sorted by name.
@@ -195,28 +267,65 @@ func (m *Memory) Users(_ context.Context, code string) ([]rooms.User, error) {
 	return r.usersLocked(), nil
 }
 
-// Persist writes the registry. Concurrent callers are serialised and each
-// writes a snapshot taken after the previous write, so the file always
-// ends up with the latest registry.
+// Persist writes the registry as it is, with each room's idle time, for
+// a clean shutdown.
 func (m *Memory) Persist() error {
 	m.saveMu.Lock()
 	defer m.saveMu.Unlock()
+	return m.save(nil, nil, m.cfg.Now())
+}
+
+// save writes the registry as it will be once add is added and the rooms
+// in drop are deleted (tombstoned at now), and, if that succeeded, applies
+// the tombstone changes. The caller holds saveMu and applies the room
+// changes to memory after save returns nil.
+func (m *Memory) save(add *rooms.Room, drop []string, now time.Time) error {
 	m.mu.Lock()
-	snap := make([]rooms.Room, 0, len(m.rooms))
+	live := make([]*room, 0, len(m.rooms))
 	for _, r := range m.rooms {
-		snap = append(snap, r.meta)
+		live = append(live, r)
 	}
 	m.mu.Unlock()
-	sort.Slice(snap, func(i, j int) bool {
-		return snap[i].CreatedAt.Before(snap[j].CreatedAt) || snap[i].CreatedAt.Equal(snap[j].CreatedAt) && snap[i].Code < snap[j].Code
+	dropped := make(map[string]bool, len(drop))
+	for _, c := range drop {
+		dropped[c] = true
+	}
+	reg := rooms.Registry{Rooms: make([]rooms.Room, 0, len(live)+1)}
+	for _, r := range live {
+		if !dropped[r.meta.Code] {
+			reg.Rooms = append(reg.Rooms, r.persisted(now))
+		}
+	}
+	if add != nil {
+		reg.Rooms = append(reg.Rooms, *add)
+	}
+	sort.Slice(reg.Rooms, func(i, j int) bool {
+		a, b := reg.Rooms[i], reg.Rooms[j]
+		return a.CreatedAt.Before(b.CreatedAt) || a.CreatedAt.Equal(b.CreatedAt) && a.Code < b.Code
 	})
-	return m.store.Save(snap)
+	tombs := make(map[string]time.Time, len(m.tombs)+len(drop))
+	for c, at := range m.tombs {
+		if now.Before(at.Add(m.cfg.ReuseAfter)) {
+			tombs[c] = at
+		}
+	}
+	for _, c := range drop {
+		tombs[c] = now.UTC()
+	}
+	for c, at := range tombs {
+		reg.Tombstones = append(reg.Tombstones, rooms.Tombstone{Code: c, DeletedAt: at})
+	}
+	if err := m.store.Save(reg); err != nil {
+		return err
+	}
+	m.tombs = tombs
+	return nil
 }
 
 // Run deletes idle rooms until ctx ends. The caller owns the goroutine that
 // runs it; it returns when ctx is done. A failure to persist is passed to
 // report and retried on the next sweep rather than stopping the service:
-// the rooms are already gone from memory and the next write catches up.
+// the rooms stay until a write succeeds.
 func (m *Memory) Run(ctx context.Context, report func(error)) error {
 	every := min(max(m.cfg.IdleTTL/4, time.Second), time.Minute)
 	t := time.NewTicker(every)
@@ -233,27 +342,61 @@ func (m *Memory) Run(ctx context.Context, report func(error)) error {
 	}
 }
 
-// SweepIdle deletes rooms that have had no open stream for IdleTTL and
-// returns how many it deleted.
+// SweepIdle deletes rooms that have had no open stream and no join for
+// IdleTTL and returns how many it deleted. It never holds the registry
+// lock while taking a room's: it collects candidates, then re-checks each
+// and fences it against new streams before writing the registry.
 func (m *Memory) SweepIdle() (int, error) {
 	if m.cfg.IdleTTL <= 0 {
 		return 0, nil
 	}
 	now := m.cfg.Now()
-	n := 0
 	m.mu.Lock()
-	for code, r := range m.rooms {
+	all := make([]*room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		all = append(all, r)
+	}
+	m.mu.Unlock()
+	var cands []*room
+	for _, r := range all {
+		if r.idle(now, m.cfg.IdleTTL) {
+			cands = append(cands, r)
+		}
+	}
+	if len(cands) == 0 {
+		return 0, nil
+	}
+
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	var gone []*room
+	var codes []string
+	for _, r := range cands {
 		r.mu.Lock()
-		if len(r.subs) == 0 && now.Sub(r.idleSince) >= m.cfg.IdleTTL {
+		// Deleted meanwhile, or a stream or a join came in: skip it. A
+		// room marked deleted takes no new stream while the file is written.
+		if !r.deleted && len(r.subs) == 0 && now.Sub(r.idleSince) >= m.cfg.IdleTTL {
 			r.deleted = true
-			delete(m.rooms, code)
-			n++
+			gone = append(gone, r)
+			codes = append(codes, r.meta.Code)
 		}
 		r.mu.Unlock()
 	}
-	m.mu.Unlock()
-	if n == 0 {
+	if len(gone) == 0 {
 		return 0, nil
 	}
-	return n, m.Persist()
+	if err := m.save(nil, codes, now); err != nil {
+		for _, r := range gone {
+			r.mu.Lock()
+			r.deleted = false
+			r.mu.Unlock()
+		}
+		return 0, err
+	}
+	m.mu.Lock()
+	for _, c := range codes {
+		delete(m.rooms, c)
+	}
+	m.mu.Unlock()
+	return len(gone), nil
 }

@@ -25,19 +25,25 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type memStore struct {
 	mu    sync.Mutex
 	rooms []rooms.Room
+	tombs []rooms.Tombstone
 	fail  error
 	saves int
 }
 
-func (s *memStore) Load() ([]rooms.Room, error) { return nil, nil }
-func (s *memStore) Save(rs []rooms.Room) error {
+func (s *memStore) Load() (rooms.Registry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rooms.Registry{Rooms: s.rooms, Tombstones: s.tombs}, nil
+}
+
+func (s *memStore) Save(reg rooms.Registry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.saves++
 	if s.fail != nil {
 		return s.fail
 	}
-	s.rooms = rs
+	s.rooms, s.tombs = reg.Rooms, reg.Tombstones
 	return nil
 }
 
@@ -100,7 +106,7 @@ func TestCodeCollisionExhaustion(t *testing.T) {
 		if err != nil {
 			// With 31 one-letter codes, retries may give up before the
 			// last few are found; that must be reported, not overwrite.
-			require.ErrorIs(t, err, rooms.ErrExists)
+			require.ErrorIs(t, err, rooms.ErrNoCode)
 			continue
 		}
 		require.False(t, seen[r.Code], "collision handed out %s twice", r.Code)
@@ -204,6 +210,7 @@ func TestIdleRoomsExpire(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	m, st := newEngine(t, Config{IdleTTL: time.Hour, Now: clock})
 	busy, _ := m.CreateRoom(ctx, "busy", "h", "u1")
+	require.NoError(t, m.Touch(ctx, busy.Code))
 	idle, _ := m.CreateRoom(ctx, "idle", "h", "u1")
 	s, _ := m.Subscribe(ctx, busy.Code, ann, nil)
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -15,8 +16,8 @@ import (
 type room struct {
 	meta rooms.Room // immutable after creation
 
-	mu      sync.Mutex
-	seq     uint64    // sequence of the latest message, 0 if none
+	mu  sync.Mutex
+	seq uint64 // sequence of the latest message, 0 if none
 	// history is a ring of the last Memory.retain messages: message seq s
 	// lives at (s-1) % retain. It grows with the room's messages up to
 	// retain, so a quiet room holds only what it has said.
@@ -28,7 +29,27 @@ type room struct {
 	subs      map[*rooms.Subscription]rooms.Member
 	online    map[string]*presence // by user ID
 	deleted   bool
-	idleSince time.Time // when the last stream closed, or creation/load
+	idleSince time.Time // when the last stream closed or a user joined; creation or the saved time at first
+}
+
+// persisted is the room's registry entry, with the time it became idle
+// (now, if streams are open: they end with the process).
+func (r *room) persisted(now time.Time) rooms.Room {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	meta := r.meta
+	meta.IdleSince = r.idleSince.UTC()
+	if len(r.subs) > 0 {
+		meta.IdleSince = now.UTC()
+	}
+	return meta
+}
+
+// idle reports whether the room has had no stream or join for ttl.
+func (r *room) idle(now time.Time, ttl time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.deleted && len(r.subs) == 0 && now.Sub(r.idleSince) >= ttl
 }
 
 // message is one slot of the history ring.
@@ -62,16 +83,14 @@ func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, 
 	if err != nil {
 		return nil, err
 	}
-	now := m.cfg.Now()
-	joined, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, member.Name, now)
-	if err != nil {
-		return nil, err
-	}
-
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.deleted {
 		return nil, rooms.ErrNotFound
+	}
+	p, ok := r.online[member.ID]
+	if ok && m.cfg.MaxStreamsPerUser > 0 && int(p.streams) >= m.cfg.MaxStreamsPerUser {
+		return nil, fmt.Errorf("%w (%d)", rooms.ErrTooManyStreams, m.cfg.MaxStreamsPerUser)
 	}
 	recovery, backlog := rooms.RecoveryNotRequested, []wire.Event(nil)
 	if resume != nil {
@@ -81,8 +100,13 @@ func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, 
 			backlog = r.sinceLocked(resume.After, m.retain)
 		}
 	}
-	p, ok := r.online[member.ID]
 	if !ok {
+		// The clock is read under the room lock, so that event times never
+		// go backwards against the room's order.
+		joined, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, member.Name, m.cfg.Now())
+		if err != nil {
+			return nil, err
+		}
 		p = &presence{name: member.Name}
 		r.online[member.ID] = p
 		// Only other users' streams hear of the arrival: the new stream's
@@ -103,13 +127,12 @@ func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, 
 }
 
 func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Member) {
-	now := m.cfg.Now()
-	left, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, member.Name, now)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.subs[sub]; !ok {
 		return
 	}
+	now := m.cfg.Now() // under the lock: see Subscribe
 	delete(r.subs, sub)
 	if len(r.subs) == 0 {
 		r.idleSince = now
@@ -122,6 +145,7 @@ func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 		return
 	}
 	delete(r.online, member.ID)
+	left, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, member.Name, now)
 	if err != nil {
 		return // unreachable in practice: a Presence always encodes
 	}
@@ -139,12 +163,12 @@ func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, cl
 	if err != nil {
 		return 0, err
 	}
-	now := m.cfg.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.deleted {
 		return 0, rooms.ErrNotFound
 	}
+	now := m.cfg.Now() // under the lock, so sent_at follows the sequence
 	var key sentKey
 	if clientID != "" {
 		key = sentKey{userID: sender.ID, clientID: clientID}

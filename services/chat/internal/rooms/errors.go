@@ -25,6 +25,18 @@ var (
 	ErrShuttingDown = errors.New("service shutting down; reconnect and resume")
 	// ErrExists means a short code is already taken. Engines retry on it.
 	ErrExists = errors.New("short code taken")
+	// ErrNoCode means no free short code was found: the code space is
+	// (nearly) exhausted.
+	ErrNoCode = errors.New("no free short code; try again later")
+	// ErrTooManyRooms means the user owns as many rooms as allowed.
+	ErrTooManyRooms = errors.New("too many rooms owned by this user; delete one first")
+	// ErrTooManyStreams means the user has as many streams open in the
+	// room as allowed.
+	ErrTooManyStreams = errors.New("too many open streams for this user in this room")
+	// ErrRoomTokenExpired ends a stream whose room token has expired.
+	ErrRoomTokenExpired = errors.New("room token expired; join again")
+	// ErrMalformed means a request could not be decoded.
+	ErrMalformed = errors.New("malformed request")
 )
 
 // InvalidError reports a bad input field.

@@ -16,6 +16,24 @@ type Room struct {
 	OwnerID string `json:"owner_id"`
 	// CreatedAt is when the room was created.
 	CreatedAt time.Time `json:"created_at"`
+	// IdleSince is when the room last had activity (its last stream
+	// closed, or a user joined), so that a restart does not reset the idle
+	// clock. Zero in files written before it was kept.
+	IdleSince time.Time `json:"idle_since,omitzero"`
+}
+
+// Tombstone is the short code of a deleted room, kept so that the code is
+// not given to a new room while room tokens for the old one may still be
+// valid: a room token names its room only by code.
+type Tombstone struct {
+	Code      string    `json:"short_code"`
+	DeletedAt time.Time `json:"deleted_at"`
+}
+
+// Registry is everything that survives a restart.
+type Registry struct {
+	Rooms      []Room
+	Tombstones []Tombstone
 }
 
 // Member identifies the user behind a stream.

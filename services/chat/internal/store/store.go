@@ -1,9 +1,11 @@
 // Package store persists the room registry to a JSON file.
 //
 // The registry is small (a few hundred bytes per room) and written only on
-// create and delete, so a whole-file rewrite is simpler and safer than a
-// database: the file is written to a temporary name, fsynced and renamed
-// over the old one, so a crash leaves either the old or the new registry.
+// create, delete, idle sweep and shutdown, so a whole-file rewrite is
+// simpler and safer than a database: the file is written to a temporary
+// name, fsynced and renamed over the old one, so a crash leaves either the
+// old or the new registry. One process owns a data directory at a time:
+// Open takes an exclusive lock that Close releases.
 package store
 
 import (
@@ -13,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
@@ -20,47 +23,124 @@ import (
 // FileName is the registry's file name inside the data directory.
 const FileName = "rooms.json"
 
+// lockName is the file locked while a process owns the data directory. It
+// is separate from the registry, which is replaced by rename on every save.
+const lockName = FileName + ".lock"
+
+// version is the format written; Load also reads version 1, which had no
+// tombstones or idle times.
+const version = 2
+
+// ErrLocked means another process holds the data directory.
+var ErrLocked = errors.New("in use by another process")
+
 // File is the registry file in a data directory.
 type File struct {
+	dir  string
 	path string
+	lock *os.File
 }
 
 type document struct {
-	Version int          `json:"version"`
-	Rooms   []rooms.Room `json:"rooms"`
+	Version    int               `json:"version"`
+	Rooms      []rooms.Room      `json:"rooms"`
+	Tombstones []rooms.Tombstone `json:"tombstones,omitempty"`
 }
 
-// Open returns the registry file in dir, creating dir if needed.
+// Open returns the registry file in dir, creating dir if needed. It fails
+// if another process has dir open, and removes temporary files that a
+// crash during a save left behind.
 func Open(dir string) (*File, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("store: data dir: %w", err)
+		return nil, fmt.Errorf("store: DATA_DIR %s: %w", dir, err)
 	}
-	return &File{path: filepath.Join(dir, FileName)}, nil
+	lf, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: DATA_DIR %s: lock: %w", dir, err)
+	}
+	if err := lockFile(lf); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("store: DATA_DIR %s: %w (%v)", dir, ErrLocked, err)
+	}
+	// Holding the lock, no save of ours is in progress: any temporary file
+	// is a leftover.
+	stale, _ := filepath.Glob(filepath.Join(dir, FileName+".*.tmp"))
+	for _, p := range stale {
+		_ = os.Remove(p)
+	}
+	return &File{dir: dir, path: filepath.Join(dir, FileName), lock: lf}, nil
 }
 
-// Load reads the registry; a missing file is an empty registry.
-func (f *File) Load() ([]rooms.Room, error) {
+// Close releases the data directory.
+func (f *File) Close() error {
+	if f.lock == nil {
+		return nil
+	}
+	err := f.lock.Close() // closing the descriptor drops the lock
+	f.lock = nil
+	return err
+}
+
+// Load reads and validates the registry; a missing file is an empty
+// registry. An invalid entry fails the load, naming the entry.
+func (f *File) Load() (rooms.Registry, error) {
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return rooms.Registry{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: read: %w", err)
+		return rooms.Registry{}, fmt.Errorf("store: read: %w", err)
 	}
 	var d document
 	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, fmt.Errorf("store: %s: %w", f.path, err)
+		return rooms.Registry{}, fmt.Errorf("store: %s: %w", f.path, err)
 	}
-	return d.Rooms, nil
+	if err := d.validate(); err != nil {
+		return rooms.Registry{}, fmt.Errorf("store: %s: %w", f.path, err)
+	}
+	return rooms.Registry{Rooms: d.Rooms, Tombstones: d.Tombstones}, nil
+}
+
+func (d *document) validate() error {
+	if d.Version != 1 && d.Version != version {
+		return fmt.Errorf("unsupported version %d (want 1 or %d)", d.Version, version)
+	}
+	seen := make(map[string]bool, len(d.Rooms))
+	for i, r := range d.Rooms {
+		code, err := rooms.NormalizeCode(r.Code)
+		switch {
+		case err != nil || code != r.Code:
+			return fmt.Errorf("rooms[%d]: short_code %q is not a canonical short code", i, r.Code)
+		case seen[r.Code]:
+			return fmt.Errorf("rooms[%d]: short_code %q appears twice", i, r.Code)
+		case r.PasswordHash == "":
+			return fmt.Errorf("rooms[%d] (%s): password_hash is empty", i, r.Code)
+		case r.OwnerID == "":
+			return fmt.Errorf("rooms[%d] (%s): owner_id is empty", i, r.Code)
+		}
+		seen[r.Code] = true
+	}
+	for i, t := range d.Tombstones {
+		code, err := rooms.NormalizeCode(t.Code)
+		if err != nil || code != t.Code {
+			return fmt.Errorf("tombstones[%d]: short_code %q is not a canonical short code", i, t.Code)
+		}
+	}
+	return nil
 }
 
 // Save replaces the registry atomically. Callers serialise calls.
-func (f *File) Save(rs []rooms.Room) error {
-	b, err := json.MarshalIndent(document{Version: 1, Rooms: rs}, "", "  ")
+func (f *File) Save(reg rooms.Registry) error {
+	d := document{Version: version, Rooms: reg.Rooms, Tombstones: reg.Tombstones}
+	if d.Rooms == nil {
+		d.Rooms = []rooms.Room{}
+	}
+	sort.Slice(d.Tombstones, func(i, j int) bool { return d.Tombstones[i].Code < d.Tombstones[j].Code })
+	b, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return fmt.Errorf("store: encode: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), FileName+".*.tmp")
+	tmp, err := os.CreateTemp(f.dir, FileName+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("store: temp file: %w", err)
 	}
@@ -80,7 +160,7 @@ func (f *File) Save(rs []rooms.Room) error {
 		return fmt.Errorf("store: rename: %w", err)
 	}
 	// fsync the directory so the rename itself survives a power cut.
-	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
+	if d, err := os.Open(f.dir); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}

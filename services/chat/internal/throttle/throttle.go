@@ -1,4 +1,5 @@
-// Package throttle limits wrong room passwords per user and room.
+// Package throttle limits failed attempts (wrong room passwords, unknown
+// codes) per key: a user and room, a user, a room.
 package throttle
 
 import (
@@ -6,8 +7,16 @@ import (
 	"time"
 )
 
+// busyWait is how long a caller is told to wait when the key's allowance is
+// taken by attempts still in flight rather than by failures.
+const busyWait = time.Second
+
 // Limiter allows Max failures per key within Window; after that the key is
 // blocked until the window that started with its first failure ends.
+//
+// An attempt is reserved with Acquire before any work and settled with
+// Done, so attempts in flight count toward the limit: a burst of parallel
+// guesses gets no more than Max verifications.
 type Limiter struct {
 	max    int
 	window time.Duration
@@ -17,8 +26,9 @@ type Limiter struct {
 }
 
 type entry struct {
-	start    time.Time
+	start    time.Time // when the window of the first failure began
 	failures int
+	inflight int
 }
 
 // New returns a Limiter of max failures per window.
@@ -26,49 +36,74 @@ func New(max int, window time.Duration) *Limiter {
 	return &Limiter{max: max, window: window, keys: make(map[string]*entry)}
 }
 
-// Check returns how long key must wait before trying again, or 0.
-func (l *Limiter) Check(key string, now time.Time) time.Duration {
+// Acquire reserves an attempt for key and returns 0, or returns how long
+// the caller must wait and reserves nothing. Every reservation ends with
+// exactly one Done.
+func (l *Limiter) Acquire(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	e, ok := l.keys[key]
+	if !ok {
+		e = &entry{}
+		l.keys[key] = e
+	}
+	end := e.start.Add(l.window)
+	if e.failures > 0 && !now.Before(end) {
+		e.failures = 0 // the window is over
+	}
+	if e.failures+e.inflight >= l.max {
+		if e.failures >= l.max {
+			return end.Sub(now)
+		}
+		return busyWait
+	}
+	e.inflight++
+	return 0
+}
+
+// Done settles an attempt reserved by Acquire: a failure counts toward
+// the limit, a success refunds the reservation.
+func (l *Limiter) Done(key string, failed bool, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e, ok := l.keys[key]
 	if !ok {
-		return 0
-	}
-	end := e.start.Add(l.window)
-	if !now.Before(end) {
-		delete(l.keys, key)
-		return 0
-	}
-	if e.failures >= l.max {
-		return end.Sub(now)
-	}
-	return 0
-}
-
-// Fail records a failure for key.
-func (l *Limiter) Fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// Sweep expired windows when the map grows, so that an attacker cycling
-	// through rooms cannot grow it without bound; amortised O(1).
-	if len(l.keys) >= 1024 && len(l.keys)%1024 == 0 {
-		for k, e := range l.keys {
-			if !now.Before(e.start.Add(l.window)) {
-				delete(l.keys, k)
-			}
-		}
-	}
-	e, ok := l.keys[key]
-	if !ok || !now.Before(e.start.Add(l.window)) {
-		l.keys[key] = &entry{start: now, failures: 1}
 		return
 	}
-	e.failures++
+	e.inflight = max(0, e.inflight-1)
+	if failed {
+		if e.failures == 0 || !now.Before(e.start.Add(l.window)) {
+			e.start, e.failures = now, 0
+		}
+		e.failures++
+	}
+	if e.failures == 0 && e.inflight == 0 {
+		delete(l.keys, key)
+	}
 }
 
-// Reset forgets key, after a correct password.
+// Reset forgets key's failures, after a correct password.
 func (l *Limiter) Reset(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.keys, key)
+	if e, ok := l.keys[key]; ok {
+		e.failures = 0
+		if e.inflight == 0 {
+			delete(l.keys, key)
+		}
+	}
+}
+
+// sweep drops expired windows when the map grows, so that an attacker
+// cycling through keys cannot grow it without bound; amortised O(1).
+func (l *Limiter) sweep(now time.Time) {
+	if len(l.keys) < 1024 || len(l.keys)%1024 != 0 {
+		return
+	}
+	for k, e := range l.keys {
+		if e.inflight == 0 && !now.Before(e.start.Add(l.window)) {
+			delete(l.keys, k)
+		}
+	}
 }
