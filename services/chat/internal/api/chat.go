@@ -125,7 +125,7 @@ func (s *Server) wait(ctx context.Context, sub *rooms.Subscription, w *writer, r
 // half-closes, which ends the stream with OK.
 func (s *Server) receive(ctx context.Context, stream chatv1.ChatService_ChatServer, code string, member rooms.Member,
 	first chan<- *chatv1.ChatRequest, started <-chan struct{}) error {
-	req, err := stream.Recv()
+	req, err := recvRequest(stream)
 	if err != nil {
 		return recvErr(err)
 	}
@@ -136,7 +136,7 @@ func (s *Server) receive(ctx context.Context, stream chatv1.ChatService_ChatServ
 		return ctx.Err()
 	}
 	for {
-		req, err := stream.Recv()
+		req, err := recvRequest(stream)
 		if err != nil {
 			return recvErr(err)
 		}

@@ -94,7 +94,7 @@ func TestStreamsLeaveClean(t *testing.T) {
 		{"half-close", codes.OK, func(s *stream) { require.NoError(t, s.c.CloseSend()) }},
 		{"client cancel", codes.Canceled, func(s *stream) { s.cancel() }},
 		{"deadline", codes.DeadlineExceeded, nil},
-		{"over-size message", codes.ResourceExhausted, func(s *stream) { s.send("", strings.Repeat("y", 4096)) }},
+		{"over-size message", codes.InvalidArgument, func(s *stream) { s.send("", strings.Repeat("y", 4096)) }},
 		{"invalid message", codes.InvalidArgument, func(s *stream) { s.send("", strings.Repeat("y", 65)) }},
 	}
 	for i, tc := range endings {

@@ -43,3 +43,9 @@ func rawStrings(values ...string) []byte {
 func invokeRaw(ctx context.Context, cc *grpc.ClientConn, method string, req []byte, reply any) error {
 	return cc.Invoke(ctx, method, rawMsg(req), reply, grpc.ForceCodecV2(rawCodec{}))
 }
+
+// openRaw starts a Chat stream that sends hand-encoded requests.
+func openRaw(ctx context.Context, cc *grpc.ClientConn) (grpc.ClientStream, error) {
+	return cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true},
+		"/grpcchatter.chat.v1.ChatService/Chat", grpc.ForceCodecV2(rawCodec{}))
+}

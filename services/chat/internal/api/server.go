@@ -90,6 +90,10 @@ func (s *Server) Drain() {
 	s.drainOnce.Do(func() { close(s.draining) })
 }
 
+// MaxRecvMsgSize is the transport's limit on a request for a service
+// whose bodies are at most maxBody bytes: 4×maxBody + 64 KiB.
+func MaxRecvMsgSize(maxBody int) int { return 4*maxBody + 64<<10 }
+
 // GRPCServer returns a gRPC server with the chat, health and reflection
 // services registered, and the health server to flip on shutdown.
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.Server) {
@@ -97,8 +101,13 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.S
 		grpc.ForceServerCodecV2(wire.NewCodec()),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-		// A request is at most a body, a client ID and framing.
-		grpc.MaxRecvMsgSize(s.cfg.MaxMessageBytes + 1024),
+		// Well above the largest valid request (a body, a client ID and
+		// framing), so that realistic over-size input reaches validation
+		// and gets InvalidArgument naming the field, not the transport's
+		// ResourceExhausted, which clients read as "resume".
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize(s.cfg.MaxMessageBytes)),
+		// Streams per connection; each costs goroutines and a queue.
+		grpc.MaxConcurrentStreams(128),
 		// Small buffers, and a write buffer shared (released) between
 		// writes, keep an idle stream's connection cheap.
 		grpc.ReadBufferSize(8 << 10),
@@ -108,7 +117,7 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.S
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 	}
 	gs := grpc.NewServer(append(opts, extra...)...)
-	chatv1.RegisterChatServiceServer(gs, s)
+	gs.RegisterService(strictDecoding(&chatv1.ChatService_ServiceDesc), s)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	hs.SetServingStatus(chatv1.ChatService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

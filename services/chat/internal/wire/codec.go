@@ -27,13 +27,34 @@ func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 	return c.proto.Marshal(v)
 }
 
+// Raw receives a request's bytes undecoded. gRPC reports a codec failure
+// as Internal; a handler that receives into a *Raw and decodes it with
+// Decode can answer malformed input as the client's mistake instead.
+type Raw []byte
+
 // Unmarshal decodes requests with the proto codec, falling back to a
 // lenient decode for strings that are not valid UTF-8 (see unmarshalLenient).
+// A *Raw receives the bytes as they are.
 func (c *Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*Raw); ok {
+		*r = data.Materialize()
+		return nil
+	}
 	err := c.proto.Unmarshal(data, v)
 	if m, ok := v.(proto.Message); ok && isUTF8Error(err) {
 		proto.Reset(m)
 		return unmarshalLenient(data.Materialize(), m.ProtoReflect())
+	}
+	return err
+}
+
+// Decode decodes b into m as Unmarshal does: strictly, but keeping string
+// fields that are not valid UTF-8 for the handler to reject.
+func Decode(b []byte, m proto.Message) error {
+	err := proto.Unmarshal(b, m)
+	if isUTF8Error(err) {
+		proto.Reset(m)
+		return unmarshalLenient(b, m.ProtoReflect())
 	}
 	return err
 }

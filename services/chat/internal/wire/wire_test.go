@@ -73,3 +73,29 @@ func TestUnmarshalKeepsInvalidUTF8(t *testing.T) {
 	// Truncated input is still an error.
 	assert.Error(t, NewCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(req[:len(req)-2])}, &got))
 }
+
+// FuzzDecode checks the lenient decoder against proto: it never panics, it
+// agrees with proto wherever proto succeeds, and it fails only where proto
+// fails too.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte{0x0a, 0xff})
+	f.Add([]byte{0x12, 0x05, 0x12, 0x03, 'a', 0xff, 'b'})
+	f.Add([]byte{0x12, 0x04, 0x0a, 0x02, 'i', 'd'})
+	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var lenient, strict chatv1.ChatRequest
+		err := Decode(b, &lenient)
+		serr := proto.Unmarshal(b, &strict)
+		if serr == nil {
+			if err != nil {
+				t.Fatalf("proto decodes %x, Decode fails: %v", b, err)
+			}
+			if !proto.Equal(&lenient, &strict) {
+				t.Fatalf("Decode and proto differ on %x", b)
+			}
+		}
+		if err != nil && !isUTF8Error(serr) && serr == nil {
+			t.Fatalf("Decode fails where proto does not: %x", b)
+		}
+	})
+}
