@@ -26,6 +26,10 @@ func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 		return err
 	}
 	member := rooms.Member{ID: adm.UserID, Name: adm.UserName}
+	// The room token is the stream's credential: the stream ends when it
+	// expires, and the client joins again for a new one.
+	expired, stopTimer := s.cfg.TokenTimer(adm.ExpiresAt)
+	defer stopTimer()
 
 	first := make(chan *chatv1.ChatRequest, 1)
 	started := make(chan struct{})
@@ -56,7 +60,7 @@ func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 	w := newWriter(s, stream, sub, &chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.Opened, s.cfg.MaxMessageBytes)}})
 	w.kick()
 	close(started)
-	err = s.wait(ctx, sub, w, recvDone)
+	err = s.wait(ctx, sub, w, recvDone, expired)
 	if errors.Is(err, rooms.ErrSlowConsumer) {
 		s.cfg.Metrics.SlowConsumers.Inc()
 	}
@@ -90,7 +94,7 @@ func (s *Server) awaitOpen(ctx context.Context, first <-chan *chatv1.ChatRequest
 // wait runs the open stream until it ends and returns why. After the
 // client half-closes, what is already queued is still written, then the
 // stream ends with OK.
-func (s *Server) wait(ctx context.Context, sub *rooms.Subscription, w *writer, recvDone <-chan error) error {
+func (s *Server) wait(ctx context.Context, sub *rooms.Subscription, w *writer, recvDone <-chan error, expired <-chan time.Time) error {
 	halfClosed := false
 	for {
 		if err := sub.Overflowed(); err != nil {
@@ -111,6 +115,8 @@ func (s *Server) wait(ctx context.Context, sub *rooms.Subscription, w *writer, r
 				return err
 			}
 			halfClosed, recvDone = true, nil
+		case <-expired:
+			return rooms.ErrRoomTokenExpired
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.draining:

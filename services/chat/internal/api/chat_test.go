@@ -229,3 +229,35 @@ func TestResendAfterReconnectIsIgnored(t *testing.T) {
 		assert.Equal(t, want, m.ClientMessageId)
 	}
 }
+
+// A stream ends when its room token expires, with Unauthenticated telling
+// the client to join again (the SDK rejoins on it).
+func TestStreamEndsAtTokenExpiry(t *testing.T) {
+	expire := make(chan time.Time, 1)
+	h := newHarness(t, opts{expire: expire})
+	ann := h.userToken("u1", "ann")
+	code := h.room(ann, "room", "pw")
+	s := h.open(h.client, h.join(ann, code, "pw"), nil)
+	s.send("", "before")
+	require.Equal(t, uint64(1), s.nextMessage().Sequence)
+	expire <- time.Now()
+	_, err := s.recv()
+	for err == nil {
+		_, err = s.recv()
+	}
+	assert.Equal(t, codes.Unauthenticated, status.Code(err))
+	assert.Contains(t, status.Convert(err).Message(), "room token expired; join again")
+}
+
+// A user may hold only so many streams in one room.
+func TestStreamsPerUserLimit(t *testing.T) {
+	h := newHarness(t, opts{maxStreams: 2})
+	ann := h.userToken("u1", "ann")
+	code := h.room(ann, "room", "pw")
+	tok := h.join(ann, code, "pw")
+	h.open(h.client, tok, nil)
+	h.open(h.client, tok, nil)
+	s := h.start(h.client, tok, 5*time.Second)
+	require.NoError(t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}))
+	assert.Equal(t, codes.ResourceExhausted, s.end())
+}

@@ -39,6 +39,8 @@ type opts struct {
 	dir                     string
 	newCode                 func(int) (string, error)
 	maxStreams              int
+	// expire, if set, fires every stream's room token expiry.
+	expire chan time.Time
 }
 
 // harness is a real server with a real generated client.
@@ -83,6 +85,7 @@ func newHarness(t testing.TB, o opts) *harness {
 		Signer: signer, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1}),
 		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute), Logger: zap.NewNop(), Metrics: metrics.New(eng.Len),
 		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
+		TokenTimer: tokenTimer(o.expire),
 	}, eng)
 	require.NoError(t, err)
 	gs, _ := srv.GRPCServer()
@@ -255,3 +258,9 @@ func statusCode(err error) codes.Code { return status.Code(err) }
 
 // newHarnessB is a TCP harness for benchmarks.
 func newHarnessB(b *testing.B) *harness { return newHarness(b, opts{tcp: true}) }
+
+// tokenTimer is a room token timer that fires when the test sends on
+// expire, or never if expire is nil.
+func tokenTimer(expire chan time.Time) func(time.Time) (<-chan time.Time, func()) {
+	return func(time.Time) (<-chan time.Time, func()) { return expire, func() {} }
+}

@@ -46,6 +46,10 @@ type Config struct {
 	MaxFrameBytes  int
 	// Now replaces time.Now, for tests.
 	Now func() time.Time
+	// TokenTimer replaces the timer that ends a Chat stream when its room
+	// token expires, for tests: it returns a channel that fires at at, and
+	// a function that releases the timer.
+	TokenTimer func(at time.Time) (<-chan time.Time, func())
 }
 
 // Server implements chatv1.ChatServiceServer.
@@ -79,6 +83,13 @@ func New(cfg Config, engine Engine) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.TokenTimer == nil {
+		now := cfg.Now
+		cfg.TokenTimer = func(at time.Time) (<-chan time.Time, func()) {
+			t := time.NewTimer(at.Sub(now()))
+			return t.C, func() { t.Stop() }
+		}
 	}
 	return &Server{cfg: cfg, engine: engine, draining: make(chan struct{})}, nil
 }
