@@ -12,19 +12,42 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
-	stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	err := run(sigs, os.Args[1:])
+	signal.Stop(sigs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chat:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string) error {
+// run serves until a signal arrives on sigs: the first starts a graceful
+// shutdown, a second one during it closes every connection at once.
+func run(sigs <-chan os.Signal, args []string) error {
 	cfg, err := config.Load(args)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	force := make(chan struct{})
+	done := make(chan struct{})
+	defer close(done)
+	// Owner: run. Exit: when run returns (done), after at most two signals.
+	go func() {
+		for i := 0; i < 2; i++ {
+			select {
+			case <-sigs:
+			case <-done:
+				return
+			}
+			if i == 0 {
+				cancel()
+			} else {
+				close(force)
+			}
+		}
+	}()
+	return serve(ctx, cfg, options{force: force, logOut: os.Stderr})
 }

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api"
@@ -20,18 +21,37 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
 
-// serve runs the service until ctx ends. ready, if not nil, receives the
-// gRPC listener's address once the service accepts calls.
-func serve(ctx context.Context, cfg config.Config, ready chan<- net.Addr) error {
-	level, err := zapcore.ParseLevel(cfg.LogLevel)
+// options are serve's hooks into its caller.
+type options struct {
+	// ready, if not nil, receives the gRPC listener's address once the
+	// service accepts calls.
+	ready chan<- net.Addr
+	// force, once closed during the graceful shutdown, closes every
+	// connection at once (a second signal).
+	force <-chan struct{}
+	// logOut receives the JSON log.
+	logOut zapcore.WriteSyncer
+}
+
+// newLogger returns the service's JSON logger: ISO 8601 timestamps under
+// "ts" and durations as strings, like the auth service's.
+func newLogger(level string, out zapcore.WriteSyncer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return fmt.Errorf("LOG_LEVEL: %w", err)
+		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
-	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(level)
-	log, err := zc.Build()
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeDuration = zapcore.StringDurationEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), out, lvl), zap.AddCaller(), zap.ErrorOutput(out)), nil
+}
+
+// serve runs the service until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg config.Config, o options) error {
+	log, err := newLogger(cfg.LogLevel, o.logOut)
 	if err != nil {
-		return fmt.Errorf("logger: %w", err)
+		return err
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("starting", zap.Object("config", cfg))
@@ -68,36 +88,49 @@ func serve(ctx context.Context, cfg config.Config, ready chan<- net.Addr) error 
 		return err
 	}
 
+	// Both listeners are bound before anything is served, so a bad or
+	// busy address stops the start before the service takes calls.
+	var mlis net.Listener
+	if cfg.MetricsAddress != "" {
+		if mlis, err = net.Listen("tcp", cfg.MetricsAddress); err != nil {
+			return fmt.Errorf("METRICS_ADDRESS %s: %w", cfg.MetricsAddress, err)
+		}
+	}
 	lis, err := net.Listen("tcp", cfg.GRPCListenAddress())
 	if err != nil {
+		if mlis != nil {
+			mlis.Close()
+		}
 		return fmt.Errorf("listen %s: %w", cfg.GRPCListenAddress(), err)
 	}
-	gs, health := srv.GRPCServer()
+	// WaitForHandlers: GracefulStop and Stop return only after every
+	// handler has, so the final save below sees the rooms as they left.
+	gs, health := srv.GRPCServer(grpc.WaitForHandlers(true))
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 	errc := make(chan error, 3)
 	workers := 2
-	// Owner: serve. Exit: Serve returns after GracefulStop/Stop below.
-	go func() { errc <- gs.Serve(lis) }()
-	// Owner: serve. Exit: Run returns when bg is cancelled below.
-	go func() {
-		errc <- eng.Run(bg, func(err error) { log.Error("idle sweep", zap.Error(err)) })
-	}()
-	if cfg.MetricsAddress != "" {
-		mlis, err := net.Listen("tcp", cfg.MetricsAddress)
-		if err != nil {
-			gs.Stop()
-			cancelBG()
-			return errors.Join(fmt.Errorf("METRICS_ADDRESS %s: %w", cfg.MetricsAddress, err), <-errc, <-errc)
-		}
+	if mlis != nil {
 		workers++
 		// Owner: serve. Exit: Serve returns when bg is cancelled below.
 		go func() { errc <- met.Serve(bg, mlis) }()
 	}
+	// Owner: serve. Exit: Run returns when bg is cancelled below.
+	go func() {
+		errc <- eng.Run(bg, func(err error) { log.Error("idle sweep", zap.Error(err)) })
+	}()
+	// Owner: serve. Exit: Serve returns after GracefulStop/Stop below.
+	go func() {
+		err := gs.Serve(lis)
+		if errors.Is(err, grpc.ErrServerStopped) { // stopped before it started
+			err = nil
+		}
+		errc <- err
+	}()
 	log.Info("serving", zap.Stringer("grpc", lis.Addr()), zap.String("metrics", cfg.MetricsAddress))
-	if ready != nil {
-		ready <- lis.Addr()
+	if o.ready != nil {
+		o.ready <- lis.Addr()
 	}
 
 	var runErr error
@@ -117,10 +150,16 @@ func serve(ctx context.Context, cfg config.Config, ready chan<- net.Addr) error 
 	// Owner: serve. Exit: GracefulStop returns once handlers are done, or
 	// at the latest after Stop below closes every connection.
 	go func() { gs.GracefulStop(); close(done) }()
+	timer := time.NewTimer(cfg.ShutdownTimeout)
+	defer timer.Stop()
 	select {
 	case <-done:
-	case <-time.After(cfg.ShutdownTimeout):
+	case <-timer.C:
 		log.Warn("graceful stop timed out; closing connections")
+		gs.Stop()
+		<-done
+	case <-o.force:
+		log.Warn("second signal; closing connections")
 		gs.Stop()
 		<-done
 	}

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +54,9 @@ const (
 	MaxArgon2Time      = password.MaxTime
 )
 
+// Usage is the command line the service accepts.
+const Usage = "usage: chat [--config FILE]"
+
 // Load parses args (only --config FILE), loads FILE into the environment
 // without overriding variables already set, then reads and validates the
 // environment. Errors name the offending key.
@@ -60,7 +65,10 @@ func Load(args []string) (Config, error) {
 	fs.SetOutput(io.Discard)
 	file := fs.String("config", "", "`.env file` to load before the environment (real variables win)")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w; %s", err, Usage)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("config: unexpected argument %q; %s", fs.Arg(0), Usage)
 	}
 	if *file != "" {
 		// godotenv.Load never overrides variables that are already set.
@@ -94,6 +102,8 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.GRPCPort > 0 && c.GRPCPort < 65536, "GRPC_SERVER_PORT", "must be 1-65535")
+	check(validHost(c.GRPCAddress), "GRPC_SERVER_ADDRESS", "must be an IP address or a host name (empty listens on all interfaces)")
+	check(c.MetricsAddress == "" || validHostPort(c.MetricsAddress), "METRICS_ADDRESS", "must be host:port, e.g. 127.0.0.1:9090, or empty to disable")
 	check(c.ShortCodeLength >= 4 && c.ShortCodeLength <= 32, "SHORT_CODE_LENGTH", "must be 4-32")
 	check(c.MaxQueueSize >= 1 && c.MaxQueueSize <= 1<<20, "MAX_MESSAGE_QUEUE_SIZE", "must be 1-1048576")
 	check(c.RoomTokenDuration > 0, "ROOM_TOKEN_DURATION", "must be positive")
@@ -124,7 +134,38 @@ func (c Config) Argon2() password.Params {
 
 // GRPCListenAddress is host:port for the gRPC listener.
 func (c Config) GRPCListenAddress() string {
-	return fmt.Sprintf("%s:%d", c.GRPCAddress, c.GRPCPort)
+	return net.JoinHostPort(c.GRPCAddress, strconv.Itoa(c.GRPCPort))
+}
+
+// validHost accepts an IP address, a DNS host name, or "" (all interfaces).
+func validHost(h string) bool {
+	if h == "" || net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validHostPort accepts host:port with a valid host and a port 0-65535.
+func validHostPort(a string) bool {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535 && validHost(host)
 }
 
 // Masked returns the configuration with secrets replaced, for logging.

@@ -19,7 +19,8 @@ const goodSecret = "0123456789abcdef0123456789abcdef"
 
 var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET_PREVIOUS", "SHORT_CODE_LENGTH",
 	"MAX_MESSAGE_QUEUE_SIZE", "ROOM_TOKEN_DURATION", "HISTORY_SIZE", "MAX_MESSAGE_BYTES", "ROOM_IDLE_TTL",
-	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS"}
+	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS",
+	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER"}
 
 // clearEnv unsets every key for the test; t.Setenv restores them after.
 func clearEnv(t *testing.T) {
@@ -53,6 +54,13 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"short secret", "SECRET", "short"},
 		{"short previous", "SECRET_PREVIOUS", "short"},
 		{"port not a number", "GRPC_SERVER_PORT", "abc"},
+		{"address with a port", "GRPC_SERVER_ADDRESS", "0.0.0.0:5050"},
+		{"address not a host", "GRPC_SERVER_ADDRESS", "a b"},
+		{"metrics without port", "METRICS_ADDRESS", "127.0.0.1"},
+		{"metrics bad port", "METRICS_ADDRESS", "127.0.0.1:http"},
+		{"metrics bad host", "METRICS_ADDRESS", "a/b:9090"},
+		{"rooms per user zero", "MAX_ROOMS_PER_USER", "0"},
+		{"streams per user zero", "MAX_STREAMS_PER_USER", "0"},
 		{"port out of range", "GRPC_SERVER_PORT", "70000"},
 		{"queue zero", "MAX_MESSAGE_QUEUE_SIZE", "0"},
 		{"bad duration", "ROOM_TOKEN_DURATION", "soon"},
@@ -132,4 +140,28 @@ func TestLogMasksSecrets(t *testing.T) {
 	assert.Equal(t, "1h0m0s", enc.Fields["ROOM_TOKEN_DURATION"])
 	assert.Contains(t, enc.Fields, "ARGON2_MEMORY_KIB")
 	assert.NotContains(t, fmt.Sprint(enc.Fields), goodSecret)
+}
+
+// Stray positional arguments are a usage error, not silently ignored.
+func TestLoadRejectsPositionalArgs(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SECRET", goodSecret)
+	_, err := Load([]string{"--config", "/dev/null", "extra"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unexpected argument "extra"`)
+	assert.Contains(t, err.Error(), Usage)
+}
+
+func TestAddresses(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SECRET", goodSecret)
+	t.Setenv("GRPC_SERVER_ADDRESS", "::1")
+	t.Setenv("METRICS_ADDRESS", "[::1]:0")
+	c, err := Load(nil)
+	require.NoError(t, err)
+	assert.Equal(t, "[::1]:5050", c.GRPCListenAddress())
+	t.Setenv("GRPC_SERVER_ADDRESS", "chat.internal")
+	t.Setenv("METRICS_ADDRESS", "")
+	_, err = Load(nil)
+	require.NoError(t, err)
 }
