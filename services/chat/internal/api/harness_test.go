@@ -39,8 +39,11 @@ type opts struct {
 	dir                     string
 	newCode                 func(int) (string, error)
 	maxStreams              int
+	maxRooms                int
 	// expire, if set, fires every stream's room token expiry.
 	expire chan time.Time
+	// hasher, if set, wraps the real hasher.
+	hasher func(Hasher) Hasher
 }
 
 // harness is a real server with a real generated client.
@@ -78,11 +81,15 @@ func newHarness(t testing.TB, o opts) *harness {
 	eng, err := engine.New(engine.Config{
 		CodeLength: 6, HistorySize: o.history, QueueSize: o.queue, IdleTTL: time.Hour,
 		ReuseAfter: time.Hour + token.Leeway + time.Minute, NewCode: o.newCode,
-		MaxRoomsPerUser: 100, MaxStreamsPerUser: o.maxStreams,
+		MaxRoomsPerUser: o.maxRooms, MaxStreamsPerUser: o.maxStreams,
 	}, st)
 	require.NoError(t, err)
+	var hasher Hasher = password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1})
+	if o.hasher != nil {
+		hasher = o.hasher(hasher)
+	}
 	srv, err := New(Config{
-		Signer: signer, Hasher: password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1}),
+		Signer: signer, Hasher: hasher,
 		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute), Logger: zap.NewNop(), Metrics: metrics.New(eng.Len),
 		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
 		TokenTimer: tokenTimer(o.expire),

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -191,28 +192,54 @@ func TestOldRoomTokenRefusedAfterDelete(t *testing.T) {
 	assert.Equal(t, codes.NotFound, statusCode(err))
 }
 
-// Parallel wrong guesses get at most the limit of verifications: the rest
-// are throttled with RetryInfo before any hashing.
+// gatedHasher holds every Verify until the gate opens, so that every
+// attempt that gets as far as hashing is in flight at once.
+type gatedHasher struct {
+	Hasher
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedHasher) Verify(ctx context.Context, pw, hash string) (bool, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.Hasher.Verify(ctx, pw, hash)
+}
+
+// Parallel wrong guesses get at most the limit of verifications: the
+// attempt is reserved before hashing, so the rest are throttled with
+// RetryInfo even while the first ones are still being checked.
 func TestParallelWrongPasswordsThrottled(t *testing.T) {
-	h := newHarness(t, opts{})
+	const n = 40
+	g := &gatedHasher{entered: make(chan struct{}, n), gate: make(chan struct{})}
+	h := newHarness(t, opts{hasher: func(real Hasher) Hasher { g.Hasher = real; return g }})
 	code := h.room(h.userToken("u1", "ann"), "room", "pw")
 	mallory := h.userToken("u2", "mallory")
-	const n = 40
 	errs := make(chan error, n)
-	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		// Owner: this test. Exit: the call returns (5 s deadline).
+		// Owner: this test. Exit: the call returns once the gate opens
+		// (5 s deadline).
 		go func() {
-			defer wg.Done()
 			_, err := h.client.JoinChatRoom(h.ctx(mallory, 5*time.Second), &chatv1.JoinChatRoomRequest{ShortCode: code, Password: fmt.Sprint("guess", i)})
 			errs <- err
 		}()
 	}
-	wg.Wait()
-	close(errs)
+	// Every call either waits in Verify or has already been answered.
+	verifying, answered := 0, []error{}
+	for verifying+len(answered) < n {
+		select {
+		case <-g.entered:
+			verifying++
+		case err := <-errs:
+			answered = append(answered, err)
+		}
+	}
+	close(g.gate)
+	for range verifying {
+		answered = append(answered, <-errs)
+	}
 	denied := 0
-	for err := range errs {
+	for _, err := range answered {
 		st := status.Convert(err)
 		switch st.Code() {
 		case codes.PermissionDenied:
@@ -225,7 +252,8 @@ func TestParallelWrongPasswordsThrottled(t *testing.T) {
 			t.Fatalf("unexpected %v", err)
 		}
 	}
-	assert.LessOrEqual(t, denied, 5)
+	assert.LessOrEqual(t, verifying, 5, "verifications in flight")
+	assert.Equal(t, verifying, denied)
 	assert.Positive(t, denied)
 }
 

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -17,7 +18,6 @@ import (
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/password"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
@@ -25,7 +25,7 @@ import (
 // Config holds the server's dependencies and limits.
 type Config struct {
 	Signer *token.Signer
-	Hasher *password.Hasher
+	Hasher Hasher
 	// Limiter counts wrong passwords per user and room; UserLimiter
 	// wrong passwords and unknown codes per user, across rooms;
 	// RoomLimiter wrong passwords per room, across users.
@@ -50,6 +50,13 @@ type Config struct {
 	// token expires, for tests: it returns a channel that fires at at, and
 	// a function that releases the timer.
 	TokenTimer func(at time.Time) (<-chan time.Time, func())
+}
+
+// Hasher hashes room passwords and checks them against stored hashes
+// (internal/password.Hasher).
+type Hasher interface {
+	Hash(ctx context.Context, pw string) (string, error)
+	Verify(ctx context.Context, pw, hash string) (bool, error)
 }
 
 // Server implements chatv1.ChatServiceServer.
