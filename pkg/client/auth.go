@@ -39,7 +39,27 @@ func (c *Client) CreateAccount(ctx context.Context, userName, password string) (
 
 // LogIn logs the user in; later calls use the user token it returns. Bad
 // credentials give ErrUnauthenticated, too many attempts ErrRateLimited.
+//
+// The Client keeps userName and password in memory (never logging them,
+// and forgetting them on Close or UseToken) to log in again by itself when
+// the user token is about to expire or the chat service refuses it, so that
+// a session outlives its user token; see the package documentation.
 func (c *Client) LogIn(ctx context.Context, userName, password string) (Credentials, error) {
+	creds, err := c.logInRPC(ctx, userName, password)
+	if err != nil {
+		return Credentials{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return Credentials{}, ErrClosed
+	}
+	c.setCreds(creds, login{userName: userName, password: password})
+	return creds, nil
+}
+
+// logInRPC asks the auth service for a user token.
+func (c *Client) logInRPC(ctx context.Context, userName, password string) (Credentials, error) {
 	var out struct {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
@@ -51,21 +71,22 @@ func (c *Client) LogIn(ctx context.Context, userName, password string) (Credenti
 		return Credentials{}, &Error{Kind: ErrServer, Message: "login response has no token"}
 	}
 	creds := Credentials{UserName: userName, Token: out.Token, ExpiresAt: out.ExpiresAt}
-	if claims, err := peekClaims(out.Token); err == nil && claims.Name != "" {
-		creds.UserName = claims.Name
+	if claims, err := peekClaims(out.Token); err == nil {
+		if claims.Name != "" {
+			creds.UserName = claims.Name
+		}
+		if creds.ExpiresAt.IsZero() && claims.Exp > 0 {
+			creds.ExpiresAt = time.Unix(claims.Exp, 0)
+		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return Credentials{}, ErrClosed
-	}
-	c.creds = creds
 	return creds, nil
 }
 
 // UseToken logs in with a user token obtained earlier (e.g. printed by
 // `chatter login`). The token is not verified here, only read for its user
-// name and expiry; the chat service verifies it on use.
+// name and expiry; the chat service verifies it on use. Without a password
+// the Client cannot renew the token: once it expires, calls and the open
+// session fail with ErrUnauthenticated.
 func (c *Client) UseToken(token string) (Credentials, error) {
 	if err := c.usable(); err != nil {
 		return Credentials{}, err
@@ -83,7 +104,9 @@ func (c *Client) UseToken(token string) (Credentials, error) {
 	if c.closed {
 		return Credentials{}, ErrClosed
 	}
-	c.creds = creds
+	// A token given by hand comes without a password: the Client cannot
+	// renew it, and a session ends when it expires.
+	c.setCreds(creds, login{})
 	return creds, nil
 }
 

@@ -30,7 +30,14 @@ type Client struct {
 	mu     sync.Mutex
 	closed bool
 	creds  Credentials
-	sess   *session
+	// credsTTL is how long creds.Token had to live when the Client got it.
+	credsTTL time.Duration
+	// credsGen counts changes of creds, so that a login in flight can tell
+	// whether what it renews is still current.
+	credsGen int
+	login    login
+	renewing *renewal // the login in flight, if any
+	sess     *session
 }
 
 // New returns a Client. It does not contact the services: the chat
@@ -76,6 +83,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.login = login{} // the password is not kept past Close
 	s := c.sess
 	c.sess = nil
 	c.mu.Unlock()
@@ -106,35 +114,16 @@ func (c *Client) usable() error {
 	return nil
 }
 
-// userToken returns the user token, or why there is none usable.
-func (c *Client) userToken() (string, error) {
-	if c.chat == nil {
-		return "", ErrNotCreated
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return "", ErrClosed
-	}
-	if c.creds.Token == "" {
-		return "", ErrNotLoggedIn
-	}
-	if !c.creds.ExpiresAt.IsZero() && time.Now().After(c.creds.ExpiresAt) {
-		return "", &Error{Kind: ErrUnauthenticated, Message: "user token expired; log in again"}
-	}
-	return c.creds.Token, nil
-}
-
 // CreateChatRoom creates a password-protected room owned by the logged-in
 // user and returns its short code. It does not join the room.
 func (c *Client) CreateChatRoom(ctx context.Context, name, password string) (string, error) {
-	tok, err := c.userToken()
+	var resp *chatv1.CreateChatRoomResponse
+	err := c.withUserToken(ctx, func(tok string) (err error) {
+		resp, err = c.chat.CreateChatRoom(withToken(ctx, tok), &chatv1.CreateChatRoomRequest{Name: name, Password: password})
+		return fromGRPC(err)
+	})
 	if err != nil {
 		return "", err
-	}
-	resp, err := c.chat.CreateChatRoom(withToken(ctx, tok), &chatv1.CreateChatRoomRequest{Name: name, Password: password})
-	if err != nil {
-		return "", fromGRPC(err)
 	}
 	return resp.GetShortCode(), nil
 }
@@ -142,12 +131,10 @@ func (c *Client) CreateChatRoom(ctx context.Context, name, password string) (str
 // DeleteChatRoom deletes a room the logged-in user owns. Users in it receive
 // a RoomDeleted event and their sessions end.
 func (c *Client) DeleteChatRoom(ctx context.Context, shortCode string) error {
-	tok, err := c.userToken()
-	if err != nil {
-		return err
-	}
-	_, err = c.chat.DeleteChatRoom(withToken(ctx, tok), &chatv1.DeleteChatRoomRequest{ShortCode: shortCode})
-	return fromGRPC(err)
+	return c.withUserToken(ctx, func(tok string) error {
+		_, err := c.chat.DeleteChatRoom(withToken(ctx, tok), &chatv1.DeleteChatRoomRequest{ShortCode: shortCode})
+		return fromGRPC(err)
+	})
 }
 
 // roomAdmission is a room token and what came with it.
@@ -159,13 +146,13 @@ type roomAdmission struct {
 }
 
 func (c *Client) joinRPC(ctx context.Context, shortCode, password string) (roomAdmission, error) {
-	tok, err := c.userToken()
+	var resp *chatv1.JoinChatRoomResponse
+	err := c.withUserToken(ctx, func(tok string) (err error) {
+		resp, err = c.chat.JoinChatRoom(withToken(ctx, tok), &chatv1.JoinChatRoomRequest{ShortCode: shortCode, Password: password})
+		return fromGRPC(err)
+	})
 	if err != nil {
 		return roomAdmission{}, err
-	}
-	resp, err := c.chat.JoinChatRoom(withToken(ctx, tok), &chatv1.JoinChatRoomRequest{ShortCode: shortCode, Password: password})
-	if err != nil {
-		return roomAdmission{}, fromGRPC(err)
 	}
 	a := roomAdmission{token: resp.GetToken(), shortCode: resp.GetShortCode(), name: resp.GetName()}
 	if resp.GetExpiresAt() != nil {

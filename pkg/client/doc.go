@@ -25,10 +25,23 @@
 // Connection changes are reported as *Connection events so that a user
 // interface can show them.
 //
-// An expired room token is renewed by joining again with the room password,
-// which the Client keeps in memory only for that purpose. An expired user
-// token ends the session with ErrUnauthenticated; a deleted room ends it
-// with a *RoomDeleted event followed by ErrRoomDeleted.
+// A session outlives its tokens. The chat service ends a stream when its
+// room token expires (Unauthenticated); the Client then joins again with
+// the room password and resumes the stream as after any break. It renews a
+// token by its own view of the expiry, min(30s, a third of its life) early,
+// rather than wait for the service to refuse it.
+//
+// Joining again needs a user token. A Client that logged in with LogIn logs
+// in again by itself when its user token is about to expire or the service
+// refuses it: it keeps the user name and password, like the room password,
+// in memory only (never logged, forgotten on Close) for that purpose. A
+// login throttled by the auth service (ErrRateLimited) is tried again after
+// the delay it asked for; a refused one (the password changed, the account
+// is gone) ends the session with ErrUnauthenticated. WithCredentialsHook
+// reports each such login. A Client given its token with UseToken has no
+// password: once that token expires, the session ends with
+// ErrUnauthenticated. A deleted room ends the session with a *RoomDeleted
+// event followed by ErrRoomDeleted.
 //
 // # Sending while reconnecting
 //

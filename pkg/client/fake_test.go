@@ -33,6 +33,7 @@ const testSecret = "0123456789abcdef0123456789abcdef-test"
 // SDK. The examples use them too.
 type fakeServices struct {
 	signer *token.Signer
+	users  *fakeAuth
 	auth   *httptest.Server
 	chat   *fakeChat
 	lis    *bufconn.Listener
@@ -46,7 +47,15 @@ func startFakeServices() (*fakeServices, error) {
 		return nil, err
 	}
 	f := &fakeServices{signer: signer, served: make(chan struct{})}
-	f.auth = httptest.NewServer(newFakeAuth(signer))
+	// A clock 20s behind and 5s tokens: exp lies 15s in the past, which the
+	// Client sees as expired and the chat service, allowing token.Leeway,
+	// still accepts.
+	behind, err := token.NewSigner(testSecret, "", token.WithClock(func() time.Time { return time.Now().Add(-20 * time.Second) }))
+	if err != nil {
+		return nil, err
+	}
+	f.users = &fakeAuth{signer: signer, behind: behind, users: map[string]string{}, logins: map[string]int{}}
+	f.auth = httptest.NewServer(f.users.handler())
 	f.chat = &fakeChat{signer: signer, epoch: "epoch-1", rooms: map[string]*fakeRoom{}, queue: 64, roomTTL: time.Hour}
 	f.lis = bufconn.Listen(1 << 20)
 	// A fixed flow-control window (which also turns off its growth) lets a
@@ -121,9 +130,39 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func newFakeAuth(signer *token.Signer) http.Handler {
-	var mu sync.Mutex
-	users := map[string]string{}
+// fakeAuth is a small in-memory auth service.
+type fakeAuth struct {
+	signer *token.Signer
+	behind *token.Signer // issues tokens that expired 15s ago
+
+	mu     sync.Mutex
+	users  map[string]string // lower-cased name → password
+	logins map[string]int    // successful logins per name
+	denied int               // logins answered 401
+	// expired makes logins issue tokens that have already expired by the
+	// Client's clock, though within the leeway the chat service allows:
+	// a Client that needs a user token must log in again every time.
+	expired bool
+	// throttle answers that many logins 429 with Retry-After throttleFor.
+	throttle    int
+	throttleFor string
+	throttled   time.Time // when the last 429 was answered
+	loggedIn    time.Time // when the last login succeeded
+}
+
+func (a *fakeAuth) set(fn func(a *fakeAuth)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fn(a)
+}
+
+func (a *fakeAuth) loginCount(name string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.logins[strings.ToLower(name)]
+}
+
+func (a *fakeAuth) handler() http.Handler {
 	reply := func(w http.ResponseWriter, code int, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
@@ -146,13 +185,13 @@ func newFakeAuth(signer *token.Signer) http.Handler {
 		if !ok {
 			return
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if _, taken := users[strings.ToLower(name)]; taken {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if _, taken := a.users[strings.ToLower(name)]; taken {
 			reply(w, http.StatusConflict, map[string]string{"error": "user name is taken"})
 			return
 		}
-		users[strings.ToLower(name)] = pw
+		a.users[strings.ToLower(name)] = pw
 		reply(w, http.StatusOK, map[string]any{"id": "id-" + name, "user_name": name, "created_at": time.Now()})
 	})
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
@@ -160,23 +199,42 @@ func newFakeAuth(signer *token.Signer) http.Handler {
 		if !ok {
 			return
 		}
-		if name == "throttled" {
-			w.Header().Set("Retry-After", "7")
+		a.mu.Lock()
+		want, found := a.users[strings.ToLower(name)]
+		throttle, retryAfter := a.throttle > 0 || name == "throttled", a.throttleFor
+		if a.throttle > 0 {
+			a.throttle--
+			a.throttled = time.Now()
+		}
+		signer, ttl := a.signer, time.Hour
+		if a.expired {
+			signer, ttl = a.behind, 5*time.Second
+		}
+		a.mu.Unlock()
+		if throttle {
+			if retryAfter == "" {
+				retryAfter = "7"
+			}
+			w.Header().Set("Retry-After", retryAfter)
 			reply(w, http.StatusTooManyRequests, map[string]string{"error": "too many attempts"})
 			return
 		}
-		mu.Lock()
-		want, found := users[strings.ToLower(name)]
-		mu.Unlock()
 		if !found || want != pw {
+			a.mu.Lock()
+			a.denied++
+			a.mu.Unlock()
 			reply(w, http.StatusUnauthorized, map[string]string{"error": "invalid user name or password"})
 			return
 		}
-		tok, exp, err := signer.IssueUser("id-"+name, name, time.Hour)
+		tok, exp, err := signer.IssueUser("id-"+name, name, ttl)
 		if err != nil {
 			reply(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
 		}
+		a.mu.Lock()
+		a.logins[strings.ToLower(name)]++
+		a.loggedIn = time.Now()
+		a.mu.Unlock()
 		reply(w, http.StatusOK, map[string]any{"token": tok, "expires_at": exp})
 	})
 	return mux
@@ -206,6 +264,7 @@ type fakeChat struct {
 	joins       int
 	roomTTL     time.Duration
 	refuseJoins bool          // JoinChatRoom answers Unauthenticated, as for an expired user token
+	refuseNext  int           // JoinChatRoom answers that many Unauthenticated, as for a revoked user token
 	maxBody     int           // advertised in Opened and enforced when > 0
 	stall       bool          // Chat reads Open and never answers, as a wedged service
 	stalled     chan struct{} // signalled (without blocking) when a stream stalls
@@ -262,7 +321,8 @@ func (f *fakeChat) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomReq
 	}
 	f.mu.Lock()
 	f.joins++
-	refuse := f.refuseJoins
+	refuse := f.refuseJoins || f.refuseNext > 0
+	f.refuseNext = max(f.refuseNext-1, 0)
 	r := f.rooms[strings.ToUpper(req.GetShortCode())]
 	f.mu.Unlock()
 	if refuse {

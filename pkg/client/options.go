@@ -42,6 +42,8 @@ type config struct {
 	// the service's, from the default, which only stands in for it.
 	maxMessageSet bool
 	openTimeout   time.Duration
+	// credentialsHook is called after each login the Client made by itself.
+	credentialsHook func(Credentials)
 }
 
 // Option configures a Client.
@@ -103,6 +105,15 @@ const DefaultOpenTimeout = 10 * time.Second
 // runs out of time counts as the service being unavailable: the Client
 // backs off and tries again. JoinChatRoom's first attempt is bounded too.
 func WithOpenTimeout(d time.Duration) Option { return func(c *config) { c.openTimeout = d } }
+
+// WithCredentialsHook sets a function the Client calls with the new
+// credentials each time it logs in again by itself (see LogIn), e.g. to
+// show it or to store the new token. It is called from the goroutine that
+// needed the token, often the session's own: it must return promptly and
+// must not call Disconnect or Close.
+func WithCredentialsHook(fn func(Credentials)) Option {
+	return func(c *config) { c.credentialsHook = fn }
+}
 
 func newConfig(opts []Option) config {
 	c := config{

@@ -17,9 +17,11 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// refreshWindow is how long before its expiry a room token that lives ttl is
-// renewed: 30s, or a third of its life for short-lived tokens, so that a
-// token is not renewed on every use.
+// refreshWindow is how long before its expiry a token (room or user) that
+// lives ttl is renewed: 30s, or a third of its life for short-lived tokens,
+// so that a token is not renewed on every use. The services accept a token
+// for token.Leeway past its expiry, but the Client renews by its own view
+// of the expiry rather than wait for a refusal.
 func refreshWindow(ttl time.Duration) time.Duration {
 	return min(30*time.Second, ttl/3)
 }
@@ -30,7 +32,6 @@ type session struct {
 	c         *Client
 	log       *zap.Logger
 	shortCode string
-	password  string
 
 	ctx    context.Context // cancelled by Disconnect or Close
 	cancel context.CancelFunc
@@ -39,6 +40,7 @@ type session struct {
 	done   chan struct{}     // closed when run has returned
 
 	mu        sync.Mutex
+	password  string // the room's, to renew the room token; cleared when the session ends
 	roomToken string
 	roomExp   time.Time
 	refresh   time.Duration // renew the room token this long before roomExp
@@ -171,10 +173,7 @@ func (s *session) bodyLimit() int {
 // to expire.
 func (s *session) freshRoomToken(ctx context.Context) (string, error) {
 	s.mu.Lock()
-	tok, exp := s.roomToken, s.roomExp
-	s.mu.Unlock()
-	s.mu.Lock()
-	window := s.refresh
+	tok, exp, window := s.roomToken, s.roomExp, s.refresh
 	s.mu.Unlock()
 	if exp.IsZero() || time.Until(exp) > window {
 		return tok, nil
@@ -187,9 +186,21 @@ func (s *session) freshRoomToken(ctx context.Context) (string, error) {
 	return s.roomToken, nil
 }
 
-// rejoin gets a new room token with the saved password and user token.
+// expireRoomToken marks the room token as one to renew before its next
+// use: the service refused it.
+func (s *session) expireRoomToken() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roomExp = time.Now()
+}
+
+// rejoin gets a new room token with the saved room password and the user
+// token, which the Client renews first if it must and can (see userToken).
 func (s *session) rejoin(ctx context.Context) error {
-	adm, err := s.c.joinRPC(ctx, s.shortCode, s.password)
+	s.mu.Lock()
+	password := s.password
+	s.mu.Unlock()
+	adm, err := s.c.joinRPC(ctx, s.shortCode, password)
 	if err != nil {
 		return err
 	}
@@ -250,6 +261,7 @@ func (s *session) open(hctx context.Context) (*conn, error) {
 func (s *session) end(err error) {
 	s.mu.Lock()
 	s.err = err
+	s.password = ""
 	s.mu.Unlock()
 	close(s.events)
 	close(s.done)
@@ -284,12 +296,16 @@ func (s *session) run(first *conn) {
 			s.rejected = err
 		}
 		if errors.Is(err, ErrUnauthenticated) {
-			// The room token expired or was rejected: renew it once, right
-			// away. A second refusal means the user token is no good either.
+			// The room token expired (the service ends a stream when its
+			// token does) or was rejected: renew it once, right away,
+			// logging in again first if the user token needs it and the
+			// Client can. A second refusal of a fresh room token means
+			// the user is no longer admitted.
 			if renewed {
 				s.end(err)
 				return
 			}
+			s.expireRoomToken()
 			rerr := s.attempt(s.rejoin)
 			if rerr == nil {
 				renewed = true

@@ -23,8 +23,8 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// newUser registers and logs in a user through the SDK.
-func newUser(t *testing.T, s *stack, name string, opts ...client.Option) *client.Client {
+// newClient returns a Client for the stack, closed at the end of the test.
+func newClient(t *testing.T, s *stack, opts ...client.Option) *client.Client {
 	t.Helper()
 	base := []client.Option{
 		client.WithAuthURL(s.authURL),
@@ -34,8 +34,15 @@ func newUser(t *testing.T, s *stack, name string, opts ...client.Option) *client
 	c, err := client.New(append(base, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// newUser registers and logs in a user through the SDK.
+func newUser(t *testing.T, s *stack, name string, opts ...client.Option) *client.Client {
+	t.Helper()
+	c := newClient(t, s, opts...)
 	ctx := testCtx(t, 10*time.Second)
-	_, err = c.CreateAccount(ctx, name, "pw-"+name+"-long-enough")
+	_, err := c.CreateAccount(ctx, name, "pw-"+name+"-long-enough")
 	require.NoError(t, err)
 	_, err = c.LogIn(ctx, name, "pw-"+name+"-long-enough")
 	require.NoError(t, err)
@@ -301,9 +308,10 @@ func TestSlowConsumerResumes(t *testing.T) {
 }
 
 // TestTokenExpiry runs with short-lived tokens. A room token that the
-// service refuses is renewed by joining again, and once the user token has
-// expired the session ends with ErrUnauthenticated instead of retrying for
-// ever.
+// service refuses is renewed by joining again, and once the user token of a
+// Client given it with UseToken (which has no password to log in again
+// with) has expired, the session ends with ErrUnauthenticated instead of
+// retrying for ever.
 //
 // The Client renews a room token shortly before it expires, and the service
 // tolerates 30s of clock skew (token.Leeway), so the service never refuses
@@ -348,9 +356,11 @@ func TestTokenExpiry(t *testing.T) {
 		return streamer(ctx, desc, cc, method, opts...)
 	}
 	alice := newUser(t, s, "alice")
-	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr),
+	creds, err := newUser(t, s, "bob").Credentials()
+	require.NoError(t, err)
+	bob := newClient(t, s, client.WithChatAddress(px.addr),
 		client.WithDialOptions(grpc.WithChainUnaryInterceptor(recordJoins), grpc.WithChainStreamInterceptor(presentStale)))
-	creds, err := bob.Credentials()
+	_, err = bob.UseToken(creds.Token)
 	require.NoError(t, err)
 	joinedRoom(t, alice, bob)
 	ctx := testCtx(t, 30*time.Second)
