@@ -16,7 +16,7 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/password"
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/store"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
@@ -78,8 +78,12 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	}
 	log.Info("engine ready", zap.String("epoch", eng.Epoch()), zap.Int("rooms", eng.Len()))
 	met := metrics.New(eng.Len)
+	hasher, err := password.New(cfg.Argon2())
+	if err != nil {
+		return fmt.Errorf("ARGON2_*: %w", err)
+	}
 	srv, err := api.New(api.Config{
-		Signer: signer, Hasher: password.NewHasher(cfg.Argon2()),
+		Signer: signer, Hasher: hasher,
 		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute),
 		RoomLimiter: throttle.New(50, time.Minute), Logger: log, Metrics: met,
 		MaxMessageBytes: cfg.MaxMessageBytes, RoomTokenTTL: cfg.RoomTokenDuration,

@@ -22,7 +22,7 @@ import (
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/password"
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/store"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
@@ -84,7 +84,9 @@ func newHarness(t testing.TB, o opts) *harness {
 		MaxRoomsPerUser: o.maxRooms, MaxStreamsPerUser: o.maxStreams,
 	}, st)
 	require.NoError(t, err)
-	var hasher Hasher = password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1})
+	real, err := password.New(password.Params{MemoryKiB: 64, Time: 1, Threads: 1})
+	require.NoError(t, err)
+	var hasher Hasher = real
 	if o.hasher != nil {
 		hasher = o.hasher(hasher)
 	}

@@ -66,7 +66,7 @@ func (s *Server) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomReque
 		release(errors.Is(err, rooms.ErrNotFound))
 		return nil, err
 	}
-	ok, err := s.cfg.Hasher.Verify(ctx, req.GetPassword(), r.PasswordHash)
+	ok, _, err := s.cfg.Hasher.Verify(ctx, req.GetPassword(), r.PasswordHash)
 	if err != nil {
 		release(false)
 		return nil, err

@@ -200,7 +200,7 @@ type gatedHasher struct {
 	gate    chan struct{}
 }
 
-func (g *gatedHasher) Verify(ctx context.Context, pw, hash string) (bool, error) {
+func (g *gatedHasher) Verify(ctx context.Context, pw, hash string) (bool, bool, error) {
 	g.entered <- struct{}{}
 	<-g.gate
 	return g.Hasher.Verify(ctx, pw, hash)

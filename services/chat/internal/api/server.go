@@ -53,10 +53,12 @@ type Config struct {
 }
 
 // Hasher hashes room passwords and checks them against stored hashes
-// (internal/password.Hasher).
+// (pkg/password.Hasher). Verify's stale is ignored: a room's hash is
+// kept as it was made, since rewriting the registry on a join is not
+// worth it for a room password.
 type Hasher interface {
 	Hash(ctx context.Context, pw string) (string, error)
-	Verify(ctx context.Context, pw, hash string) (bool, error)
+	Verify(ctx context.Context, pw, encoded string) (ok, stale bool, err error)
 }
 
 // Server implements chatv1.ChatServiceServer.

@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/password"
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 )
 
 // Config is the chat service's configuration.
@@ -48,8 +48,8 @@ type Config struct {
 // password hashes cheaper than this are too cheap to guess against offline.
 // The maxima are what password.Verify accepts in a stored hash.
 const (
-	MinArgon2MemoryKiB = 19 * 1024
-	MinArgon2Time      = 2
+	MinArgon2MemoryKiB = password.MinMemoryKiB
+	MinArgon2Time      = password.MinTime
 	MaxArgon2MemoryKiB = password.MaxMemoryKiB
 	MaxArgon2Time      = password.MaxTime
 )
