@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
-
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
 
 // CreateChatRoom creates a room owned by the caller.

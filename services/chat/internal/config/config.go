@@ -16,8 +16,8 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
+	"github.com/grpcchatter/grpcchatter/pkg/token"
 )
 
 // Config is the chat service's configuration.
