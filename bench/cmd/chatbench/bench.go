@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grpcchatter/grpcchatter/bench/internal/chatload"
@@ -378,38 +379,51 @@ func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutCo
 	if fc.Mode == chatload.Paced {
 		what += fmt.Sprintf(" at %.0f msg/s", fc.Rate)
 	}
-	genPath := filepath.Join(b.tmp, fmt.Sprintf("generator-%s.pprof", fc.Mode))
+	genPath := filepath.Join(b.tmp, fmt.Sprintf("generator-%s-%.0f.pprof", fc.Mode, fc.Rate))
 	f, err := os.Create(genPath)
 	if err != nil {
 		return nil, err
 	}
-	serverPath := filepath.Join(b.tmp, fmt.Sprintf("chat-%s.pprof", fc.Mode))
+	serverPath := filepath.Join(b.tmp, fmt.Sprintf("chat-%s-%.0f.pprof", fc.Mode, fc.Rate))
 	serverErr := make(chan error, 1)
-	// Owned by profile; ends when the profile has been fetched (the
-	// service stops it after the requested seconds).
-	go func() {
-		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", chat.metricsURL, b.cfg.ProfileSeconds)
-		serverErr <- proc.Fetch(ctx, url, serverPath)
-	}()
-	rate := fc.Rate
-	if fc.Mode == chatload.Paced {
-		b.logf("profiling the chat service at %.0f msg/s", rate)
-	}
 	var perfSelf, perfChildren []string
 	perfErr := errors.New("not tried")
 	perfDone := make(chan struct{})
-	// Owned by profile; samples the chat process with perf for the length
-	// of the run, in case it serves no pprof endpoint.
+	started := make(chan struct{})
+	var startOnce sync.Once
+	fc.OnStart = func() {
+		startOnce.Do(func() {
+			close(started)
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.logf("generator profile: %v", err)
+			}
+		})
+	}
+	// Owned by profile; ends when the profile has been fetched (the
+	// service stops it after the requested seconds) or sending never began.
+	go func() {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			serverErr <- ctx.Err()
+			return
+		}
+		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", chat.metricsURL, b.cfg.ProfileSeconds)
+		serverErr <- proc.Fetch(ctx, url, serverPath)
+	}()
+	// Owned by profile; samples the chat process with perf while messages
+	// flow, in case it serves no pprof endpoint.
 	go func() {
 		defer close(perfDone)
-		time.Sleep(200 * time.Millisecond) // let the run start
-		perfSelf, perfChildren, perfErr = proc.PerfTop(ctx, chat.p.PID(), fc.Duration-500*time.Millisecond, 25, b.tmp)
+		select {
+		case <-started:
+		case <-ctx.Done():
+			return
+		}
+		perfSelf, perfChildren, perfErr = proc.PerfTop(ctx, chat.p.PID(), fc.Duration-300*time.Millisecond, 25, b.tmp)
 	}()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
 	_, ferr := b.fanout(ctx, chat, fc)
+	fc.OnStart() // in case the run failed before sending
 	pprof.StopCPUProfile()
 	f.Close()
 	sErr := <-serverErr

@@ -52,6 +52,10 @@ type FanoutConfig struct {
 	Stalled bool
 	// DrainTimeout bounds the wait for the last deliveries.
 	DrainTimeout time.Duration
+	// OnStart, when set, is called as sending begins, after rooms and
+	// streams are set up: profilers start there so that set-up (room
+	// creation hashes the room password) stays out of the profile.
+	OnStart func()
 }
 
 // FanoutResult is what one fan-out run measured.
@@ -235,6 +239,9 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	defer wg.Wait()
 	defer cancel()
 
+	if cfg.OnStart != nil {
+		cfg.OnStart()
+	}
 	cpu0 := serverCPU(t)
 	gen0, _ := proc.CPU(os.Getpid())
 	busy0, total0, _ := proc.MachineCPU()
