@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
@@ -73,6 +74,9 @@ type Memory struct {
 	// a failed write changes nothing. Taken before mu, never under it.
 	saveMu sync.Mutex
 	tombs  map[string]time.Time // deleted codes and when; guarded by saveMu
+
+	// dirty is set when a room's idle time moves without a registry write.
+	dirty atomic.Bool
 
 	mu    sync.Mutex
 	rooms map[string]*room
@@ -211,6 +215,7 @@ func (m *Memory) Touch(_ context.Context, code string) error {
 	}
 	if now := m.cfg.Now(); now.After(r.idleSince) {
 		r.idleSince = now
+		m.dirty.Store(true)
 	}
 	return nil
 }
@@ -291,9 +296,12 @@ func (m *Memory) save(add *rooms.Room, drop []string, now time.Time) error {
 		dropped[c] = true
 	}
 	reg := rooms.Registry{Rooms: make([]rooms.Room, 0, len(live)+1)}
+	streaming := false
 	for _, r := range live {
 		if !dropped[r.meta.Code] {
-			reg.Rooms = append(reg.Rooms, r.persisted(now))
+			meta, open := r.persisted(now)
+			reg.Rooms = append(reg.Rooms, meta)
+			streaming = streaming || open
 		}
 	}
 	if add != nil {
@@ -319,13 +327,19 @@ func (m *Memory) save(add *rooms.Room, drop []string, now time.Time) error {
 		return err
 	}
 	m.tombs = tombs
+	if streaming {
+		// Rooms with open streams are active now, and still will be at the
+		// next write.
+		m.dirty.Store(true)
+	}
 	return nil
 }
 
-// Run deletes idle rooms until ctx ends. The caller owns the goroutine that
-// runs it; it returns when ctx is done. A failure to persist is passed to
-// report and retried on the next sweep rather than stopping the service:
-// the rooms stay until a write succeeds.
+// Run deletes idle rooms, and writes the registry when idle times have
+// moved, until ctx ends. The caller owns the goroutine that runs it; it
+// returns when ctx is done. A failure to persist is passed to report and
+// retried on the next tick rather than stopping the service: the rooms
+// stay until a write succeeds.
 func (m *Memory) Run(ctx context.Context, report func(error)) error {
 	every := min(max(m.cfg.IdleTTL/4, time.Second), time.Minute)
 	t := time.NewTicker(every)
@@ -335,11 +349,26 @@ func (m *Memory) Run(ctx context.Context, report func(error)) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if _, err := m.SweepIdle(); err != nil && report != nil {
+			if err := m.tick(); err != nil && report != nil {
 				report(err)
 			}
 		}
 	}
+}
+
+// tick sweeps idle rooms and then, if any room's idle time has moved since
+// the last write (a join, a last stream closing, or streams still open),
+// writes the registry, so that after a crash a room's idle clock is at
+// most one tick behind instead of restarting from an old save.
+func (m *Memory) tick() error {
+	_, err := m.SweepIdle()
+	if m.dirty.Swap(false) {
+		if perr := m.Persist(); perr != nil {
+			m.dirty.Store(true)
+			err = errors.Join(err, perr)
+		}
+	}
+	return err
 }
 
 // SweepIdle deletes rooms that have had no open stream and no join for

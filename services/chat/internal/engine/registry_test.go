@@ -213,3 +213,36 @@ func TestHistoryGrows(t *testing.T) {
 		assert.Len(t, rm.history, min(i+1, 4))
 	}
 }
+
+// Idle times reach the file on the next tick, so a crash (no final save)
+// does not make an active room look idle since its last registry write.
+func TestTickPersistsIdleTimes(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	m, st := newEngine(t, Config{IdleTTL: time.Hour, Now: clk.Now})
+	active, _ := m.CreateRoom(ctx, "active", "h", "u1")
+	joined, _ := m.CreateRoom(ctx, "joined", "h", "u1")
+	s, err := m.Subscribe(ctx, active.Code, ann, nil)
+	require.NoError(t, err)
+	defer s.Close()
+
+	clk.advance(2 * time.Hour) // streaming all along
+	require.NoError(t, m.Touch(ctx, joined.Code))
+	saves := st.saves
+	require.NoError(t, m.tick())
+	assert.Equal(t, saves+1, st.saves, "idle times moved: written")
+
+	// Crash: a new engine over what was written, 30 minutes later.
+	clk.advance(30 * time.Minute)
+	m2, err := New(m.cfg, st)
+	require.NoError(t, err)
+	n, err := m2.SweepIdle()
+	require.NoError(t, err)
+	assert.Zero(t, n, "both rooms were active 30 minutes ago")
+
+	// An engine with nothing new to write does not write.
+	require.NoError(t, m2.tick())
+	saves = st.saves
+	require.NoError(t, m2.tick())
+	assert.Equal(t, saves, st.saves)
+}

@@ -33,8 +33,9 @@ type room struct {
 }
 
 // persisted is the room's registry entry, with the time it became idle
-// (now, if streams are open: they end with the process).
-func (r *room) persisted(now time.Time) rooms.Room {
+// (now, if streams are open: they end with the process), and whether it
+// has open streams.
+func (r *room) persisted(now time.Time) (rooms.Room, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	meta := r.meta
@@ -42,7 +43,7 @@ func (r *room) persisted(now time.Time) rooms.Room {
 	if len(r.subs) > 0 {
 		meta.IdleSince = now.UTC()
 	}
-	return meta
+	return meta, len(r.subs) > 0
 }
 
 // idle reports whether the room has had no stream or join for ttl.
@@ -123,6 +124,7 @@ func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, 
 	var sub *rooms.Subscription
 	sub = rooms.NewSubscription(opened, backlog, m.cfg.QueueSize, func() { m.unsubscribe(r, sub, member) })
 	r.subs[sub] = member
+	m.dirty.Store(true) // an active room: see tick
 	return sub, nil
 }
 
@@ -136,6 +138,7 @@ func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 	delete(r.subs, sub)
 	if len(r.subs) == 0 {
 		r.idleSince = now
+		m.dirty.Store(true)
 	}
 	p := r.online[member.ID]
 	if p == nil {
