@@ -1,12 +1,15 @@
 // Package engine is the in-memory room engine: the room registry, message
 // sequencing, history and fan-out of one service instance.
 //
-// Locking: Memory.mu guards the registry map; each room has its own mutex
-// guarding its sequence, history, subscribers and presence. Lock order is
-// always registry before room, and a subscription's queue mutex is the
-// innermost. Nothing under any of these locks blocks: fan-out is a
-// non-blocking append per subscriber, and the registry file is written
-// after the locks are released.
+// Locking: Memory.saveMu serialises registry changes (create, delete,
+// sweep, persist), each written to the store before it is applied, and is
+// the only lock held while the file is written. Memory.mu guards the
+// registry map; each room has its own mutex guarding its sequence,
+// history, subscribers, presence and idle time. Lock order is saveMu,
+// then registry, then room, and a subscription's queue mutex is the
+// innermost; the registry lock is never held while waiting for a room's.
+// Nothing under mu or a room lock blocks: fan-out is a non-blocking
+// append per subscriber.
 package engine
 
 import (
