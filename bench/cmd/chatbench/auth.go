@@ -69,6 +69,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 	}
 	a.HashMs, a.HashCPUMs = float64(ht.MedianNs)/1e6, float64(ht.CPUNsPerOp)/1e6
 	a.CeilingPerSec = float64(a.Cores) / (float64(ht.MedianNs) / 1e9)
+	a.CPUCeilingPerSec = float64(a.Cores) / (float64(ht.CPUNsPerOp) / 1e9)
 	b.logf("  %.1f ms per hash (%.1f ms of CPU): ceiling %.1f hashes/s on %d cores", a.HashMs, a.HashCPUMs, a.CeilingPerSec, a.Cores)
 
 	run := strconv.FormatInt(time.Now().UnixNano()%1e6, 36)
@@ -77,7 +78,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 		prefix := fmt.Sprintf("r%s-%d-", run, conc)
 		st := c.Run(ctx, "register", "/register", conc, b.cfg.AuthDuration,
 			func(i int64) string { return prefix + strconv.FormatInt(i, 36) }, authload.Password, http.StatusOK)
-		st.OfCeiling = st.PerSec / a.CeilingPerSec
+		st.OfCeiling, st.OfCPUCeiling = st.PerSec/a.CeilingPerSec, st.PerSec/a.CPUCeilingPerSec
 		a.Register = append(a.Register, st)
 		b.logf("  register ×%d: %.1f/s (%.0f%% of ceiling), p50 %.0f ms, errors %d %s", conc, st.PerSec, 100*st.OfCeiling, st.P50Ms, st.Errors, st.FirstError)
 	}
@@ -97,7 +98,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 		b.waitQuiet(ctx)
 		st := c.Run(ctx, "login", "/login", conc, b.cfg.AuthDuration,
 			func(i int64) string { return pool[i%loginPool] }, authload.Password, http.StatusOK)
-		st.OfCeiling = st.PerSec / a.CeilingPerSec
+		st.OfCeiling, st.OfCPUCeiling = st.PerSec/a.CeilingPerSec, st.PerSec/a.CPUCeilingPerSec
 		a.Login = append(a.Login, st)
 		b.logf("  login ×%d: %.1f/s (%.0f%% of ceiling), p50 %.0f ms, errors %d %s", conc, st.PerSec, 100*st.OfCeiling, st.P50Ms, st.Errors, st.FirstError)
 	}

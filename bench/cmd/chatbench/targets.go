@@ -98,8 +98,15 @@ func targets(r *report.Report) []report.Target {
 			}
 		}
 		if seen {
+			worstCPU := math.Inf(1)
+			for _, s := range a.Login {
+				if s.Concurrency >= a.Cores {
+					worstCPU = math.Min(worstCPU, s.OfCPUCeiling)
+				}
+			}
 			add("Login throughput at concurrency ≥ cores", "≥ 90% of the hash-bound ceiling",
-				fmt.Sprintf("worst %.0f%% of %.1f/s", 100*worst, a.CeilingPerSec), status(worst >= 0.9))
+				fmt.Sprintf("worst %.0f%% of %.1f/s (cores ÷ wall time of a hash); %.0f%% of %.1f/s counting a hash's CPU time", 100*worst, a.CeilingPerSec, 100*worstCPU, a.CPUCeilingPerSec),
+				status(worst >= 0.9))
 		}
 		add("Unknown user vs wrong password", "login times within 10%",
 			fmt.Sprintf("%.1f ms vs %.1f ms (%.2f×)", a.UnknownUserMs, a.WrongPasswordMs, a.UnknownVsWrong),

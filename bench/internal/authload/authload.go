@@ -62,6 +62,9 @@ type Step struct {
 	P99Ms       float64 `json:"p99_ms"`
 	// OfCeiling is PerSec as a fraction of the hash-bound ceiling.
 	OfCeiling float64 `json:"of_ceiling"`
+	// OfCPUCeiling is PerSec as a fraction of the ceiling that counts a
+	// hash's CPU time rather than its wall time.
+	OfCPUCeiling float64 `json:"of_cpu_ceiling"`
 }
 
 // Client talks to one auth service.
