@@ -123,15 +123,15 @@ type Auth struct {
 	// three batches timed in a fresh process. HashCPUMs is that batch's
 	// CPU time per hash, which includes the runtime's work for the 19 MiB
 	// allocation (zeroing, page faults, GC).
-	HashMs        float64         `json:"hash_ms"`
-	HashCPUMs     float64         `json:"hash_cpu_ms"`
-	CeilingPerSec float64         `json:"ceiling_per_s"`
+	HashMs        float64 `json:"hash_ms"`
+	HashCPUMs     float64 `json:"hash_cpu_ms"`
+	CeilingPerSec float64 `json:"ceiling_per_s"`
 	// CPUCeilingPerSec is cores ÷ the CPU time of one hash: the hash's
 	// 19 MiB allocation makes the runtime zero pages and collect garbage
 	// on another core while it runs, which the wall-time ceiling ignores.
-	CPUCeilingPerSec float64 `json:"cpu_ceiling_per_s"`
-	Register      []authload.Step `json:"register"`
-	Login         []authload.Step `json:"login"`
+	CPUCeilingPerSec float64         `json:"cpu_ceiling_per_s"`
+	Register         []authload.Step `json:"register"`
+	Login            []authload.Step `json:"login"`
 	// UnknownUserMs and WrongPasswordMs are median login times; their
 	// ratio should be near 1 so that timing does not reveal accounts.
 	UnknownUserMs   float64 `json:"unknown_user_ms"`
