@@ -109,6 +109,9 @@ type FanoutResult struct {
 	WallSeconds float64 `json:"wall_s"`
 
 	Latency Latency `json:"latency"`
+	// StalledRoomLatency is the latency of the stalled member's room-mates
+	// alone (room 0), when there is a stalled member.
+	StalledRoomLatency *Latency `json:"stalled_room_latency,omitempty"`
 }
 
 type roomState struct {
@@ -133,7 +136,9 @@ func (r *roomState) complete(k int64) {
 }
 
 type receiver struct {
-	room   *roomState
+	room *roomState
+	// also, when set, records this receiver's latencies a second time.
+	also   *recorder
 	shard  int
 	stream *chatStream
 	next   atomic.Int64 // next expected message number
@@ -226,6 +231,13 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	}
 
 	rec := newRecorder()
+	var roomRec *recorder
+	if cfg.Stalled {
+		roomRec = newRecorder()
+		for _, r := range recvs[:cfg.Members] {
+			r.also = roomRec
+		}
+	}
 	var wg sync.WaitGroup
 	for _, r := range recvs {
 		wg.Add(1)
@@ -335,6 +347,10 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	res.MachineCPUSeconds = (total1 - total0).Seconds()
 	res.OtherCPUSeconds = max(0, (busy1-busy0).Seconds()-res.GeneratorCPUSeconds-max(0, res.ServerCPUSeconds))
 	res.Latency = rec.summary()
+	if roomRec != nil {
+		l := roomRec.summary()
+		res.StalledRoomLatency = &l
+	}
 	return res, nil
 }
 
@@ -492,7 +508,11 @@ func (r *receiver) loop(rec *recorder) {
 		if !ok {
 			return
 		}
-		rec.record(r.shard, now.Sub(time.Unix(0, sent)))
+		lat := now.Sub(time.Unix(0, sent))
+		rec.record(r.shard, lat)
+		if r.also != nil {
+			r.also.record(r.shard, lat)
+		}
 		next := r.next.Load()
 		switch {
 		case k < next:
