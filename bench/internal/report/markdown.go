@@ -145,7 +145,7 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 
 	if a := r.Auth; a != nil {
 		p("## Auth\n\n")
-		p("argon2id m=%d KiB, t=%d, p=%d: one hash takes %.1f ms here (%.1f ms of CPU; timed by `bench/cmd/hashtime` with golang.org/x/crypto/argon2 in a fresh process: the median of the fastest of three batches of five), so the hash-bound ceiling is %d cores ÷ %.1f ms = **%.1f requests/s**.\n\n",
+		p("argon2id m=%d KiB, t=%d, p=%d: one hash takes %.1f ms here (%.1f ms of CPU; timed by `bench/cmd/hashtime` with golang.org/x/crypto/argon2 in a fresh process: the median of the fastest of five batches of five), so the hash-bound ceiling is %d cores ÷ %.1f ms = **%.1f requests/s**.\n\n",
 			a.Params.MemoryKiB, a.Params.Time, a.Params.Threads, a.HashMs, a.HashCPUMs, a.Cores, a.HashMs, a.CeilingPerSec)
 		p("Counting the CPU time of a hash instead (it includes the zeroing and collection of its 19 MiB, done on the other core while it runs), the ceiling is %d ÷ %.1f ms = %.1f requests/s; both are shown.\n\n", a.Cores, a.HashCPUMs, a.CPUCeilingPerSec)
 		p("| Operation | Concurrency | Requests/s | Of ceiling | Of CPU ceiling | p50 (ms) | p99 (ms) | Errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
