@@ -118,7 +118,7 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	if mlis != nil {
 		workers++
 		// Owner: serve. Exit: Serve returns when bg is cancelled below.
-		go func() { errc <- met.Serve(bg, mlis) }()
+		go func() { errc <- met.Serve(bg, mlis, cfg.PprofEnabled) }()
 	}
 	// Owner: serve. Exit: Run returns when bg is cancelled below.
 	go func() {

@@ -35,9 +35,12 @@ type Config struct {
 	MaxMessageBytes   int           `envconfig:"MAX_MESSAGE_BYTES" default:"4096"`
 	RoomIdleTTL       time.Duration `envconfig:"ROOM_IDLE_TTL" default:"24h"`
 	MetricsAddress    string        `envconfig:"METRICS_ADDRESS" default:"127.0.0.1:9090"`
-	DataDir           string        `envconfig:"DATA_DIR" default:"./data"`
-	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
-	ShutdownTimeout   time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
+	// PprofEnabled also serves net/http/pprof under /debug/pprof/ on
+	// METRICS_ADDRESS, for profiling a live service.
+	PprofEnabled    bool          `envconfig:"PPROF_ENABLED" default:"false"`
+	DataDir         string        `envconfig:"DATA_DIR" default:"./data"`
+	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
 	// Argon2id cost of room passwords, as in the auth service.
 	Argon2MemoryKiB uint32 `envconfig:"ARGON2_MEMORY_KIB" default:"19456"`
 	Argon2Time      uint32 `envconfig:"ARGON2_TIME" default:"2"`
@@ -104,6 +107,7 @@ func (c Config) Validate() error {
 	check(c.GRPCPort > 0 && c.GRPCPort < 65536, "GRPC_SERVER_PORT", "must be 1-65535")
 	check(validHost(c.GRPCAddress), "GRPC_SERVER_ADDRESS", "must be an IP address or a host name (empty listens on all interfaces)")
 	check(c.MetricsAddress == "" || validHostPort(c.MetricsAddress), "METRICS_ADDRESS", "must be host:port, e.g. 127.0.0.1:9090, or empty to disable")
+	check(!c.PprofEnabled || c.MetricsAddress != "", "PPROF_ENABLED", "needs METRICS_ADDRESS, which serves it")
 	check(c.ShortCodeLength >= 4 && c.ShortCodeLength <= 32, "SHORT_CODE_LENGTH", "must be 4-32")
 	check(c.MaxQueueSize >= 1 && c.MaxQueueSize <= 1<<20, "MAX_MESSAGE_QUEUE_SIZE", "must be 1-1048576")
 	check(c.RoomTokenDuration > 0, "ROOM_TOKEN_DURATION", "must be positive")

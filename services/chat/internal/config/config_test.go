@@ -20,7 +20,7 @@ const goodSecret = "0123456789abcdef0123456789abcdef"
 var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET_PREVIOUS", "SHORT_CODE_LENGTH",
 	"MAX_MESSAGE_QUEUE_SIZE", "ROOM_TOKEN_DURATION", "HISTORY_SIZE", "MAX_MESSAGE_BYTES", "ROOM_IDLE_TTL",
 	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS",
-	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER"}
+	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER", "PPROF_ENABLED"}
 
 // clearEnv unsets every key for the test; t.Setenv restores them after.
 func clearEnv(t *testing.T) {
@@ -164,4 +164,12 @@ func TestAddresses(t *testing.T) {
 	t.Setenv("METRICS_ADDRESS", "")
 	_, err = Load(nil)
 	require.NoError(t, err)
+	// pprof is served on the metrics listener, so it needs one.
+	t.Setenv("PPROF_ENABLED", "true")
+	_, err = Load(nil)
+	require.ErrorContains(t, err, "PPROF_ENABLED")
+	t.Setenv("METRICS_ADDRESS", "127.0.0.1:0")
+	c, err = Load(nil)
+	require.NoError(t, err)
+	assert.True(t, c.PprofEnabled)
 }

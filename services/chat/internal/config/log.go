@@ -19,6 +19,7 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("MAX_MESSAGE_BYTES", m.MaxMessageBytes)
 	enc.AddString("ROOM_IDLE_TTL", m.RoomIdleTTL.String())
 	enc.AddString("METRICS_ADDRESS", m.MetricsAddress)
+	enc.AddBool("PPROF_ENABLED", m.PprofEnabled)
 	enc.AddString("DATA_DIR", m.DataDir)
 	enc.AddString("LOG_LEVEL", m.LogLevel)
 	enc.AddString("SHUTDOWN_TIMEOUT", m.ShutdownTimeout.String())

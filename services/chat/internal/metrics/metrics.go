@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,11 +55,21 @@ func New(rooms func() int) *Metrics {
 	return m
 }
 
-// Serve serves /metrics on lis until ctx ends. The caller owns the
-// goroutine running it; it returns after the HTTP server has shut down.
-func (m *Metrics) Serve(ctx context.Context, lis net.Listener) error {
+// Serve serves /metrics on lis until ctx ends, and with withPprof the
+// runtime profiles under /debug/pprof/ too. The caller owns the goroutine
+// running it; it returns after the HTTP server has shut down.
+func (m *Metrics) Serve(ctx context.Context, lis net.Listener, withPprof bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	if withPprof {
+		// Registered on this mux only: importing net/http/pprof also
+		// registers on http.DefaultServeMux, which nothing here serves.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	// Owner: Serve. Exit: srv.Serve returns once Shutdown below runs.

@@ -23,7 +23,7 @@ func TestServeExposesCollectors(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.Serve(ctx, lis) }() // Owner: this test. Exit: cancel below.
+	go func() { done <- m.Serve(ctx, lis, false) }() // Owner: this test. Exit: cancel below.
 
 	res, err := http.Get("http://" + lis.Addr().String() + "/metrics")
 	require.NoError(t, err)
@@ -36,6 +36,30 @@ func TestServeExposesCollectors(t *testing.T) {
 	cancel()
 	assert.NoError(t, <-done)
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// pprof is served only when asked for.
+func TestServePprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		m := New(func() int { return 0 })
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Serve(ctx, lis, on) }() // Owner: this test. Exit: cancel below.
+
+		res, err := http.Get("http://" + lis.Addr().String() + "/debug/pprof/goroutine?debug=1")
+		require.NoError(t, err)
+		require.NoError(t, res.Body.Close())
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		assert.Equal(t, want, res.StatusCode, "pprof enabled: %v", on)
+		cancel()
+		assert.NoError(t, <-done)
+		http.DefaultClient.CloseIdleConnections()
+	}
 }
 
 // Two sets of collectors in one process do not collide: no global registry.

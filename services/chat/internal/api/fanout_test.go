@@ -1,0 +1,131 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+)
+
+// BenchmarkPacedFanOut sends one message per op through the real gRPC
+// transport over loopback to a room of n streams and waits until every
+// stream has received it before sending the next, so each message finds
+// every stream's queue empty: the paced path, where each delivery is a
+// frame of its own. Streams share connections, 100 to a connection; the
+// clients run in this process and take frames undecoded, so that the
+// server's work dominates, but allocations include theirs.
+func BenchmarkPacedFanOut(b *testing.B) {
+	body := strings.Repeat("lorem ipsum ", 10) // a 120-byte chat line
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			h := newHarnessB(b)
+			code := h.room(h.userToken("owner", "owner"), "bench", "pw")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+
+			var got atomic.Int64
+			done := make(chan struct{}, 1)
+			var want atomic.Int64
+			var wg sync.WaitGroup
+			var client chatv1.ChatServiceClient
+			var sender chatv1.ChatService_ChatClient
+			for i := range n {
+				if i%100 == 0 {
+					client = chatv1.NewChatServiceClient(h.dialRaw())
+				}
+				id := strconv.Itoa(i)
+				tok, _, err := h.signer.IssueRoom(id, "user"+id, code, time.Hour)
+				require.NoError(b, err)
+				c, err := client.Chat(metadata.AppendToOutgoingContext(ctx, "token", tok))
+				require.NoError(b, err)
+				require.NoError(b, c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}))
+				if i == 0 {
+					sender = c
+				}
+				wg.Add(1)
+				// Owner: the benchmark. Exit: Recv fails once ctx is cancelled.
+				go func() {
+					defer wg.Done()
+					var raw wire.Raw
+					for {
+						if err := c.RecvMsg(&raw); err != nil {
+							return
+						}
+						if m := countMessages(raw); m > 0 && got.Add(m) == want.Load() {
+							done <- struct{}{}
+						}
+					}
+				}()
+			}
+			// Let every Opened and presence event go out before measuring.
+			time.Sleep(200*time.Millisecond + time.Duration(n)*time.Millisecond)
+
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			var sent int64
+			for b.Loop() {
+				sent++
+				want.Store(sent * int64(n))
+				err := sender.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{
+					ClientMessageId: strconv.FormatInt(sent, 36), Body: body,
+				}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				<-done
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			deliveries := float64(b.N) * float64(n)
+			b.ReportMetric(deliveries/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
+			cancel()
+			wg.Wait()
+		})
+	}
+}
+
+// countMessages counts the Message events in an encoded ChatResponse.
+func countMessages(frame []byte) int64 {
+	var n int64
+	for len(frame) > 0 {
+		_, _, l := protowire.ConsumeTag(frame)
+		if l < 0 {
+			return n
+		}
+		ev, m := protowire.ConsumeBytes(frame[l:])
+		if m < 0 {
+			return n
+		}
+		if num, _, k := protowire.ConsumeTag(ev); k > 0 && num == 2 { // Event.message
+			n++
+		}
+		frame = frame[l+m:]
+	}
+	return n
+}
+
+// dialRaw is a TCP client connection whose streams can receive a
+// wire.Raw, the response's bytes undecoded.
+func (h *harness) dialRaw() *grpc.ClientConn {
+	c, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(wire.NewCodec())))
+	require.NoError(h.t, err)
+	h.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
