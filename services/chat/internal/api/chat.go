@@ -115,6 +115,7 @@ func (s *Server) wait(ctx context.Context, sub *rooms.Subscription, w *writer, r
 				return err
 			}
 			halfClosed, recvDone = true, nil
+			w.finish()
 		case <-expired:
 			return rooms.ErrRoomTokenExpired
 		case <-ctx.Done():

@@ -44,6 +44,10 @@ type Config struct {
 	// MaxFrameEvents and MaxFrameBytes cap one ChatResponse frame.
 	MaxFrameEvents int
 	MaxFrameBytes  int
+	// WriterLinger is how long a stream's writer goroutine waits for more
+	// events once its queue is empty before it exits (up to twice that
+	// after the last event); 0 means the default, negative not at all.
+	WriterLinger time.Duration
 	// Now replaces time.Now, for tests.
 	Now func() time.Time
 	// TokenTimer replaces the timer that ends a Chat stream when its room
@@ -90,6 +94,9 @@ func New(cfg Config, engine Engine) (*Server, error) {
 	if cfg.MaxFrameBytes <= 0 {
 		cfg.MaxFrameBytes = 1 << 20
 	}
+	if cfg.WriterLinger == 0 {
+		cfg.WriterLinger = DefaultWriterLinger
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -109,6 +116,11 @@ func New(cfg Config, engine Engine) (*Server, error) {
 func (s *Server) Drain() {
 	s.drainOnce.Do(func() { close(s.draining) })
 }
+
+// DefaultWriterLinger keeps a stream's writer through the gaps of a room
+// that sends 100 or more messages a second, so that such a room costs no
+// goroutine start per message per stream.
+const DefaultWriterLinger = 10 * time.Millisecond
 
 // MaxRecvMsgSize is the transport's limit on a request for a service
 // whose bodies are at most maxBody bytes: 4×maxBody + 64 KiB.

@@ -29,7 +29,7 @@ func TestStalledClientLeavesWithoutReading(t *testing.T) {
 	code := h.room(ann, "room", "pw")
 	annRoom := h.join(ann, code, "pw")
 	chat := h.open(h.client, annRoom, nil)
-	before := streamGoroutines()
+	before := idleStreamGoroutines(t, [3]int{1, 1, 0})
 
 	stalled := h.open(chatv1.NewChatServiceClient(h.dial()), h.member(code, "u2", "stalled"), nil)
 	require.Equal(t, chatv1.PresenceKind_PRESENCE_KIND_JOINED, chat.nextPresence().Kind)
@@ -59,6 +59,31 @@ func TestStalledClientLeavesWithoutReading(t *testing.T) {
 		10*time.Second, 10*time.Millisecond, "stream goroutines: %v, before %v", streamGoroutines(), before)
 
 	assert.Equal(t, codes.ResourceExhausted, stalled.end())
+}
+
+// An idle stream holds no writer goroutine: one that wrote lingers for
+// the writer's linger time, then exits, and another starts for the next
+// event.
+func TestIdleStreamHasNoWriter(t *testing.T) {
+	h := newHarness(t, opts{tcp: true})
+	ann := h.userToken("u1", "ann")
+	code := h.room(ann, "room", "pw")
+	chat := h.open(h.client, h.join(ann, code, "pw"), nil)
+	idleStreamGoroutines(t, [3]int{1, 1, 0})
+	for i := range 3 {
+		chat.send(fmt.Sprint(i), "hello")
+		assert.Equal(t, uint64(i+1), chat.nextMessage().GetSequence())
+		idleStreamGoroutines(t, [3]int{1, 1, 0})
+	}
+}
+
+// idleStreamGoroutines waits until streamGoroutines returns want, which
+// it returns, and fails the test if it does not within 10 s.
+func idleStreamGoroutines(t *testing.T, want [3]int) [3]int {
+	t.Helper()
+	require.Eventually(t, func() bool { return streamGoroutines() == want },
+		10*time.Second, time.Millisecond, "stream goroutines: %v, want %v", streamGoroutines(), want)
+	return want
 }
 
 // streamGoroutines counts the goroutines of the Chat handlers, their

@@ -2,7 +2,7 @@ package api
 
 import (
 	"sync"
-	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -13,41 +13,53 @@ import (
 // writer sends a subscription's events on a stream from a goroutine of its
 // own, so that the Chat handler never blocks in SendMsg: a client that
 // stops reading stalls only the writer, while the handler still sees the
-// queue overflow and ends the stream at once. The goroutine is started on
-// demand when events are pending and exits when the queue is empty, so an
-// idle stream holds none.
+// queue overflow and ends the stream at once.
+//
+// The goroutine is started on demand when events are pending and holds
+// the subscription's claim while it runs, so that events wake it alone,
+// not the handler. Once the queue is empty it lingers (see linger) before
+// releasing the claim and exiting, so a room with a steady flow of
+// messages does not start a goroutine per message per stream, while an
+// idle stream ends up holding none.
 type writer struct {
 	s      *Server
 	stream grpc.ServerStream
 	sub    *rooms.Subscription
 
-	// running is true while a writer goroutine exists, and stays true after
-	// one stopped for good, so that no other starts. Only the goroutine
-	// that set it may touch head and batch.
-	running atomic.Bool
-	head    any          // sent before the first event (the Opened frame)
-	batch   []wire.Event // reused between frames
+	// Only the goroutine holding the subscription's claim may touch these.
+	head  any          // sent before the first event (the Opened frame)
+	batch []wire.Event // reused between frames
+	timer *time.Timer  // the linger timer, nil when no goroutine runs
+	woken bool         // events came in the current linger period
 
-	stopped chan struct{} // 1-buffered: a writer goroutine has exited
+	stopped  chan struct{} // 1-buffered: a writer goroutine has exited
+	finished chan struct{} // closed by finish: linger no more
 
 	mu  sync.Mutex
 	err error // why writing stopped for good: a send failed or the subscription ended
 }
 
 func newWriter(s *Server, stream grpc.ServerStream, sub *rooms.Subscription, head any) *writer {
-	return &writer{s: s, stream: stream, sub: sub, head: head, stopped: make(chan struct{}, 1)}
+	return &writer{s: s, stream: stream, sub: sub, head: head,
+		stopped: make(chan struct{}, 1), finished: make(chan struct{})}
 }
 
 // kick starts a writer goroutine unless one is running.
 func (w *writer) kick() {
-	if w.running.CompareAndSwap(false, true) {
-		// Owner: the Chat handler, through kick. Exit: when the queue is
-		// empty, the subscription has ended or a send fails; a send blocked
-		// on a stalled client fails once the handler returns and gRPC
-		// cancels the stream.
+	if w.sub.Claim() {
+		// Owner: the Chat handler, through kick. Exit: when the queue has
+		// stayed empty for the linger time, the stream's context ends, the
+		// subscription has ended or a send fails; a send blocked on a
+		// stalled client fails once the handler returns and gRPC cancels
+		// the stream.
 		go w.run()
 	}
 }
+
+// finish makes the writer exit as soon as the queue is empty, without
+// lingering: the client has half-closed and the handler waits for what is
+// queued to be written. The handler calls it at most once.
+func (w *writer) finish() { close(w.finished) }
 
 // Stopped is signalled whenever a writer goroutine exits.
 func (w *writer) Stopped() <-chan struct{} { return w.stopped }
@@ -61,7 +73,7 @@ func (w *writer) Err() error {
 
 // Idle reports whether everything queued has been written and no writer
 // is running.
-func (w *writer) Idle() bool { return !w.running.Load() && !w.sub.Pending() }
+func (w *writer) Idle() bool { return w.sub.Idle() }
 
 func (w *writer) run() {
 	defer func() {
@@ -75,16 +87,54 @@ func (w *writer) run() {
 			w.mu.Lock()
 			w.err = err
 			w.mu.Unlock()
-			return // running stays true
+			return // the claim is kept, so that no other writer starts
 		}
-		// Hand over: an event pushed after the last Drain either sees
-		// running false (and its Ready makes the handler start a writer) or
-		// is seen here, and exactly one of the two wins the swap. Nothing
-		// may touch w's fields after Store unless the swap is won here.
+		if w.linger() {
+			continue
+		}
+		// Hand over: an event pushed before Release makes it fail and is
+		// sent here; one pushed after signals Ready, and the handler
+		// starts a new writer. Nothing may touch w's fields after a
+		// successful Release.
 		w.batch = nil // an idle stream keeps no batch
-		w.running.Store(false)
-		if !w.sub.Pending() || !w.running.CompareAndSwap(false, true) {
+		w.timer = nil
+		if w.sub.Release() {
 			return
+		}
+	}
+}
+
+// linger waits for more events while the queue is empty, and reports
+// whether any came. It gives up once a whole linger period has passed
+// without one, so a stream holds its writer at most two periods after its
+// last event. The timer is not reset per event: a steady flow costs one
+// channel receive per event, not a timer update.
+func (w *writer) linger() bool {
+	d := w.s.cfg.WriterLinger
+	if d <= 0 {
+		return false
+	}
+	if w.timer == nil {
+		w.timer, w.woken = time.NewTimer(d), false
+	}
+	for {
+		select {
+		case <-w.sub.Wake():
+			w.woken = true
+			return true
+		case <-w.timer.C:
+			if !w.woken {
+				return false
+			}
+			// Events came during the period that ended: wait another.
+			w.woken = false
+			w.timer.Reset(d)
+		case <-w.finished:
+			w.timer.Stop()
+			return false
+		case <-w.stream.Context().Done():
+			w.timer.Stop()
+			return false
 		}
 	}
 }

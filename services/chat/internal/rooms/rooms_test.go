@@ -166,6 +166,47 @@ func TestSubscriptionEndDeliversLast(t *testing.T) {
 	assert.True(t, s.Pending(), "the end reason is still to be read")
 }
 
+// While a consumer holds the claim, events wake it and not the handler;
+// Release fails while anything is pending, so no event is left without a
+// consumer; the end of the subscription wakes both.
+func TestSubscriptionClaim(t *testing.T) {
+	signalled := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	s := NewSubscription(Opened{}, nil, 4, nil)
+	require.True(t, s.Push(ev(1)))
+	assert.True(t, signalled(s.Ready()), "unclaimed: the handler is woken")
+	assert.False(t, signalled(s.Wake()))
+	assert.False(t, s.Idle())
+
+	require.True(t, s.Claim())
+	assert.False(t, s.Claim(), "one consumer at a time")
+	assert.False(t, s.Release(), "an event is pending")
+	got, err := s.Drain(nil, 10, 1<<20)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{1}, seqs(got))
+
+	require.True(t, s.Push(ev(2)))
+	assert.True(t, signalled(s.Wake()), "claimed: the consumer is woken")
+	assert.False(t, signalled(s.Ready()), "and not the handler")
+	assert.False(t, s.Release())
+	_, _ = s.Drain(nil, 10, 1<<20)
+	assert.False(t, s.Idle(), "still claimed")
+	require.True(t, s.Release())
+	assert.True(t, s.Idle())
+
+	require.True(t, s.Claim())
+	s.End(wire.Event{}, ErrDeleted)
+	assert.True(t, signalled(s.Wake()))
+	assert.True(t, signalled(s.Ready()))
+	assert.False(t, s.Release(), "the end reason is pending")
+}
+
 func seqs(evs []wire.Event) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, e := range evs {

@@ -9,23 +9,31 @@ import (
 // Subscription is one stream's bounded queue of encoded events.
 //
 // Engines fill it with Push, which never blocks: it appends under the
-// queue's own small mutex and signals Ready without waiting. When the queue
+// queue's own small mutex and signals without waiting. When the queue
 // would exceed its bound the subscription ends with ErrSlowConsumer instead,
-// so one stalled client never delays a broadcast. The stream's handler waits
-// on Ready and takes everything pending with Drain.
+// so one stalled client never delays a broadcast.
+//
+// One consumer at a time may Claim the subscription, take everything
+// pending with Drain, wait on Wake for more while it likes, and Release it
+// once the queue is empty. While it is claimed, Push signals only Wake, so
+// a consumer that keeps up is the only goroutine woken per event; while it
+// is not, Push signals Ready, on which the stream's handler waits to start
+// a consumer. The end of the subscription signals both.
 type Subscription struct {
 	// Opened describes the room when the subscription started.
 	Opened Opened
 
 	ready   chan struct{} // 1-buffered: a pending wake-up, never a backlog
+	wake    chan struct{} // the same, for the consumer holding the claim
 	onClose func()
 	once    sync.Once
 
-	mu    sync.Mutex
-	queue []wire.Event
-	size  int   // the bound on queued live events
-	limit int   // size plus what remains of the initial backlog
-	err   error // why the subscription ended; nil while live
+	mu      sync.Mutex
+	queue   []wire.Event
+	size    int   // the bound on queued live events
+	limit   int   // size plus what remains of the initial backlog
+	err     error // why the subscription ended; nil while live
+	claimed bool  // a consumer holds the subscription
 }
 
 // NewSubscription returns a subscription holding backlog (typically a
@@ -35,6 +43,7 @@ func NewSubscription(opened Opened, backlog []wire.Event, size int, onClose func
 	s := &Subscription{
 		Opened:  opened,
 		ready:   make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
 		onClose: onClose,
 		// No slots up front: most streams are idle most of the time, and
 		// append grows the queue only when events arrive.
@@ -43,7 +52,7 @@ func NewSubscription(opened Opened, backlog []wire.Event, size int, onClose func
 		limit: len(backlog) + size,
 	}
 	if len(backlog) > 0 {
-		s.signal()
+		signal(s.ready)
 	}
 	return s
 }
@@ -59,12 +68,17 @@ func (s *Subscription) Push(ev wire.Event) bool {
 	if len(s.queue) >= s.limit {
 		s.err = ErrSlowConsumer
 		s.mu.Unlock()
-		s.signal()
+		s.signalAll()
 		return false
 	}
 	s.queue = append(s.queue, ev)
+	claimed := s.claimed
 	s.mu.Unlock()
-	s.signal()
+	if claimed {
+		signal(s.wake)
+	} else {
+		signal(s.ready)
+	}
 	return true
 }
 
@@ -79,7 +93,7 @@ func (s *Subscription) End(last wire.Event, err error) {
 		s.err = err
 	}
 	s.mu.Unlock()
-	s.signal()
+	s.signalAll()
 }
 
 // Pending reports whether Drain has something to return: queued events,
@@ -88,6 +102,40 @@ func (s *Subscription) Pending() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.queue) > 0 || s.err != nil
+}
+
+// Claim makes the caller the subscription's consumer, unless one already
+// is: it reports whether the claim was won.
+func (s *Subscription) Claim() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claimed {
+		return false
+	}
+	s.claimed = true
+	return true
+}
+
+// Release gives up the consumer's claim if nothing is pending, and
+// reports whether it did. An event pushed after a successful Release
+// signals Ready; one pushed before makes Release fail, so no event is
+// left without a consumer.
+func (s *Subscription) Release() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) > 0 || s.err != nil {
+		return false
+	}
+	s.claimed = false
+	return true
+}
+
+// Idle reports whether no consumer holds the subscription and nothing is
+// pending.
+func (s *Subscription) Idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.claimed && len(s.queue) == 0 && s.err == nil
 }
 
 // Overflowed returns ErrSlowConsumer once the queue has overflowed, and nil
@@ -102,8 +150,13 @@ func (s *Subscription) Overflowed() error {
 	return nil
 }
 
-// Ready is signalled when events are pending or the subscription has ended.
+// Ready is signalled when events are pushed while no consumer holds the
+// subscription, and when it ends.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Wake is signalled when events are pushed while a consumer holds the
+// subscription, and when it ends.
+func (s *Subscription) Wake() <-chan struct{} { return s.wake }
 
 // Drain moves up to maxEvents pending events, or as many as fit in
 // maxBytes (at least one), to dst and returns it. err is set once the
@@ -134,7 +187,9 @@ func (s *Subscription) Drain(dst []wire.Event, maxEvents, maxBytes int) ([]wire.
 	clear(s.queue[rest:])
 	s.queue = s.queue[:rest]
 	if rest > 0 {
-		s.signal()
+		if !s.claimed { // a claimant drains until empty anyway
+			signal(s.ready)
+		}
 		return dst, nil
 	}
 	if len(s.queue) == 0 && cap(s.queue) > 64 {
@@ -153,9 +208,15 @@ func (s *Subscription) Close() {
 	})
 }
 
-func (s *Subscription) signal() {
+// signalAll wakes the handler and the consumer: the subscription ended.
+func (s *Subscription) signalAll() {
+	signal(s.ready)
+	signal(s.wake)
+}
+
+func signal(c chan struct{}) {
 	select {
-	case s.ready <- struct{}{}:
+	case c <- struct{}{}:
 	default: // a wake-up is already pending; the reader will see everything
 	}
 }
