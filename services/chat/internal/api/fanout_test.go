@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -79,7 +80,7 @@ func BenchmarkPacedFanOut(b *testing.B) {
 
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			cpu0 := cpuTime(b)
+			cpu0, writes0 := cpuTime(b), writeCalls()
 			b.ResetTimer()
 			var sent int64
 			for b.Loop() {
@@ -94,12 +95,15 @@ func BenchmarkPacedFanOut(b *testing.B) {
 				<-done
 			}
 			b.StopTimer()
-			cpu := cpuTime(b) - cpu0
+			cpu, writes := cpuTime(b)-cpu0, writeCalls()-writes0
 			runtime.ReadMemStats(&after)
 			deliveries := float64(b.N) * float64(n)
 			b.ReportMetric(deliveries/b.Elapsed().Seconds(), "deliveries/s")
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
 			b.ReportMetric(float64(cpu.Nanoseconds())/deliveries, "cpu-ns/delivery")
+			if writes0 >= 0 {
+				b.ReportMetric(float64(writes)/deliveries, "writes/delivery")
+			}
 			cancel()
 			wg.Wait()
 		})
@@ -113,6 +117,23 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeCalls is the number of write system calls the process has made
+// (Linux's /proc/self/io), or -1 where that is not available.
+func writeCalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 // countMessages counts the Message events in an encoded ChatResponse.
