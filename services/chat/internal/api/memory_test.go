@@ -68,6 +68,12 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 			require.NoError(b, pprof.WriteHeapProfile(out))
 			require.NoError(b, out.Close())
 		}
+		if f := os.Getenv("CHAT_IDLE_GOROUTINEPROFILE"); f != "" {
+			out, err := os.Create(f)
+			require.NoError(b, err)
+			require.NoError(b, pprof.Lookup("goroutine").WriteTo(out, 1))
+			require.NoError(b, out.Close())
+		}
 		users, err := h.eng.Users(context.Background(), code)
 		require.NoError(b, err)
 		if os.Getenv("CHAT_IDLE_CONNS_ONLY") == "" {
