@@ -31,11 +31,20 @@ import (
 // clients run in this process and take frames undecoded, so that the
 // server's work dominates, but allocations and CPU time include theirs.
 // With few members an op is bound by the round trip's latency, not CPU:
-// compare cpu-ns/delivery there.
+// compare cpu-ns/delivery there. The gap cases wait that long between
+// messages, longer than the writer's linger: the light load of a quiet
+// room, where each message finds every stream without a writer.
 func BenchmarkPacedFanOut(b *testing.B) {
 	body := strings.Repeat("lorem ipsum ", 10) // a 120-byte chat line
-	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+	for _, c := range []struct {
+		n   int
+		gap time.Duration
+	}{{10, 0}, {100, 0}, {1000, 0}, {100, 30 * time.Millisecond}, {1000, 30 * time.Millisecond}} {
+		n, name := c.n, fmt.Sprintf("members=%d", c.n)
+		if c.gap > 0 {
+			name += fmt.Sprintf(",gap=%s", c.gap)
+		}
+		b.Run(name, func(b *testing.B) {
 			h := newHarnessB(b)
 			code := h.room(h.userToken("owner", "owner"), "bench", "pw")
 			ctx, cancel := context.WithCancel(context.Background())
@@ -86,6 +95,9 @@ func BenchmarkPacedFanOut(b *testing.B) {
 			b.ResetTimer()
 			var sent int64
 			for b.Loop() {
+				if c.gap > 0 && sent > 0 {
+					time.Sleep(c.gap)
+				}
 				sent++
 				want.Store(sent * int64(n))
 				err := sender.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{

@@ -47,6 +47,9 @@ type Config struct {
 	// WriterLinger is how long a stream's writer goroutine waits for more
 	// events once its queue is empty before it exits (up to twice that
 	// after the last event); 0 means the default, negative not at all.
+	// A writer lingers only when the events that started it came less
+	// than WriterLinger after the previous ones: sparser events would not
+	// come within the linger, so waiting would cost CPU for nothing.
 	WriterLinger time.Duration
 	// Now replaces time.Now, for tests.
 	Now func() time.Time

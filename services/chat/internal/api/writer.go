@@ -20,7 +20,10 @@ import (
 // not the handler. Once the queue is empty it lingers (see linger) before
 // releasing the claim and exiting, so a room with a steady flow of
 // messages does not start a goroutine per message per stream, while an
-// idle stream ends up holding none.
+// idle stream ends up holding none. It lingers only when the events that
+// started it came less than a linger period apart (see dense): at light
+// load the next event would come after the linger anyway, and waiting
+// would cost a timer and its firings on top of the goroutine start.
 type writer struct {
 	s      *Server
 	stream grpc.ServerStream
@@ -31,6 +34,7 @@ type writer struct {
 	batch []wire.Event // reused between frames
 	timer *time.Timer  // the linger timer, nil when no goroutine runs
 	woken bool         // events came in the current linger period
+	start time.Time    // when the last writer goroutine found events; zero after a linger ended
 
 	stopped  chan struct{} // 1-buffered: a writer goroutine has exited
 	finished chan struct{} // closed by finish: linger no more
@@ -82,6 +86,7 @@ func (w *writer) run() {
 		default: // a wake-up is already pending
 		}
 	}()
+	stay := w.dense()
 	for {
 		if err := w.sendPending(); err != nil {
 			w.mu.Lock()
@@ -89,7 +94,7 @@ func (w *writer) run() {
 			w.mu.Unlock()
 			return // the claim is kept, so that no other writer starts
 		}
-		if w.linger() {
+		if stay && w.linger() {
 			continue
 		}
 		// Hand over: an event pushed before Release makes it fail and is
@@ -97,11 +102,32 @@ func (w *writer) run() {
 		// starts a new writer. Nothing may touch w's fields after a
 		// successful Release.
 		w.batch = nil // an idle stream keeps no batch
-		w.timer = nil
+		if w.timer != nil {
+			// The linger ended: a whole period passed without an event
+			// (or the stream is finishing), so the next event starts
+			// afresh and its writer does not linger.
+			w.timer, w.start = nil, time.Time{}
+		}
 		if w.sub.Release() {
 			return
 		}
+		// Events came while this writer was sending: they are dense.
+		stay = w.dense()
 	}
+}
+
+// dense records that events were found now, and reports whether they
+// came less than a linger period after the previous ones, which makes it
+// likely that more follow within the linger. It reads the clock once per
+// writer goroutine (or failed Release), not per event.
+func (w *writer) dense() bool {
+	d := w.s.cfg.WriterLinger
+	if d <= 0 {
+		return false
+	}
+	now, prev := w.s.cfg.Now(), w.start
+	w.start = now
+	return !prev.IsZero() && now.Sub(prev) < d
 }
 
 // linger waits for more events while the queue is empty, and reports

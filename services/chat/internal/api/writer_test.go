@@ -1,0 +1,137 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+)
+
+// A writer lingers only when the events that started it came less than a
+// linger period apart. The linger is an hour and the clock is the test's,
+// so a writer that lingers when it should not never exits, and one that
+// does not linger when it should is seen exiting or restarting.
+func TestWriterLingersOnlyForDenseEvents(t *testing.T) {
+	tests := []struct {
+		name   string
+		gap    time.Duration // between events, on the writer's clock
+		starts int           // writer goroutines started for 5 events
+	}{
+		{"sparse events release the claim at once", 2 * time.Hour, 5},
+		// The first event has no predecessor; from the second on the
+		// writer lingers and every later event wakes it alone.
+		{"dense events reuse one writer", time.Millisecond, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			s := &Server{cfg: Config{WriterLinger: time.Hour, MaxFrameEvents: 64, MaxFrameBytes: 1 << 20,
+				Metrics: metrics.New(func() int { return 0 }),
+				Now:     func() time.Time { mu.Lock(); defer mu.Unlock(); return now }}}
+			stream := newFakeStream(t)
+			sub := rooms.NewSubscription(rooms.Opened{}, nil, 16, nil)
+			defer sub.Close()
+			w := newWriter(s, stream, sub, nil)
+
+			starts := 0
+			for i := range 5 {
+				mu.Lock()
+				now = now.Add(tt.gap)
+				mu.Unlock()
+				ev, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, fmt.Sprint(i), now)
+				require.NoError(t, err)
+				require.True(t, sub.Push(ev))
+				select {
+				case <-sub.Ready(): // no writer holds the claim
+					starts++
+					w.kick()
+				default: // the lingering writer was woken
+				}
+				stream.next(t)
+				if tt.starts == 5 || i == 0 {
+					// Without lingering the writer exits once the queue is
+					// empty, keeping neither claim nor timer.
+					waitStopped(t, w)
+					assert.True(t, sub.Idle(), "claim released")
+					assert.Nil(t, w.timer, "no linger timer kept")
+				} else {
+					waitLingering(t, w)
+				}
+			}
+			assert.Equal(t, tt.starts, starts, "writer goroutines started")
+			if tt.starts < 5 {
+				w.finish() // half-close: the lingering writer exits at once
+				waitStopped(t, w)
+				assert.True(t, sub.Idle(), "claim released")
+			}
+			assert.NoError(t, w.Err())
+		})
+	}
+}
+
+func waitStopped(t *testing.T, w *writer) {
+	t.Helper()
+	select {
+	case <-w.Stopped():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did not exit")
+	}
+}
+
+// waitLingering waits until w's goroutine waits in linger, and fails the
+// test if it exits instead.
+func waitLingering(t *testing.T, w *writer) {
+	t.Helper()
+	frame := []byte(fmt.Sprintf("api.(*writer).linger(%p", w))
+	require.Eventually(t, func() bool {
+		select {
+		case <-w.Stopped():
+			require.FailNow(t, "the writer exited instead of lingering")
+		default:
+		}
+		buf := make([]byte, 1<<20)
+		return bytes.Contains(buf[:runtime.Stack(buf, true)], frame)
+	}, 10*time.Second, time.Millisecond)
+}
+
+// fakeStream is a server stream that hands every frame sent to the test.
+type fakeStream struct {
+	grpc.ServerStream
+	ctx    context.Context
+	frames chan any
+}
+
+func newFakeStream(t *testing.T) *fakeStream {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return &fakeStream{ctx: ctx, frames: make(chan any, 16)}
+}
+
+func (f *fakeStream) Context() context.Context { return f.ctx }
+
+func (f *fakeStream) SendMsg(m any) error {
+	f.frames <- m
+	return nil
+}
+
+func (f *fakeStream) next(t *testing.T) {
+	t.Helper()
+	select {
+	case <-f.frames:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no frame sent")
+	}
+}
