@@ -314,50 +314,49 @@ func (a *app) register(ctx context.Context) error {
 // loggedIn returns a client logged in with CHATTER_TOKEN, or with the user
 // name and password.
 func (a *app) loggedIn(ctx context.Context) (*client.Client, error) {
-	c, err := a.newClient()
-	if err != nil {
-		return nil, err
-	}
 	if tok, ok := a.env("CHATTER_TOKEN"); ok && tok != "" {
+		c, err := a.newClient()
+		if err != nil {
+			return nil, err
+		}
 		if _, err := c.UseToken(tok); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("CHATTER_TOKEN: %w", err)
 		}
 		return c, nil
 	}
+	c, _, err := a.passwordLogIn(ctx)
+	return c, err
+}
+
+// passwordLogIn returns a client logged in with the user name and the
+// password from CHATTER_PASSWORD or a prompt.
+func (a *app) passwordLogIn(ctx context.Context) (*client.Client, client.Credentials, error) {
 	if err := a.requireUser(); err != nil {
-		c.Close()
-		return nil, err
+		return nil, client.Credentials{}, err
 	}
 	pw, err := a.secret(ctx, "CHATTER_PASSWORD", "password for "+a.user+": ")
 	if err != nil {
-		c.Close()
-		return nil, err
+		return nil, client.Credentials{}, err
 	}
-	if _, err := c.LogIn(ctx, a.user, pw); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("log in as %q: %w", a.user, err)
+	c, err := a.newClient()
+	if err != nil {
+		return nil, client.Credentials{}, err
 	}
-	return c, nil
+	creds, err := c.LogIn(ctx, a.user, pw)
+	if err != nil {
+		c.Close()
+		return nil, client.Credentials{}, fmt.Errorf("log in as %q: %w", a.user, err)
+	}
+	return c, creds, nil
 }
 
 func (a *app) login(ctx context.Context) error {
-	if err := a.requireUser(); err != nil {
-		return err
-	}
-	pw, err := a.secret(ctx, "CHATTER_PASSWORD", "password for "+a.user+": ")
-	if err != nil {
-		return err
-	}
-	c, err := a.newClient()
+	c, creds, err := a.passwordLogIn(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	creds, err := c.LogIn(ctx, a.user, pw)
-	if err != nil {
-		return fmt.Errorf("log in as %q: %w", a.user, err)
-	}
 	fmt.Fprintln(a.io.out, creds.Token)
 	fmt.Fprintf(a.io.err, "logged in as %s until %s\n", creds.UserName, creds.ExpiresAt.Local().Format(time.DateTime))
 	return nil
