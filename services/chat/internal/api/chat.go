@@ -76,7 +76,7 @@ func (s *Server) awaitOpen(ctx context.Context, first <-chan *chatv1.ChatRequest
 		if open := req.GetOpen(); open != nil {
 			return open, nil
 		}
-		return nil, fmt.Errorf("%w, got %T", errNoOpen, req.GetKind())
+		return nil, fmt.Errorf("%w, got %s", errNoOpen, kindName(req))
 	case err := <-recvDone:
 		if err == nil { // closed before opening
 			return nil, fmt.Errorf("%w, got end of stream", errNoOpen)
@@ -175,4 +175,16 @@ func recvErr(err error) error {
 		return nil
 	}
 	return err
+}
+
+// kindName names what a client sent instead of Open, for the error it gets.
+func kindName(req *chatv1.ChatRequest) string {
+	switch req.GetKind().(type) {
+	case *chatv1.ChatRequest_Send:
+		return "send"
+	case nil:
+		return "an empty message"
+	default:
+		return "an unknown message kind"
+	}
 }

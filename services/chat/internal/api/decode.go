@@ -29,11 +29,8 @@ func strictDecoding(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
 				if err := dec(&raw); err != nil {
 					return err
 				}
-				msg, ok := v.(proto.Message)
-				if !ok {
-					return dec(v)
-				}
-				if err := wire.Decode(raw, msg); err != nil {
+				// Every generated request type is a proto.Message.
+				if err := wire.Decode(raw, v.(proto.Message)); err != nil {
 					return status.Error(codes.InvalidArgument, fmt.Sprintf("%v: %v", rooms.ErrMalformed, err))
 				}
 				return nil

@@ -81,7 +81,7 @@ type Memory struct {
 	// dirty is set when a room's idle time moves without a registry write.
 	dirty atomic.Bool
 
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	rooms map[string]*room
 }
 
@@ -224,8 +224,9 @@ func (m *Memory) Touch(_ context.Context, code string) error {
 }
 
 func (m *Memory) lookup(code string) (*room, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	// Every message looks its room up: readers share the registry lock.
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	r, ok := m.rooms[code]
 	if !ok {
 		return nil, rooms.ErrNotFound

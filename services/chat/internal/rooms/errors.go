@@ -23,8 +23,6 @@ var (
 	ErrDeleted = errors.New("room deleted")
 	// ErrShuttingDown means the service is stopping; clients should reconnect.
 	ErrShuttingDown = errors.New("service shutting down; reconnect and resume")
-	// ErrExists means a short code is already taken. Engines retry on it.
-	ErrExists = errors.New("short code taken")
 	// ErrNoCode means no free short code was found: the code space is
 	// (nearly) exhausted.
 	ErrNoCode = errors.New("no free short code; try again later")
