@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -44,6 +45,9 @@ type Client struct {
 // connection is made on first use.
 func New(opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
+	if u, err := url.Parse(cfg.authURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("auth URL %q: want http://host[:port] or https://host[:port]", cfg.authURL)}
+	}
 	creds := insecure.NewCredentials()
 	if cfg.tls != nil {
 		creds = credentials.NewTLS(cfg.tls)

@@ -163,6 +163,33 @@ func TestHTTPStatusMapping(t *testing.T) {
 	}
 }
 
+func TestNewRejectsBadAuthURL(t *testing.T) {
+	for _, u := range []string{"localhost:8080", "ftp://host", "http://", "://x"} {
+		_, err := client.New(client.WithAuthURL(u))
+		assert.ErrorIs(t, err, client.ErrInvalidArgument, u)
+	}
+}
+
+// A service asking for an absurd delay cannot stall the client for longer
+// than MaxRetryAfter.
+func TestRetryAfterIsCapped(t *testing.T) {
+	for _, header := range []string{"86400", "99999999999999999"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Retry-After", header)
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"error":"slow down"}`))
+		}))
+		c, err := client.New(client.WithAuthURL(srv.URL))
+		require.NoError(t, err)
+		_, err = c.LogIn(testCtx(t), "alice", "password1")
+		d, ok := client.RetryAfter(err)
+		assert.True(t, ok, header)
+		assert.Equal(t, client.MaxRetryAfter, d, "%s seconds, which would overflow a Duration unchecked", header)
+		c.Close()
+		srv.Close()
+	}
+}
+
 func TestChatErrors(t *testing.T) {
 	e := newEnv(t)
 	alice := e.loggedIn("alice")

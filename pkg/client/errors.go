@@ -147,7 +147,7 @@ func fromHTTP(resp *http.Response) error {
 	}
 	if s := resp.Header.Get("Retry-After"); s != "" {
 		if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
-			e.RetryAfter = time.Duration(secs) * time.Second
+			e.RetryAfter = time.Duration(min(secs, int(MaxRetryAfter/time.Second))) * time.Second
 		} else if t, err := http.ParseTime(s); err == nil {
 			e.RetryAfter = max(time.Until(t), 0)
 		}
@@ -198,8 +198,14 @@ func fromGRPC(err error) error {
 func retryAfter(st *status.Status) time.Duration {
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
-			return ri.GetRetryDelay().AsDuration()
+			return capRetry(ri.GetRetryDelay().AsDuration())
 		}
 	}
 	return 0
 }
+
+// MaxRetryAfter bounds a retry delay a service asks for, so that a wrong
+// or hostile value cannot stall a Client's reconnection indefinitely.
+const MaxRetryAfter = 5 * time.Minute
+
+func capRetry(d time.Duration) time.Duration { return max(0, min(d, MaxRetryAfter)) }

@@ -214,6 +214,9 @@ func (a *app) dispatch(ctx context.Context, cmd string, args []string) error {
 		if err != nil {
 			return err
 		}
+		if a.wait < 0 {
+			return usageError{"--wait must not be negative"}
+		}
 		return a.join(ctx, rest[0])
 	case "tui":
 		if _, err := a.parse(fs, args, 0, ""); err != nil {

@@ -47,6 +47,8 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"bad flag", []string{"login", "--bogus"}, env(), exitUsage, "bogus"},
 		{"no user", []string{"login"}, env("CHATTER_PASSWORD", "x"), exitUsage, "CHATTER_USER"},
 		{"no password off a terminal", []string{"login", "--user", "a"}, env(), exitUsage, "CHATTER_PASSWORD"},
+		{"negative wait", []string{"join", "--wait", "-1s", "ABC234"}, env(), exitUsage, "--wait must not be negative"},
+		{"auth URL without scheme", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_AUTH_URL", "localhost:8080"), exitUsage, "auth URL"},
 		{"service down", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_AUTH_URL", "http://127.0.0.1:1"), exitRuntime, "is the service running"},
 		{"bad token", []string{"create-room", "r"}, env("CHATTER_TOKEN", "garbage"), exitAuth, "CHATTER_TOKEN"},
 		{"tui off a terminal", []string{"tui"}, env(), exitUsage, "terminal"},
