@@ -40,7 +40,6 @@ func decode(c *gin.Context, limit int64, dst any) error {
 		return fmt.Errorf("%w: reading the body: %w", errBadRequest, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
@@ -156,10 +155,6 @@ func decodeError(err error) error {
 		return fmt.Errorf("%w: body must be a JSON object", errBadRequest)
 	case errors.As(err, &typ):
 		return fmt.Errorf("%w: field %q must be a %s", errBadRequest, typ.Field, typ.Type)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// encoding/json has no typed error for this; the field name is
-		// the rest of the message, already quoted.
-		return fmt.Errorf("%w: unknown field %s", errBadRequest, strings.TrimPrefix(err.Error(), "json: unknown field "))
 	default:
 		return fmt.Errorf("%w: malformed JSON", errBadRequest)
 	}
