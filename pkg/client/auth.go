@@ -3,12 +3,13 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
 )
 
 // Account is a registered user.
@@ -71,12 +72,12 @@ func (c *Client) logInRPC(ctx context.Context, userName, password string) (Crede
 		return Credentials{}, &Error{Kind: ErrServer, Message: "login response has no token"}
 	}
 	creds := Credentials{UserName: userName, Token: out.Token, ExpiresAt: out.ExpiresAt}
-	if claims, err := peekClaims(out.Token); err == nil {
-		if claims.Name != "" {
-			creds.UserName = claims.Name
+	if u, err := token.Peek(out.Token); err == nil {
+		if u.Name != "" {
+			creds.UserName = u.Name
 		}
-		if creds.ExpiresAt.IsZero() && claims.Exp > 0 {
-			creds.ExpiresAt = time.Unix(claims.Exp, 0)
+		if creds.ExpiresAt.IsZero() {
+			creds.ExpiresAt = u.ExpiresAt
 		}
 	}
 	return creds, nil
@@ -87,18 +88,15 @@ func (c *Client) logInRPC(ctx context.Context, userName, password string) (Crede
 // name and expiry; the chat service verifies it on use. Without a password
 // the Client cannot renew the token: once it expires, calls and the open
 // session fail with ErrUnauthenticated.
-func (c *Client) UseToken(token string) (Credentials, error) {
+func (c *Client) UseToken(raw string) (Credentials, error) {
 	if err := c.usable(); err != nil {
 		return Credentials{}, err
 	}
-	claims, err := peekClaims(token)
+	u, err := token.Peek(raw)
 	if err != nil {
 		return Credentials{}, &Error{Kind: ErrUnauthenticated, Message: err.Error()}
 	}
-	creds := Credentials{UserName: claims.Name, Token: token}
-	if claims.Exp > 0 {
-		creds.ExpiresAt = time.Unix(claims.Exp, 0)
-	}
+	creds := Credentials{UserName: u.Name, Token: raw, ExpiresAt: u.ExpiresAt}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -118,28 +116,6 @@ func (c *Client) Credentials() (Credentials, error) {
 		return Credentials{}, ErrNotLoggedIn
 	}
 	return c.creds, nil
-}
-
-type tokenClaims struct {
-	Name string `json:"name"`
-	Exp  int64  `json:"exp"`
-}
-
-// peekClaims reads a JWT's payload without verifying it.
-func peekClaims(token string) (tokenClaims, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return tokenClaims{}, fmt.Errorf("token is not a JWT")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return tokenClaims{}, fmt.Errorf("token payload: %w", err)
-	}
-	var c tokenClaims
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return tokenClaims{}, fmt.Errorf("token payload: %w", err)
-	}
-	return c, nil
 }
 
 func (c *Client) postAuth(ctx context.Context, path, userName, password string, out any) error {

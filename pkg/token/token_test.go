@@ -248,3 +248,29 @@ func BenchmarkIssueUser(b *testing.B) {
 		}
 	}
 }
+
+func TestPeek(t *testing.T) {
+	s := newSigner(t, secret, "")
+	raw, exp, err := s.IssueUser("42", "alice", time.Minute)
+	require.NoError(t, err)
+	u, err := token.Peek(raw)
+	require.NoError(t, err)
+	assert.Equal(t, "alice", u.Name)
+	assert.Equal(t, "42", u.ID)
+	assert.True(t, exp.Equal(u.ExpiresAt))
+
+	// Peek does not verify: a token signed with another secret still reads.
+	other := newSigner(t, "0123456789abcdef0123456789abcdef-stranger", "")
+	foreign, _, err := other.IssueUser("7", "bob", time.Minute)
+	require.NoError(t, err)
+	u, err = token.Peek(foreign)
+	require.NoError(t, err)
+	assert.Equal(t, "bob", u.Name)
+
+	room, _, err := s.IssueRoom("42", "alice", "ABC234", time.Minute)
+	require.NoError(t, err)
+	_, err = token.Peek(room)
+	assert.ErrorIs(t, err, token.ErrWrongKind)
+	_, err = token.Peek("not a token")
+	assert.ErrorIs(t, err, token.ErrMalformed)
+}
