@@ -467,16 +467,32 @@ func firstLine(s string) string {
 }
 
 func (b *bench) idle(ctx context.Context) (*chatload.IdleResult, error) {
+	// The floor first, each on a fresh process, so that neither run
+	// inherits the other's heap.
+	b.logf("idle: %d bare connections (one health check each, no stream), for the transport's own cost", b.cfg.IdleStreams)
+	floor, err := b.idleRun(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	b.logf("idle: %d streams, one connection each, rooms of %d", b.cfg.IdleStreams, b.cfg.IdleRoomSize)
+	res, err := b.idleRun(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	res.Floor = floor
+	return res, nil
+}
+
+func (b *bench) idleRun(ctx context.Context, connectionsOnly bool) (*chatload.IdleResult, error) {
 	chat, err := b.startChat(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer chat.p.Stop()
 	b.waitQuiet(ctx)
-	b.logf("idle: %d streams, one connection each, rooms of %d", b.cfg.IdleStreams, b.cfg.IdleRoomSize)
 	res, err := chatload.Idle(ctx, chat.target, chatload.IdleConfig{
 		Streams: b.cfg.IdleStreams, RoomSize: b.cfg.IdleRoomSize, Parallel: b.cfg.IdleParallel,
-		Settle: 2 * time.Second,
+		Settle: 2 * time.Second, ConnectionsOnly: connectionsOnly,
 		Memory: func() (int64, map[string]float64) {
 			rss, _ := chat.p.RSS()
 			return rss, proc.Metrics(ctx, chat.metricsURL+"/metrics",
@@ -486,7 +502,7 @@ func (b *bench) idle(ctx context.Context) (*chatload.IdleResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idle: %w\n%s", err, chat.p.Log())
 	}
-	b.logf("  opened %d (failed %d) in %.1f s; %.0f B RSS and %.0f B heap per stream %s",
+	b.logf("  opened %d (failed %d) in %.1f s; %.0f B RSS and %.0f B heap each %s",
 		res.Opened, res.Failed, res.ConnectSeconds, res.RSSPerStream, res.HeapPerStream, res.FirstError)
 	return &res, nil
 }

@@ -85,6 +85,13 @@ func TestSmoke(t *testing.T) {
 	require.NotNil(t, rep.Idle)
 	assert.Equal(t, 40, rep.Idle.Opened, rep.Idle.FirstError)
 	assert.Positive(t, rep.Idle.RSS[2])
+	// The floor holds bare connections on a fresh process: the same count,
+	// and fewer goroutines each than a connection that carries a stream.
+	require.NotNil(t, rep.Idle.Floor)
+	assert.True(t, rep.Idle.Floor.ConnectionsOnly)
+	assert.Equal(t, 40, rep.Idle.Floor.Opened, rep.Idle.Floor.FirstError)
+	assert.Positive(t, rep.Idle.Floor.GoroutinesPerStream)
+	assert.Less(t, rep.Idle.Floor.GoroutinesPerStream, rep.Idle.GoroutinesPerStream)
 
 	require.NotNil(t, rep.Auth)
 	assert.Positive(t, rep.Auth.CeilingPerSec)

@@ -70,8 +70,12 @@ func targets(r *report.Report) []report.Target {
 		if i.HeapExposed {
 			heap = fmt.Sprintf("%.1f KB Go heap", i.HeapPerStream/1000)
 		}
+		floor := ""
+		if f := i.Floor; f != nil && f.Opened == f.Streams {
+			floor = fmt.Sprintf("; a bare gRPC connection with no stream costs %.1f KB RSS in the same run", f.RSSPerStream/1000)
+		}
 		add(fmt.Sprintf("Idle streams (%d, one connection each)", i.Streams), "≤ 20 KB server memory per stream at 10,000",
-			fmt.Sprintf("%.1f KB RSS per stream (%s); %d of %d opened in %.1f s", i.RSSPerStream/1000, heap, i.Opened, i.Streams, i.ConnectSeconds),
+			fmt.Sprintf("%.1f KB RSS per stream (%s); %d of %d opened in %.1f s%s", i.RSSPerStream/1000, heap, i.Opened, i.Streams, i.ConnectSeconds, floor),
 			status(i.Opened == i.Streams && i.RSSPerStream <= 20000))
 	} else {
 		add("Idle streams", "≤ 20 KB server memory per stream at 10,000", "not run", report.NotMeasured)

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
 
@@ -20,6 +21,11 @@ type IdleConfig struct {
 	Parallel int
 	// Settle is the pause before each memory reading.
 	Settle time.Duration
+	// ConnectionsOnly opens the connections without streams: each makes
+	// one health check and then stays open, idle. On a fresh process this
+	// measures what the gRPC transport costs per connection before any
+	// stream, the floor under the per-stream figure.
+	ConnectionsOnly bool
 	// Memory reads the target's resident memory and, when the target
 	// exposes them, its Go runtime gauges by metric name
 	// (go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes,
@@ -35,12 +41,15 @@ type IdleConfig struct {
 // the second is immune to one-off costs (room creation, first
 // connections, garbage not yet collected when the first reading is taken).
 type IdleResult struct {
-	Streams        int     `json:"streams"`
-	RoomSize       int     `json:"room_size"`
-	Opened         int     `json:"opened"`
-	Failed         int     `json:"failed"`
-	FirstError     string  `json:"first_error,omitempty"`
-	ConnectSeconds float64 `json:"connect_s"`
+	// ConnectionsOnly marks a run without streams (see IdleConfig); its
+	// "streams" are then bare connections.
+	ConnectionsOnly bool    `json:"connections_only,omitempty"`
+	Streams         int     `json:"streams"`
+	RoomSize        int     `json:"room_size"`
+	Opened          int     `json:"opened"`
+	Failed          int     `json:"failed"`
+	FirstError      string  `json:"first_error,omitempty"`
+	ConnectSeconds  float64 `json:"connect_s"`
 	// DroppedWhileIdle counts streams that ended during the hold.
 	DroppedWhileIdle int        `json:"dropped_while_idle"`
 	RSS              [3]int64   `json:"rss_bytes"`
@@ -54,26 +63,32 @@ type IdleResult struct {
 	// the service's goroutines per stream cost in stacks.
 	StackPerStream      float64 `json:"stack_inuse_per_stream_bytes,omitempty"`
 	GoroutinesPerStream float64 `json:"goroutines_per_stream,omitempty"`
+	// Floor is the same run with bare connections on a fresh process (see
+	// IdleConfig.ConnectionsOnly): the part of each per-stream figure that
+	// the gRPC transport costs before the service does anything.
+	Floor *IdleResult `json:"floor,omitempty"`
 }
 
 // Idle opens cfg.Streams Chat streams, each on its own connection, keeps
 // them open and reads what the target's memory grew by.
 func Idle(ctx context.Context, t Target, cfg IdleConfig) (IdleResult, error) {
-	res := IdleResult{Streams: cfg.Streams, RoomSize: cfg.RoomSize}
+	res := IdleResult{Streams: cfg.Streams, RoomSize: cfg.RoomSize, ConnectionsOnly: cfg.ConnectionsOnly}
 	if cfg.Parallel < 1 {
 		cfg.Parallel = 64
 	}
-	setup, err := dial(t.Addr)
-	if err != nil {
-		return res, err
+	var rooms []room
+	if !cfg.ConnectionsOnly {
+		setup, err := dial(t.Addr)
+		if err != nil {
+			return res, err
+		}
+		nrooms := (cfg.Streams + cfg.RoomSize - 1) / cfg.RoomSize
+		rooms, err = setupRooms(ctx, t, setup, fmt.Sprintf("i%d", time.Now().UnixNano()%1e6), nrooms, cfg.RoomSize)
+		setup.Close()
+		if err != nil {
+			return res, err
+		}
 	}
-	defer setup.Close()
-	nrooms := (cfg.Streams + cfg.RoomSize - 1) / cfg.RoomSize
-	rooms, err := setupRooms(ctx, t, setup, fmt.Sprintf("i%d", time.Now().UnixNano()%1e6), nrooms, cfg.RoomSize)
-	if err != nil {
-		return res, err
-	}
-	setup.Close()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -146,13 +161,16 @@ func (o *opener) open(ctx context.Context, from, to int) {
 	sem := make(chan struct{}, o.cfg.Parallel)
 	var wg sync.WaitGroup
 	for i := from; i < to; i++ {
-		m := o.rooms[i/o.cfg.RoomSize].members[i%o.cfg.RoomSize]
+		var tok string
+		if !o.cfg.ConnectionsOnly {
+			tok = o.rooms[i/o.cfg.RoomSize].members[i%o.cfg.RoomSize].token
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		// Owned by open; ends once the stream is open (or failed).
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := o.openOne(ctx, i, m.token); err != nil {
+			if err := o.openOne(ctx, i, tok); err != nil {
 				o.failed.Add(1)
 				o.mu.Lock()
 				if o.firstErr == "" {
@@ -176,6 +194,15 @@ func (o *opener) openOne(ctx context.Context, i int, tok string) error {
 	o.mu.Lock()
 	o.conns[i] = cc
 	o.mu.Unlock()
+	if o.cfg.ConnectionsOnly {
+		// One call sets up the transport (settings, window updates); the
+		// connection then stays open with no stream on it.
+		if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			return fmt.Errorf("health check: %w", err)
+		}
+		o.opened.Add(1)
+		return nil
+	}
 	stream, err := open(ctx, cc, tok)
 	if err != nil {
 		return err

@@ -141,6 +141,23 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		if i.FirstError != "" {
 			p("First error: `%s`\n\n", i.FirstError)
 		}
+		if f := i.Floor; f != nil {
+			p("The floor, measured in the same run on a fresh chat process: %d bare connections, each made by one health check and then left open with no stream. ", f.Streams)
+			p("This is what the gRPC transport (google.golang.org/grpc) costs per connection before the service does anything; ")
+			p("a stream on its own connection cannot cost less.\n\n")
+			p("| | Bare connection | Stream on its own connection | The stream's own cost |\n|---|---:|---:|---:|\n")
+			p("| Opened / failed | %d / %d | %d / %d | |\n", f.Opened, f.Failed, i.Opened, i.Failed)
+			p("| RSS | %.1f KB | %.1f KB | %.1f KB |\n", f.RSSPerStream/1000, i.RSSPerStream/1000, (i.RSSPerStream-f.RSSPerStream)/1000)
+			if f.HeapExposed && i.HeapExposed {
+				p("| Go heap | %.1f KB | %.1f KB | %.1f KB |\n", f.HeapPerStream/1000, i.HeapPerStream/1000, (i.HeapPerStream-f.HeapPerStream)/1000)
+				p("| Goroutine stacks | %.1f KB | %.1f KB | %.1f KB |\n", f.StackPerStream/1000, i.StackPerStream/1000, (i.StackPerStream-f.StackPerStream)/1000)
+				p("| Goroutines | %.2f | %.2f | %.2f |\n", f.GoroutinesPerStream, i.GoroutinesPerStream, i.GoroutinesPerStream-f.GoroutinesPerStream)
+			}
+			p("\n")
+			if f.FirstError != "" {
+				p("First error of the floor run: `%s`\n\n", f.FirstError)
+			}
+		}
 	}
 
 	if a := r.Auth; a != nil {
