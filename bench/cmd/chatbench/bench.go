@@ -121,6 +121,8 @@ func (b *bench) startChat(ctx context.Context) (*service, error) {
 		"METRICS_ADDRESS=127.0.0.1:" + strconv.Itoa(mport),
 		// Warnings only: the engine is measured, not the request log.
 		"LOG_LEVEL=warn",
+		// /debug/pprof on the metrics listener, for the profiled runs.
+		"PPROF_ENABLED=true",
 	}
 	if b.cfg.QueueSize > 0 {
 		env = append(env, "MAX_MESSAGE_QUEUE_SIZE="+strconv.Itoa(b.cfg.QueueSize))
@@ -379,12 +381,19 @@ func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutCo
 	if fc.Mode == chatload.Paced {
 		what += fmt.Sprintf(" at %.0f msg/s", fc.Rate)
 	}
-	genPath := filepath.Join(b.tmp, fmt.Sprintf("generator-%s-%.0f.pprof", fc.Mode, fc.Rate))
+	dir := b.tmp
+	if b.cfg.ProfileDir != "" {
+		if err := os.MkdirAll(b.cfg.ProfileDir, 0o755); err != nil {
+			return nil, err
+		}
+		dir = b.cfg.ProfileDir
+	}
+	genPath := filepath.Join(dir, fmt.Sprintf("generator-%s-%.0f.pprof", fc.Mode, fc.Rate))
 	f, err := os.Create(genPath)
 	if err != nil {
 		return nil, err
 	}
-	serverPath := filepath.Join(b.tmp, fmt.Sprintf("chat-%s-%.0f.pprof", fc.Mode, fc.Rate))
+	serverPath := filepath.Join(dir, fmt.Sprintf("chat-%s-%.0f.pprof", fc.Mode, fc.Rate))
 	serverErr := make(chan error, 1)
 	var perfSelf, perfChildren []string
 	perfErr := errors.New("not tried")

@@ -42,6 +42,7 @@ type config struct {
 	Argon2Time   uint32
 
 	ProfileSeconds int
+	ProfileDir     string // keep the raw CPU profiles here ("": discard them)
 	Skip           map[string]bool // "auth", "idle", "stalled", "baseline"
 }
 
@@ -77,6 +78,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.UintVar(&mem, "argon2-memory", 19*1024, "ARGON2_MEMORY_KIB for the auth service and the ceiling")
 	fs.UintVar(&tim, "argon2-time", 2, "ARGON2_TIME for the auth service and the ceiling")
 	fs.IntVar(&c.ProfileSeconds, "profile", 5, "seconds of CPU profile taken during the size-100 burst (0: none)")
+	fs.StringVar(&c.ProfileDir, "profile-dir", "", "also keep the raw CPU profiles (chat service and generator) in this directory")
 	fs.StringVar(&skip, "skip", "", "comma-separated parts to skip: baseline, stalled, idle, auth")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -58,6 +58,13 @@ func TestSmoke(t *testing.T) {
 			require.NotNil(t, f)
 			assert.Positive(t, f.Sent)
 			assert.Equal(t, f.Sent*int64(f.Members), f.Delivered, "every member receives every message")
+			if f.Mode == chatload.Paced {
+				// Every paced send's lateness against its due time is counted.
+				require.NotNil(t, f.SendSlip)
+				assert.Equal(t, f.Sent, f.SendSlip.Count)
+			} else {
+				assert.Nil(t, f.SendSlip)
+			}
 			assert.Zero(t, f.Lost)
 			assert.Zero(t, f.Undelivered)
 			assert.Zero(t, f.Duplicates)

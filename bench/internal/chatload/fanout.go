@@ -109,6 +109,12 @@ type FanoutResult struct {
 	WallSeconds float64 `json:"wall_s"`
 
 	Latency Latency `json:"latency"`
+	// SendSlip, in Paced mode, is how long after its scheduled time each
+	// message was sent: the generator's timer and scheduling delay. Latency
+	// counts from the actual send, as the service cannot see a message
+	// before it is sent; a generator that falls behind shows here, and in
+	// a rate below the target.
+	SendSlip *Latency `json:"send_slip,omitempty"`
 	// StalledRoomLatency is the latency of the stalled member's room-mates
 	// alone (room 0), when there is a stalled member.
 	StalledRoomLatency *Latency `json:"stalled_room_latency,omitempty"`
@@ -259,6 +265,10 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	busy0, total0, _ := proc.MachineCPU()
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
+	var slip *recorder
+	if cfg.Mode == Paced {
+		slip = newRecorder()
+	}
 	var firstSendErr atomic.Value
 	var stalls atomic.Int64
 	var swg sync.WaitGroup
@@ -274,7 +284,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		// Owned by Fanout; ends at the deadline or on a send error.
 		go func() {
 			defer swg.Done()
-			err := s.sendLoop(runCtx, sender, cfg, start.Add(offset), interval, deadline)
+			err := s.sendLoop(runCtx, sender, cfg, start.Add(offset), interval, deadline, slip, i)
 			if errors.Is(err, errWindowStall) {
 				stalls.Add(1)
 			} else if err != nil {
@@ -347,6 +357,10 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	res.MachineCPUSeconds = (total1 - total0).Seconds()
 	res.OtherCPUSeconds = max(0, (busy1-busy0).Seconds()-res.GeneratorCPUSeconds-max(0, res.ServerCPUSeconds))
 	res.Latency = rec.summary()
+	if slip != nil {
+		l := slip.summary()
+		res.SendSlip = &l
+	}
 	if roomRec != nil {
 		l := roomRec.summary()
 		res.StalledRoomLatency = &l
@@ -440,7 +454,11 @@ func stalledEnd(s *chatStream) string {
 
 var errWindowStall = errors.New("window stalled: in-flight messages not delivered within 10s")
 
-func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time) error {
+// sendLoop sends one room's messages. In Paced mode the k-th is due at
+// first + k×interval; when the generator is late it sends at once, so the
+// rate holds, and slip records by how much.
+func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time,
+	slip *recorder, shard int) error {
 	pad := make([]byte, cfg.BodyBytes-16)
 	for i := range pad {
 		pad[i] = 'x'
@@ -451,13 +469,11 @@ func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg Fanout
 	for k := int64(0); ; k++ {
 		var stamp time.Time
 		if cfg.Mode == Paced {
-			// Latency counts from the scheduled time, so a late send
-			// (generator or server behind) is not hidden.
-			stamp = first.Add(time.Duration(k) * interval)
-			if stamp.After(deadline) {
+			due := first.Add(time.Duration(k) * interval)
+			if due.After(deadline) {
 				return nil
 			}
-			if d := time.Until(stamp); d > 0 {
+			if d := time.Until(due); d > 0 {
 				timer.Reset(d)
 				select {
 				case <-timer.C:
@@ -465,6 +481,14 @@ func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg Fanout
 					return nil
 				}
 			}
+			// Latency counts from the send itself. A Go timer here wakes
+			// about half a millisecond late on average (the poller sleeps
+			// in whole milliseconds); counting from the due time would
+			// charge that to the service. The send does not wait for the
+			// service (only HTTP/2 flow control could block it), so a
+			// service that falls behind still shows in the latency.
+			stamp = time.Now()
+			slip.record(shard, stamp.Sub(due))
 		} else {
 			if time.Now().After(deadline) {
 				return nil

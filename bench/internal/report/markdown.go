@@ -78,6 +78,26 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 	row(r.StalledLow)
 	p("\n")
 
+	var paced []*chatload.FanoutResult
+	for _, f := range append(append([]*chatload.FanoutResult{}, pacedOf(r.Paced)...), append(r.PacedExtra, r.Stalled, r.StalledLow)...) {
+		if f != nil && f.SendSlip != nil && f.SendSlip.Count > 0 {
+			paced = append(paced, f)
+		}
+	}
+	if len(paced) > 0 {
+		p("In paced runs each room's messages are due at fixed intervals, and latency counts from the moment a message is actually sent. ")
+		p("How late the generator sent them against their due time (its timer and scheduling delay, milliseconds):\n\n")
+		p("| Server | Rate | Sends | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, f := range paced {
+			name := f.Target
+			if f.Stalled {
+				name += " + stalled member"
+			}
+			p("| %s | %.0f msg/s | %d | %.2f | %.2f | %.2f |\n", name, f.Rate, f.SendSlip.Count, f.SendSlip.P50, f.SendSlip.P99, f.SendSlip.Max)
+		}
+		p("\n")
+	}
+
 	p("### Ratios to the baseline\n\n")
 	p("| Mode | Members | Deliveries/s | Deliveries per CPU-s | p50 | p90 | p99 | p99.9 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, pr := range pairs {
@@ -214,4 +234,12 @@ func orOpen(s string) string {
 		return "nothing (still open at the end)"
 	}
 	return s
+}
+
+// pacedOf lists a paced pair's runs, chat first.
+func pacedOf(pr *Pair) []*chatload.FanoutResult {
+	if pr == nil {
+		return nil
+	}
+	return []*chatload.FanoutResult{pr.Chat, pr.Baseline}
 }
