@@ -42,7 +42,7 @@ type config struct {
 	Argon2Time   uint32
 
 	ProfileSeconds int
-	ProfileDir     string // keep the raw CPU profiles here ("": discard them)
+	ProfileDir     string          // keep the raw CPU profiles here ("": discard them)
 	Skip           map[string]bool // "auth", "idle", "stalled", "baseline"
 }
 
