@@ -157,6 +157,55 @@ func TestPresenceAndFanOut(t *testing.T) {
 	a.Close()
 }
 
+// Streams leave a room in any order; every one still open gets each
+// message once, and a closed one nothing more.
+func TestUnsubscribeInAnyOrder(t *testing.T) {
+	ctx := context.Background()
+	m, _ := newEngine(t, Config{QueueSize: 64})
+	r, err := m.CreateRoom(ctx, "room", "h", "u1")
+	require.NoError(t, err)
+	subs := make([]*rooms.Subscription, 6)
+	for i := range subs {
+		subs[i], err = m.Subscribe(ctx, r.Code, rooms.Member{ID: fmt.Sprint("id", i), Name: fmt.Sprint("user", i)}, nil)
+		require.NoError(t, err)
+	}
+	open := map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true}
+	// First, last, middle, then the one moved into the first slot.
+	for round, i := range []int{0, 5, 2, 4} {
+		subs[i].Close()
+		delete(open, i)
+		for j := range subs {
+			_, _ = drain(t, subs[j]) // presence events so far
+		}
+		body := fmt.Sprint("after ", round)
+		_, err := m.Publish(ctx, r.Code, ann, "", body)
+		require.NoError(t, err)
+		for j, s := range subs {
+			evs, _ := drain(t, s)
+			var got []string
+			for _, e := range evs {
+				if msg := e.GetMessage(); msg != nil {
+					got = append(got, msg.GetBody())
+				}
+			}
+			if open[j] {
+				assert.Equal(t, []string{body}, got, "open stream %d", j)
+			} else {
+				assert.Empty(t, got, "closed stream %d", j)
+			}
+		}
+	}
+	us, err := m.Users(ctx, r.Code)
+	require.NoError(t, err)
+	assert.Equal(t, []rooms.User{{Name: "user1", Streams: 1}, {Name: "user3", Streams: 1}}, us)
+	for _, s := range subs {
+		s.Close()
+	}
+	us, err = m.Users(ctx, r.Code)
+	require.NoError(t, err)
+	assert.Empty(t, us)
+}
+
 func TestSlowConsumerDoesNotBlock(t *testing.T) {
 	ctx := context.Background()
 	m, _ := newEngine(t, Config{QueueSize: 3})

@@ -25,8 +25,12 @@ type room struct {
 	// sent maps (user ID, client message ID) to the sequence of a message
 	// still in history. It is kept in step with the ring, so it holds at
 	// most HistorySize entries, and a repeat of an evicted ID is new again.
-	sent      map[sentKey]uint64
-	subs      map[*rooms.Subscription]rooms.Member
+	sent map[sentKey]uint64
+	// subs are the room's open streams, in a slice because Publish walks
+	// them once per message (a map walk cost 10% of Publish in a profile
+	// of 10-member rooms); subIdx finds one for removal.
+	subs      []*rooms.Subscription
+	subIdx    map[*rooms.Subscription]int
 	online    map[string]*presence // by user ID
 	deleted   bool
 	idleSince time.Time // when the last stream closed or a user joined; creation or the saved time at first
@@ -70,7 +74,7 @@ type presence struct {
 func newRoom(meta rooms.Room, now time.Time) *room {
 	return &room{
 		meta:      meta,
-		subs:      make(map[*rooms.Subscription]rooms.Member),
+		subIdx:    make(map[*rooms.Subscription]int),
 		online:    make(map[string]*presence),
 		idleSince: now,
 	}
@@ -112,7 +116,7 @@ func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, 
 		r.online[member.ID] = p
 		// Only other users' streams hear of the arrival: the new stream's
 		// Opened already lists its own user.
-		for s := range r.subs {
+		for _, s := range r.subs {
 			s.Push(joined)
 		}
 	}
@@ -123,7 +127,8 @@ func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, 
 	}
 	var sub *rooms.Subscription
 	sub = rooms.NewSubscription(opened, backlog, m.cfg.QueueSize, func() { m.unsubscribe(r, sub, member) })
-	r.subs[sub] = member
+	r.subIdx[sub] = len(r.subs)
+	r.subs = append(r.subs, sub)
 	m.dirty.Store(true) // an active room: see tick
 	return sub, nil
 }
@@ -131,11 +136,17 @@ func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, 
 func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Member) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.subs[sub]; !ok {
+	i, ok := r.subIdx[sub]
+	if !ok {
 		return
 	}
 	now := m.cfg.Now() // under the lock: see Subscribe
-	delete(r.subs, sub)
+	last := len(r.subs) - 1
+	r.subs[i] = r.subs[last]
+	r.subIdx[r.subs[i]] = i
+	r.subs[last] = nil
+	r.subs = r.subs[:last]
+	delete(r.subIdx, sub)
 	if len(r.subs) == 0 {
 		r.idleSince = now
 		m.dirty.Store(true)
@@ -152,7 +163,7 @@ func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 	if err != nil {
 		return // unreachable in practice: a Presence always encodes
 	}
-	for s := range r.subs {
+	for _, s := range r.subs {
 		s.Push(left)
 	}
 }
@@ -201,7 +212,7 @@ func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, cl
 	if clientID != "" {
 		r.sent[key] = r.seq
 	}
-	for s := range r.subs {
+	for _, s := range r.subs {
 		s.Push(ev)
 	}
 	return r.seq, nil
@@ -240,7 +251,7 @@ func (r *room) close(last wire.Event, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.deleted = true
-	for s := range r.subs {
+	for _, s := range r.subs {
 		s.End(last, err)
 	}
 }
