@@ -7,39 +7,51 @@ import (
 	"io"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
-// Chat runs one stream with up to three goroutines. The handler goroutine
-// subscribes and then only waits: for the subscription to overflow or end,
-// for the reader to finish, or for the stream to be cancelled, and it
-// returns the status itself. One goroutine reads client frames and
-// publishes. Frames are written by a writer goroutine that exists only
+// Chat runs one stream on its handler goroutine, which reads: it receives
+// Open, subscribes, then receives and publishes client frames until the
+// stream ends. Frames are written by a writer goroutine that exists only
 // while events are pending (see writer), so a client that stops reading
-// blocks the writer, never the handler: its stream ends, and its user
-// leaves the room, as soon as its queue overflows.
+// blocks the writer, never the handler. Everything else that ends the
+// stream (the queue overflowing, the room token expiring, Drain, the
+// subscription's end once its last event is written, a failed send) ends
+// it from where it happens, with its status (see ender): RecvMsg returns
+// at once, and the handler returns that reason. So an idle stream holds
+// one goroutine, parked in RecvMsg, and its user leaves the room as soon
+// as its queue overflows even if the client neither reads nor sends.
 func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
-	adm, err := s.roomFrom(ctx)
+	e, err := newEnder(ctx)
+	if err != nil {
+		return err
+	}
+	return e.result(s.chat(ctx, stream, e))
+}
+
+// chat runs the stream for Chat, which makes sure that the status the
+// client gets is the reason chat returns.
+func (s *Server) chat(ctx context.Context, stream grpc.ServerStream, e *ender) error {
+	adm, err := s.streamRoom(ctx)
 	if err != nil {
 		return err
 	}
 	member := rooms.Member{ID: adm.UserID, Name: adm.UserName}
 	// The room token is the stream's credential: the stream ends when it
 	// expires, and the client joins again for a new one.
-	expired, stopTimer := s.cfg.TokenTimer(adm.ExpiresAt)
-	defer stopTimer()
+	stopExpiry := s.cfg.TokenTimer(adm.ExpiresAt, func() { e.end(rooms.ErrRoomTokenExpired) })
+	defer stopExpiry()
+	if !s.streams.add(e) {
+		return rooms.ErrShuttingDown
+	}
+	defer s.streams.remove(e)
 
-	first := make(chan *chatv1.ChatRequest, 1)
-	started := make(chan struct{})
-	recvDone := make(chan error, 1)
-	// Owner: this handler. Exit: Recv fails at the latest when the handler
-	// returns and gRPC finishes the stream; recvDone is buffered so the
-	// goroutine's last send never blocks.
-	go func() { recvDone <- s.receive(ctx, stream, adm.Room, member, first, started) }()
-
-	open, err := s.awaitOpen(ctx, first, recvDone)
+	open, err := s.awaitOpen(ctx, stream, e)
 	if err != nil {
 		return err
 	}
@@ -55,97 +67,89 @@ func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 	s.cfg.Metrics.OpenStreams.Inc()
 	defer s.cfg.Metrics.OpenStreams.Dec()
 
-	// The writer sends Opened before any event; the reader may publish
-	// now, since the subscription exists and the sender sees its own.
-	w := newWriter(s, stream, sub, &chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.Opened, s.cfg.MaxMessageBytes)}})
+	// The writer sends Opened before any event. From Watch on, the
+	// subscription starts it whenever events are pending; the handler may
+	// publish now, since the subscription exists and the sender sees its
+	// own messages.
+	head := &chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.TakeOpened(), s.cfg.MaxMessageBytes)}}
+	w := newWriter(s, stream, sub, e.end, head)
+	sub.Watch(w)
 	w.kick()
-	close(started)
-	err = s.wait(ctx, sub, w, recvDone, expired)
+	// The reason is settled here, so that it is counted before the
+	// deferred Close tells the room that the user left.
+	err = e.result(s.receive(ctx, stream, adm.Room, member, w))
 	if errors.Is(err, rooms.ErrSlowConsumer) {
 		s.cfg.Metrics.SlowConsumers.Inc()
 	}
 	return err
 }
 
-// awaitOpen returns the stream's first frame, which must be Open.
-func (s *Server) awaitOpen(ctx context.Context, first <-chan *chatv1.ChatRequest, recvDone <-chan error) (*chatv1.Open, error) {
-	timer := time.NewTimer(s.cfg.OpenTimeout)
-	defer timer.Stop()
-	select {
-	case req := <-first:
-		if open := req.GetOpen(); open != nil {
-			return open, nil
-		}
-		return nil, fmt.Errorf("%w, got %s", errNoOpen, kindName(req))
-	case err := <-recvDone:
-		if err == nil { // closed before opening
+// streamRoom verifies the stream's room token like roomFrom, but on a
+// goroutine of its own. Decoding a token takes some 5 KB of stack, which
+// on the handler's, already 1.6 KB deep in gRPC, would double it from 8
+// to 16 KB for the stream's whole life: Go shrinks a stack only while it
+// uses less than a quarter of it, and the handler spends its life 4.5 KB
+// down, in RecvMsg.
+func (s *Server) streamRoom(ctx context.Context) (token.Room, error) {
+	type result struct {
+		adm token.Room
+		err error
+	}
+	c := make(chan result, 1)
+	// Owner: streamRoom, which waits for it. Exit: once verified.
+	go func() {
+		adm, err := s.roomFrom(ctx)
+		c <- result{adm, err}
+	}()
+	r := <-c
+	return r.adm, r.err
+}
+
+// awaitOpen returns the stream's first frame, which must be Open and come
+// within the Open timeout.
+func (s *Server) awaitOpen(ctx context.Context, stream grpc.ServerStream, e *ender) (*chatv1.Open, error) {
+	timeout := s.cfg.OpenTimeout
+	timer := time.AfterFunc(timeout, func() { e.end(fmt.Errorf("%w within %s", errNoOpen, timeout)) })
+	req, err := recvRequest(stream)
+	if !timer.Stop() {
+		// The timeout came first, even if a frame came too: the stream
+		// ends, with the timeout's status unless another reason came
+		// before it, once the timer's function has run.
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w, got end of stream", errNoOpen)
 		}
 		return nil, err
-	case <-timer.C:
-		return nil, fmt.Errorf("%w within %s", errNoOpen, s.cfg.OpenTimeout)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-s.draining:
-		return nil, rooms.ErrShuttingDown
 	}
+	if open := req.GetOpen(); open != nil {
+		return open, nil
+	}
+	return nil, fmt.Errorf("%w, got %s", errNoOpen, kindName(req))
 }
 
-// wait runs the open stream until it ends and returns why. After the
-// client half-closes, what is already queued is still written, then the
-// stream ends with OK.
-func (s *Server) wait(ctx context.Context, sub *rooms.Subscription, w *writer, recvDone <-chan error, expired <-chan time.Time) error {
-	halfClosed := false
-	for {
-		if err := sub.Overflowed(); err != nil {
-			return err
-		}
-		if err := w.Err(); err != nil {
-			return err
-		}
-		if halfClosed && w.Idle() {
-			return nil
-		}
-		select {
-		case <-sub.Ready():
-			w.kick()
-		case <-w.Stopped():
-		case err := <-recvDone:
-			if err != nil {
-				return err
-			}
-			halfClosed, recvDone = true, nil
-			w.finish()
-		case <-expired:
-			return rooms.ErrRoomTokenExpired
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.draining:
-			return rooms.ErrShuttingDown
-		}
-	}
-}
-
-// receive reads client frames. The first goes to first; after started is
-// closed (the subscription exists, so the sender sees its own messages),
-// every Send is validated and published. It returns nil when the client
-// half-closes, which ends the stream with OK.
-func (s *Server) receive(ctx context.Context, stream chatv1.ChatService_ChatServer, code string, member rooms.Member,
-	first chan<- *chatv1.ChatRequest, started <-chan struct{}) error {
-	req, err := recvRequest(stream)
-	if err != nil {
-		return recvErr(err)
-	}
-	first <- req // buffered, read at most once
-	select {
-	case <-started:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// receive reads the client's frames after Open until the stream ends, and
+// returns why, unless the stream was ended elsewhere: then Chat returns
+// that reason instead. Every frame must be a Send, which is validated and
+// published. When the client half-closes, what is already queued is still
+// written, then the stream ends with OK.
+func (s *Server) receive(ctx context.Context, stream grpc.ServerStream, code string, member rooms.Member, w *writer) error {
 	for {
 		req, err := recvRequest(stream)
+		if errors.Is(err, io.EOF) {
+			w.finish() // ends the stream with errFlushed once the queue is written
+			<-ctx.Done()
+			return ctx.Err()
+		}
 		if err != nil {
-			return recvErr(err)
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			// RecvMsg may return frames that were already buffered when
+			// the stream ended; an ended stream publishes nothing more.
+			return err
 		}
 		send := req.GetSend()
 		if send == nil {
@@ -158,8 +162,8 @@ func (s *Server) receive(ctx context.Context, stream chatv1.ChatService_ChatServ
 		if _, err := s.engine.Publish(ctx, code, member, send.GetClientMessageId(), send.GetBody()); err != nil {
 			if errors.Is(err, rooms.ErrNotFound) {
 				// The room was deleted: the subscription ends with
-				// RoomDeleted and NotFound, which the handler delivers.
-				// Returning now could race it and lose that event.
+				// RoomDeleted, and the writer ends the stream with
+				// rooms.ErrDeleted once that event is written.
 				<-ctx.Done()
 				return ctx.Err()
 			}
@@ -168,13 +172,6 @@ func (s *Server) receive(ctx context.Context, stream chatv1.ChatService_ChatServ
 		s.cfg.Metrics.FanoutSeconds.Observe(time.Since(start).Seconds())
 		s.cfg.Metrics.MessagesIn.Inc()
 	}
-}
-
-func recvErr(err error) error {
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
-	return err
 }
 
 // kindName names what a client sent instead of Open, for the error it gets.

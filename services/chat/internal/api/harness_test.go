@@ -270,6 +270,21 @@ func newHarnessB(b *testing.B) *harness { return newHarness(b, opts{tcp: true}) 
 
 // tokenTimer is a room token timer that fires when the test sends on
 // expire, or never if expire is nil.
-func tokenTimer(expire chan time.Time) func(time.Time) (<-chan time.Time, func()) {
-	return func(time.Time) (<-chan time.Time, func()) { return expire, func() {} }
+func tokenTimer(expire chan time.Time) func(time.Time, func()) func() {
+	return func(_ time.Time, f func()) func() {
+		if expire == nil {
+			return func() {}
+		}
+		stop := make(chan struct{})
+		// Owner: the stream, which calls the stop function when it ends.
+		// Exit: the test sends on expire, or the stream ends.
+		go func() {
+			select {
+			case <-expire:
+				f()
+			case <-stop:
+			}
+		}()
+		return func() { close(stop) }
+	}
 }

@@ -36,7 +36,9 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	return s.finish(info.FullMethod, ci, start, err)
 }
 
-// finish is the only place where errors become statuses.
+// finish is where a handler's error becomes its call's status; a Chat
+// stream ended from outside its handler gets the same status from ender,
+// through the same table (toStatus).
 func (s *Server) finish(method string, ci *callInfo, start time.Time, err error) error {
 	st, internal := toStatus(err)
 	fields := []zap.Field{

@@ -5,7 +5,6 @@ package api
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +17,7 @@ import (
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
@@ -54,9 +54,10 @@ type Config struct {
 	// Now replaces time.Now, for tests.
 	Now func() time.Time
 	// TokenTimer replaces the timer that ends a Chat stream when its room
-	// token expires, for tests: it returns a channel that fires at at, and
-	// a function that releases the timer.
-	TokenTimer func(at time.Time) (<-chan time.Time, func())
+	// token expires, for tests: it calls expire once at at, unless the
+	// function it returns, which releases the timer, is called first.
+	// expire does not block.
+	TokenTimer func(at time.Time, expire func()) (stop func())
 }
 
 // Hasher hashes room passwords and checks them against stored hashes
@@ -75,8 +76,7 @@ type Server struct {
 	cfg    Config
 	engine Engine
 
-	draining  chan struct{} // closed by Drain: every Chat stream ends with Unavailable
-	drainOnce sync.Once
+	streams openStreams // the Chat streams that Drain ends
 }
 
 // New returns a Server over engine.
@@ -105,20 +105,18 @@ func New(cfg Config, engine Engine) (*Server, error) {
 	}
 	if cfg.TokenTimer == nil {
 		now := cfg.Now
-		cfg.TokenTimer = func(at time.Time) (<-chan time.Time, func()) {
-			t := time.NewTimer(at.Sub(now()))
-			return t.C, func() { t.Stop() }
+		cfg.TokenTimer = func(at time.Time, expire func()) func() {
+			t := time.AfterFunc(at.Sub(now()), expire)
+			return func() { t.Stop() }
 		}
 	}
-	return &Server{cfg: cfg, engine: engine, draining: make(chan struct{})}, nil
+	return &Server{cfg: cfg, engine: engine}, nil
 }
 
 // Drain ends every open Chat stream, and every one opened later, with
 // Unavailable, so that clients reconnect to another (or the restarted)
 // instance and resume.
-func (s *Server) Drain() {
-	s.drainOnce.Do(func() { close(s.draining) })
-}
+func (s *Server) Drain() { s.streams.drain(rooms.ErrShuttingDown) }
 
 // DefaultWriterLinger keeps a stream's writer through the gaps of a room
 // that sends 100 or more messages a second, so that such a room costs no
@@ -130,7 +128,8 @@ const DefaultWriterLinger = 10 * time.Millisecond
 func MaxRecvMsgSize(maxBody int) int { return 4*maxBody + 64<<10 }
 
 // GRPCServer returns a gRPC server with the chat, health and reflection
-// services registered, and the health server to flip on shutdown.
+// services registered, and the health server to flip on shutdown. extra
+// options come after the server's own.
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.Server) {
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(wire.NewCodec()),

@@ -12,95 +12,108 @@ import (
 
 // writer sends a subscription's events on a stream from a goroutine of its
 // own, so that the Chat handler never blocks in SendMsg: a client that
-// stops reading stalls only the writer, while the handler still sees the
-// queue overflow and ends the stream at once.
+// stops reading stalls only the writer, while the subscription's overflow
+// still ends the stream at once.
 //
-// The goroutine is started on demand when events are pending and holds
-// the subscription's claim while it runs, so that events wake it alone,
-// not the handler. Once the queue is empty it lingers (see linger) before
-// releasing the claim and exiting, so a room with a steady flow of
-// messages does not start a goroutine per message per stream, while an
-// idle stream ends up holding none. It lingers only when the events that
-// started it came less than a linger period apart (see dense): at light
-// load the next event would come after the linger anyway, and waiting
-// would cost a timer and its firings on top of the goroutine start.
+// The goroutine is started on demand when events are pending: the
+// subscription claims itself for the writer and calls Start (the writer is
+// its rooms.Consumer), and the goroutine holds the claim while it runs, so
+// that events wake it alone. Once the queue is empty it lingers (see
+// linger) before releasing the claim and exiting, so a room with a steady
+// flow of messages does not start a goroutine per message per stream,
+// while an idle stream ends up holding none. It lingers only when the
+// events that started it came less than a linger period apart (see
+// dense): at light load the next event would come after the linger
+// anyway, and waiting would cost a timer and its firings on top of the
+// goroutine start.
+//
+// The writer ends the stream itself (through end, see ender) when it
+// stops for good: a send failed, the subscription ended (after its last
+// event, e.g. RoomDeleted, has been handed to SendMsg) or, after finish,
+// everything queued has been written.
 type writer struct {
 	s      *Server
 	stream grpc.ServerStream
 	sub    *rooms.Subscription
+	end    func(error) // ends the stream with a reason (ender.end)
 
 	// Only the goroutine holding the subscription's claim may touch these.
-	head  any          // sent before the first event (the Opened frame)
-	batch []wire.Event // reused between frames
-	timer *time.Timer  // the linger timer, nil when no goroutine runs
-	woken bool         // events came in the current linger period
-	start time.Time    // when the last writer goroutine found events; zero after a linger ended
+	head  any             // sent before the first event (the Opened frame)
+	batch []wire.Event    // reused between frames
+	timer *time.Timer     // the linger timer, nil when no goroutine runs
+	wake  <-chan struct{} // the subscription's Wake, once a writer has lingered
+	woken bool            // events came in the current linger period
+	start time.Time       // when the last writer goroutine found events; zero after a linger ended
 
-	stopped  chan struct{} // 1-buffered: a writer goroutine has exited
-	finished chan struct{} // closed by finish: linger no more
-
-	mu  sync.Mutex
-	err error // why writing stopped for good: a send failed or the subscription ended
+	mu        sync.Mutex
+	finishing bool          // finish was called: linger no more
+	finished  chan struct{} // closed by finish; made by the first linger, so idle streams have none
 }
 
-func newWriter(s *Server, stream grpc.ServerStream, sub *rooms.Subscription, head any) *writer {
-	return &writer{s: s, stream: stream, sub: sub, head: head,
-		stopped: make(chan struct{}, 1), finished: make(chan struct{})}
+func newWriter(s *Server, stream grpc.ServerStream, sub *rooms.Subscription, end func(error), head any) *writer {
+	return &writer{s: s, stream: stream, sub: sub, end: end, head: head}
 }
 
-// kick starts a writer goroutine unless one is running.
+// kick starts a writer goroutine unless one is running; the handler calls
+// it once, so that the head is sent even if no event is pending.
 func (w *writer) kick() {
 	if w.sub.Claim() {
-		// Owner: the Chat handler, through kick. Exit: when the queue has
-		// stayed empty for the linger time, the stream's context ends, the
-		// subscription has ended or a send fails; a send blocked on a
-		// stalled client fails once the handler returns and gRPC cancels
-		// the stream.
-		go w.run()
+		w.Start()
 	}
 }
 
-// finish makes the writer exit as soon as the queue is empty, without
-// lingering: the client has half-closed and the handler waits for what is
-// queued to be written. The handler calls it at most once.
-func (w *writer) finish() { close(w.finished) }
-
-// Stopped is signalled whenever a writer goroutine exits.
-func (w *writer) Stopped() <-chan struct{} { return w.stopped }
-
-// Err is why writing stopped for good, or nil.
-func (w *writer) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+// Start starts a writer goroutine; the caller has claimed the
+// subscription for it.
+func (w *writer) Start() {
+	// Owner: the subscription's claim, taken by kick or by the
+	// subscription for this writer. Exit: when the queue has stayed empty
+	// for the linger time, the stream's context ends, the subscription has
+	// ended or a send fails; a send blocked on a stalled client fails once
+	// the stream has ended (its context is cancelled then).
+	go w.run()
 }
 
-// Idle reports whether everything queued has been written and no writer
-// is running.
-func (w *writer) Idle() bool { return w.sub.Idle() }
+// Overflow ends the stream at once with rooms.ErrSlowConsumer, even while
+// a writer goroutine is blocked in SendMsg.
+func (w *writer) Overflow() { w.end(rooms.ErrSlowConsumer) }
+
+// finish makes the writer exit as soon as the queue is empty, without
+// lingering, and end the stream with errFlushed once nothing is queued:
+// the client has half-closed and the handler waits for what is queued to
+// be written. The handler calls it at most once.
+func (w *writer) finish() {
+	w.mu.Lock()
+	w.finishing = true
+	if w.finished != nil {
+		close(w.finished)
+	}
+	w.mu.Unlock()
+	// A writer that releases the claim from now on sees finishing; if
+	// none holds it now, everything queued has been written.
+	if w.sub.Idle() {
+		w.end(errFlushed)
+	}
+}
+
+func (w *writer) isFinishing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.finishing
+}
 
 func (w *writer) run() {
-	defer func() {
-		select {
-		case w.stopped <- struct{}{}:
-		default: // a wake-up is already pending
-		}
-	}()
 	stay := w.dense()
 	for {
 		if err := w.sendPending(); err != nil {
-			w.mu.Lock()
-			w.err = err
-			w.mu.Unlock()
+			w.end(err)
 			return // the claim is kept, so that no other writer starts
 		}
 		if stay && w.linger() {
 			continue
 		}
 		// Hand over: an event pushed before Release makes it fail and is
-		// sent here; one pushed after signals Ready, and the handler
-		// starts a new writer. Nothing may touch w's fields after a
-		// successful Release.
+		// sent here; one pushed after starts a new writer. Nothing may
+		// touch the claimant's fields after a successful Release.
 		w.batch = nil // an idle stream keeps no batch
 		if w.timer != nil {
 			// The linger ended: a whole period passed without an event
@@ -109,6 +122,9 @@ func (w *writer) run() {
 			w.timer, w.start = nil, time.Time{}
 		}
 		if w.sub.Release() {
+			if w.isFinishing() {
+				w.end(errFlushed)
+			}
 			return
 		}
 		// Events came while this writer was sending: they are dense.
@@ -140,12 +156,25 @@ func (w *writer) linger() bool {
 	if d <= 0 {
 		return false
 	}
+	w.mu.Lock()
+	if w.finishing {
+		w.mu.Unlock()
+		return false
+	}
+	if w.finished == nil {
+		w.finished = make(chan struct{})
+	}
+	finished := w.finished
+	w.mu.Unlock()
+	if w.wake == nil {
+		w.wake = w.sub.Wake()
+	}
 	if w.timer == nil {
 		w.timer, w.woken = time.NewTimer(d), false
 	}
 	for {
 		select {
-		case <-w.sub.Wake():
+		case <-w.wake:
 			w.woken = true
 			return true
 		case <-w.timer.C:
@@ -155,7 +184,7 @@ func (w *writer) linger() bool {
 			// Events came during the period that ended: wait another.
 			w.woken = false
 			w.timer.Reset(d)
-		case <-w.finished:
+		case <-finished:
 			w.timer.Stop()
 			return false
 		case <-w.stream.Context().Done():

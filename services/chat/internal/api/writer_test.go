@@ -44,22 +44,19 @@ func TestWriterLingersOnlyForDenseEvents(t *testing.T) {
 			stream := newFakeStream(t)
 			sub := rooms.NewSubscription(rooms.Opened{}, nil, 16, nil)
 			defer sub.Close()
-			w := newWriter(s, stream, sub, nil)
+			var ended []error // the writer's calls to end
+			var endMu sync.Mutex
+			w := newWriter(s, stream, sub, func(err error) { endMu.Lock(); ended = append(ended, err); endMu.Unlock() }, nil)
+			c := &countingConsumer{w: w}
+			sub.Watch(c)
 
-			starts := 0
 			for i := range 5 {
 				mu.Lock()
 				now = now.Add(tt.gap)
 				mu.Unlock()
 				ev, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, fmt.Sprint(i), now)
 				require.NoError(t, err)
-				require.True(t, sub.Push(ev))
-				select {
-				case <-sub.Ready(): // no writer holds the claim
-					starts++
-					w.kick()
-				default: // the lingering writer was woken
-				}
+				require.True(t, sub.Push(ev)) // starts a writer unless one holds the claim
 				stream.next(t)
 				if tt.starts == 5 || i == 0 {
 					// Without lingering the writer exits once the queue is
@@ -71,24 +68,36 @@ func TestWriterLingersOnlyForDenseEvents(t *testing.T) {
 					waitLingering(t, w)
 				}
 			}
-			assert.Equal(t, tt.starts, starts, "writer goroutines started")
+			assert.Equal(t, tt.starts, c.starts, "writer goroutines started")
+			var want []error
 			if tt.starts < 5 {
 				w.finish() // half-close: the lingering writer exits at once
 				waitStopped(t, w)
 				assert.True(t, sub.Idle(), "claim released")
+				want = []error{errFlushed} // and ends the stream: all is written
 			}
-			assert.NoError(t, w.Err())
+			endMu.Lock()
+			defer endMu.Unlock()
+			assert.Equal(t, want, ended, "the writer's reasons to end the stream")
 		})
 	}
 }
 
+// countingConsumer counts the writer goroutines a subscription starts.
+type countingConsumer struct {
+	w      *writer
+	starts int // Push calls Start on the test's goroutine
+}
+
+func (c *countingConsumer) Start()    { c.starts++; c.w.Start() }
+func (c *countingConsumer) Overflow() { c.w.Overflow() }
+
+// waitStopped waits until w has no goroutine, and fails the test if that
+// takes more than 10 s.
 func waitStopped(t *testing.T, w *writer) {
 	t.Helper()
-	select {
-	case <-w.Stopped():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the writer did not exit")
-	}
+	require.Eventually(t, func() bool { return !writerRunning(w) }, 10*time.Second, time.Millisecond,
+		"the writer did not exit")
 }
 
 // waitLingering waits until w's goroutine waits in linger, and fails the
@@ -97,14 +106,21 @@ func waitLingering(t *testing.T, w *writer) {
 	t.Helper()
 	frame := []byte(fmt.Sprintf("api.(*writer).linger(%p", w))
 	require.Eventually(t, func() bool {
-		select {
-		case <-w.Stopped():
-			require.FailNow(t, "the writer exited instead of lingering")
-		default:
-		}
-		buf := make([]byte, 1<<20)
-		return bytes.Contains(buf[:runtime.Stack(buf, true)], frame)
+		buf := stacks()
+		require.True(t, bytes.Contains(buf, []byte(fmt.Sprintf("api.(*writer).run(%p", w))),
+			"the writer exited instead of lingering")
+		return bytes.Contains(buf, frame)
 	}, 10*time.Second, time.Millisecond)
+}
+
+// writerRunning reports whether a goroutine of w runs.
+func writerRunning(w *writer) bool {
+	return bytes.Contains(stacks(), []byte(fmt.Sprintf("api.(*writer).run(%p", w)))
+}
+
+func stacks() []byte {
+	buf := make([]byte, 1<<20)
+	return buf[:runtime.Stack(buf, true)]
 }
 
 // fakeStream is a server stream that hands every frame sent to the test.

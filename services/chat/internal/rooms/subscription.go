@@ -17,33 +17,54 @@ import (
 // pending with Drain, wait on Wake for more while it likes, and Release it
 // once the queue is empty. While it is claimed, Push signals only Wake, so
 // a consumer that keeps up is the only goroutine woken per event; while it
-// is not, Push signals Ready, on which the stream's handler waits to start
-// a consumer. The end of the subscription signals both.
+// is not, Push signals Ready, or, once a Consumer is installed with Watch,
+// claims the subscription for it and calls its Start. The end of the
+// subscription signals both channels (or starts the Consumer).
+//
+// The channels are made on first use: a stream whose consumer is started
+// by Watch and never waits for more needs neither.
 type Subscription struct {
-	// Opened describes the room when the subscription started.
+	// Opened describes the room when the subscription started. Its
+	// consumer reads it once, with TakeOpened.
 	Opened Opened
 
-	ready   chan struct{} // 1-buffered: a pending wake-up, never a backlog
-	wake    chan struct{} // the same, for the consumer holding the claim
 	onClose func()
 	once    sync.Once
 
-	mu      sync.Mutex
-	queue   []wire.Event
-	size    int   // the bound on queued live events
-	limit   int   // size plus what remains of the initial backlog
-	err     error // why the subscription ended; nil while live
-	claimed bool  // a consumer holds the subscription
+	mu       sync.Mutex
+	queue    []wire.Event
+	size     int           // the bound on queued live events
+	limit    int           // size plus what remains of the initial backlog
+	err      error         // why the subscription ended; nil while live
+	claimed  bool          // a consumer holds the subscription
+	consumer Consumer      // set by Watch, cleared by Close
+	ready    chan struct{} // made by Ready; 1-buffered: a pending wake-up, never a backlog
+	wake     chan struct{} // made by Wake; the same, for the consumer holding the claim
+}
+
+// Consumer is told by a subscription when to consume it; see Watch. Both
+// methods are called without the subscription's lock, on the goroutine
+// that pushed (often the publisher, under its room's lock), so they must
+// be cheap and must not block.
+type Consumer interface {
+	// Start is called when events are pending and no consumer holds the
+	// subscription. The subscription is already claimed on the
+	// consumer's behalf: Start must arrange for it to be drained and
+	// released, typically by starting a goroutine.
+	Start()
+	// Overflow is called once when the queue overflows, that is when the
+	// subscription ends with ErrSlowConsumer, whether or not it is
+	// claimed, so that a consumer blocked writing to a stalled client can
+	// still end its stream at once.
+	Overflow()
 }
 
 // NewSubscription returns a subscription holding backlog (typically a
 // replay), which does not count against the bound of size further events.
 // onClose is called once by Close so the engine can drop the subscriber.
 func NewSubscription(opened Opened, backlog []wire.Event, size int, onClose func()) *Subscription {
-	s := &Subscription{
+	return &Subscription{
 		Opened:  opened,
-		ready:   make(chan struct{}, 1),
-		wake:    make(chan struct{}, 1),
 		onClose: onClose,
 		// No slots up front: most streams are idle most of the time, and
 		// append grows the queue only when events arrive.
@@ -51,10 +72,46 @@ func NewSubscription(opened Opened, backlog []wire.Event, size int, onClose func
 		size:  size,
 		limit: len(backlog) + size,
 	}
-	if len(backlog) > 0 {
-		signal(s.ready)
+}
+
+// TakeOpened returns Opened and clears it, so that a long-lived
+// subscription does not keep its snapshot of the room's users: in a room
+// of n users that list costs every stream n entries. It is not
+// synchronized: only the goroutine that got the subscription from the
+// engine may call it, and nothing reads Opened afterwards.
+func (s *Subscription) TakeOpened() Opened {
+	o := s.Opened
+	s.Opened = Opened{}
+	return o
+}
+
+// Watch installs c, which from now on is started (see Consumer) whenever
+// events are pending while nobody holds the subscription, instead of
+// Ready being signalled. If that is already so, or if the queue has
+// already overflowed, Watch calls c at once, on the caller's goroutine.
+// It is called at most once, before the consumer claims the
+// subscription by other means.
+func (s *Subscription) Watch(c Consumer) {
+	s.mu.Lock()
+	s.consumer = c
+	overflowed := s.err == ErrSlowConsumer
+	start := !overflowed && s.startLocked()
+	s.mu.Unlock()
+	if overflowed {
+		c.Overflow()
+	} else if start {
+		c.Start()
 	}
-	return s
+}
+
+// startLocked claims the subscription for its Consumer if there is one,
+// nobody holds it and something is pending, and reports whether it did.
+func (s *Subscription) startLocked() bool {
+	if s.consumer == nil || s.claimed || (len(s.queue) == 0 && s.err == nil) {
+		return false
+	}
+	s.claimed = true
+	return true
 }
 
 // Push enqueues ev. It reports false if the subscription has ended, now or
@@ -67,17 +124,26 @@ func (s *Subscription) Push(ev wire.Event) bool {
 	}
 	if len(s.queue) >= s.limit {
 		s.err = ErrSlowConsumer
+		c, ready, wake := s.consumer, s.ready, s.wake
 		s.mu.Unlock()
-		s.signalAll()
+		signal(ready)
+		signal(wake)
+		if c != nil {
+			c.Overflow()
+		}
 		return false
 	}
 	s.queue = append(s.queue, ev)
-	claimed := s.claimed
+	c, ch := s.consumer, s.wake
+	if !s.claimed {
+		ch = s.ready
+	}
+	start := s.startLocked()
 	s.mu.Unlock()
-	if claimed {
-		signal(s.wake)
+	if start {
+		c.Start()
 	} else {
-		signal(s.ready)
+		signal(ch)
 	}
 	return true
 }
@@ -92,8 +158,14 @@ func (s *Subscription) End(last wire.Event, err error) {
 		}
 		s.err = err
 	}
+	c, ready, wake := s.consumer, s.ready, s.wake
+	start := s.startLocked()
 	s.mu.Unlock()
-	s.signalAll()
+	signal(ready)
+	signal(wake)
+	if start {
+		c.Start()
+	}
 }
 
 // Pending reports whether Drain has something to return: queued events,
@@ -101,8 +173,10 @@ func (s *Subscription) End(last wire.Event, err error) {
 func (s *Subscription) Pending() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue) > 0 || s.err != nil
+	return s.pendingLocked()
 }
+
+func (s *Subscription) pendingLocked() bool { return len(s.queue) > 0 || s.err != nil }
 
 // Claim makes the caller the subscription's consumer, unless one already
 // is: it reports whether the claim was won.
@@ -118,12 +192,12 @@ func (s *Subscription) Claim() bool {
 
 // Release gives up the consumer's claim if nothing is pending, and
 // reports whether it did. An event pushed after a successful Release
-// signals Ready; one pushed before makes Release fail, so no event is
-// left without a consumer.
+// signals Ready (or starts the Consumer); one pushed before makes Release
+// fail, so no event is left without a consumer.
 func (s *Subscription) Release() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) > 0 || s.err != nil {
+	if s.pendingLocked() {
 		return false
 	}
 	s.claimed = false
@@ -135,7 +209,7 @@ func (s *Subscription) Release() bool {
 func (s *Subscription) Idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.claimed && len(s.queue) == 0 && s.err == nil
+	return !s.claimed && !s.pendingLocked()
 }
 
 // Overflowed returns ErrSlowConsumer once the queue has overflowed, and nil
@@ -151,12 +225,33 @@ func (s *Subscription) Overflowed() error {
 }
 
 // Ready is signalled when events are pushed while no consumer holds the
-// subscription, and when it ends.
-func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+// subscription and no Consumer is installed, and when it ends.
+func (s *Subscription) Ready() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready == nil {
+		s.ready = make(chan struct{}, 1)
+		if !s.claimed && s.pendingLocked() { // what it would have been told
+			s.ready <- struct{}{}
+		}
+	}
+	return s.ready
+}
 
 // Wake is signalled when events are pushed while a consumer holds the
-// subscription, and when it ends.
-func (s *Subscription) Wake() <-chan struct{} { return s.wake }
+// subscription, and when it ends. The channel does not change, so the
+// consumer may keep it.
+func (s *Subscription) Wake() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+		if s.claimed && s.pendingLocked() { // what it would have been told
+			s.wake <- struct{}{}
+		}
+	}
+	return s.wake
+}
 
 // Drain moves up to maxEvents pending events, or as many as fit in
 // maxBytes (at least one), to dst and returns it. err is set once the
@@ -198,9 +293,13 @@ func (s *Subscription) Drain(dst []wire.Event, maxEvents, maxBytes int) ([]wire.
 	return dst, s.err
 }
 
-// Close detaches the subscription from its room. It is safe to call more
-// than once and from any goroutine.
+// Close detaches the subscription from its room and uninstalls its
+// Consumer, which is not started again. It is safe to call more than once
+// and from any goroutine.
 func (s *Subscription) Close() {
+	s.mu.Lock()
+	s.consumer = nil
+	s.mu.Unlock()
 	s.once.Do(func() {
 		if s.onClose != nil {
 			s.onClose()
@@ -208,15 +307,11 @@ func (s *Subscription) Close() {
 	})
 }
 
-// signalAll wakes the handler and the consumer: the subscription ended.
-func (s *Subscription) signalAll() {
-	signal(s.ready)
-	signal(s.wake)
-}
-
+// signal leaves a wake-up on c unless one is pending; a nil c (nobody has
+// asked for the channel yet) is left alone.
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
-	default: // a wake-up is already pending; the reader will see everything
+	default: // a wake-up is already pending (the reader will see everything), or c is nil
 	}
 }
