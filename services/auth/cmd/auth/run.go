@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -87,6 +88,12 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func(net.Ad
 	if err != nil {
 		return err
 	}
+	gc := gcPercent(cfg.GCPercent, hasher.Slots())
+	// Restored on return for the sake of tests, which run the service
+	// inside their own process.
+	defer debug.SetGCPercent(debug.SetGCPercent(gc))
+	log.Info("garbage collector", zap.Int("gc_percent", gc), zap.Bool("from_GOGC", cfg.GCPercent != nil),
+		zap.Int("hash_slots", hasher.Slots()))
 	accounts := throttle.New(throttle.Config{
 		MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginFailureWindow,
 		Lockout: cfg.LoginLockout, MaxEntries: cfg.ThrottleMaxEntries,

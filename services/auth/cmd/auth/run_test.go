@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,4 +250,75 @@ func TestRunDrainsInFlightRequests(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "the in-flight request was served")
 	require.NoError(t, <-done)
+}
+
+func TestGCPercent(t *testing.T) {
+	ptr := func(n int) *int { return &n }
+	tests := []struct {
+		name  string
+		set   *int
+		slots int
+		want  int
+	}{
+		{"one slot", nil, 1, 600},
+		{"two slots", nil, 2, 300},
+		{"four slots", nil, 4, 150},
+		{"as many slots as the headroom", nil, gcHeadroomHashes, 100},
+		{"more slots keep Go's default", nil, 32, 100},
+		{"no slots counts as one", nil, 0, 600},
+		{"GOGC wins", ptr(120), 2, 120},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, gcPercent(tt.set, tt.slots))
+		})
+	}
+}
+
+// TestRunSetsGCPercent checks that the service runs with the GOGC it logs,
+// its own choice when GOGC is unset, and puts the process's back when it
+// returns.
+func TestRunSetsGCPercent(t *testing.T) {
+	gogc := func() int {
+		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(s)
+		return int(s[0].Value.Uint64())
+	}
+	before := gogc()
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		// cheap hashing uses one thread, so there is a slot per P.
+		{"unset", map[string]string{}, gcPercent(nil, runtime.GOMAXPROCS(0))},
+		{"set", map[string]string{"GOGC": "240"}, 240},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["SECRET"] = secret
+			tt.env["REST_SERVER_ADDRESS"] = "127.0.0.1"
+			tt.env["REST_SERVER_PORT"] = "0"
+			tt.env["DATA_DIR"] = t.TempDir()
+			setEnv(t, tt.env)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ready := make(chan struct{})
+			logs := &syncBuffer{}
+			done := make(chan error, 1)
+			go func() { done <- run(ctx, nil, logs, func(net.Addr) { close(ready) }, cheap) }() // ends when ctx is cancelled
+			select {
+			case <-ready:
+			case err := <-done:
+				t.Fatalf("run ended before serving: %v\n%s", err, logs)
+			}
+			assert.Equal(t, tt.want, gogc())
+			assert.Contains(t, logs.String(), `"gc_percent":`+strconv.Itoa(tt.want)+`,`)
+			cancel()
+			require.NoError(t, <-done)
+			assert.Equal(t, before, gogc(), "restored on return")
+		})
+	}
+	setEnv(t, map[string]string{"SECRET": secret, "GOGC": "off"})
+	err := run(context.Background(), nil, &syncBuffer{}, nil)
+	assert.ErrorContains(t, err, "GOGC: must be unset or an integer")
 }

@@ -59,7 +59,20 @@ type Config struct {
 
 	RegisterRate  int `envconfig:"REGISTER_RATE" default:"30"`  // registrations per hour per client address
 	RegisterBurst int `envconfig:"REGISTER_BURST" default:"10"` // registrations at once per client address
+
+	// GCPercent is the Go runtime's own GOGC, read here as well so that it
+	// is validated and logged. Unset (nil), the service picks a value from
+	// its hashing slots (see cmd/auth). "off" is refused: every hash
+	// leaves ARGON2_MEMORY_KIB of garbage, so a heap that is never
+	// collected grows by that much per login.
+	GCPercent *int `envconfig:"GOGC"`
 }
+
+// The range of GOGC that Load accepts.
+const (
+	MinGCPercent = 25
+	MaxGCPercent = 1000
+)
 
 const usage = "usage: auth [--config FILE]"
 
@@ -117,6 +130,9 @@ func (c Config) Validate() error {
 			fail(n.key, fmt.Sprintf("%s, got %s", n.want(), n.format(n.value)))
 		}
 	}
+	if g := c.GCPercent; g != nil && (*g < MinGCPercent || *g > MaxGCPercent) {
+		fail("GOGC", fmt.Sprintf("%s, got %d", gcHelp, *g))
+	}
 	if c.LogLevel < zapcore.DebugLevel || c.LogLevel > zapcore.FatalLevel {
 		fail("LOG_LEVEL", logLevelHelp)
 	}
@@ -140,6 +156,8 @@ func (c Config) Validate() error {
 }
 
 const logLevelHelp = "must be one of debug, info, warn, error"
+
+var gcHelp = fmt.Sprintf("must be unset or an integer from %d to %d (off is refused: every hash leaves its memory as garbage)", MinGCPercent, MaxGCPercent)
 
 // number is an integer or duration setting and its inclusive range.
 type number struct {
@@ -202,8 +220,11 @@ func keyError(err error) error {
 			return fmt.Errorf("%s: %s, got %q", pe.KeyName, n.want(), pe.Value)
 		}
 	}
-	if pe.KeyName == "LOG_LEVEL" {
+	switch pe.KeyName {
+	case "LOG_LEVEL":
 		return fmt.Errorf("%s: %s, got %q", pe.KeyName, logLevelHelp, pe.Value)
+	case "GOGC":
+		return fmt.Errorf("%s: %s, got %q", pe.KeyName, gcHelp, pe.Value)
 	}
 	return fmt.Errorf("%s: %w", pe.KeyName, pe.Err)
 }
@@ -277,7 +298,15 @@ func (c Config) Fields() []zap.Field {
 		zap.Int("THROTTLE_MAX_ENTRIES", c.ThrottleMaxEntries),
 		zap.Int("REGISTER_RATE", c.RegisterRate),
 		zap.Int("REGISTER_BURST", c.RegisterBurst),
+		gcField(c.GCPercent),
 	}
+}
+
+func gcField(p *int) zap.Field {
+	if p == nil {
+		return zap.String("GOGC", "unset")
+	}
+	return zap.Int("GOGC", *p)
 }
 
 func mask(secret string) string {

@@ -73,6 +73,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 100000, c.ThrottleMaxEntries)
 	assert.Equal(t, 30, c.RegisterRate)
 	assert.Equal(t, 10, c.RegisterBurst)
+	assert.Nil(t, c.GCPercent, "unset GOGC leaves the choice to the service")
 }
 
 func TestInvalidValuesNameTheKey(t *testing.T) {
@@ -122,6 +123,10 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{"trusted proxies", map[string]string{"SECRET": secret, "TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, `TRUSTED_PROXIES: must be comma-separated IP addresses or CIDRs, got "proxy.local"`},
 		{"register rate", map[string]string{"SECRET": secret, "REGISTER_RATE": "0"}, "REGISTER_RATE: must be an integer from 1 to 1000000"},
 		{"register burst", map[string]string{"SECRET": secret, "REGISTER_BURST": "x"}, `REGISTER_BURST: must be an integer from 1 to 1000000, got "x"`},
+		{"GOGC off", map[string]string{"SECRET": secret, "GOGC": "off"}, `GOGC: must be unset or an integer from 25 to 1000 (off is refused: every hash leaves its memory as garbage), got "off"`},
+		{"GOGC zero", map[string]string{"SECRET": secret, "GOGC": "0"}, "GOGC: must be unset or an integer from 25 to 1000 (off is refused: every hash leaves its memory as garbage), got 0"},
+		{"GOGC too high", map[string]string{"SECRET": secret, "GOGC": "1001"}, "GOGC: must be unset or an integer from 25 to 1000"},
+		{"GOGC empty", map[string]string{"SECRET": secret, "GOGC": ""}, `GOGC: must be unset or an integer from 25 to 1000 (off is refused: every hash leaves its memory as garbage), got ""`},
 		{"example secret", map[string]string{"SECRET": "replace-with-at-least-32-random-bytes-xxxxxxxx"}, "SECRET: secret looks like a placeholder"},
 		{"changeme secret", map[string]string{"SECRET": "ChangeMe-0123456789abcdef0123456789"}, "SECRET: secret looks like a placeholder"},
 		{"example word", map[string]string{"SECRET": "an-EXAMPLE-0123456789abcdef0123456789"}, "SECRET: secret looks like a placeholder"},
@@ -154,6 +159,8 @@ func TestValidValues(t *testing.T) {
 		"empty level":      {"LOG_LEVEL": ""},
 		"postgres":         {"DATABASE_URL": "postgresql://db/auth", "DATA_DIR": ""},
 		"previous secret":  {"SECRET_PREVIOUS": "fedcba9876543210fedcba9876543210"},
+		"lowest GOGC":      {"GOGC": "25"},
+		"highest GOGC":     {"GOGC": "1000"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m["SECRET"] = secret
@@ -169,7 +176,7 @@ func TestValuesAreParsed(t *testing.T) {
 		"SECRET": secret, "SECRET_PREVIOUS": "fedcba9876543210fedcba9876543210",
 		"REST_SERVER_PORT": "9000", "TOKEN_DURATION": "1h30m", "LOG_LEVEL": "warn",
 		"ARGON2_MEMORY_KIB": "65536", "ARGON2_THREADS": "4", "MAX_BODY_BYTES": "8192",
-		"TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.1,,2001:db8::/32 ",
+		"TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.1,,2001:db8::/32 ", "GOGC": "150",
 	})
 	c, err := config.Load(nil)
 	require.NoError(t, err)
@@ -181,6 +188,8 @@ func TestValuesAreParsed(t *testing.T) {
 	assert.Equal(t, int64(8192), c.MaxBodyBytes)
 	assert.Equal(t, "fedcba9876543210fedcba9876543210", c.SecretPrevious)
 	assert.Equal(t, []string{"10.0.0.0/8", "192.0.2.1", "2001:db8::/32"}, c.TrustedProxies, "blanks around and between entries are dropped")
+	require.NotNil(t, c.GCPercent)
+	assert.Equal(t, 150, *c.GCPercent)
 }
 
 // TestExampleEnvFileIsRefused: the placeholder SECRET shipped in
