@@ -119,19 +119,26 @@ func div(a, b float64) float64 {
 type Auth struct {
 	Params authload.Params `json:"argon2"`
 	Cores  int             `json:"cores"`
-	// HashMs is the wall time of one hash: the median of the fastest of
-	// three batches timed in a fresh process. HashCPUMs is that batch's
-	// CPU time per hash, which includes the runtime's work for the 19 MiB
-	// allocation (zeroing, page faults, GC).
-	HashMs        float64 `json:"hash_ms"`
-	HashCPUMs     float64 `json:"hash_cpu_ms"`
-	CeilingPerSec float64 `json:"ceiling_per_s"`
-	// CPUCeilingPerSec is cores ÷ the CPU time of one hash: the hash's
-	// 19 MiB allocation makes the runtime zero pages and collect garbage
-	// on another core while it runs, which the wall-time ceiling ignores.
-	CPUCeilingPerSec float64         `json:"cpu_ceiling_per_s"`
-	Register         []authload.Step `json:"register"`
-	Login            []authload.Step `json:"login"`
+	// GCPercent is the GOGC the service ran with, and hashtime with it.
+	GCPercent int `json:"gc_percent"`
+	// CeilingPerSec, the hash-bound ceiling, is how many hashes per
+	// second a fresh process doing nothing else completes with one
+	// hashing goroutine per core: the fastest of HashBatches batches,
+	// taken before and between the load measurements. HashTogetherMs is
+	// the median time of a hash in that batch.
+	CeilingPerSec  float64 `json:"ceiling_per_s"`
+	HashTogetherMs float64 `json:"hash_together_ms"`
+	HashBatches    int     `json:"hash_batches"`
+	// HashMs is the wall time of one hash alone: the median of the
+	// fastest of HashBatches sequential batches, each in a fresh process.
+	// SequentialCeilingPerSec is cores ÷ HashMs, shown for comparison:
+	// hashes running together may each take longer than one alone, since
+	// they share memory bandwidth and caches, and the runtime's work for
+	// their memory gets no idle core.
+	HashMs                  float64         `json:"hash_ms"`
+	SequentialCeilingPerSec float64         `json:"sequential_ceiling_per_s"`
+	Register                []authload.Step `json:"register"`
+	Login                   []authload.Step `json:"login"`
 	// UnknownUserMs and WrongPasswordMs are median login times; their
 	// ratio should be near 1 so that timing does not reveal accounts.
 	UnknownUserMs   float64 `json:"unknown_user_ms"`
