@@ -32,14 +32,15 @@ import (
 // server's work dominates, but allocations and CPU time include theirs.
 // With few members an op is bound by the round trip's latency, not CPU:
 // compare cpu-ns/delivery there. The gap cases wait that long between
-// messages, longer than the writer's linger: the light load of a quiet
-// room, where each message finds every stream without a writer.
+// messages: 30 ms is within the writer's linger (DefaultWriterLinger), so
+// writers wait between messages; 120 ms is beyond it, the light load of a
+// quiet room, where each message finds every stream without a writer.
 func BenchmarkPacedFanOut(b *testing.B) {
 	body := strings.Repeat("lorem ipsum ", 10) // a 120-byte chat line
 	for _, c := range []struct {
 		n   int
 		gap time.Duration
-	}{{10, 0}, {100, 0}, {1000, 0}, {100, 30 * time.Millisecond}, {1000, 30 * time.Millisecond}} {
+	}{{10, 0}, {100, 0}, {1000, 0}, {100, 30 * time.Millisecond}, {1000, 30 * time.Millisecond}, {100, 120 * time.Millisecond}} {
 		n, name := c.n, fmt.Sprintf("members=%d", c.n)
 		if c.gap > 0 {
 			name += fmt.Sprintf(",gap=%s", c.gap)

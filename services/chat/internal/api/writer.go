@@ -2,6 +2,7 @@ package api
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -39,19 +40,23 @@ type writer struct {
 
 	// Only the goroutine holding the subscription's claim may touch these.
 	head  any             // sent before the first event (the Opened frame)
-	batch []wire.Event    // reused between frames
+	batch *[]wire.Event   // from batchPool while a writer goroutine runs
 	timer *time.Timer     // the linger timer, nil when no goroutine runs
 	wake  <-chan struct{} // the subscription's Wake, once a writer has lingered
 	woken bool            // events came in the current linger period
 	start time.Time       // when the last writer goroutine found events; zero after a linger ended
 
-	mu        sync.Mutex
-	finishing bool          // finish was called: linger no more
-	finished  chan struct{} // closed by finish; made by the first linger, so idle streams have none
+	done      <-chan struct{} // the stream's context's Done, read once
+	finishing atomic.Bool     // finish was called: linger no more
 }
 
+// batchPool holds the slices that writer goroutines drain events into: a
+// goroutine takes one when it starts and returns it when it exits, so an
+// idle stream holds none and a busy one does not grow a new one per start.
+var batchPool = sync.Pool{New: func() any { return new([]wire.Event) }}
+
 func newWriter(s *Server, stream grpc.ServerStream, sub *rooms.Subscription, end func(error), head any) *writer {
-	return &writer{s: s, stream: stream, sub: sub, end: end, head: head}
+	return &writer{s: s, stream: stream, sub: sub, end: end, head: head, done: stream.Context().Done()}
 }
 
 // kick starts a writer goroutine unless one is running; the handler calls
@@ -82,26 +87,18 @@ func (w *writer) Overflow() { w.end(rooms.ErrSlowConsumer) }
 // the client has half-closed and the handler waits for what is queued to
 // be written. The handler calls it at most once.
 func (w *writer) finish() {
-	w.mu.Lock()
-	w.finishing = true
-	if w.finished != nil {
-		close(w.finished)
-	}
-	w.mu.Unlock()
-	// A writer that releases the claim from now on sees finishing; if
-	// none holds it now, everything queued has been written.
+	w.finishing.Store(true)
+	// A lingering writer wakes, sees finishing and exits; one that
+	// releases the claim from now on sees it too. If none holds the claim
+	// now, everything queued has been written.
+	w.sub.Nudge()
 	if w.sub.Idle() {
 		w.end(errFlushed)
 	}
 }
 
-func (w *writer) isFinishing() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.finishing
-}
-
 func (w *writer) run() {
+	w.batch = batchPool.Get().(*[]wire.Event)
 	stay := w.dense()
 	for {
 		if err := w.sendPending(); err != nil {
@@ -114,15 +111,16 @@ func (w *writer) run() {
 		// Hand over: an event pushed before Release makes it fail and is
 		// sent here; one pushed after starts a new writer. Nothing may
 		// touch the claimant's fields after a successful Release.
-		w.batch = nil // an idle stream keeps no batch
 		if w.timer != nil {
 			// The linger ended: a whole period passed without an event
 			// (or the stream is finishing), so the next event starts
 			// afresh and its writer does not linger.
 			w.timer, w.start = nil, time.Time{}
 		}
+		batch := w.batch
 		if w.sub.Release() {
-			if w.isFinishing() {
+			batchPool.Put(batch)
+			if w.finishing.Load() {
 				w.end(errFlushed)
 			}
 			return
@@ -150,22 +148,16 @@ func (w *writer) dense() bool {
 // whether any came. It gives up once a whole linger period has passed
 // without one, so a stream holds its writer at most two periods after its
 // last event. The timer is not reset per event: a steady flow costs one
-// channel receive per event, not a timer update.
+// channel receive per event, not a timer update. Everything else that
+// should stop the wait (finish, the stream's end, which closes the
+// subscription) signals the same Wake channel, so the wait has two cases:
+// a select locks every channel it waits on, and in a paced run this wait
+// was the service's costliest code.
 func (w *writer) linger() bool {
 	d := w.s.cfg.WriterLinger
-	if d <= 0 {
+	if d <= 0 || w.stopLingering() {
 		return false
 	}
-	w.mu.Lock()
-	if w.finishing {
-		w.mu.Unlock()
-		return false
-	}
-	if w.finished == nil {
-		w.finished = make(chan struct{})
-	}
-	finished := w.finished
-	w.mu.Unlock()
 	if w.wake == nil {
 		w.wake = w.sub.Wake()
 	}
@@ -175,6 +167,10 @@ func (w *writer) linger() bool {
 	for {
 		select {
 		case <-w.wake:
+			if w.stopLingering() {
+				w.timer.Stop()
+				return false
+			}
 			w.woken = true
 			return true
 		case <-w.timer.C:
@@ -184,13 +180,20 @@ func (w *writer) linger() bool {
 			// Events came during the period that ended: wait another.
 			w.woken = false
 			w.timer.Reset(d)
-		case <-finished:
-			w.timer.Stop()
-			return false
-		case <-w.stream.Context().Done():
-			w.timer.Stop()
-			return false
 		}
+	}
+}
+
+// stopLingering reports whether the stream is finishing or has ended.
+func (w *writer) stopLingering() bool {
+	if w.finishing.Load() {
+		return true
+	}
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -204,13 +207,13 @@ func (w *writer) sendPending() error {
 		w.head = nil
 	}
 	for {
-		var err error
-		w.batch, err = w.sub.Drain(w.batch[:0], w.s.cfg.MaxFrameEvents, w.s.cfg.MaxFrameBytes)
-		if n := len(w.batch); n > 0 {
+		batch, err := w.sub.Drain((*w.batch)[:0], w.s.cfg.MaxFrameEvents, w.s.cfg.MaxFrameBytes)
+		*w.batch = batch
+		if n := len(batch); n > 0 {
 			// SendMsg, not Send: the frame is already encoded and the
 			// server's codec passes it through.
-			serr := w.stream.SendMsg(wire.NewFrame(w.batch))
-			clear(w.batch) // drop references to shared events promptly
+			serr := w.stream.SendMsg(wire.NewFrame(batch))
+			clear(batch) // drop references to shared events promptly
 			if serr != nil {
 				return serr
 			}

@@ -207,6 +207,29 @@ func TestSubscriptionClaim(t *testing.T) {
 	assert.False(t, s.Release(), "the end reason is pending")
 }
 
+// Nudge and Close wake a consumer waiting on Wake without an event, so
+// that it can look at why it might stop waiting.
+func TestNudgeAndCloseSignalWake(t *testing.T) {
+	signalled := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	s := NewSubscription(Opened{}, nil, 4, nil)
+	s.Nudge() // nobody has asked for Wake: nothing to signal, no panic
+	wake := s.Wake()
+	assert.False(t, signalled(wake))
+	s.Nudge()
+	assert.True(t, signalled(wake))
+	assert.False(t, signalled(wake), "one wake-up, not a backlog")
+	assert.False(t, s.Pending(), "a nudge pushes nothing")
+	s.Close()
+	assert.True(t, signalled(wake))
+}
+
 func seqs(evs []wire.Event) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, e := range evs {

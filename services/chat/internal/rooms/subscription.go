@@ -293,13 +293,25 @@ func (s *Subscription) Drain(dst []wire.Event, maxEvents, maxBytes int) ([]wire.
 	return dst, s.err
 }
 
+// Nudge signals Wake (if it has been asked for) without pushing anything,
+// so that a consumer waiting on it looks at whatever else it watches.
+func (s *Subscription) Nudge() {
+	s.mu.Lock()
+	wake := s.wake
+	s.mu.Unlock()
+	signal(wake)
+}
+
 // Close detaches the subscription from its room and uninstalls its
-// Consumer, which is not started again. It is safe to call more than once
-// and from any goroutine.
+// Consumer, which is not started again, and signals Wake, so that a
+// consumer waiting for events learns that none will come. It is safe to
+// call more than once and from any goroutine.
 func (s *Subscription) Close() {
 	s.mu.Lock()
 	s.consumer = nil
+	wake := s.wake
 	s.mu.Unlock()
+	signal(wake)
 	s.once.Do(func() {
 		if s.onClose != nil {
 			s.onClose()
