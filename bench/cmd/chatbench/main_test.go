@@ -102,6 +102,9 @@ func TestSmoke(t *testing.T) {
 
 	require.NotNil(t, rep.Auth)
 	assert.Positive(t, rep.Auth.CeilingPerSec)
+	// The ceiling is the median batch, never above the fastest.
+	assert.GreaterOrEqual(t, rep.Auth.FastestCeilingPerSec, rep.Auth.CeilingPerSec)
+	assert.Equal(t, 5+2+2, rep.Auth.HashBatches, "five before the load, one after each of the four steps")
 	for _, s := range append(rep.Auth.Register, rep.Auth.Login...) {
 		assert.Positive(t, s.PerSec, s.Op)
 		assert.Zero(t, s.Errors, s.FirstError)

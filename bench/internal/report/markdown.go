@@ -184,10 +184,10 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("## Auth\n\n")
 		p("argon2id m=%d KiB, t=%d, p=%d, GOGC=%d (the service's; `bench/cmd/hashtime` ran with it too, each batch in a fresh process).\n\n",
 			a.Params.MemoryKiB, a.Params.Time, a.Params.Threads, a.GCPercent)
-		p("The hash-bound ceiling is what a process doing nothing but hashing completes with one hashing goroutine per core, as a saturated server runs them: **%.1f hashes/s** on %d cores (`bench/cmd/hashtime -conc %d`; the fastest of %d batches, taken before and between the measurements below so that it shares their window; a hash then takes %.1f ms). ",
-			a.CeilingPerSec, a.Cores, a.Cores, a.HashBatches, a.HashTogetherMs)
+		p("The hash-bound ceiling is what a process doing nothing but hashing completes with one hashing goroutine per core, as a saturated server runs them: **%.1f hashes/s** on %d cores (`bench/cmd/hashtime -conc %d`; the median of %d batches, taken before and between the measurements below so that it shares their window, as each measurement is an average over it; a hash then takes %.1f ms; the fastest batch reached %.1f/s). ",
+			a.CeilingPerSec, a.Cores, a.Cores, a.HashBatches, a.HashTogetherMs, a.FastestCeilingPerSec)
 		p("Each batch first hashes untimed until its heap holds the memory a hash needs, as a long-running service's does; until then every hash also faults its %d KiB in from the kernel. ", a.Params.MemoryKiB)
-		p("For comparison, a hash alone takes %.1f ms (the fastest sequential batch's median), and %d cores ÷ %.1f ms = %.1f/s, the sequential ceiling; hashing together reached %.0f%% of it. ",
+		p("For comparison, a hash alone takes %.1f ms (the median sequential batch's median), and %d cores ÷ %.1f ms = %.1f/s, the sequential ceiling; hashing together reached %.0f%% of it. ",
 			a.HashMs, a.Cores, a.HashMs, a.SequentialCeilingPerSec, 100*a.CeilingPerSec/a.SequentialCeilingPerSec)
 		p("The two can differ because hashes running together share memory bandwidth and caches, and the runtime's work for their memory (zeroing, collection) finds no idle core. Neither allows for the load generator, which shares the cores.\n\n")
 		p("| Operation | Concurrency | Requests/s | Of ceiling | Of sequential ceiling | p50 (ms) | p99 (ms) | Errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")

@@ -123,14 +123,16 @@ type Auth struct {
 	GCPercent int `json:"gc_percent"`
 	// CeilingPerSec, the hash-bound ceiling, is how many hashes per
 	// second a fresh process doing nothing else completes with one
-	// hashing goroutine per core: the fastest of HashBatches batches,
-	// taken before and between the load measurements. HashTogetherMs is
-	// the median time of a hash in that batch.
-	CeilingPerSec  float64 `json:"ceiling_per_s"`
-	HashTogetherMs float64 `json:"hash_together_ms"`
-	HashBatches    int     `json:"hash_batches"`
-	// HashMs is the wall time of one hash alone: the median of the
-	// fastest of HashBatches sequential batches, each in a fresh process.
+	// hashing goroutine per core: the median of HashBatches batches,
+	// taken before and between the load measurements, which are averages
+	// over the same window. HashTogetherMs is the median time of a hash
+	// in that batch; FastestCeilingPerSec is the fastest batch's rate.
+	CeilingPerSec        float64 `json:"ceiling_per_s"`
+	FastestCeilingPerSec float64 `json:"fastest_ceiling_per_s"`
+	HashTogetherMs       float64 `json:"hash_together_ms"`
+	HashBatches          int     `json:"hash_batches"`
+	// HashMs is the wall time of one hash alone: the median hash of the
+	// median of HashBatches sequential batches, each in a fresh process.
 	// SequentialCeilingPerSec is cores ÷ HashMs, shown for comparison:
 	// hashes running together may each take longer than one alone, since
 	// they share memory bandwidth and caches, and the runtime's work for
