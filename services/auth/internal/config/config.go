@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/pkg/hostname"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 )
@@ -242,32 +243,10 @@ func trimList(in []string) []string {
 }
 
 // checkHost returns why addr cannot be a listening host, or "" if it is
-// an IP address or a well-formed host name, so that a typo fails at start
-// naming the key rather than later at listen.
+// an IP address or a well-formed host name (see hostname.Valid).
 func checkHost(addr string) string {
-	const help = "must be an IP address or a host name"
-	if net.ParseIP(addr) != nil {
-		return ""
-	}
-	if addr == "" || len(addr) > 253 {
-		return help + fmt.Sprintf(", got %q", addr)
-	}
-	labels := strings.Split(strings.TrimSuffix(addr, "."), ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return help + fmt.Sprintf(", got %q", addr)
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return help + fmt.Sprintf(", got %q", addr)
-			}
-		}
-	}
-	// A name ending in a numeric label is a mistyped IP address, such as
-	// 256.0.0.1 or 10.0.0.
-	if _, err := strconv.Atoi(labels[len(labels)-1]); err == nil {
-		return help + fmt.Sprintf(", got %q", addr)
+	if !hostname.Valid(addr) {
+		return fmt.Sprintf("must be an IP address or a host name, got %q", addr)
 	}
 	return ""
 }

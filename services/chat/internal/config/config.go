@@ -16,6 +16,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/pkg/hostname"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 )
@@ -141,26 +142,9 @@ func (c Config) GRPCListenAddress() string {
 	return net.JoinHostPort(c.GRPCAddress, strconv.Itoa(c.GRPCPort))
 }
 
-// validHost accepts an IP address, a DNS host name, or "" (all interfaces).
-func validHost(h string) bool {
-	if h == "" || net.ParseIP(h) != nil {
-		return true
-	}
-	if len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// validHost accepts an IP address, a DNS host name (see hostname.Valid),
+// or "" (all interfaces).
+func validHost(h string) bool { return h == "" || hostname.Valid(h) }
 
 // validHostPort accepts host:port with a valid host and a port 0-65535.
 func validHostPort(a string) bool {

@@ -59,6 +59,9 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"metrics without port", "METRICS_ADDRESS", "127.0.0.1"},
 		{"metrics bad port", "METRICS_ADDRESS", "127.0.0.1:http"},
 		{"metrics bad host", "METRICS_ADDRESS", "a/b:9090"},
+		// The same host rule as the auth service's (pkg/hostname).
+		{"address a mistyped IP", "GRPC_SERVER_ADDRESS", "256.0.0.1"},
+		{"metrics host a mistyped IP", "METRICS_ADDRESS", "10.0.0:9090"},
 		{"rooms per user zero", "MAX_ROOMS_PER_USER", "0"},
 		{"streams per user zero", "MAX_STREAMS_PER_USER", "0"},
 		{"port out of range", "GRPC_SERVER_PORT", "70000"},
@@ -164,6 +167,13 @@ func TestAddresses(t *testing.T) {
 	t.Setenv("METRICS_ADDRESS", "")
 	_, err = Load(nil)
 	require.NoError(t, err)
+	t.Setenv("GRPC_SERVER_ADDRESS", "chat.internal.") // fully qualified
+	_, err = Load(nil)
+	require.NoError(t, err)
+	t.Setenv("GRPC_SERVER_ADDRESS", "") // every interface
+	c, err = Load(nil)
+	require.NoError(t, err)
+	assert.Equal(t, ":5050", c.GRPCListenAddress())
 	// pprof is served on the metrics listener, so it needs one.
 	t.Setenv("PPROF_ENABLED", "true")
 	_, err = Load(nil)
