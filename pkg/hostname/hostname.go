@@ -5,7 +5,6 @@ package hostname
 
 import (
 	"net"
-	"strconv"
 	"strings"
 )
 
@@ -34,6 +33,14 @@ func Valid(h string) bool {
 			}
 		}
 	}
-	_, err := strconv.Atoi(labels[len(labels)-1])
-	return err != nil
+	return !allDigits(labels[len(labels)-1])
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

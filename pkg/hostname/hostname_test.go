@@ -24,6 +24,7 @@ func TestValid(t *testing.T) {
 		".":                                  false,
 		"256.0.0.1":                          false, // a mistyped IP, not a name
 		"10.0.0":                             false,
+		"10.0.0.99999999999999999999":        false, // too long for an int, still digits
 		"127.0.0.1:80":                       false, // a port is configured apart
 		"[::1]":                              false,
 		"not a host!":                        false,

@@ -110,11 +110,16 @@ type FanoutResult struct {
 
 	Latency Latency `json:"latency"`
 	// SendSlip, in Paced mode, is how long after its scheduled time each
-	// message was sent: the generator's timer and scheduling delay. Latency
-	// counts from the actual send, as the service cannot see a message
-	// before it is sent; a generator that falls behind shows here, and in
-	// a rate below the target.
+	// message was sent: the generator's timer and scheduling delay, and
+	// any time blocked in the previous send. Latency counts from the actual
+	// send, as the service cannot see a message before it is sent, except
+	// for the SendsBlocked messages; a generator that falls behind shows
+	// here, and in a rate below the target.
 	SendSlip *Latency `json:"send_slip,omitempty"`
+	// SendsBlocked counts paced messages that came due while the previous
+	// send was still blocked (flow control: the service was not reading);
+	// their latency counts from the due time.
+	SendsBlocked int64 `json:"sends_blocked,omitempty"`
 	// StalledRoomLatency is the latency of the stalled member's room-mates
 	// alone (room 0), when there is a stalled member.
 	StalledRoomLatency *Latency `json:"stalled_room_latency,omitempty"`
@@ -123,6 +128,7 @@ type FanoutResult struct {
 type roomState struct {
 	members int32
 	sent    atomic.Int64
+	blocked atomic.Int64 // paced sends that came due while the previous one was blocked
 	// window holds one token per message that may be sent; pending[k%W]
 	// counts the members that have yet to receive message k.
 	window  chan struct{}
@@ -321,6 +327,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 
 	for _, s := range states {
 		res.Sent += s.sent.Load()
+		res.SendsBlocked += s.blocked.Load()
 	}
 	for _, r := range recvs {
 		res.Delivered += r.got.Load()
@@ -466,6 +473,7 @@ func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg Fanout
 	body := make([]byte, 0, cfg.BodyBytes)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var freeAt time.Time // when the previous send returned
 	for k := int64(0); ; k++ {
 		var stamp time.Time
 		if cfg.Mode == Paced {
@@ -481,14 +489,21 @@ func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg Fanout
 					return nil
 				}
 			}
-			// Latency counts from the send itself. A Go timer here wakes
-			// about half a millisecond late on average (the poller sleeps
-			// in whole milliseconds); counting from the due time would
-			// charge that to the service. The send does not wait for the
-			// service (only HTTP/2 flow control could block it), so a
-			// service that falls behind still shows in the latency.
-			stamp = time.Now()
-			slip.record(shard, stamp.Sub(due))
+			// Latency counts from the send itself when the sender was free
+			// at the due time: a Go timer here wakes about half a
+			// millisecond late on average (the poller sleeps in whole
+			// milliseconds), and counting from the due time would charge
+			// that to the service. But a send blocks when the service
+			// stops reading (HTTP/2 flow control); a message that came
+			// due while the previous send was blocked counts from its
+			// due time, so that the service's back-pressure is not
+			// hidden (coordinated omission).
+			now := time.Now()
+			slip.record(shard, now.Sub(due))
+			var blocked bool
+			if stamp, blocked = pacedStamp(now, due, freeAt); blocked {
+				s.blocked.Add(1)
+			}
 		} else {
 			if time.Now().After(deadline) {
 				return nil
@@ -516,8 +531,20 @@ func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg Fanout
 		if err != nil {
 			return err
 		}
+		freeAt = time.Now()
 		s.sent.Add(1)
 	}
+}
+
+// pacedStamp is the time a paced message's latency counts from: now, when
+// it is sent, unless the previous send returned only after this message's
+// due time, which means the service held the sender up; then its due
+// time, and blocked is true.
+func pacedStamp(now, due, freeAt time.Time) (stamp time.Time, blocked bool) {
+	if freeAt.After(due) {
+		return due, true
+	}
+	return now, false
 }
 
 func (r *receiver) loop(rec *recorder) {

@@ -2,6 +2,7 @@ package chatload
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -87,4 +88,24 @@ func TestParseNumbers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A late timer is the generator's delay and counts from the send; a send
+// held up by the previous one (the service not reading) counts from the
+// due time, so that back-pressure shows in the latency.
+func TestPacedStamp(t *testing.T) {
+	due := time.Unix(100, 0)
+	now := due.Add(700 * time.Microsecond)
+
+	stamp, blocked := pacedStamp(now, due, due.Add(-time.Millisecond))
+	assert.Equal(t, now, stamp, "free before the due time: counts from the send")
+	assert.False(t, blocked)
+
+	stamp, blocked = pacedStamp(now, due, due.Add(300*time.Microsecond))
+	assert.Equal(t, due, stamp, "blocked past the due time: counts from the due time")
+	assert.True(t, blocked)
+
+	stamp, blocked = pacedStamp(now, due, time.Time{})
+	assert.Equal(t, now, stamp, "the first send")
+	assert.False(t, blocked)
 }

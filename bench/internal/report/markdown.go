@@ -85,15 +85,16 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		}
 	}
 	if len(paced) > 0 {
-		p("In paced runs each room's messages are due at fixed intervals, and latency counts from the moment a message is actually sent. ")
-		p("How late the generator sent them against their due time (its timer and scheduling delay, milliseconds):\n\n")
-		p("| Server | Rate | Sends | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n")
+		p("In paced runs each room's messages are due at fixed intervals, and latency counts from the moment a message is actually sent, ")
+		p("except for a message that came due while the previous send was still blocked because the service was not reading (HTTP/2 flow control): that one counts from its due time. ")
+		p("How late the generator sent messages against their due time (its timer and scheduling delay, and any time blocked in the previous send; milliseconds):\n\n")
+		p("| Server | Rate | Sends | Counted from the due time | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, f := range paced {
 			name := f.Target
 			if f.Stalled {
 				name += " + stalled member"
 			}
-			p("| %s | %.0f msg/s | %d | %.2f | %.2f | %.2f |\n", name, f.Rate, f.SendSlip.Count, f.SendSlip.P50, f.SendSlip.P99, f.SendSlip.Max)
+			p("| %s | %.0f msg/s | %d | %d | %.2f | %.2f | %.2f |\n", name, f.Rate, f.SendSlip.Count, f.SendsBlocked, f.SendSlip.P50, f.SendSlip.P99, f.SendSlip.Max)
 		}
 		p("\n")
 	}
@@ -165,7 +166,8 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 			p("The floor, measured in the same run on a fresh chat process: %d bare connections, each made by one health check and then left open with no stream. ", f.Streams)
 			p("This is what the gRPC transport (google.golang.org/grpc) costs per connection before the service does anything; ")
 			p("a stream on its own connection cannot cost less.\n\n")
-			p("| | Bare connection | Stream on its own connection | The stream's own cost |\n|---|---:|---:|---:|\n")
+			p("Each per-connection figure is estimated as above, in its own process, so their difference is an estimate too.\n\n")
+			p("| | Bare connection | Stream on its own connection | The stream's own cost, about |\n|---|---:|---:|---:|\n")
 			p("| Opened / failed | %d / %d | %d / %d | |\n", f.Opened, f.Failed, i.Opened, i.Failed)
 			p("| RSS | %.1f KB | %.1f KB | %.1f KB |\n", f.RSSPerStream/1000, i.RSSPerStream/1000, (i.RSSPerStream-f.RSSPerStream)/1000)
 			if f.HeapExposed && i.HeapExposed {

@@ -48,8 +48,8 @@ func (r *Report) Observations() []string {
 		other := i.RSSPerStream - i.HeapPerStream - i.StackPerStream
 		out = append(out, fmt.Sprintf("An idle stream on its own connection costs %.1f KB of RSS: %.1f KB of Go heap (transport buffers, HTTP/2 and stream state, the subscription), %.1f KB of goroutine stacks for %.1f goroutines, and %.1f KB of runtime overhead and garbage not yet returned to the OS.",
 			i.RSSPerStream/1000, i.HeapPerStream/1000, i.StackPerStream/1000, i.GoroutinesPerStream, other/1000))
-		if f := i.Floor; f != nil && f.Opened > 0 && f.Opened == f.Streams {
-			out = append(out, fmt.Sprintf("Of that, %.1f KB (%.0f%%) is the gRPC connection itself: a bare connection with no stream costs %.1f KB of RSS and %.2f goroutines on a fresh chat process in the same run. The stream's own cost on top is %.1f KB.",
+		if f := i.Floor; f != nil && f.HeapExposed && f.Opened > 0 && f.Opened == f.Streams {
+			out = append(out, fmt.Sprintf("Of that, %.1f KB (%.0f%%) is the gRPC connection itself: a bare connection with no stream costs %.1f KB of RSS and %.2f goroutines on a fresh chat process in the same run. The stream's own cost on top is about %.1f KB.",
 				f.RSSPerStream/1000, 100*f.RSSPerStream/i.RSSPerStream, f.RSSPerStream/1000, f.GoroutinesPerStream, (i.RSSPerStream-f.RSSPerStream)/1000))
 		}
 	}

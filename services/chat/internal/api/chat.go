@@ -136,6 +136,16 @@ func (s *Server) awaitOpen(ctx context.Context, stream grpc.ServerStream, e *end
 // published. When the client half-closes, what is already queued is still
 // written, then the stream ends with OK.
 func (s *Server) receive(ctx context.Context, stream grpc.ServerStream, code string, member rooms.Member, w *writer) error {
+	// fail ends the stream with err at once, before anything else can: gRPC
+	// may already have written a status of its own for a receive error
+	// (an over-size frame), and a queue overflowing before the handler
+	// returns must not then be counted as the reason. Ending it now also
+	// cancels the stream's context, which releases a writer blocked in
+	// SendMsg before the handler returns.
+	fail := func(err error) error {
+		w.end(err)
+		return err
+	}
 	for {
 		req, err := recvRequest(stream)
 		if errors.Is(err, io.EOF) {
@@ -144,7 +154,7 @@ func (s *Server) receive(ctx context.Context, stream grpc.ServerStream, code str
 			return ctx.Err()
 		}
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		if err := ctx.Err(); err != nil {
 			// RecvMsg may return frames that were already buffered when
@@ -153,10 +163,10 @@ func (s *Server) receive(ctx context.Context, stream grpc.ServerStream, code str
 		}
 		send := req.GetSend()
 		if send == nil {
-			return rooms.Invalid("kind", "only the first message may be Open; later ones must be Send")
+			return fail(rooms.Invalid("kind", "only the first message may be Open; later ones must be Send"))
 		}
 		if err := rooms.ValidateSend(send.GetClientMessageId(), send.GetBody(), s.cfg.MaxMessageBytes); err != nil {
-			return err
+			return fail(err)
 		}
 		start := time.Now()
 		if _, err := s.engine.Publish(ctx, code, member, send.GetClientMessageId(), send.GetBody()); err != nil {
@@ -167,7 +177,7 @@ func (s *Server) receive(ctx context.Context, stream grpc.ServerStream, code str
 				<-ctx.Done()
 				return ctx.Err()
 			}
-			return err
+			return fail(err)
 		}
 		s.cfg.Metrics.FanoutSeconds.Observe(time.Since(start).Seconds())
 		s.cfg.Metrics.MessagesIn.Inc()

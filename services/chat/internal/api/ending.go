@@ -62,8 +62,11 @@ func newEnder(ctx context.Context) (*ender, error) {
 
 // end ends the stream with err's status unless it has ended already. It
 // does not block: the status is queued behind the frames already sent,
-// so an event handed to SendMsg before end still reaches the client
-// first. The stream's context is cancelled, which wakes the handler.
+// so an event whose SendMsg returned before end still reaches the client
+// first; a SendMsg still blocked on flow control is abandoned. A client
+// that has stopped reading sees the status only once it reads what is
+// queued before it; on the server the stream ends at once. The stream's
+// context is cancelled, which wakes the handler.
 func (e *ender) end(err error) {
 	if !e.set(err) {
 		return

@@ -155,11 +155,16 @@ func (w *writer) dense() bool {
 // was the service's costliest code.
 func (w *writer) linger() bool {
 	d := w.s.cfg.WriterLinger
-	if d <= 0 || w.stopLingering() {
+	if d <= 0 {
 		return false
 	}
+	// Wake first, then the checks: a finish or close from now on signals
+	// the channel even if it comes before the wait; one before was seen.
 	if w.wake == nil {
 		w.wake = w.sub.Wake()
+	}
+	if w.stopLingering() {
+		return false
 	}
 	if w.timer == nil {
 		w.timer, w.woken = time.NewTimer(d), false
@@ -184,9 +189,11 @@ func (w *writer) linger() bool {
 	}
 }
 
-// stopLingering reports whether the stream is finishing or has ended.
+// stopLingering reports whether the stream is finishing or has ended: the
+// handler has closed the subscription (its context may end a moment
+// later) or the context has ended.
 func (w *writer) stopLingering() bool {
-	if w.finishing.Load() {
+	if w.finishing.Load() || w.sub.Closed() {
 		return true
 	}
 	select {

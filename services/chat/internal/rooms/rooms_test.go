@@ -226,7 +226,9 @@ func TestNudgeAndCloseSignalWake(t *testing.T) {
 	assert.True(t, signalled(wake))
 	assert.False(t, signalled(wake), "one wake-up, not a backlog")
 	assert.False(t, s.Pending(), "a nudge pushes nothing")
+	assert.False(t, s.Closed())
 	s.Close()
+	assert.True(t, s.Closed(), "a consumer woken by Close can tell")
 	assert.True(t, signalled(wake))
 }
 

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
@@ -30,6 +31,7 @@ type Subscription struct {
 
 	onClose func()
 	once    sync.Once
+	closed  atomic.Bool // set by Close, read by a consumer deciding to wait
 
 	mu       sync.Mutex
 	queue    []wire.Event
@@ -293,6 +295,9 @@ func (s *Subscription) Drain(dst []wire.Event, maxEvents, maxBytes int) ([]wire.
 	return dst, s.err
 }
 
+// Closed reports whether Close has been called.
+func (s *Subscription) Closed() bool { return s.closed.Load() }
+
 // Nudge signals Wake (if it has been asked for) without pushing anything,
 // so that a consumer waiting on it looks at whatever else it watches.
 func (s *Subscription) Nudge() {
@@ -311,6 +316,7 @@ func (s *Subscription) Close() {
 	s.consumer = nil
 	wake := s.wake
 	s.mu.Unlock()
+	s.closed.Store(true)
 	signal(wake)
 	s.once.Do(func() {
 		if s.onClose != nil {
