@@ -116,9 +116,10 @@ type FanoutResult struct {
 	// for the SendsBlocked messages; a generator that falls behind shows
 	// here, and in a rate below the target.
 	SendSlip *Latency `json:"send_slip,omitempty"`
-	// SendsBlocked counts paced messages that came due while the previous
-	// send was still blocked (flow control: the service was not reading);
-	// their latency counts from the due time.
+	// SendsBlocked counts paced messages that came due before the previous
+	// send had returned (blocked by flow control when the service is not
+	// reading, or slowed by a busy machine); their latency counts from
+	// the due time.
 	SendsBlocked int64 `json:"sends_blocked,omitempty"`
 	// StalledRoomLatency is the latency of the stalled member's room-mates
 	// alone (room 0), when there is a stalled member.

@@ -86,7 +86,7 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 	}
 	if len(paced) > 0 {
 		p("In paced runs each room's messages are due at fixed intervals, and latency counts from the moment a message is actually sent, ")
-		p("except for a message that came due while the previous send was still blocked because the service was not reading (HTTP/2 flow control): that one counts from its due time. ")
+		p("except for a message that came due before the previous send had returned (the service not reading, which HTTP/2 flow control turns into a blocked send, or the machine too busy to finish the send): that one counts from its due time. ")
 		p("How late the generator sent messages against their due time (its timer and scheduling delay, and any time blocked in the previous send; milliseconds):\n\n")
 		p("| Server | Rate | Sends | Counted from the due time | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, f := range paced {
