@@ -207,15 +207,11 @@ func (m *Memory) Room(_ context.Context, code string) (rooms.Room, error) {
 // Touch records activity in a room (a user joined it), which restarts its
 // idle clock.
 func (m *Memory) Touch(_ context.Context, code string) error {
-	r, err := m.lookup(code)
+	r, err := m.lockLive(code)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.deleted {
-		return rooms.ErrNotFound
-	}
 	if now := m.cfg.Now(); now.After(r.idleSince) {
 		r.idleSince = now
 		m.dirty.Store(true)
@@ -229,6 +225,21 @@ func (m *Memory) lookup(code string) (*room, error) {
 	defer m.mu.RUnlock()
 	r, ok := m.rooms[code]
 	if !ok {
+		return nil, rooms.ErrNotFound
+	}
+	return r, nil
+}
+
+// lockLive returns code's room with its lock held, or ErrNotFound if the
+// room is unknown or deleted. The caller unlocks it.
+func (m *Memory) lockLive(code string) (*room, error) {
+	r, err := m.lookup(code)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.deleted {
+		r.mu.Unlock()
 		return nil, rooms.ErrNotFound
 	}
 	return r, nil
@@ -264,15 +275,11 @@ func (m *Memory) DeleteRoom(_ context.Context, code, ownerID string) error {
 
 // Users lists the users online in a room, sorted by name.
 func (m *Memory) Users(_ context.Context, code string) ([]rooms.User, error) {
-	r, err := m.lookup(code)
+	r, err := m.lockLive(code)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.deleted {
-		return nil, rooms.ErrNotFound
-	}
 	return r.usersLocked(), nil
 }
 

@@ -84,15 +84,11 @@ func newRoom(meta rooms.Room, now time.Time) *room {
 // registration happen under the room lock, so the stream sees every message
 // after its starting point exactly once.
 func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, resume *rooms.Resume) (*rooms.Subscription, error) {
-	r, err := m.lookup(code)
+	r, err := m.lockLive(code)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.deleted {
-		return nil, rooms.ErrNotFound
-	}
 	p, ok := r.online[member.ID]
 	if ok && m.cfg.MaxStreamsPerUser > 0 && int(p.streams) >= m.cfg.MaxStreamsPerUser {
 		return nil, fmt.Errorf("%w (%d)", rooms.ErrTooManyStreams, m.cfg.MaxStreamsPerUser)
@@ -173,15 +169,11 @@ func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 // message ID that the same user gave a message still in history is
 // ignored: Publish returns that message's sequence and records nothing.
 func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, clientID, body string) (uint64, error) {
-	r, err := m.lookup(code)
+	r, err := m.lockLive(code)
 	if err != nil {
 		return 0, err
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.deleted {
-		return 0, rooms.ErrNotFound
-	}
 	now := m.cfg.Now() // under the lock, so sent_at follows the sequence
 	var key sentKey
 	if clientID != "" {

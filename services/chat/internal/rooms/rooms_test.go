@@ -170,14 +170,6 @@ func TestSubscriptionEndDeliversLast(t *testing.T) {
 // Release fails while anything is pending, so no event is left without a
 // consumer; the end of the subscription wakes both.
 func TestSubscriptionClaim(t *testing.T) {
-	signalled := func(c <-chan struct{}) bool {
-		select {
-		case <-c:
-			return true
-		default:
-			return false
-		}
-	}
 	s := NewSubscription(Opened{}, nil, 4, nil)
 	require.True(t, s.Push(ev(1)))
 	assert.True(t, signalled(s.Ready()), "unclaimed: the handler is woken")
@@ -210,14 +202,6 @@ func TestSubscriptionClaim(t *testing.T) {
 // Nudge and Close wake a consumer waiting on Wake without an event, so
 // that it can look at why it might stop waiting.
 func TestNudgeAndCloseSignalWake(t *testing.T) {
-	signalled := func(c <-chan struct{}) bool {
-		select {
-		case <-c:
-			return true
-		default:
-			return false
-		}
-	}
 	s := NewSubscription(Opened{}, nil, 4, nil)
 	s.Nudge() // nobody has asked for Wake: nothing to signal, no panic
 	wake := s.Wake()
@@ -238,4 +222,14 @@ func seqs(evs []wire.Event) []uint64 {
 		out[i] = e.Seq
 	}
 	return out
+}
+
+// signalled reports whether a wake-up is pending on c, taking it.
+func signalled(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
