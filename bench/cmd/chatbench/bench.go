@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -132,7 +131,7 @@ func (b *bench) startChat(ctx context.Context) (*service, error) {
 		return nil, err
 	}
 	return &service{p: p, metricsURL: "http://127.0.0.1:" + strconv.Itoa(mport), target: chatload.Target{
-		Name: "chat", Addr: addr, Signer: b.signer, MintRoomTokens: true, CPU: p.CPU,
+		Name: "chat", Addr: addr, Signer: b.signer, CPU: p.CPU,
 	}}, nil
 }
 
@@ -147,7 +146,7 @@ func (b *bench) startBaseline(ctx context.Context) (*service, error) {
 		return nil, err
 	}
 	return &service{p: p, target: chatload.Target{
-		Name: "baseline", Addr: addr, Signer: b.signer, MintRoomTokens: true, CPU: p.CPU,
+		Name: "baseline", Addr: addr, Signer: b.signer, CPU: p.CPU,
 	}}, nil
 }
 
@@ -215,6 +214,7 @@ func (b *bench) runAll(ctx context.Context) (*report.Report, error) {
 	rep.Settings = report.Settings{
 		Streams: b.cfg.Streams, DurationS: b.cfg.Duration.Seconds(), Window: b.cfg.Window,
 		BodyBytes: b.cfg.BodyBytes, StreamsPerConn: b.cfg.StreamsPerConn, QueueSize: "service default",
+		PacedFraction: b.cfg.PacedFraction,
 	}
 	if b.cfg.QueueSize > 0 {
 		rep.Settings.QueueSize = strconv.Itoa(b.cfg.QueueSize)
@@ -395,9 +395,6 @@ func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutCo
 	}
 	serverPath := filepath.Join(dir, fmt.Sprintf("chat-%s-%.0f.pprof", fc.Mode, fc.Rate))
 	serverErr := make(chan error, 1)
-	var perfSelf, perfChildren []string
-	perfErr := errors.New("not tried")
-	perfDone := make(chan struct{})
 	started := make(chan struct{})
 	var startOnce sync.Once
 	fc.OnStart = func() {
@@ -420,42 +417,26 @@ func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutCo
 		url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", chat.metricsURL, b.cfg.ProfileSeconds)
 		serverErr <- proc.Fetch(ctx, url, serverPath)
 	}()
-	// Owned by profile; samples the chat process with perf while messages
-	// flow, in case it serves no pprof endpoint.
-	go func() {
-		defer close(perfDone)
-		select {
-		case <-started:
-		case <-ctx.Done():
-			return
-		}
-		perfSelf, perfChildren, perfErr = proc.PerfTop(ctx, chat.p.PID(), fc.Duration-300*time.Millisecond, 25, b.tmp)
-	}()
 	_, ferr := b.fanout(ctx, chat, fc)
 	fc.OnStart() // in case the run failed before sending
 	pprof.StopCPUProfile()
 	f.Close()
 	sErr := <-serverErr
-	<-perfDone
 	if ferr != nil {
 		return nil, ferr
 	}
 	var out []report.Profile
 	if sErr == nil {
-		top, err := proc.TopFunctions(ctx, b.chatBin, serverPath, 20)
-		if err == nil {
-			out = append(out, report.Profile{Name: "chat service, " + what, Source: "/debug/pprof/profile on METRICS_ADDRESS", Top: top})
-		}
-	} else if perfErr == nil {
-		out = append(out, report.Profile{
-			Name:       "chat service, " + what,
-			Source:     "Linux perf on the chat process, 499 Hz (the service serves no /debug/pprof: " + firstLine(sErr.Error()) + ")",
-			Perf:       true,
-			Top:        perfSelf,
-			Cumulative: perfChildren,
-		})
-	} else {
-		out = append(out, report.Profile{Name: "chat service", Source: "not available: " + firstLine(sErr.Error()) + "; perf: " + firstLine(perfErr.Error())})
+		sErr = func() error {
+			top, err := proc.TopFunctions(ctx, b.chatBin, serverPath, 20)
+			if err == nil {
+				out = append(out, report.Profile{Name: "chat service, " + what, Source: "/debug/pprof/profile on METRICS_ADDRESS", Top: top})
+			}
+			return err
+		}()
+	}
+	if sErr != nil {
+		out = append(out, report.Profile{Name: "chat service, " + what, Source: "not available: " + firstLine(sErr.Error())})
 	}
 	if !generator {
 		return out, nil

@@ -54,12 +54,17 @@ func targets(r *report.Report) []report.Target {
 		add("Burst fan-out, 100 members", "≥ 2× the baseline's deliveries/s, 0 lost", "size 100 or baseline not run", report.NotMeasured)
 	}
 
-	if r.Paced != nil {
+	// The goal is at half the measured maximum; another -paced-fraction
+	// measures something else.
+	if f := r.Settings.PacedFraction; r.Paced != nil && f == 0.5 {
 		c := r.Paced.Chat
 		add("Paced fan-out at half the max, p99", "≤ 5 ms",
 			fmt.Sprintf("%.2f ms at %.0f msg/s (%.0f deliveries/s)", c.Latency.P99, c.Rate, c.DeliveriesPerSec), status(c.Latency.P99 <= 5 && c.Missing() == 0))
 		add("Paced fan-out at half the max, p50", "≤ 1 ms",
 			fmt.Sprintf("%.2f ms", c.Latency.P50), status(c.Latency.P50 <= 1 && c.Missing() == 0))
+	} else if r.Paced != nil {
+		add("Paced fan-out at half the max", "p99 ≤ 5 ms, p50 ≤ 1 ms",
+			fmt.Sprintf("paced at %.0f%% of the max instead (-paced-fraction): p50 %.2f ms, p99 %.2f ms", 100*f, r.Paced.Chat.Latency.P50, r.Paced.Chat.Latency.P99), report.NotMeasured)
 	} else {
 		add("Paced fan-out at half the max", "p99 ≤ 5 ms, p50 ≤ 1 ms", "not run", report.NotMeasured)
 	}
@@ -74,23 +79,27 @@ func targets(r *report.Report) []report.Target {
 		if f := i.Floor; f != nil && f.Opened == f.Streams {
 			floor = fmt.Sprintf("; a bare gRPC connection with no stream costs %.1f KB RSS in the same run", f.RSSPerStream/1000)
 		}
+		st := status(i.Opened == i.Streams && i.DroppedWhileIdle == 0 && i.RSSPerStream <= 20000)
+		if i.Streams < 10000 {
+			st = report.NotMeasured // the goal is at 10,000 streams
+		}
 		add(fmt.Sprintf("Idle streams (%d, one connection each)", i.Streams), "≤ 20 KB server memory per stream at 10,000",
-			fmt.Sprintf("%.1f KB RSS per stream (%s); %d of %d opened in %.1f s%s", i.RSSPerStream/1000, heap, i.Opened, i.Streams, i.ConnectSeconds, floor),
-			status(i.Opened == i.Streams && i.RSSPerStream <= 20000))
+			fmt.Sprintf("%.1f KB RSS per stream (%s); %d of %d opened in %.1f s, %d dropped while idle%s", i.RSSPerStream/1000, heap, i.Opened, i.Streams, i.ConnectSeconds, i.DroppedWhileIdle, floor),
+			st)
 	} else {
 		add("Idle streams", "≤ 20 KB server memory per stream at 10,000", "not run", report.NotMeasured)
 	}
 
 	if r.Stalled != nil && r.StalledP99Ratio > 0 {
 		add("Stalled member", "others' p99 ≤ 1.5× the run without it",
-			fmt.Sprintf("%.2f× (%.2f ms vs %.2f ms), %d lost, stalled member ended with %s", r.StalledP99Ratio, r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.Stalled.Missing(), orOpen(r.Stalled.StalledMemberEnd)),
+			fmt.Sprintf("%.2f× (%.2f ms vs %.2f ms), %d lost, stalled member ended with %s", r.StalledP99Ratio, r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.Stalled.Missing(), report.OrOpen(r.Stalled.StalledMemberEnd)),
 			status(r.StalledP99Ratio <= 1.5 && r.Stalled.Missing() == 0))
 	} else {
 		add("Stalled member", "others' p99 ≤ 1.5× the run without it", "not run", report.NotMeasured)
 	}
 	if l := r.StalledLow; l != nil && r.StalledLowP99Ratio > 0 {
 		add(fmt.Sprintf("Stalled member, light load (%.0f msg/s)", l.Rate), "others' p99 ≤ 1.5× the run without it (supplementary)",
-			fmt.Sprintf("%.2f× (%.2f ms vs %.2f ms), %d lost, stalled member ended with %s", r.StalledLowP99Ratio, l.Latency.P99, r.StalledLowReference.Latency.P99, l.Missing(), orOpen(l.StalledMemberEnd)),
+			fmt.Sprintf("%.2f× (%.2f ms vs %.2f ms), %d lost, stalled member ended with %s", r.StalledLowP99Ratio, l.Latency.P99, r.StalledLowReference.Latency.P99, l.Missing(), report.OrOpen(l.StalledMemberEnd)),
 			status(r.StalledLowP99Ratio <= 1.5 && l.Missing() == 0))
 	}
 
@@ -125,38 +134,23 @@ func targets(r *report.Report) []report.Target {
 			lo, hi = math.Min(lo, g.Change), math.Max(hi, g.Change)
 		}
 		first, last := r.Growth[0], r.Growth[len(r.Growth)-1]
-		add(fmt.Sprintf("Growth, %d to %d members", first.Size, last.Size), "deliveries/s per core within ±25%",
+		add(fmt.Sprintf("Growth, %d to %d members", first.Size, last.Size), "deliveries/s per core the service used (per server CPU-second) within ±25%",
 			fmt.Sprintf("%.0f → %.0f deliveries per CPU-second (%+.0f%% … %+.0f%%)", first.PerCPU, last.PerCPU, 100*lo, 100*hi),
 			status(lo >= -0.25 && hi <= 0.25))
 	}
 
 	var lost int64
-	drops := 0
-	runs := 0
-	for _, p := range r.Burst {
-		for _, f := range []*chatload.FanoutResult{p.Chat} {
-			if f != nil {
-				lost += f.Missing()
-				drops += f.SlowConsumerDisconnects
-				runs++
-			}
-		}
-	}
-	if r.Paced != nil {
-		lost += r.Paced.Chat.Missing()
-		drops += r.Paced.Chat.SlowConsumerDisconnects
+	drops, stalls, runs := 0, 0, 0
+	for _, f := range r.ChatRuns() {
+		lost += f.Missing()
+		drops += f.SlowConsumerDisconnects // the stalled member is counted apart
+		stalls += f.WindowStalls
 		runs++
 	}
 	add("No loss (chat service)", "0 messages lost or undelivered, 0 members dropped, in every fan-out run",
-		fmt.Sprintf("%d lost or undelivered, %d slow-consumer drops in %d runs", lost, drops, runs), status(lost == 0 && drops == 0))
+		fmt.Sprintf("%d lost or undelivered, %d slow-consumer drops, %d stalled burst windows in %d runs", lost, drops, stalls, runs),
+		status(lost == 0 && drops == 0 && stalls == 0))
 	return ts
-}
-
-func orOpen(s string) string {
-	if s == "" {
-		return "nothing (still open)"
-	}
-	return s
 }
 
 // notes are the methodological choices the reader needs to weigh the
@@ -167,7 +161,7 @@ func notes(c config) []string {
 		fmt.Sprintf("Members stream over shared client connections, %d streams per connection, as they would behind a gateway or on a client in many rooms; each idle stream has its own connection.", c.StreamsPerConn),
 		"In every room, member 0 also sends; every member, the sender included, receives each message, and a delivery is one member receiving one message.",
 		fmt.Sprintf("Burst mode keeps at most %d messages per room in flight (sent but not yet received by every member), below the service's per-member queue, so a correct service drops nobody.", c.Window),
-		"Latency runs from the send to the receipt, both read from this process's clock. In paced mode it runs from the scheduled send time, so a generator or server falling behind shows up as latency instead of being hidden (no coordinated omission).",
+		"Latency runs from the send to the receipt, both read from this process's clock. In paced mode it runs from the actual send, or from the scheduled send time when the previous send had not yet returned (the service not reading, or the machine too busy), so that the service's back-pressure is not hidden (no coordinated omission) while the generator's late timer is not charged to it.",
 		"Room tokens are minted with pkg/token and the SECRET given to the chat process instead of calling JoinChatRoom per member, whose argon2id check of the room password (and its join throttle) would dominate setting up thousands of members. Rooms are created through CreateChatRoom.",
 		fmt.Sprintf("The machine may be shared (other builds and tests). Before each run the generator waits up to %s for other work to fall under %.2f cores, and every fan-out row reports the cores used by the server, the generator and everything else during the run.", c.QuietWait, c.QuietCores),
 		"Paced runs are measured at the fraction of the chat service's burst rate given by -paced-fraction (the target's \"half the measured max\"), and at -paced-extra fractions for the shape of latency against load; the baseline is paced at the same rate as the chat service.",

@@ -224,20 +224,6 @@ func (c *Client) MedianPair(ctx context.Context, path string, n int, a, b func(i
 	return med(da), med(db), nil
 }
 
-// Median returns the median time of n sequential requests.
-func (c *Client) Median(ctx context.Context, path string, n int, name func(i int) string, password string) (time.Duration, error) {
-	ds := make([]time.Duration, 0, n)
-	for i := range n {
-		t0 := time.Now()
-		if _, err := c.Do(ctx, path, name(i), password); err != nil {
-			return 0, err
-		}
-		ds = append(ds, time.Since(t0))
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)/2], nil
-}
-
 func quantileMs(ds []time.Duration, q float64) float64 {
 	if len(ds) == 0 {
 		return 0

@@ -232,9 +232,6 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		defer cc.Close()
 		name := "stalled"
 		tok, _, err := t.Signer.IssueRoom("id-"+name, name, rooms[0].code, time.Hour)
-		if !t.MintRoomTokens {
-			tok, err = joinToken(runCtx, t, cc, rooms[0].code, name)
-		}
 		if err != nil {
 			return res, err
 		}
@@ -385,18 +382,6 @@ func serverCPU(t Target) time.Duration {
 		return -1
 	}
 	return d
-}
-
-func joinToken(ctx context.Context, t Target, cc *grpc.ClientConn, code, name string) (string, error) {
-	ut, _, err := t.Signer.IssueUser("id-"+name, name, time.Hour)
-	if err != nil {
-		return "", err
-	}
-	resp, err := chatv1.NewChatServiceClient(cc).JoinChatRoom(bearer(ctx, ut), &chatv1.JoinChatRoomRequest{ShortCode: code, Password: roomPassword})
-	if err != nil {
-		return "", err
-	}
-	return resp.GetToken(), nil
 }
 
 // openAll opens every member's stream, 32 at a time.

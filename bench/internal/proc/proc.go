@@ -242,15 +242,6 @@ var httpClient = &http.Client{
 	Timeout:   5 * time.Minute,
 }
 
-// Metric fetches a Prometheus text endpoint and returns the value of the
-// first sample named name (without labels). ok is false when the
-// endpoint or the metric is missing.
-func Metric(ctx context.Context, url, name string) (v float64, ok bool) {
-	m := Metrics(ctx, url, name)
-	v, ok = m[name]
-	return v, ok
-}
-
 // Metrics fetches a Prometheus text endpoint and returns the values of the
 // unlabelled samples named in names that it found.
 func Metrics(ctx context.Context, url string, names ...string) map[string]float64 {
@@ -357,44 +348,6 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
-}
-
-// PerfTop samples pid with Linux perf for d and returns the n symbols with
-// the most samples, by self time (children false) or including callees
-// (children true). It is the fallback when a service serves no pprof
-// endpoint: Go binaries keep their symbol table and frame pointers, so
-// perf names Go functions as pprof would.
-func PerfTop(ctx context.Context, pid int, d time.Duration, n int, dir string) (self, children []string, err error) {
-	data := filepath.Join(dir, fmt.Sprintf("perf-%d.data", pid))
-	rec := exec.CommandContext(ctx, "perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", data,
-		"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
-	if out, err := rec.CombinedOutput(); err != nil {
-		return nil, nil, fmt.Errorf("perf record: %w\n%s", err, out)
-	}
-	report := func(flag string) ([]string, error) {
-		out, err := exec.CommandContext(ctx, "perf", "report", "-i", data, "--stdio", flag, "--sort", "symbol",
-			"-g", "none", "--percent-limit", "0.5").Output()
-		if err != nil {
-			return nil, fmt.Errorf("perf report: %w", err)
-		}
-		var lines []string
-		for _, l := range strings.Split(string(out), "\n") {
-			t := strings.TrimSpace(l)
-			if t == "" || strings.HasPrefix(t, "#") || !strings.Contains(t, "%") {
-				continue
-			}
-			lines = append(lines, strings.Join(strings.Fields(t), " "))
-			if len(lines) == n {
-				break
-			}
-		}
-		return lines, nil
-	}
-	if self, err = report("--no-children"); err != nil {
-		return nil, nil, err
-	}
-	children, err = report("--children")
-	return self, children, err
 }
 
 // MachineCPU returns the busy and total CPU time of the whole machine

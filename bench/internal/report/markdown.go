@@ -123,14 +123,14 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("### Stalled member\n\n")
 		p("The paced run again, with one extra member in room 0 that opens its stream and never reads. ")
 		p("Others' p99: %.2f ms against %.2f ms without it (**%.2f×**); lost or undelivered to the others: %d; the stalled stream ended with: %s.\n\n",
-			r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.StalledP99Ratio, r.Stalled.Missing(), orOpen(r.Stalled.StalledMemberEnd))
+			r.Stalled.Latency.P99, r.Paced.Chat.Latency.P99, r.StalledP99Ratio, r.Stalled.Missing(), OrOpen(r.Stalled.StalledMemberEnd))
 		if l := r.Stalled.StalledRoomLatency; l != nil {
 			p("In the stalled member's own room alone: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms (%d deliveries, %.0f%% of the run's).\n\n",
 				l.P50, l.P90, l.P99, l.Count, 100*float64(l.Count)/float64(max(r.Stalled.Latency.Count, 1)))
 		}
 		if l := r.StalledLow; l != nil && r.StalledLowReference != nil {
 			p("At the lightest paced load (%.0f msg/s), where CPU queueing does not dominate the tail: others' p99 %.2f ms against %.2f ms without it (**%.2f×**); lost or undelivered: %d; the stalled stream ended with: %s.\n\n",
-				l.Rate, l.Latency.P99, r.StalledLowReference.Latency.P99, r.StalledLowP99Ratio, l.Missing(), orOpen(l.StalledMemberEnd))
+				l.Rate, l.Latency.P99, r.StalledLowReference.Latency.P99, r.StalledLowP99Ratio, l.Missing(), OrOpen(l.StalledMemberEnd))
 			if rl := l.StalledRoomLatency; rl != nil {
 				p("In the stalled member's own room alone at that load: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms.\n\n", rl.P50, rl.P90, rl.P99)
 			}
@@ -213,13 +213,7 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("## Profiles\n\n")
 		for _, pr := range r.Profiles {
 			p("**%s** (%s)\n\n", pr.Name, pr.Source)
-			switch {
-			case pr.Perf:
-				p("By self time:\n\n```\n%s\n```\n\n", strings.Join(pr.Top, "\n"))
-				if len(pr.Cumulative) > 0 {
-					p("Including callees:\n\n```\n%s\n```\n\n", strings.Join(pr.Cumulative, "\n"))
-				}
-			case len(pr.Top) > 0:
+			if len(pr.Top) > 0 {
 				p("```\n      flat  flat%%   sum%%        cum   cum%%\n%s\n```\n\n", strings.Join(pr.Top, "\n"))
 			}
 		}
@@ -236,7 +230,8 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 	return err
 }
 
-func orOpen(s string) string {
+// OrOpen names how a stalled member's stream ended: s, or that it had not.
+func OrOpen(s string) string {
 	if s == "" {
 		return "nothing (still open at the end)"
 	}

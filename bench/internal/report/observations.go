@@ -26,8 +26,8 @@ func (r *Report) Observations() []string {
 	if burst != nil && r.Paced != nil && usPer(burst) > 0 && usPer(r.Paced.Chat) > 0 {
 		pc := r.Paced.Chat
 		out = append(out, fmt.Sprintf(
-			"A delivery costs the chat service %.2f µs of CPU in burst mode and %.2f µs in paced mode (%.1f×). In burst mode a member's queue holds several messages when its writer wakes, so one frame, one wake-up and one write carry many; paced messages arrive one at a time and each pays for its own. Half the burst rate is therefore not half the CPU: the paced run kept the server %.2f cores and the generator %.2f cores busy, against %.2f and %.2f in the burst run.",
-			usPer(burst), usPer(pc), usPer(pc)/usPer(burst),
+			"A delivery costs the chat service %.2f µs of CPU in burst mode and %.2f µs in paced mode (%.1f×). In burst mode a member's queue holds several messages when its writer wakes, so one frame, one wake-up and one write carry many; paced messages arrive one at a time and each pays for its own. A fraction of the burst rate (here %.0f%%) therefore takes more than that fraction of the CPU: the paced run kept the server %.2f cores and the generator %.2f cores busy, against %.2f and %.2f in the burst run.",
+			usPer(burst), usPer(pc), usPer(pc)/usPer(burst), 100*pc.MessagesPerSec/burst.MessagesPerSec,
 			pc.Cores(pc.ServerCPUSeconds), pc.Cores(pc.GeneratorCPUSeconds), burst.Cores(burst.ServerCPUSeconds), burst.Cores(burst.GeneratorCPUSeconds)))
 	}
 	for _, f := range r.PacedExtra {

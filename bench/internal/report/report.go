@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/grpcchatter/grpcchatter/bench/internal/authload"
@@ -69,6 +70,8 @@ type Settings struct {
 	BodyBytes      int     `json:"body_bytes"`
 	StreamsPerConn int     `json:"streams_per_conn"`
 	PacedRate      float64 `json:"paced_rate_msgs_per_s"`
+	PacedFraction  float64 `json:"paced_fraction"` // of the burst rate at size 100
+	IdleRoomSize   int     `json:"idle_room_size"`
 	QueueSize      string  `json:"chat_queue_size"`
 }
 
@@ -183,12 +186,8 @@ const (
 type Profile struct {
 	Name   string `json:"name"`
 	Source string `json:"source"`
-	// Perf is true when the lines come from Linux perf rather than pprof.
-	Perf bool `json:"perf,omitempty"`
-	// Top are pprof -top lines, or perf's symbols by self time.
+	// Top are pprof -top lines.
 	Top []string `json:"top"`
-	// Cumulative are perf's symbols by time including callees.
-	Cumulative []string `json:"cumulative,omitempty"`
 }
 
 // WriteJSON writes r to path, creating its directory.
@@ -201,4 +200,19 @@ func (r *Report) WriteJSON(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// ChatRuns lists every fan-out run of the chat service in the report:
+// burst, paced, the further paced loads and the stalled-member runs.
+func (r *Report) ChatRuns() []*chatload.FanoutResult {
+	var out []*chatload.FanoutResult
+	for _, p := range r.Burst {
+		out = append(out, p.Chat)
+	}
+	if r.Paced != nil {
+		out = append(out, r.Paced.Chat)
+	}
+	out = append(out, r.PacedExtra...)
+	out = append(out, r.Stalled, r.StalledLow)
+	return slices.DeleteFunc(out, func(f *chatload.FanoutResult) bool { return f == nil })
 }
