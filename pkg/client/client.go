@@ -45,8 +45,14 @@ type Client struct {
 // connection is made on first use.
 func New(opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
-	if u, err := url.Parse(cfg.authURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("auth URL %q: want http://host[:port] or https://host[:port]", cfg.authURL)}
+	// The URL goes into errors and logs: one with credentials is refused,
+	// and only its redacted form is ever shown.
+	u, err := url.Parse(cfg.authURL)
+	if err != nil {
+		return nil, &Error{Kind: ErrInvalidArgument, Message: "auth URL: not a URL; want http://host[:port] or https://host[:port]"}
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("auth URL %q: want http://host[:port] or https://host[:port], without credentials", u.Redacted())}
 	}
 	creds := insecure.NewCredentials()
 	if cfg.tls != nil {

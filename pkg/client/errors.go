@@ -149,7 +149,7 @@ func fromHTTP(resp *http.Response) error {
 		if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
 			e.RetryAfter = time.Duration(min(secs, int(MaxRetryAfter/time.Second))) * time.Second
 		} else if t, err := http.ParseTime(s); err == nil {
-			e.RetryAfter = max(time.Until(t), 0)
+			e.RetryAfter = capRetry(time.Until(t))
 		}
 	}
 	return e

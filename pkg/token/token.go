@@ -51,7 +51,8 @@ var (
 	ErrSignature = errors.New("token signature invalid")
 	// ErrWrongKind means a valid token of the other kind was presented.
 	ErrWrongKind = errors.New("wrong kind of token")
-	// ErrInvalidSecret is returned by NewSigner for a missing or short secret.
+	// ErrInvalidSecret is returned by CheckSecret and NewSigner for a
+	// missing or short secret.
 	ErrInvalidSecret = errors.New("invalid secret")
 )
 
@@ -94,13 +95,15 @@ func WithClock(now func() time.Time) Option {
 }
 
 // NewSigner returns a Signer that signs with secret and verifies with secret
-// or, when it is not empty, previous. Both must be at least MinSecretBytes.
+// or, when it is not empty, previous. Both must pass CheckSecret.
 func NewSigner(secret, previous string, opts ...Option) (*Signer, error) {
-	if len(secret) < MinSecretBytes {
-		return nil, fmt.Errorf("%w: SECRET must be at least %d bytes, got %d", ErrInvalidSecret, MinSecretBytes, len(secret))
+	if err := CheckSecret(secret); err != nil {
+		return nil, fmt.Errorf("SECRET: %w", err)
 	}
-	if previous != "" && len(previous) < MinSecretBytes {
-		return nil, fmt.Errorf("%w: SECRET_PREVIOUS must be at least %d bytes, got %d", ErrInvalidSecret, MinSecretBytes, len(previous))
+	if previous != "" {
+		if err := CheckSecret(previous); err != nil {
+			return nil, fmt.Errorf("SECRET_PREVIOUS: %w", err)
+		}
 	}
 	s := &Signer{current: []byte(secret), now: time.Now}
 	if previous != "" && previous != secret {

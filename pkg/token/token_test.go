@@ -63,8 +63,13 @@ func TestNewSignerRejectsShortSecrets(t *testing.T) {
 			assert.ErrorIs(t, err, token.ErrInvalidSecret)
 		})
 	}
-	_, err := token.NewSigner(strings.Repeat("x", 32), "")
+	_, err := token.NewSigner(strings.Repeat("xy", 16), "")
 	assert.NoError(t, err, "32 bytes is enough")
+	// The same rule as the services' configuration (CheckSecret).
+	_, err = token.NewSigner(strings.Repeat("x", 32), "")
+	assert.ErrorIs(t, err, token.ErrWeakSecret)
+	_, err = token.NewSigner(secret, "replace-me-with-a-random-secret-of-32+")
+	assert.ErrorIs(t, err, token.ErrWeakSecret)
 }
 
 func TestRoundTrip(t *testing.T) {

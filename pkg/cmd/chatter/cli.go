@@ -247,11 +247,10 @@ func (a *app) secret(ctx context.Context, envKey, prompt string) (string, error)
 	if v, ok := a.env(envKey); ok && v != "" {
 		return v, nil
 	}
-	f, ok := a.io.in.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !isTerminal(a.io.in) {
 		return "", usageError{fmt.Sprintf("no password: set %s (passwords are never taken as flags)", envKey)}
 	}
-	fd := int(f.Fd())
+	fd := int(a.io.in.(*os.File).Fd())
 	saved, err := term.GetState(fd)
 	if err != nil {
 		return "", fmt.Errorf("reading password: %w", err)

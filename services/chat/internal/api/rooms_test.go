@@ -61,7 +61,7 @@ func TestStatusCodes(t *testing.T) {
 	require.NoError(t, err)
 	expired, _, err := expiredSigner.IssueUser("u1", "ann", time.Hour)
 	require.NoError(t, err)
-	foreignSigner, err := token.NewSigner(strings.Repeat("x", 40), "")
+	foreignSigner, err := token.NewSigner(strings.Repeat("another-key-", 4), "")
 	require.NoError(t, err)
 	forged, _, err := foreignSigner.IssueUser("u1", "ann", time.Hour)
 	require.NoError(t, err)
