@@ -138,7 +138,7 @@ func (PresenceKind) EnumDescriptor() ([]byte, []int) {
 // CreateChatRoomRequest names the new room and sets its password.
 type CreateChatRoomRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Display name, 1 to 64 characters of valid UTF-8.
+	// Display name, 1 to 64 characters of valid UTF-8, not only white space.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Room password, 1 to 128 bytes.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`

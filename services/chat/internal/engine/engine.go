@@ -135,8 +135,8 @@ func (m *Memory) Epoch() string { return m.epoch }
 
 // Len is the number of rooms.
 func (m *Memory) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return len(m.rooms)
 }
 
@@ -173,8 +173,8 @@ func (m *Memory) CreateRoom(_ context.Context, name, passwordHash, ownerID strin
 
 // owned counts the rooms ownerID owns.
 func (m *Memory) owned(ownerID string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	n := 0
 	for _, r := range m.rooms {
 		if r.meta.OwnerID == ownerID {
@@ -189,8 +189,8 @@ func (m *Memory) free(code string, now time.Time) bool {
 	if at, ok := m.tombs[code]; ok && now.Before(at.Add(m.cfg.ReuseAfter)) {
 		return false
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	_, taken := m.rooms[code]
 	return !taken
 }
@@ -259,16 +259,18 @@ func (m *Memory) DeleteRoom(_ context.Context, code, ownerID string) error {
 		return rooms.ErrNotOwner
 	}
 	now := m.cfg.Now()
+	// Encoded first: once the room is gone from the registry, its streams
+	// must be ended, and nothing may fail between the two.
+	ev, err := wire.RoomDeleted(now)
+	if err != nil {
+		return err
+	}
 	if err := m.save(nil, []string{code}, now); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	delete(m.rooms, code)
 	m.mu.Unlock()
-	ev, err := wire.RoomDeleted(now)
-	if err != nil {
-		return err
-	}
 	r.close(ev, rooms.ErrDeleted)
 	return nil
 }
