@@ -45,6 +45,9 @@ type Client struct {
 // connection is made on first use.
 func New(opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
+	if cfg.backlog < 0 {
+		return nil, &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("backlog %d: want 0 (none) or more", cfg.backlog)}
+	}
 	// The URL goes into errors and logs: one with credentials is refused,
 	// and only its redacted form is ever shown.
 	u, err := url.Parse(cfg.authURL)
@@ -211,17 +214,27 @@ func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (
 		}
 		return nil, c.closedOr(err)
 	}
+	head := cn.opened.GetHeadSequence()
+	backlog := min(uint64(cn.opened.GetBacklog()), head)
 	room := &Room{
 		ShortCode:    adm.shortCode,
 		Name:         adm.name,
 		Epoch:        cn.opened.GetEpoch(),
-		HeadSequence: cn.opened.GetHeadSequence(),
+		HeadSequence: head,
+		Backlog:      int(backlog),
 		Users:        usersFromProto(cn.opened.GetUsers()),
 	}
 	if n := cn.opened.GetName(); n != "" {
 		room.Name = n
 	}
-	s.epoch, s.lastSeq = cn.opened.GetEpoch(), cn.opened.GetHeadSequence()
+	// The backlog is the latest messages up to head, which the session
+	// delivers as if resuming just before them: should this stream break
+	// meanwhile, the next one replays the rest of them, and no more.
+	s.epoch, s.lastSeq = cn.opened.GetEpoch(), head-backlog
+	if backlog > 0 {
+		s.earlierEpoch, s.earlierSeq = cn.opened.GetEpoch(), head
+	}
+	s.backlog = 0
 
 	c.mu.Lock()
 	if c.closed || (c.sess != nil && !c.sess.ended()) {

@@ -25,10 +25,17 @@
 // Connection changes are reported as *Connection events so that a user
 // interface can show them.
 //
-// A session outlives its tokens. The chat service ends a stream when its
-// room token expires (Unauthenticated); the Client then joins again with
-// the room password and resumes the stream as after any break. It renews a
-// token by its own view of the expiry, min(30s, a third of its life) early,
+// A session outlives its tokens. While the stream is open the Client renews
+// its room token in-band: at two thirds of the token's remaining life it
+// joins again with the room password and hands the new token to the
+// service on the same stream, which carries on with no reconnection and no
+// presence change; nothing shows in Receive. Should that fail (the join
+// fails, or the service refuses the token), or should the service not say
+// when the token expires (a version before in-band renewal), the Client
+// falls back on what the service does at expiry anyway: it ends the stream
+// (Unauthenticated), and the Client joins again and resumes the stream as
+// after any break. Other calls that need the room token renew it by the
+// Client's own view of the expiry, min(30s, a third of its life) early,
 // rather than wait for the service to refuse it.
 //
 // Joining again needs a user token. A Client that logged in with LogIn logs
@@ -42,6 +49,15 @@
 // password: once that token expires, the session ends with
 // ErrUnauthenticated. A deleted room ends the session with a *RoomDeleted
 // event followed by ErrRoomDeleted.
+//
+// # Earlier messages
+//
+// A new session starts with the room's latest messages, so that the caller
+// sees the conversation it joins: Receive returns up to 50 of them (see
+// WithBacklog) as *Message events with Earlier set, in room order, before
+// the live events, which follow without gap or repeat. Room.Backlog tells
+// how many there are. A stream reopened after a break never asks for them
+// again: it resumes after the last message delivered.
 //
 // # Sending while reconnecting
 //

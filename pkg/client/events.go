@@ -17,8 +17,9 @@ type Message struct {
 	// Sequence is the message's position in the room, increasing by one
 	// within an epoch.
 	Sequence uint64
-	// Epoch is the room epoch the sequence belongs to; it changes when the
-	// chat service restarts.
+	// Epoch is the room epoch the sequence belongs to. It lasts as long as
+	// the chat service's message history, and changes only when that
+	// history is lost (an ephemeral service restarting).
 	Epoch string
 	// Sender is the user who sent it.
 	Sender string
@@ -28,6 +29,11 @@ type Message struct {
 	Body string
 	// ClientMessageID is the ID the sender's Send returned.
 	ClientMessageID string
+	// Earlier marks a message sent before the caller joined: part of the
+	// backlog JoinChatRoom asked for (see WithBacklog). Earlier messages
+	// come first, in room order, and the live ones follow them without gap
+	// or repeat; Room.Backlog tells how many to expect.
+	Earlier bool
 }
 
 // PresenceKind tells arrivals from departures.
@@ -155,6 +161,10 @@ type Room struct {
 	// Epoch and HeadSequence tell where the room stood when the stream opened.
 	Epoch        string
 	HeadSequence uint64
+	// Backlog is how many earlier messages (Message.Earlier) Receive
+	// returns before the live events: those the Client asked for (see
+	// WithBacklog), as far as the room's history had them.
+	Backlog int
 	// Users are the users online, including the caller.
 	Users []User
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,6 +272,18 @@ type fakeChat struct {
 	failResume  bool          // resumes fail within the epoch, as outside the history window
 	dropSends   bool          // Sends are read and lost, as in a connection that broke
 	readGate    chan struct{} // when not nil, streams read nothing until it is closed
+	opens       []fakeOpen    // every Open received, in order
+	// refuseRefresh answers that many Refresh frames by ending the stream
+	// with refuseCode, as for a token the service does not accept.
+	refuseRefresh int
+	refuseCode    codes.Code
+	refreshes     map[string]int // Refresh frames accepted, per user
+}
+
+// fakeOpen is an Open a stream started with, and whose stream it was.
+type fakeOpen struct {
+	user string
+	open *chatv1.Open
 }
 
 func bearer(ctx context.Context) string {
@@ -441,6 +454,7 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 		return status.Error(codes.InvalidArgument, "first message must be Open")
 	}
 	f.mu.Lock()
+	f.opens = append(f.opens, fakeOpen{user: rt.UserName, open: open})
 	if f.stall {
 		f.mu.Unlock()
 		select {
@@ -458,9 +472,19 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 	sub := &fakeSub{user: rt.UserName, ch: make(chan *chatv1.Event, f.queue), kill: make(chan error, 1)}
 	head := uint64(len(r.history))
 	opened := &chatv1.Opened{ShortCode: r.code, Name: r.name, Epoch: f.epoch, HeadSequence: head,
-		Recovery: chatv1.Recovery_RECOVERY_NOT_REQUESTED, MaxMessageBytes: uint32(f.maxBody)}
+		Recovery: chatv1.Recovery_RECOVERY_NOT_REQUESTED, MaxMessageBytes: uint32(f.maxBody),
+		TokenExpiresAt: timestamppb.New(rt.ExpiresAt)}
 	frame := []*chatv1.Event{{Kind: &chatv1.Event_Opened{Opened: opened}}}
-	if res := open.GetResume(); res != nil {
+	// The backlog follows in a frame of its own, as a service reading its
+	// history separately might send it.
+	var backlog []*chatv1.Event
+	if res := open.GetResume(); res == nil && open.GetBacklog() > 0 {
+		n := min(int(open.GetBacklog()), len(r.history))
+		opened.Backlog = uint32(n)
+		for _, m := range r.history[len(r.history)-n:] {
+			backlog = append(backlog, &chatv1.Event{Kind: &chatv1.Event_Message{Message: m}})
+		}
+	} else if res != nil {
 		if res.GetEpoch() == f.epoch && res.GetAfterSequence() <= head && !f.failResume {
 			opened.Recovery = chatv1.Recovery_RECOVERY_COMPLETE
 			for _, m := range r.history[res.GetAfterSequence():] {
@@ -488,6 +512,16 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 	if err := stream.Send(&chatv1.ChatResponse{Events: frame}); err != nil {
 		return err
 	}
+	if len(backlog) > 0 {
+		if err := stream.Send(&chatv1.ChatResponse{Events: backlog}); err != nil {
+			return err
+		}
+	}
+	// The stream ends when its room token expires, exactly then, unless a
+	// Refresh replaced the token.
+	expiry := time.NewTimer(time.Until(rt.ExpiresAt))
+	defer expiry.Stop()
+	refreshed := make(chan time.Time)
 	readErr := make(chan error, 1)
 	// The reader lives until the stream ends, which returning from this
 	// handler causes.
@@ -508,11 +542,32 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 					return
 				}
 			}
+			if ref := req.GetRefresh(); ref != nil {
+				exp, err := f.refresh(rt, ref)
+				if err != nil {
+					readErr <- err
+					return
+				}
+				select {
+				case refreshed <- exp:
+				case <-stream.Context().Done():
+					readErr <- stream.Context().Err()
+					return
+				}
+			}
 		}
 	}()
 	for {
 		select {
 		case ev := <-sub.ch:
+			if err := stream.Send(&chatv1.ChatResponse{Events: []*chatv1.Event{ev}}); err != nil {
+				return err
+			}
+		case <-expiry.C:
+			return status.Error(codes.Unauthenticated, "room token expired")
+		case exp := <-refreshed:
+			expiry.Reset(time.Until(exp))
+			ev := &chatv1.Event{Kind: &chatv1.Event_Refreshed{Refreshed: &chatv1.Refreshed{ExpiresAt: timestamppb.New(exp)}}}
 			if err := stream.Send(&chatv1.ChatResponse{Events: []*chatv1.Event{ev}}); err != nil {
 				return err
 			}
@@ -526,6 +581,71 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 		}
 	}
 }
+
+// refresh checks a Refresh as the service does: the new token must be
+// valid and for the stream's room and user. It returns the new expiry.
+func (f *fakeChat) refresh(rt token.Room, ref *chatv1.Refresh) (time.Time, error) {
+	f.mu.Lock()
+	refuse, code := f.refuseRefresh > 0, f.refuseCode
+	f.refuseRefresh = max(f.refuseRefresh-1, 0)
+	f.mu.Unlock()
+	if refuse {
+		return time.Time{}, status.Error(code, "refresh refused")
+	}
+	nt, err := f.signer.VerifyRoom(ref.GetToken())
+	if err != nil {
+		return time.Time{}, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if nt.Room != rt.Room || nt.UserID != rt.UserID {
+		return time.Time{}, status.Error(codes.PermissionDenied, "token is for another room or user")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refreshes == nil {
+		f.refreshes = map[string]int{}
+	}
+	f.refreshes[rt.UserName]++
+	return nt.ExpiresAt, nil
+}
+
+// refreshCount counts the Refresh frames accepted from user.
+func (f *fakeChat) refreshCount(user string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refreshes[user]
+}
+
+// opened returns the Opens of user's streams, in order.
+func (f *fakeChat) opened(user string) []*chatv1.Open {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*chatv1.Open
+	for _, o := range f.opens {
+		if o.user == user {
+			out = append(out, o.open)
+		}
+	}
+	return out
+}
+
+// say posts a message to the room as user, as if sent on a stream.
+func (f *fakeChat) say(code, user, body string) {
+	f.mu.Lock()
+	r := f.rooms[code]
+	f.mu.Unlock()
+	f.post(r, user, &chatv1.Send{ClientMessageId: newID(), Body: body})
+}
+
+// broadcastRaw sends ev to every stream in the room.
+func (f *fakeChat) broadcastRaw(code string, ev *chatv1.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rooms[code].broadcast(ev)
+}
+
+var lastID atomic.Int64
+
+func newID() string { return fmt.Sprint("fake-", lastID.Add(1)) }
 
 // waitReads blocks while reads are paused; false means the stream ended.
 func (f *fakeChat) waitReads(ctx context.Context) bool {

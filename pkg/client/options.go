@@ -42,6 +42,8 @@ type config struct {
 	// the service's, from the default, which only stands in for it.
 	maxMessageSet bool
 	openTimeout   time.Duration
+	// backlog is how many earlier messages a new session asks for.
+	backlog int
 	// credentialsHook is called after each login the Client made by itself.
 	credentialsHook func(Credentials)
 }
@@ -115,6 +117,20 @@ func WithCredentialsHook(fn func(Credentials)) Option {
 	return func(c *config) { c.credentialsHook = fn }
 }
 
+// DefaultBacklog is how many of a room's latest messages JoinChatRoom asks
+// for unless WithBacklog says otherwise.
+const DefaultBacklog = 50
+
+// WithBacklog sets how many of the room's latest messages, sent before
+// JoinChatRoom, Receive returns first, marked Message.Earlier (default
+// DefaultBacklog; 0 for none, and New refuses a negative n). The chat
+// service sends at most what its history holds, and may cap n further.
+//
+// Only a new session asks for them: a stream the Client reopens after a
+// break resumes where Receive left off instead, so earlier messages are
+// never delivered twice.
+func WithBacklog(n int) Option { return func(c *config) { c.backlog = n } }
+
 func newConfig(opts []Option) config {
 	c := config{
 		authURL:     DefaultAuthURL,
@@ -122,6 +138,7 @@ func newConfig(opts []Option) config {
 		backoff:     DefaultBackoff,
 		bufferSize:  256,
 		maxMessage:  DefaultMaxMessageBytes,
+		backlog:     DefaultBacklog,
 	}
 	for _, o := range opts {
 		o(&c)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
@@ -54,6 +56,14 @@ type session struct {
 	// Owned by the run goroutine (and by JoinChatRoom before it starts).
 	epoch   string
 	lastSeq uint64
+	// backlog is how many earlier messages the first stream asks for;
+	// JoinChatRoom zeroes it once that stream is open, since a stream
+	// reopened later resumes instead.
+	backlog uint32
+	// Messages up to earlierSeq in earlierEpoch were sent before the
+	// session joined: they are the backlog, and marked Earlier.
+	earlierEpoch string
+	earlierSeq   uint64
 	// rejected is why the service ended the last stream as invalid, which
 	// a message it refused causes; nil otherwise. The next stream's replay
 	// tells which message that was: the first one still unconfirmed.
@@ -68,6 +78,13 @@ type conn struct {
 	// previousEpoch is the session's epoch when the stream opened.
 	previousEpoch string
 	rest          []*chatv1.Event // events that came in the Opened frame
+	// refreshes carry new room tokens from the refresher to the writer, the
+	// stream's only sender; refreshed carries the expiry of each Refreshed
+	// event from the reader back to the refresher.
+	refreshes chan string
+	refreshed chan time.Time
+	// refreshing is set while a Refresh is on its way and not confirmed.
+	refreshing atomic.Bool
 }
 
 func newSession(c *Client, adm roomAdmission, password string) *session {
@@ -85,6 +102,7 @@ func newSession(c *Client, adm roomAdmission, password string) *session {
 		roomToken: adm.token,
 		roomExp:   adm.expiresAt,
 		refresh:   refreshWindow(time.Until(adm.expiresAt)),
+		backlog:   uint32(min(c.cfg.backlog, math.MaxUint32)),
 	}
 }
 
@@ -197,19 +215,25 @@ func (s *session) expireRoomToken() {
 // rejoin gets a new room token with the saved room password and the user
 // token, which the Client renews first if it must and can (see userToken).
 func (s *session) rejoin(ctx context.Context) error {
+	_, err := s.renewRoomToken(ctx)
+	return err
+}
+
+// renewRoomToken is rejoin, returning the new room token.
+func (s *session) renewRoomToken(ctx context.Context) (roomAdmission, error) {
 	s.mu.Lock()
 	password := s.password
 	s.mu.Unlock()
 	adm, err := s.c.joinRPC(ctx, s.shortCode, password)
 	if err != nil {
-		return err
+		return roomAdmission{}, err
 	}
 	s.mu.Lock()
 	s.roomToken, s.roomExp = adm.token, adm.expiresAt
 	s.refresh = refreshWindow(time.Until(adm.expiresAt))
 	s.mu.Unlock()
 	s.log.Debug("room token renewed", zap.Time("expires_at", adm.expiresAt))
-	return nil
+	return adm, nil
 }
 
 // open starts a stream and waits for its Opened event. hctx bounds the
@@ -237,6 +261,8 @@ func (s *session) open(hctx context.Context) (*conn, error) {
 	open := &chatv1.Open{}
 	if s.epoch != "" {
 		open.Resume = &chatv1.Resume{Epoch: s.epoch, AfterSequence: s.lastSeq}
+	} else {
+		open.Backlog = s.backlog
 	}
 	if err := stream.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: open}}); err != nil && !errors.Is(err, io.EOF) {
 		return fail(err)
@@ -254,7 +280,8 @@ func (s *session) open(hctx context.Context) (*conn, error) {
 		cancel()
 		return nil, &Error{Kind: ErrServer, Message: "stream did not start with Opened"}
 	}
-	return &conn{stream: stream, cancel: cancel, opened: evs[0].GetOpened(), rest: evs[1:], previousEpoch: s.epoch}, nil
+	return &conn{stream: stream, cancel: cancel, opened: evs[0].GetOpened(), rest: evs[1:], previousEpoch: s.epoch,
+		refreshes: make(chan string), refreshed: make(chan time.Time, 1)}, nil
 }
 
 // end records why the session ended and tells Receive.
@@ -392,7 +419,7 @@ func (s *session) serve(cn *conn) error {
 	}
 	err := s.opened(cn.opened, untracked, resend)
 	if err == nil {
-		err = s.deliver(cn.rest)
+		err = s.deliver(cn, cn.rest)
 	}
 	for err == nil && cn.opened.GetRecovery() == chatv1.Recovery_RECOVERY_COMPLETE && s.lastSeq < cn.opened.GetHeadSequence() {
 		err = s.recv(cn)
@@ -420,19 +447,23 @@ func (s *session) serve(cn *conn) error {
 		s.log.Debug("sending unconfirmed messages again", zap.Int("count", len(resend)), zap.Bool("after_gap", untracked))
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	// The writer lives until this stream is cancelled, which serve does on
-	// its way out; serve waits for it.
+	wg.Add(2)
+	// The writer and the refresher live until this stream is cancelled,
+	// which serve does on its way out; serve waits for them.
 	go func() {
 		defer wg.Done()
 		s.writeLoop(cn, resend, !untracked)
+	}()
+	go func() {
+		defer wg.Done()
+		s.refreshLoop(cn)
 	}()
 	for err == nil {
 		err = s.recv(cn)
 	}
 	cn.cancel()
 	wg.Wait()
-	return err
+	return refreshRefused(cn, err)
 }
 
 // recv reads and delivers one frame.
@@ -447,7 +478,7 @@ func (s *session) recv(cn *conn) error {
 		}
 		return streamError(err)
 	}
-	return s.deliver(resp.GetEvents())
+	return s.deliver(cn, resp.GetEvents())
 }
 
 // streamError is fromGRPC for a broken Chat stream, where RESOURCE_EXHAUSTED
@@ -516,7 +547,9 @@ func (s *session) opened(op *chatv1.Opened, sameEpochGap bool, unconfirmed []*ch
 	return nil
 }
 
-func (s *session) deliver(evs []*chatv1.Event) error {
+// deliver hands a stream's events to Receive, and Refreshed events to the
+// stream's refresher.
+func (s *session) deliver(cn *conn, evs []*chatv1.Event) error {
 	for _, ev := range evs {
 		var out Event
 		switch k := ev.GetKind().(type) {
@@ -530,7 +563,9 @@ func (s *session) deliver(evs []*chatv1.Event) error {
 			}
 			s.epoch, s.lastSeq = m.GetEpoch(), m.GetSequence()
 			s.confirmed(m.GetClientMessageId())
-			out = messageFromProto(m)
+			msg := messageFromProto(m)
+			msg.Earlier = m.GetEpoch() == s.earlierEpoch && m.GetSequence() <= s.earlierSeq
+			out = msg
 		case *chatv1.Event_Presence:
 			out = presenceFromProto(k.Presence)
 		case *chatv1.Event_RoomDeleted:
@@ -538,6 +573,18 @@ func (s *session) deliver(evs []*chatv1.Event) error {
 				return err
 			}
 			return &Error{Kind: ErrRoomDeleted, Message: "the room's owner deleted it", Code: codes.NotFound}
+		case *chatv1.Event_Refreshed:
+			var exp time.Time
+			if at := k.Refreshed.GetExpiresAt(); at != nil {
+				exp = at.AsTime()
+			}
+			// At most one Refresh is outstanding, so the buffer has room
+			// for its answer; one nobody asked for is dropped.
+			select {
+			case cn.refreshed <- exp:
+			default:
+			}
+			continue
 		default:
 			continue // Opened mid-stream or a kind this client does not know
 		}
@@ -564,10 +611,11 @@ func (s *session) confirmed(id string) {
 	}
 }
 
-// writeLoop sends resend, then what Send queues, on one stream until it is
-// cancelled. Every message Send queued stays unconfirmed until it comes
-// back, so that the next stream can send it again if it was lost; resend
-// is tracked the same way unless track is false (after a gap, see serve).
+// writeLoop sends resend, then what Send queues and the refresher's
+// Refresh frames, on one stream until it is cancelled. Every message Send
+// queued stays unconfirmed until it comes back, so that the next stream can
+// send it again if it was lost; resend is tracked the same way unless track
+// is false (after a gap, see serve).
 func (s *session) writeLoop(cn *conn, resend []*chatv1.Send, track bool) {
 	ctx := cn.stream.Context()
 	write := func(m *chatv1.Send) bool {
@@ -592,6 +640,10 @@ func (s *session) writeLoop(cn *conn, resend []*chatv1.Send, track bool) {
 			s.unconfirmed = append(s.unconfirmed, m)
 			s.mu.Unlock()
 			if !write(m) {
+				return
+			}
+		case tok := <-cn.refreshes:
+			if cn.stream.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Refresh{Refresh: &chatv1.Refresh{Token: tok}}}) != nil {
 				return
 			}
 		case <-ctx.Done():

@@ -57,6 +57,7 @@ flags (every command):
   --user NAME         user name (CHATTER_USER)
 join flags:
   --json              print one JSON object per event
+  --backlog N         first print up to N of the room's latest messages, marked earlier (default 50, 0 for none)
   --wait DURATION     at end of input, how long to wait for the echo of what was sent (default 10s)
 
 passwords come from CHATTER_PASSWORD and CHATTER_ROOM_PASSWORD, or a prompt on a terminal.
@@ -77,7 +78,7 @@ func run(ctx context.Context, args []string, io stdio, env lookupEnv) int {
 		fmt.Fprint(io.out, usage)
 		return exitOK
 	}
-	a := &app{io: io, env: env}
+	a := &app{io: io, env: env, backlog: client.DefaultBacklog}
 	err := a.dispatch(ctx, cmd, args)
 	if err == nil {
 		return exitOK
@@ -129,6 +130,8 @@ type app struct {
 	authURL, chatAddr, user string
 	json                    bool
 	wait                    time.Duration
+	// backlog is how many earlier messages joining a room shows.
+	backlog int
 }
 
 func (a *app) getenv(key, def string) string {
@@ -210,12 +213,16 @@ func (a *app) dispatch(ctx context.Context, cmd string, args []string) error {
 	case "join":
 		fs.BoolVar(&a.json, "json", false, "print one JSON object per event")
 		fs.DurationVar(&a.wait, "wait", 10*time.Second, "how long to wait for the echo of sent lines at end of input")
+		fs.IntVar(&a.backlog, "backlog", client.DefaultBacklog, "how many of the room's latest messages to print first")
 		rest, err := a.parse(fs, args, 1, "CODE")
 		if err != nil {
 			return err
 		}
 		if a.wait < 0 {
 			return usageError{"--wait must not be negative"}
+		}
+		if a.backlog < 0 {
+			return usageError{"--backlog must not be negative"}
 		}
 		return a.join(ctx, rest[0])
 	case "tui":
@@ -231,7 +238,7 @@ func (a *app) dispatch(ctx context.Context, cmd string, args []string) error {
 }
 
 func (a *app) newClient() (*client.Client, error) {
-	return client.New(client.WithAuthURL(a.authURL), client.WithChatAddress(a.chatAddr))
+	return client.New(client.WithAuthURL(a.authURL), client.WithChatAddress(a.chatAddr), client.WithBacklog(a.backlog))
 }
 
 func (a *app) requireUser() error {
@@ -289,6 +296,16 @@ func (a *app) secret(ctx context.Context, envKey, prompt string) (string, error)
 
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// colorful tells whether w is a terminal that may be styled: the user did
+// not opt out with NO_COLOR.
+func (a *app) colorful(w io.Writer) bool {
+	if v, ok := a.env("NO_COLOR"); ok && v != "" {
+		return false
+	}
+	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

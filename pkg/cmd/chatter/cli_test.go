@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"no user", []string{"login"}, env("CHATTER_PASSWORD", "x"), exitUsage, "CHATTER_USER"},
 		{"no password off a terminal", []string{"login", "--user", "a"}, env(), exitUsage, "CHATTER_PASSWORD"},
 		{"negative wait", []string{"join", "--wait", "-1s", "ABC234"}, env(), exitUsage, "--wait must not be negative"},
+		{"negative backlog", []string{"join", "--backlog", "-1", "ABC234"}, env(), exitUsage, "--backlog must not be negative"},
+		{"backlog not a number", []string{"join", "--backlog", "lots", "ABC234"}, env(), exitUsage, "--backlog"},
+		{"help documents backlog", []string{"help"}, env(), exitOK, "--backlog N"},
 		{"auth URL without scheme", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_AUTH_URL", "localhost:8080"), exitUsage, "auth URL"},
 		{"service down", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_AUTH_URL", "http://127.0.0.1:1"), exitRuntime, "is the service running"},
 		{"bad token", []string{"create-room", "r"}, env("CHATTER_TOKEN", "garbage"), exitAuth, "CHATTER_TOKEN"},
@@ -104,6 +108,55 @@ func TestPrinter(t *testing.T) {
 	assert.Contains(t, lines[0], `"type":"message"`)
 	assert.Contains(t, lines[0], `"sequence":3`)
 	assert.Contains(t, lines[1], `"type":"gap"`)
+}
+
+// Messages from before the join come first, marked as earlier in every
+// output form; live ones are not.
+func TestPrinterEarlier(t *testing.T) {
+	room := &client.Room{ShortCode: "ABC234", Name: "general", Backlog: 2, Users: []client.User{{Name: "bob"}}}
+	earlier := &client.Message{Sequence: 7, Sender: "alice", Body: "old news", Earlier: true}
+	live := &client.Message{Sequence: 8, Sender: "alice", Body: "fresh"}
+	tests := []struct {
+		name       string
+		p          printer
+		out, joins string
+	}{
+		{"text", printer{}, "[earlier] alice: old news\nalice: fresh\n", "* joined general (ABC234) as bob; 1 online; 2 earlier messages follow\n"},
+		{"text on a terminal", printer{dim: true}, "\x1b[2m[earlier] alice: old news\x1b[0m\nalice: fresh\n", "2 earlier messages follow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			p := tt.p
+			p.out, p.err = &out, &errb
+			p.joined(room, "bob")
+			p.event(earlier)
+			p.event(live)
+			assert.Equal(t, tt.out, out.String())
+			assert.Contains(t, errb.String(), tt.joins)
+		})
+	}
+
+	t.Run("json", func(t *testing.T) {
+		var out bytes.Buffer
+		p := printer{out: &out, err: io.Discard, json: true}
+		p.joined(room, "bob")
+		p.event(earlier)
+		p.event(live)
+		var lines []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			var v map[string]any
+			require.NoError(t, json.Unmarshal([]byte(l), &v), l)
+			lines = append(lines, v)
+		}
+		require.Len(t, lines, 3)
+		assert.Equal(t, "joined", lines[0]["type"])
+		assert.EqualValues(t, 2, lines[0]["backlog"])
+		assert.Equal(t, "old news", lines[1]["body"])
+		assert.Equal(t, true, lines[1]["earlier"])
+		assert.Equal(t, "fresh", lines[2]["body"])
+		assert.Equal(t, false, lines[2]["earlier"])
+	})
 }
 
 func TestEchoes(t *testing.T) {

@@ -93,7 +93,7 @@ func (a *app) join(ctx context.Context, code string) error {
 	if err != nil {
 		return fmt.Errorf("join room %s: %w", code, err)
 	}
-	p := printer{out: a.io.out, err: a.io.err, json: a.json}
+	p := printer{out: a.io.out, err: a.io.err, json: a.json, dim: a.colorful(a.io.out)}
 	p.joined(room, creds.UserName)
 
 	track := newEchoes()
@@ -203,11 +203,16 @@ func sessionEnded(err error) error {
 }
 
 // printer writes events as lines: messages on out, the rest on err as
-// "* ..." lines; or everything on out as JSON objects.
+// "* ..." lines; or everything on out as JSON objects. Messages sent before
+// the join (the backlog) are marked "[earlier]", or "earlier":true.
 type printer struct {
 	out, err io.Writer
 	json     bool
+	dim      bool // out is a terminal: earlier messages are shown faint
 }
+
+// earlierMark prefixes an earlier message in text output.
+const earlierMark = "[earlier] "
 
 func (p printer) emit(v map[string]any) {
 	b, _ := json.Marshal(v)
@@ -220,10 +225,10 @@ func (p printer) joined(r *client.Room, user string) {
 		for _, u := range r.Users {
 			names = append(names, u.Name)
 		}
-		p.emit(map[string]any{"type": "joined", "short_code": r.ShortCode, "name": r.Name, "user_name": user, "users": names})
+		p.emit(map[string]any{"type": "joined", "short_code": r.ShortCode, "name": r.Name, "user_name": user, "users": names, "backlog": r.Backlog})
 		return
 	}
-	fmt.Fprintf(p.err, "* joined %s (%s) as %s; %d online\n", r.Name, r.ShortCode, user, len(r.Users))
+	fmt.Fprintf(p.err, "* joined %s (%s) as %s; %d online%s\n", r.Name, r.ShortCode, user, len(r.Users), earlierNote(r.Backlog))
 }
 
 func (p printer) event(ev client.Event) {
@@ -233,7 +238,14 @@ func (p printer) event(ev client.Event) {
 	}
 	switch ev := ev.(type) {
 	case *client.Message:
-		fmt.Fprintf(p.out, "%s: %s\n", ev.Sender, ev.Body)
+		switch {
+		case ev.Earlier && p.dim:
+			fmt.Fprintf(p.out, "\x1b[2m%s%s: %s\x1b[0m\n", earlierMark, ev.Sender, ev.Body)
+		case ev.Earlier:
+			fmt.Fprintf(p.out, "%s%s: %s\n", earlierMark, ev.Sender, ev.Body)
+		default:
+			fmt.Fprintf(p.out, "%s: %s\n", ev.Sender, ev.Body)
+		}
 	default:
 		fmt.Fprintf(p.err, "* %s\n", describeEvent(ev))
 	}
@@ -243,7 +255,7 @@ func eventJSON(ev client.Event) map[string]any {
 	switch ev := ev.(type) {
 	case *client.Message:
 		return map[string]any{"type": "message", "sequence": ev.Sequence, "epoch": ev.Epoch, "sender": ev.Sender,
-			"body": ev.Body, "sent_at": ev.SentAt, "client_message_id": ev.ClientMessageID}
+			"body": ev.Body, "sent_at": ev.SentAt, "client_message_id": ev.ClientMessageID, "earlier": ev.Earlier}
 	case *client.Presence:
 		return map[string]any{"type": "presence", "kind": ev.Kind.String(), "user_name": ev.User, "at": ev.At}
 	case *client.Gap:
@@ -262,6 +274,17 @@ func eventJSON(ev client.Event) map[string]any {
 		return map[string]any{"type": "send_failed", "client_message_id": ev.ClientMessageID, "error": ev.Err.Error()}
 	}
 	return map[string]any{"type": "unknown"}
+}
+
+// earlierNote tells how many earlier messages follow the join, if any.
+func earlierNote(n int) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return "; 1 earlier message follows"
+	}
+	return fmt.Sprintf("; %d earlier messages follow", n)
 }
 
 // describeEvent is an event other than a message in words.

@@ -22,7 +22,10 @@
 //
 // join prints each message as "sender: body" on standard output, or one JSON
 // object per event with --json; presence and connection changes go to
-// standard error as "* ..." lines in plain mode. At the end of standard
+// standard error as "* ..." lines in plain mode. It first prints up to
+// --backlog (default 50, 0 for none) of the room's latest messages, sent
+// before it joined, each marked "[earlier] " (faint on a terminal), or with
+// "earlier":true in JSON; the live messages follow. At the end of standard
 // input it waits (up to --wait) until the room has echoed every line it sent,
 // then leaves and exits 0.
 //

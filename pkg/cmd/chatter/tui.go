@@ -174,7 +174,7 @@ func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.users[u.Name] = u.Streams
 		}
 		m.status = "connected"
-		m.addLine(dimStyle.Render(fmt.Sprintf("* joined %s (%s)", msg.room.Name, msg.room.ShortCode)))
+		m.addLine(dimStyle.Render(fmt.Sprintf("* joined %s (%s)%s", msg.room.Name, msg.room.ShortCode, earlierNote(msg.room.Backlog))))
 		m.input.Focus()
 		m.layout()
 		return m, m.receive()
@@ -354,7 +354,14 @@ func (m model) receive() tea.Cmd {
 func (m *model) handleEvent(ev client.Event) {
 	switch ev := ev.(type) {
 	case *client.Message:
-		m.addLine(fmt.Sprintf("%s %s %s", dimStyle.Render(ev.SentAt.Local().Format("15:04")), senderStyle.Render(ev.Sender+":"), ev.Body))
+		stamp := ev.SentAt.Local().Format("15:04")
+		if ev.Earlier {
+			// Sent before the join: the whole line faint, and marked so
+			// for terminals without faint text.
+			m.addLine(dimStyle.Render(fmt.Sprintf("%s earlier %s: %s", stamp, ev.Sender, ev.Body)))
+			return
+		}
+		m.addLine(fmt.Sprintf("%s %s %s", dimStyle.Render(stamp), senderStyle.Render(ev.Sender+":"), ev.Body))
 	case *client.Presence:
 		if ev.Kind == client.Joined {
 			m.users[ev.User] = max(m.users[ev.User], 1)

@@ -215,6 +215,31 @@ func TestTUILoginErrorShown(t *testing.T) {
 	assert.Contains(t, m.View(), "log in", "still on the login screen")
 }
 
+// Messages from before the join are shown faint and marked earlier; live
+// ones are not.
+func TestTUIEarlierMessages(t *testing.T) {
+	be := &fakeBackend{}
+	var m tea.Model = newModel(context.Background(), be, "alice")
+	m, _ = m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
+	m, _ = m.Update(joinedMsg{room: &client.Room{ShortCode: "C", Name: "n", Backlog: 1}})
+	m, _ = m.Update(eventMsg{&client.Message{Sender: "bob", Body: "old news", Earlier: true, SentAt: time.Now()}})
+	m, _ = m.Update(eventMsg{&client.Message{Sender: "bob", Body: "fresh", SentAt: time.Now()}})
+	view := m.View()
+	assert.Contains(t, view, "1 earlier message follows")
+	line := func(s string) string {
+		for _, l := range strings.Split(view, "\n") {
+			if strings.Contains(l, s) {
+				return l
+			}
+		}
+		t.Fatalf("%q not shown in\n%s", s, view)
+		return ""
+	}
+	assert.Contains(t, line("old news"), "earlier bob: old news")
+	assert.NotContains(t, line("fresh"), "earlier")
+	assert.Contains(t, line("fresh"), "bob: fresh")
+}
+
 func TestTUISessionEnd(t *testing.T) {
 	be := &fakeBackend{}
 	m := chatting(t, be)

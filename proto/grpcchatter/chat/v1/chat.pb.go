@@ -610,6 +610,7 @@ type ChatRequest struct {
 	//
 	//	*ChatRequest_Open
 	//	*ChatRequest_Send
+	//	*ChatRequest_Refresh
 	Kind          isChatRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -670,6 +671,15 @@ func (x *ChatRequest) GetSend() *Send {
 	return nil
 }
 
+func (x *ChatRequest) GetRefresh() *Refresh {
+	if x != nil {
+		if x, ok := x.Kind.(*ChatRequest_Refresh); ok {
+			return x.Refresh
+		}
+	}
+	return nil
+}
+
 type isChatRequest_Kind interface {
 	isChatRequest_Kind()
 }
@@ -684,15 +694,28 @@ type ChatRequest_Send struct {
 	Send *Send `protobuf:"bytes,2,opt,name=send,proto3,oneof"`
 }
 
+type ChatRequest_Refresh struct {
+	// Refresh replaces the stream's room token before it expires, so the
+	// stream carries on without a reconnect or a presence change.
+	Refresh *Refresh `protobuf:"bytes,3,opt,name=refresh,proto3,oneof"`
+}
+
 func (*ChatRequest_Open) isChatRequest_Kind() {}
 
 func (*ChatRequest_Send) isChatRequest_Kind() {}
+
+func (*ChatRequest_Refresh) isChatRequest_Kind() {}
 
 // Open starts the stream, optionally resuming where an earlier one stopped.
 type Open struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Resume, when set, replays what the room sent after a known point.
-	Resume        *Resume `protobuf:"bytes,1,opt,name=resume,proto3" json:"resume,omitempty"`
+	Resume *Resume `protobuf:"bytes,1,opt,name=resume,proto3" json:"resume,omitempty"`
+	// Backlog asks a stream that does not resume for up to this many of the
+	// room's latest messages before live events, in room order, so that a
+	// new member sees the conversation it joins. It is capped at the room's
+	// history; 0 asks for none. Ignored when resume is set.
+	Backlog       uint32 `protobuf:"varint,2,opt,name=backlog,proto3" json:"backlog,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -732,6 +755,13 @@ func (x *Open) GetResume() *Resume {
 		return x.Resume
 	}
 	return nil
+}
+
+func (x *Open) GetBacklog() uint32 {
+	if x != nil {
+		return x.Backlog
+	}
+	return 0
 }
 
 // Resume identifies the last message a client received.
@@ -849,6 +879,55 @@ func (x *Send) GetBody() string {
 	return ""
 }
 
+// Refresh carries a new room token for the stream's room and user, from
+// JoinChatRoom. The service answers with a Refreshed event; a token that is
+// invalid, expired or for another room or user ends the stream with
+// UNAUTHENTICATED or PERMISSION_DENIED.
+type Refresh struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new room token.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refresh) Reset() {
+	*x = Refresh{}
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refresh) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refresh) ProtoMessage() {}
+
+func (x *Refresh) ProtoReflect() protoreflect.Message {
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refresh.ProtoReflect.Descriptor instead.
+func (*Refresh) Descriptor() ([]byte, []int) {
+	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Refresh) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 // ChatResponse is a frame of events. A stream that is catching up receives
 // several events per frame; each event is complete in itself.
 type ChatResponse struct {
@@ -861,7 +940,7 @@ type ChatResponse struct {
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +952,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +965,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChatResponse) GetEvents() []*Event {
@@ -905,6 +984,7 @@ type Event struct {
 	//	*Event_Message
 	//	*Event_Presence
 	//	*Event_RoomDeleted
+	//	*Event_Refreshed
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -912,7 +992,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1004,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1017,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -983,6 +1063,15 @@ func (x *Event) GetRoomDeleted() *RoomDeleted {
 	return nil
 }
 
+func (x *Event) GetRefreshed() *Refreshed {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Refreshed); ok {
+			return x.Refreshed
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -1007,6 +1096,11 @@ type Event_RoomDeleted struct {
 	RoomDeleted *RoomDeleted `protobuf:"bytes,4,opt,name=room_deleted,json=roomDeleted,proto3,oneof"`
 }
 
+type Event_Refreshed struct {
+	// Refreshed confirms a Refresh: the stream now lives until expires_at.
+	Refreshed *Refreshed `protobuf:"bytes,5,opt,name=refreshed,proto3,oneof"`
+}
+
 func (*Event_Opened) isEvent_Kind() {}
 
 func (*Event_Message) isEvent_Kind() {}
@@ -1015,6 +1109,8 @@ func (*Event_Presence) isEvent_Kind() {}
 
 func (*Event_RoomDeleted) isEvent_Kind() {}
 
+func (*Event_Refreshed) isEvent_Kind() {}
+
 // Opened describes the room at the moment the stream joined it.
 type Opened struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1022,7 +1118,9 @@ type Opened struct {
 	ShortCode string `protobuf:"bytes,1,opt,name=short_code,json=shortCode,proto3" json:"short_code,omitempty"`
 	// The room's display name.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// The room's current epoch. It changes when the service restarts.
+	// The room's current epoch. It lasts as long as the service's message
+	// history: a restart keeps it, and it changes only when that history is
+	// lost (an ephemeral deployment restarting).
 	Epoch string `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Sequence of the latest message sent before this stream joined (0 if none).
 	// Live messages for this stream start after it, or after the replay.
@@ -1034,13 +1132,18 @@ type Opened struct {
 	// The largest Send body, in bytes, the service accepts. A longer one ends
 	// the stream with INVALID_ARGUMENT.
 	MaxMessageBytes uint32 `protobuf:"varint,7,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How many earlier messages (the Open backlog) follow, before live
+	// events; their sequences are at most head_sequence.
+	Backlog uint32 `protobuf:"varint,8,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	// When the stream's room token expires: send Refresh before then.
+	TokenExpiresAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=token_expires_at,json=tokenExpiresAt,proto3" json:"token_expires_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Opened) Reset() {
 	*x = Opened{}
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1155,7 @@ func (x *Opened) String() string {
 func (*Opened) ProtoMessage() {}
 
 func (x *Opened) ProtoReflect() protoreflect.Message {
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1168,7 @@ func (x *Opened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Opened.ProtoReflect.Descriptor instead.
 func (*Opened) Descriptor() ([]byte, []int) {
-	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Opened) GetShortCode() string {
@@ -1117,6 +1220,20 @@ func (x *Opened) GetMaxMessageBytes() uint32 {
 	return 0
 }
 
+func (x *Opened) GetBacklog() uint32 {
+	if x != nil {
+		return x.Backlog
+	}
+	return 0
+}
+
+func (x *Opened) GetTokenExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TokenExpiresAt
+	}
+	return nil
+}
+
 // Message is a chat message as the room recorded it.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1138,7 +1255,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1267,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1280,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Message) GetSequence() uint64 {
@@ -1223,7 +1340,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1352,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1365,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Presence) GetKind() PresenceKind {
@@ -1283,7 +1400,7 @@ type RoomDeleted struct {
 
 func (x *RoomDeleted) Reset() {
 	*x = RoomDeleted{}
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1412,7 @@ func (x *RoomDeleted) String() string {
 func (*RoomDeleted) ProtoMessage() {}
 
 func (x *RoomDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,12 +1425,58 @@ func (x *RoomDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomDeleted.ProtoReflect.Descriptor instead.
 func (*RoomDeleted) Descriptor() ([]byte, []int) {
-	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RoomDeleted) GetAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.At
+	}
+	return nil
+}
+
+// Refreshed confirms that the stream's room token was replaced.
+type Refreshed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the new room token expires.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Refreshed) Reset() {
+	*x = Refreshed{}
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refreshed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refreshed) ProtoMessage() {}
+
+func (x *Refreshed) ProtoReflect() protoreflect.Message {
+	mi := &file_grpcchatter_chat_v1_chat_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refreshed.ProtoReflect.Descriptor instead.
+func (*Refreshed) Descriptor() ([]byte, []int) {
+	return file_grpcchatter_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Refreshed) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
 	}
 	return nil
 }
@@ -1352,27 +1515,32 @@ const file_grpcchatter_chat_v1_chat_proto_rawDesc = "" +
 	"\x15DeleteChatRoomRequest\x12\x1d\n" +
 	"\n" +
 	"short_code\x18\x01 \x01(\tR\tshortCode\"\x18\n" +
-	"\x16DeleteChatRoomResponse\"w\n" +
+	"\x16DeleteChatRoomResponse\"\xb1\x01\n" +
 	"\vChatRequest\x12/\n" +
 	"\x04open\x18\x01 \x01(\v2\x19.grpcchatter.chat.v1.OpenH\x00R\x04open\x12/\n" +
-	"\x04send\x18\x02 \x01(\v2\x19.grpcchatter.chat.v1.SendH\x00R\x04sendB\x06\n" +
-	"\x04kind\";\n" +
+	"\x04send\x18\x02 \x01(\v2\x19.grpcchatter.chat.v1.SendH\x00R\x04send\x128\n" +
+	"\arefresh\x18\x03 \x01(\v2\x1c.grpcchatter.chat.v1.RefreshH\x00R\arefreshB\x06\n" +
+	"\x04kind\"U\n" +
 	"\x04Open\x123\n" +
-	"\x06resume\x18\x01 \x01(\v2\x1b.grpcchatter.chat.v1.ResumeR\x06resume\"E\n" +
+	"\x06resume\x18\x01 \x01(\v2\x1b.grpcchatter.chat.v1.ResumeR\x06resume\x12\x18\n" +
+	"\abacklog\x18\x02 \x01(\rR\abacklog\"E\n" +
 	"\x06Resume\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12%\n" +
 	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\"F\n" +
 	"\x04Send\x12*\n" +
 	"\x11client_message_id\x18\x01 \x01(\tR\x0fclientMessageId\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\tR\x04body\"B\n" +
+	"\x04body\x18\x02 \x01(\tR\x04body\"\x1f\n" +
+	"\aRefresh\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"B\n" +
 	"\fChatResponse\x122\n" +
-	"\x06events\x18\x01 \x03(\v2\x1a.grpcchatter.chat.v1.EventR\x06events\"\x84\x02\n" +
+	"\x06events\x18\x01 \x03(\v2\x1a.grpcchatter.chat.v1.EventR\x06events\"\xc4\x02\n" +
 	"\x05Event\x125\n" +
 	"\x06opened\x18\x01 \x01(\v2\x1b.grpcchatter.chat.v1.OpenedH\x00R\x06opened\x128\n" +
 	"\amessage\x18\x02 \x01(\v2\x1c.grpcchatter.chat.v1.MessageH\x00R\amessage\x12;\n" +
 	"\bpresence\x18\x03 \x01(\v2\x1d.grpcchatter.chat.v1.PresenceH\x00R\bpresence\x12E\n" +
-	"\froom_deleted\x18\x04 \x01(\v2 .grpcchatter.chat.v1.RoomDeletedH\x00R\vroomDeletedB\x06\n" +
-	"\x04kind\"\x92\x02\n" +
+	"\froom_deleted\x18\x04 \x01(\v2 .grpcchatter.chat.v1.RoomDeletedH\x00R\vroomDeleted\x12>\n" +
+	"\trefreshed\x18\x05 \x01(\v2\x1e.grpcchatter.chat.v1.RefreshedH\x00R\trefreshedB\x06\n" +
+	"\x04kind\"\xf2\x02\n" +
 	"\x06Opened\x12\x1d\n" +
 	"\n" +
 	"short_code\x18\x01 \x01(\tR\tshortCode\x12\x12\n" +
@@ -1381,7 +1549,9 @@ const file_grpcchatter_chat_v1_chat_proto_rawDesc = "" +
 	"\rhead_sequence\x18\x04 \x01(\x04R\fheadSequence\x129\n" +
 	"\brecovery\x18\x05 \x01(\x0e2\x1d.grpcchatter.chat.v1.RecoveryR\brecovery\x123\n" +
 	"\x05users\x18\x06 \x03(\v2\x1d.grpcchatter.chat.v1.RoomUserR\x05users\x12*\n" +
-	"\x11max_message_bytes\x18\a \x01(\rR\x0fmaxMessageBytes\"\xc8\x01\n" +
+	"\x11max_message_bytes\x18\a \x01(\rR\x0fmaxMessageBytes\x12\x18\n" +
+	"\abacklog\x18\b \x01(\rR\abacklog\x12D\n" +
+	"\x10token_expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0etokenExpiresAt\"\xc8\x01\n" +
 	"\aMessage\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x123\n" +
@@ -1394,7 +1564,10 @@ const file_grpcchatter_chat_v1_chat_proto_rawDesc = "" +
 	"\tuser_name\x18\x02 \x01(\tR\buserName\x12*\n" +
 	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"9\n" +
 	"\vRoomDeleted\x12*\n" +
-	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at*l\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"F\n" +
+	"\tRefreshed\x129\n" +
+	"\n" +
+	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*l\n" +
 	"\bRecovery\x12\x18\n" +
 	"\x14RECOVERY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16RECOVERY_NOT_REQUESTED\x10\x01\x12\x15\n" +
@@ -1424,7 +1597,7 @@ func file_grpcchatter_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_grpcchatter_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_grpcchatter_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_grpcchatter_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_grpcchatter_chat_v1_chat_proto_goTypes = []any{
 	(Recovery)(0),                     // 0: grpcchatter.chat.v1.Recovery
 	(PresenceKind)(0),                 // 1: grpcchatter.chat.v1.PresenceKind
@@ -1441,46 +1614,52 @@ var file_grpcchatter_chat_v1_chat_proto_goTypes = []any{
 	(*Open)(nil),                      // 12: grpcchatter.chat.v1.Open
 	(*Resume)(nil),                    // 13: grpcchatter.chat.v1.Resume
 	(*Send)(nil),                      // 14: grpcchatter.chat.v1.Send
-	(*ChatResponse)(nil),              // 15: grpcchatter.chat.v1.ChatResponse
-	(*Event)(nil),                     // 16: grpcchatter.chat.v1.Event
-	(*Opened)(nil),                    // 17: grpcchatter.chat.v1.Opened
-	(*Message)(nil),                   // 18: grpcchatter.chat.v1.Message
-	(*Presence)(nil),                  // 19: grpcchatter.chat.v1.Presence
-	(*RoomDeleted)(nil),               // 20: grpcchatter.chat.v1.RoomDeleted
-	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
+	(*Refresh)(nil),                   // 15: grpcchatter.chat.v1.Refresh
+	(*ChatResponse)(nil),              // 16: grpcchatter.chat.v1.ChatResponse
+	(*Event)(nil),                     // 17: grpcchatter.chat.v1.Event
+	(*Opened)(nil),                    // 18: grpcchatter.chat.v1.Opened
+	(*Message)(nil),                   // 19: grpcchatter.chat.v1.Message
+	(*Presence)(nil),                  // 20: grpcchatter.chat.v1.Presence
+	(*RoomDeleted)(nil),               // 21: grpcchatter.chat.v1.RoomDeleted
+	(*Refreshed)(nil),                 // 22: grpcchatter.chat.v1.Refreshed
+	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
 }
 var file_grpcchatter_chat_v1_chat_proto_depIdxs = []int32{
-	21, // 0: grpcchatter.chat.v1.JoinChatRoomResponse.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 0: grpcchatter.chat.v1.JoinChatRoomResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 1: grpcchatter.chat.v1.ListChatRoomUsersResponse.users:type_name -> grpcchatter.chat.v1.RoomUser
 	12, // 2: grpcchatter.chat.v1.ChatRequest.open:type_name -> grpcchatter.chat.v1.Open
 	14, // 3: grpcchatter.chat.v1.ChatRequest.send:type_name -> grpcchatter.chat.v1.Send
-	13, // 4: grpcchatter.chat.v1.Open.resume:type_name -> grpcchatter.chat.v1.Resume
-	16, // 5: grpcchatter.chat.v1.ChatResponse.events:type_name -> grpcchatter.chat.v1.Event
-	17, // 6: grpcchatter.chat.v1.Event.opened:type_name -> grpcchatter.chat.v1.Opened
-	18, // 7: grpcchatter.chat.v1.Event.message:type_name -> grpcchatter.chat.v1.Message
-	19, // 8: grpcchatter.chat.v1.Event.presence:type_name -> grpcchatter.chat.v1.Presence
-	20, // 9: grpcchatter.chat.v1.Event.room_deleted:type_name -> grpcchatter.chat.v1.RoomDeleted
-	0,  // 10: grpcchatter.chat.v1.Opened.recovery:type_name -> grpcchatter.chat.v1.Recovery
-	8,  // 11: grpcchatter.chat.v1.Opened.users:type_name -> grpcchatter.chat.v1.RoomUser
-	21, // 12: grpcchatter.chat.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
-	1,  // 13: grpcchatter.chat.v1.Presence.kind:type_name -> grpcchatter.chat.v1.PresenceKind
-	21, // 14: grpcchatter.chat.v1.Presence.at:type_name -> google.protobuf.Timestamp
-	21, // 15: grpcchatter.chat.v1.RoomDeleted.at:type_name -> google.protobuf.Timestamp
-	2,  // 16: grpcchatter.chat.v1.ChatService.CreateChatRoom:input_type -> grpcchatter.chat.v1.CreateChatRoomRequest
-	4,  // 17: grpcchatter.chat.v1.ChatService.JoinChatRoom:input_type -> grpcchatter.chat.v1.JoinChatRoomRequest
-	6,  // 18: grpcchatter.chat.v1.ChatService.ListChatRoomUsers:input_type -> grpcchatter.chat.v1.ListChatRoomUsersRequest
-	9,  // 19: grpcchatter.chat.v1.ChatService.DeleteChatRoom:input_type -> grpcchatter.chat.v1.DeleteChatRoomRequest
-	11, // 20: grpcchatter.chat.v1.ChatService.Chat:input_type -> grpcchatter.chat.v1.ChatRequest
-	3,  // 21: grpcchatter.chat.v1.ChatService.CreateChatRoom:output_type -> grpcchatter.chat.v1.CreateChatRoomResponse
-	5,  // 22: grpcchatter.chat.v1.ChatService.JoinChatRoom:output_type -> grpcchatter.chat.v1.JoinChatRoomResponse
-	7,  // 23: grpcchatter.chat.v1.ChatService.ListChatRoomUsers:output_type -> grpcchatter.chat.v1.ListChatRoomUsersResponse
-	10, // 24: grpcchatter.chat.v1.ChatService.DeleteChatRoom:output_type -> grpcchatter.chat.v1.DeleteChatRoomResponse
-	15, // 25: grpcchatter.chat.v1.ChatService.Chat:output_type -> grpcchatter.chat.v1.ChatResponse
-	21, // [21:26] is the sub-list for method output_type
-	16, // [16:21] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 4: grpcchatter.chat.v1.ChatRequest.refresh:type_name -> grpcchatter.chat.v1.Refresh
+	13, // 5: grpcchatter.chat.v1.Open.resume:type_name -> grpcchatter.chat.v1.Resume
+	17, // 6: grpcchatter.chat.v1.ChatResponse.events:type_name -> grpcchatter.chat.v1.Event
+	18, // 7: grpcchatter.chat.v1.Event.opened:type_name -> grpcchatter.chat.v1.Opened
+	19, // 8: grpcchatter.chat.v1.Event.message:type_name -> grpcchatter.chat.v1.Message
+	20, // 9: grpcchatter.chat.v1.Event.presence:type_name -> grpcchatter.chat.v1.Presence
+	21, // 10: grpcchatter.chat.v1.Event.room_deleted:type_name -> grpcchatter.chat.v1.RoomDeleted
+	22, // 11: grpcchatter.chat.v1.Event.refreshed:type_name -> grpcchatter.chat.v1.Refreshed
+	0,  // 12: grpcchatter.chat.v1.Opened.recovery:type_name -> grpcchatter.chat.v1.Recovery
+	8,  // 13: grpcchatter.chat.v1.Opened.users:type_name -> grpcchatter.chat.v1.RoomUser
+	23, // 14: grpcchatter.chat.v1.Opened.token_expires_at:type_name -> google.protobuf.Timestamp
+	23, // 15: grpcchatter.chat.v1.Message.sent_at:type_name -> google.protobuf.Timestamp
+	1,  // 16: grpcchatter.chat.v1.Presence.kind:type_name -> grpcchatter.chat.v1.PresenceKind
+	23, // 17: grpcchatter.chat.v1.Presence.at:type_name -> google.protobuf.Timestamp
+	23, // 18: grpcchatter.chat.v1.RoomDeleted.at:type_name -> google.protobuf.Timestamp
+	23, // 19: grpcchatter.chat.v1.Refreshed.expires_at:type_name -> google.protobuf.Timestamp
+	2,  // 20: grpcchatter.chat.v1.ChatService.CreateChatRoom:input_type -> grpcchatter.chat.v1.CreateChatRoomRequest
+	4,  // 21: grpcchatter.chat.v1.ChatService.JoinChatRoom:input_type -> grpcchatter.chat.v1.JoinChatRoomRequest
+	6,  // 22: grpcchatter.chat.v1.ChatService.ListChatRoomUsers:input_type -> grpcchatter.chat.v1.ListChatRoomUsersRequest
+	9,  // 23: grpcchatter.chat.v1.ChatService.DeleteChatRoom:input_type -> grpcchatter.chat.v1.DeleteChatRoomRequest
+	11, // 24: grpcchatter.chat.v1.ChatService.Chat:input_type -> grpcchatter.chat.v1.ChatRequest
+	3,  // 25: grpcchatter.chat.v1.ChatService.CreateChatRoom:output_type -> grpcchatter.chat.v1.CreateChatRoomResponse
+	5,  // 26: grpcchatter.chat.v1.ChatService.JoinChatRoom:output_type -> grpcchatter.chat.v1.JoinChatRoomResponse
+	7,  // 27: grpcchatter.chat.v1.ChatService.ListChatRoomUsers:output_type -> grpcchatter.chat.v1.ListChatRoomUsersResponse
+	10, // 28: grpcchatter.chat.v1.ChatService.DeleteChatRoom:output_type -> grpcchatter.chat.v1.DeleteChatRoomResponse
+	16, // 29: grpcchatter.chat.v1.ChatService.Chat:output_type -> grpcchatter.chat.v1.ChatResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_grpcchatter_chat_v1_chat_proto_init() }
@@ -1491,12 +1670,14 @@ func file_grpcchatter_chat_v1_chat_proto_init() {
 	file_grpcchatter_chat_v1_chat_proto_msgTypes[9].OneofWrappers = []any{
 		(*ChatRequest_Open)(nil),
 		(*ChatRequest_Send)(nil),
+		(*ChatRequest_Refresh)(nil),
 	}
-	file_grpcchatter_chat_v1_chat_proto_msgTypes[14].OneofWrappers = []any{
+	file_grpcchatter_chat_v1_chat_proto_msgTypes[15].OneofWrappers = []any{
 		(*Event_Opened)(nil),
 		(*Event_Message)(nil),
 		(*Event_Presence)(nil),
 		(*Event_RoomDeleted)(nil),
+		(*Event_Refreshed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1504,7 +1685,7 @@ func file_grpcchatter_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_grpcchatter_chat_v1_chat_proto_rawDesc), len(file_grpcchatter_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

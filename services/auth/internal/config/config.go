@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/pkg/dburl"
 	"github.com/grpcchatter/grpcchatter/pkg/hostname"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
@@ -259,7 +259,7 @@ func (c Config) Fields() []zap.Field {
 		zap.Duration("TOKEN_DURATION", c.TokenDuration),
 		zap.String("SECRET", mask(c.Secret)),
 		zap.String("SECRET_PREVIOUS", mask(c.SecretPrevious)),
-		zap.String("DATABASE_URL", redactURL(c.DatabaseURL)),
+		zap.String("DATABASE_URL", dburl.Redacted(c.DatabaseURL)),
 		zap.String("DATA_DIR", c.DataDir),
 		zap.Duration("DB_TIMEOUT", c.DBTimeout),
 		zap.Stringer("LOG_LEVEL", c.LogLevel),
@@ -293,29 +293,4 @@ func mask(secret string) string {
 		return ""
 	}
 	return "***"
-}
-
-// redactURL hides the password of a database URL, both the user:pass@
-// form and a password query parameter (which libpq and pgx accept, in any
-// case of the key); an unparsable URL is hidden entirely, since it might
-// still contain one.
-func redactURL(s string) string {
-	if s == "" {
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "***"
-	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return "***"
-	}
-	for k := range q {
-		if strings.EqualFold(k, "password") {
-			q[k] = []string{"xxxxx"}
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.Redacted()
 }

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
@@ -36,7 +40,7 @@ func testConfig(dir string) config.Config {
 		GRPCAddress: "127.0.0.1", GRPCPort: 0, Secret: secret,
 		ShortCodeLength: 6, MaxQueueSize: 64, MaxRoomsPerUser: 100, MaxStreamsPerUser: 16, RoomTokenDuration: time.Hour, HistorySize: 10,
 		MaxMessageBytes: 1024, RoomIdleTTL: time.Hour, MetricsAddress: "127.0.0.1:0",
-		DataDir: dir, LogLevel: "error", ShutdownTimeout: 2 * time.Second,
+		DataDir: dir, HistoryStore: "database", DBTimeout: 5 * time.Second, LogLevel: "error", ShutdownTimeout: 2 * time.Second,
 		Argon2MemoryKiB: config.MinArgon2MemoryKiB, Argon2Time: config.MinArgon2Time, Argon2Threads: 1,
 	}
 }
@@ -122,11 +126,26 @@ func endCode(s chatv1.ChatService_ChatClient) codes.Code {
 }
 
 // Shutdown sends streams away with Unavailable and returns within its
-// deadline; a restart over the same DATA_DIR keeps the room but starts a
-// new epoch, so resuming reports RECOVERY_FAILED and carries on live.
+// deadline. A restart over the same DATA_DIR keeps the room and, with
+// history in the database, the epoch and the messages: a stream resumes
+// completely and sequences go on. With history in memory the epoch
+// changes: resuming reports RECOVERY_FAILED, then every message of the new
+// epoch already sent, then live ones.
 func TestShutdownAndRestart(t *testing.T) {
+	for _, tc := range []struct {
+		history  string
+		sameEpch bool
+	}{{"database", true}, {"memory", false}} {
+		t.Run(tc.history, func(t *testing.T) {
+			testShutdownAndRestart(t, tc.history, tc.sameEpch)
+		})
+	}
+}
+
+func testShutdownAndRestart(t *testing.T, history string, sameEpoch bool) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
+	cfg.HistoryStore = history
 	signer, err := token.NewSigner(secret, "")
 	require.NoError(t, err)
 	userTok, _, err := signer.IssueUser("u1", "ann", time.Hour)
@@ -144,7 +163,7 @@ func TestShutdownAndRestart(t *testing.T) {
 	join, err := first.client.JoinChatRoom(authed(t, userTok), &chatv1.JoinChatRoomRequest{ShortCode: room.ShortCode, Password: "pw"})
 	require.NoError(t, err)
 	s, opened := openChat(t, first.client, join.Token, nil)
-	require.NoError(t, s.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{Body: "before restart"}}}))
+	require.NoError(t, s.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{ClientMessageId: "c1", Body: "before restart"}}}))
 	res, err := s.Recv()
 	require.NoError(t, err)
 	last := res.Events[0].GetMessage().GetSequence()
@@ -158,16 +177,64 @@ func TestShutdownAndRestart(t *testing.T) {
 	assert.NotContains(t, first.log.String(), "closing connections")
 
 	second := start(t, cfg)
+	// A new stream asking for a backlog gets the earlier message when
+	// history survived.
+	other, err := second.client.Chat(authed(t, join.Token))
+	require.NoError(t, err)
+	require.NoError(t, other.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{Backlog: 50}}}))
+	res, err = other.Recv()
+	require.NoError(t, err)
+	otherOpened := res.Events[0].GetOpened()
+	require.NotNil(t, otherOpened)
+	if sameEpoch {
+		require.Equal(t, uint32(1), otherOpened.Backlog)
+		if len(res.Events) == 1 {
+			res, err = other.Recv()
+			require.NoError(t, err)
+			res.Events = append([]*chatv1.Event{nil}, res.Events...)
+		}
+		assert.Equal(t, "before restart", res.Events[1].GetMessage().GetBody())
+	} else {
+		assert.Zero(t, otherOpened.Backlog)
+	}
 	s2, opened2 := openChat(t, second.client, join.Token, &chatv1.Resume{Epoch: opened.Epoch, AfterSequence: last})
 	assert.Equal(t, room.ShortCode, opened2.ShortCode)
 	assert.Equal(t, "persist", opened2.Name)
-	assert.NotEqual(t, opened.Epoch, opened2.Epoch)
-	assert.Equal(t, chatv1.Recovery_RECOVERY_FAILED, opened2.Recovery)
-	require.NoError(t, s2.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{Body: "after restart"}}}))
-	res, err = s2.Recv()
-	require.NoError(t, err)
-	assert.Equal(t, uint64(1), res.Events[0].GetMessage().GetSequence(), "sequences restart with the epoch")
-	assert.Equal(t, opened2.Epoch, res.Events[0].GetMessage().GetEpoch())
+	next := uint64(1)
+	if sameEpoch {
+		assert.Equal(t, opened.Epoch, opened2.Epoch)
+		assert.Equal(t, chatv1.Recovery_RECOVERY_COMPLETE, opened2.Recovery)
+		assert.Equal(t, uint64(1), otherOpened.HeadSequence)
+		next = 2
+	} else {
+		assert.NotEqual(t, opened.Epoch, opened2.Epoch)
+		assert.Equal(t, chatv1.Recovery_RECOVERY_FAILED, opened2.Recovery)
+		assert.Zero(t, otherOpened.HeadSequence)
+	}
+	// A resend of the message sent before the restart is recognised when
+	// history survived; with ephemeral history it is new again.
+	require.NoError(t, s2.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{ClientMessageId: "c1", Body: "before restart"}}}))
+	require.NoError(t, s2.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{ClientMessageId: "c2", Body: "after restart"}}}))
+	var got []string
+	for len(got) < 3-int(next) {
+		res, err = s2.Recv()
+		require.NoError(t, err)
+		for _, ev := range res.Events {
+			if m := ev.GetMessage(); m != nil {
+				assert.Equal(t, next, m.GetSequence(), "sequences go on within the epoch")
+				assert.Equal(t, opened2.Epoch, m.GetEpoch())
+				got = append(got, m.GetBody())
+				next++
+			}
+		}
+	}
+	if sameEpoch {
+		assert.Equal(t, []string{"after restart"}, got)
+	} else {
+		assert.Equal(t, []string{"before restart", "after restart"}, got)
+	}
+	_, err = os.Stat(filepath.Join(dir, "rooms.json"))
+	assert.True(t, os.IsNotExist(err), "no rooms.json is written")
 
 	// The room password survived too.
 	_, err = second.client.JoinChatRoom(authed(t, userTok), &chatv1.JoinChatRoomRequest{ShortCode: room.ShortCode, Password: "pw"})
@@ -276,4 +343,41 @@ func TestLogFormat(t *testing.T) {
 	_, err = time.Parse("2006-01-02T15:04:05.000Z0700", ts)
 	assert.NoError(t, err)
 	assert.Equal(t, "1.5s", line["duration"])
+}
+
+// A rooms.json left by a version before the room database is imported at
+// start, once, and renamed: its rooms and their passwords work, and a
+// deleted room's code stays reserved.
+func TestImportsRegistryFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	hasher, err := password.New(cfg.Argon2())
+	require.NoError(t, err)
+	hash, err := hasher.Hash(context.Background(), "pw")
+	require.NoError(t, err)
+	doc := fmt.Sprintf(`{"version":2,"rooms":[{"short_code":"ABC234","name":"old room","password_hash":%q,"owner_id":"u1",
+		"created_at":"2026-01-01T00:00:00Z","idle_since":"2099-01-01T00:00:00Z"}],
+		"tombstones":[{"short_code":"XYZ789","deleted_at":"2099-01-01T00:00:00Z"}]}`, hash)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rooms.json"), []byte(doc), 0o600))
+
+	signer, err := token.NewSigner(secret, "")
+	require.NoError(t, err)
+	userTok, _, err := signer.IssueUser("u2", "bob", time.Hour)
+	require.NoError(t, err)
+	inst := start(t, cfg)
+	join, err := inst.client.JoinChatRoom(authed(t, userTok), &chatv1.JoinChatRoomRequest{ShortCode: "abc234", Password: "pw"})
+	require.NoError(t, err)
+	assert.Equal(t, "old room", join.Name)
+	_, err = inst.client.JoinChatRoom(authed(t, userTok), &chatv1.JoinChatRoomRequest{ShortCode: "XYZ789", Password: "pw"})
+	assert.Equal(t, codes.NotFound, status.Code(err))
+	assert.NoFileExists(t, filepath.Join(dir, "rooms.json"))
+	assert.FileExists(t, filepath.Join(dir, "rooms.json.imported"))
+
+	// The owner may delete it: ownership came along.
+	ownerTok, _, err := signer.IssueUser("u1", "ann", time.Hour)
+	require.NoError(t, err)
+	_, err = inst.client.DeleteChatRoom(authed(t, userTok), &chatv1.DeleteChatRoomRequest{ShortCode: "ABC234"})
+	assert.Equal(t, codes.PermissionDenied, status.Code(err))
+	_, err = inst.client.DeleteChatRoom(authed(t, ownerTok), &chatv1.DeleteChatRoomRequest{ShortCode: "ABC234"})
+	assert.NoError(t, err)
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/store"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
 
@@ -60,24 +59,20 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(cfg.DataDir)
+	eng, closeStores, err := openEngine(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	eng, err := engine.New(engine.Config{
-		CodeLength: cfg.ShortCodeLength, HistorySize: cfg.HistorySize,
-		QueueSize: cfg.MaxQueueSize, IdleTTL: cfg.RoomIdleTTL,
-		// A room token names its room by code only: keep a deleted room's
-		// code unused until every token for it has expired.
-		ReuseAfter:      cfg.RoomTokenDuration + token.Leeway + time.Minute,
-		MaxRoomsPerUser: cfg.MaxRoomsPerUser, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
-	}, st)
-	if err != nil {
-		return err
-	}
-	log.Info("engine ready", zap.String("epoch", eng.Epoch()), zap.Int("rooms", eng.Len()))
-	met := metrics.New(eng.Len)
+	defer closeStores()
+	// On the paths that return early; the normal one closes it below,
+	// and a second Close does nothing.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = eng.Close(ctx)
+	}()
+	log.Info("engine ready", zap.String("epoch", eng.Epoch()), zap.String("history", cfg.HistoryStore))
+	met := metrics.New(func() int { return eng.Len(context.Background()) })
 	hasher, err := password.New(cfg.Argon2())
 	if err != nil {
 		return fmt.Errorf("ARGON2_*: %w", err)
@@ -87,6 +82,7 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute),
 		RoomLimiter: throttle.New(50, time.Minute), Logger: log, Metrics: met,
 		MaxMessageBytes: cfg.MaxMessageBytes, RoomTokenTTL: cfg.RoomTokenDuration,
+		MaxBacklog: engine.Retained(cfg.HistorySize, cfg.MaxQueueSize),
 	}, eng)
 	if err != nil {
 		return err
@@ -121,9 +117,7 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 		go func() { errc <- met.Serve(bg, mlis, cfg.PprofEnabled) }()
 	}
 	// Owner: serve. Exit: Run returns when bg is cancelled below.
-	go func() {
-		errc <- eng.Run(bg, func(err error) { log.Error("idle sweep", zap.Error(err)) })
-	}()
+	go func() { errc <- eng.Run(bg) }()
 	// Owner: serve. Exit: Serve returns after GracefulStop/Stop below.
 	go func() {
 		err := gs.Serve(lis)
@@ -147,9 +141,12 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	}
 
 	// Stop taking new work, tell load balancers, and send every stream
-	// away with Unavailable so clients reconnect and resume elsewhere.
+	// away with Unavailable, once it has what was accepted before, so
+	// clients reconnect and resume elsewhere.
 	health.Shutdown()
-	srv.Drain()
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
+	srv.Drain(drainCtx)
+	cancelDrain()
 	done := make(chan struct{})
 	// Owner: serve. Exit: GracefulStop returns once handlers are done, or
 	// at the latest after Stop below closes every connection.
@@ -173,8 +170,12 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 			runErr = err
 		}
 	}
-	if err := eng.Persist(); err != nil {
-		runErr = errors.Join(runErr, fmt.Errorf("persist rooms: %w", err))
+	// Messages accepted until the last handler returned go to the log
+	// before the process exits.
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancelClose()
+	if err := eng.Close(closeCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close engine: %w", err))
 	}
 	log.Info("stopped")
 	return runErr

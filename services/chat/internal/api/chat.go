@@ -5,183 +5,241 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
-// Chat runs one stream on its handler goroutine, which reads: it receives
-// Open, subscribes, then receives and publishes client frames until the
-// stream ends. Frames are written by a writer goroutine that exists only
-// while events are pending (see writer), so a client that stops reading
-// blocks the writer, never the handler. Everything else that ends the
-// stream (the queue overflowing, the room token expiring, Drain, the
-// subscription's end once its last event is written, a failed send) ends
-// it from where it happens, with its status (see ender): RecvMsg returns
-// at once, and the handler returns that reason. So an idle stream holds
-// one goroutine, parked in RecvMsg, and its user leaves the room as soon
-// as its queue overflows even if the client neither reads nor sends.
+// Chat runs one stream. Three goroutines serve it, each with one job:
+//   - the handler (this one) opens the subscription and then waits for the
+//     stream's end reason (see ender), which it returns as the status;
+//   - a reader receives the client's frames and publishes them, so that
+//     nothing the client does or fails to do can delay the end;
+//   - a writer, which exists only while events are pending (see writer),
+//     sends frames, so a client that stops reading blocks only the writer.
+//
+// Whatever ends the stream (the queue overflowing, the room token
+// expiring, Drain, the subscription's end once its last event is written,
+// a failed send or receive, a bad frame) hands its reason to the ender;
+// the first reason wins. The handler returning ends the stream for gRPC,
+// which cancels its context: that releases a writer blocked in SendMsg
+// and the reader blocked in RecvMsg.
 func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 	ctx := stream.Context()
-	e, err := newEnder(ctx)
+	adm, err := s.roomFrom(ctx)
 	if err != nil {
 		return err
 	}
-	return e.result(s.chat(ctx, stream, e))
+	c := &conn{s: s, stream: stream, code: adm.Room, member: rooms.Member{ID: adm.UserID, Name: adm.UserName},
+		e: newEnder(), expires: adm.ExpiresAt}
+	return c.run(ctx)
 }
 
-// chat runs the stream for Chat, which makes sure that the status the
-// client gets is the reason chat returns.
-func (s *Server) chat(ctx context.Context, stream grpc.ServerStream, e *ender) error {
-	adm, err := s.streamRoom(ctx)
-	if err != nil {
-		return err
-	}
-	member := rooms.Member{ID: adm.UserID, Name: adm.UserName}
+// conn is one Chat stream.
+type conn struct {
+	s      *Server
+	stream grpc.ServerStream
+	code   string
+	member rooms.Member
+	e      *ender
+
+	sub atomic.Pointer[rooms.Subscription] // set once subscribed
+	w   *writer                            // set before the reader is started on the stream's frames
+
+	mu         sync.Mutex
+	expires    time.Time // of the current room token
+	stopExpiry func()    // releases the expiry timer of the current token
+
+	prev, next *conn // in the server's open streams, guarded by its lock
+}
+
+func (c *conn) run(ctx context.Context) error {
+	s := c.s
 	// The room token is the stream's credential: the stream ends when it
-	// expires, and the client joins again for a new one.
-	stopExpiry := s.cfg.TokenTimer(adm.ExpiresAt, func() { e.end(rooms.ErrRoomTokenExpired) })
-	defer stopExpiry()
-	if !s.streams.add(e) {
+	// expires, unless the client refreshes it first.
+	c.setExpiry(c.expires)
+	defer c.clearExpiry()
+	if !s.streams.add(c) {
 		return rooms.ErrShuttingDown
 	}
-	defer s.streams.remove(e)
+	defer s.streams.remove(c)
 
-	open, err := s.awaitOpen(ctx, stream, e)
-	if err != nil {
-		return err
+	openc := make(chan *chatv1.Open, 1)
+	subscribed := make(chan struct{})
+	// Owner: run. Exit: when RecvMsg fails, which it does once the client
+	// half-closes or the stream ends (run returning ends it).
+	go func() {
+		if err := s.guard(ctx, func() { c.read(ctx, openc, subscribed) }); err != nil {
+			c.e.end(err)
+		}
+	}()
+	var open *chatv1.Open
+	timer := time.NewTimer(s.cfg.OpenTimeout)
+	select {
+	case open = <-openc:
+		timer.Stop()
+	case <-timer.C:
+		c.e.end(fmt.Errorf("%w within %s", errNoOpen, s.cfg.OpenTimeout))
+		return c.e.result()
+	case <-c.e.done:
+		timer.Stop()
+		return c.e.result()
 	}
-	var resume *rooms.Resume
+	req := rooms.Open{Backlog: int(min(open.GetBacklog(), uint32(s.cfg.MaxBacklog)))}
 	if r := open.GetResume(); r != nil {
-		resume = &rooms.Resume{Epoch: r.GetEpoch(), After: r.GetAfterSequence()}
+		req.Resume = &rooms.Resume{Epoch: r.GetEpoch(), After: r.GetAfterSequence()}
 	}
-	sub, err := s.engine.Subscribe(ctx, adm.Room, member, resume)
+	sub, err := s.engine.Subscribe(ctx, c.code, c.member, req)
 	if err != nil {
-		return err
+		c.e.end(err)
+		return c.e.result()
 	}
 	defer sub.Close()
 	s.cfg.Metrics.OpenStreams.Inc()
 	defer s.cfg.Metrics.OpenStreams.Dec()
 
 	// The writer sends Opened before any event. From Watch on, the
-	// subscription starts it whenever events are pending; the handler may
+	// subscription starts it whenever events are pending; the reader may
 	// publish now, since the subscription exists and the sender sees its
 	// own messages.
-	head := &chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.TakeOpened(), s.cfg.MaxMessageBytes)}}
-	w := newWriter(s, stream, sub, e.end, head)
-	sub.Watch(w)
-	w.kick()
-	// The reason is settled here, so that it is counted before the
-	// deferred Close tells the room that the user left.
-	err = e.result(s.receive(ctx, stream, adm.Room, member, w))
+	c.mu.Lock()
+	expires := c.expires
+	c.mu.Unlock()
+	head := &chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.TakeOpened(), s.cfg.MaxMessageBytes, expires)}}
+	c.w = newWriter(s, c.stream, sub, c.e.end, head)
+	c.sub.Store(sub)
+	close(subscribed)
+	sub.Watch(c.w)
+	c.w.kick()
+	err = c.e.result()
 	if errors.Is(err, rooms.ErrSlowConsumer) {
 		s.cfg.Metrics.SlowConsumers.Inc()
 	}
 	return err
 }
 
-// streamRoom verifies the stream's room token like roomFrom, but on a
-// goroutine of its own. Decoding a token takes some 5 KB of stack, which
-// on the handler's, already 1.6 KB deep in gRPC, would double it from 8
-// to 16 KB for the stream's whole life: Go shrinks a stack only while it
-// uses less than a quarter of it, and the handler spends its life 4.5 KB
-// down, in RecvMsg.
-func (s *Server) streamRoom(ctx context.Context) (token.Room, error) {
-	type result struct {
-		adm token.Room
-		err error
+// read receives the client's frames: Open, handed to run, then, once run
+// has subscribed, Send and Refresh frames until the stream ends. Every
+// error ends the stream with its reason. When the client half-closes,
+// what is already queued is still written, then the stream ends with OK.
+func (c *conn) read(ctx context.Context, openc chan<- *chatv1.Open, subscribed <-chan struct{}) {
+	req, err := recvRequest(c.stream)
+	switch {
+	case errors.Is(err, io.EOF):
+		c.e.end(fmt.Errorf("%w, got end of stream", errNoOpen))
+		return
+	case err != nil:
+		c.e.end(err)
+		return
+	case req.GetOpen() == nil:
+		c.e.end(fmt.Errorf("%w, got %s", errNoOpen, kindName(req)))
+		return
 	}
-	c := make(chan result, 1)
-	// Owner: streamRoom, which waits for it. Exit: once verified.
-	go func() {
-		adm, err := s.roomFrom(ctx)
-		c <- result{adm, err}
-	}()
-	r := <-c
-	return r.adm, r.err
-}
-
-// awaitOpen returns the stream's first frame, which must be Open and come
-// within the Open timeout.
-func (s *Server) awaitOpen(ctx context.Context, stream grpc.ServerStream, e *ender) (*chatv1.Open, error) {
-	timeout := s.cfg.OpenTimeout
-	timer := time.AfterFunc(timeout, func() { e.end(fmt.Errorf("%w within %s", errNoOpen, timeout)) })
-	req, err := recvRequest(stream)
-	if !timer.Stop() {
-		// The timeout came first, even if a frame came too: the stream
-		// ends, with the timeout's status unless another reason came
-		// before it, once the timer's function has run.
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w, got end of stream", errNoOpen)
-		}
-		return nil, err
-	}
-	if open := req.GetOpen(); open != nil {
-		return open, nil
-	}
-	return nil, fmt.Errorf("%w, got %s", errNoOpen, kindName(req))
-}
-
-// receive reads the client's frames after Open until the stream ends, and
-// returns why, unless the stream was ended elsewhere: then Chat returns
-// that reason instead. Every frame must be a Send, which is validated and
-// published. When the client half-closes, what is already queued is still
-// written, then the stream ends with OK.
-func (s *Server) receive(ctx context.Context, stream grpc.ServerStream, code string, member rooms.Member, w *writer) error {
-	// fail ends the stream with err at once, before anything else can: gRPC
-	// may already have written a status of its own for a receive error
-	// (an over-size frame), and a queue overflowing before the handler
-	// returns must not then be counted as the reason. Ending it now also
-	// cancels the stream's context, which releases a writer blocked in
-	// SendMsg before the handler returns.
-	fail := func(err error) error {
-		w.end(err)
-		return err
+	openc <- req.GetOpen()
+	select {
+	case <-subscribed:
+	case <-c.e.done:
+		return
 	}
 	for {
-		req, err := recvRequest(stream)
+		req, err := recvRequest(c.stream)
 		if errors.Is(err, io.EOF) {
-			w.finish() // ends the stream with errFlushed once the queue is written
-			<-ctx.Done()
-			return ctx.Err()
+			// What the client sent must reach its queue before the queue
+			// is found empty.
+			if err := c.s.engine.Flush(ctx); err != nil {
+				c.e.end(err)
+				return
+			}
+			c.w.finish() // ends the stream with errFlushed once the queue is written
+			return
 		}
 		if err != nil {
-			return fail(err)
+			c.e.end(err)
+			return
 		}
-		if err := ctx.Err(); err != nil {
+		if c.e.ended() {
 			// RecvMsg may return frames that were already buffered when
 			// the stream ended; an ended stream publishes nothing more.
-			return err
+			return
 		}
-		send := req.GetSend()
-		if send == nil {
-			return fail(rooms.Invalid("kind", "only the first message may be Open; later ones must be Send"))
+		switch k := req.GetKind().(type) {
+		case *chatv1.ChatRequest_Send:
+			err = c.publish(ctx, k.Send)
+		case *chatv1.ChatRequest_Refresh:
+			err = c.refresh(k.Refresh.GetToken())
+		default:
+			err = rooms.Invalid("kind", "only the first message may be Open; later ones must be Send or Refresh")
 		}
-		if err := rooms.ValidateSend(send.GetClientMessageId(), send.GetBody(), s.cfg.MaxMessageBytes); err != nil {
-			return fail(err)
+		if err != nil {
+			c.e.end(err)
+			return
 		}
-		start := time.Now()
-		if _, err := s.engine.Publish(ctx, code, member, send.GetClientMessageId(), send.GetBody()); err != nil {
-			if errors.Is(err, rooms.ErrNotFound) {
-				// The room was deleted: the subscription ends with
-				// RoomDeleted, and the writer ends the stream with
-				// rooms.ErrDeleted once that event is written.
-				<-ctx.Done()
-				return ctx.Err()
-			}
-			return fail(err)
-		}
-		s.cfg.Metrics.FanoutSeconds.Observe(time.Since(start).Seconds())
-		s.cfg.Metrics.MessagesIn.Inc()
 	}
+}
+
+// publish validates and publishes one Send.
+func (c *conn) publish(ctx context.Context, send *chatv1.Send) error {
+	s := c.s
+	if err := rooms.ValidateSend(send.GetClientMessageId(), send.GetBody(), s.cfg.MaxMessageBytes); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := s.engine.Publish(ctx, c.code, c.member, send.GetClientMessageId(), send.GetBody()); err != nil {
+		if errors.Is(err, rooms.ErrNotFound) {
+			// The room was deleted: the subscription ends with
+			// RoomDeleted, and the writer ends the stream with
+			// rooms.ErrDeleted once that event is written.
+			return nil
+		}
+		return err
+	}
+	s.cfg.Metrics.FanoutSeconds.Observe(time.Since(start).Seconds())
+	s.cfg.Metrics.MessagesIn.Inc()
+	return nil
+}
+
+// refresh replaces the stream's room token with raw, which must be a valid
+// room token for the same room and user, and confirms it with a Refreshed
+// event.
+func (c *conn) refresh(raw string) error {
+	adm, err := c.s.cfg.Signer.VerifyRoom(raw)
+	if err != nil {
+		return err
+	}
+	if adm.Room != c.code {
+		return rooms.ErrWrongRoom
+	}
+	if adm.UserID != c.member.ID {
+		return errWrongUser
+	}
+	c.setExpiry(adm.ExpiresAt)
+	if sub := c.sub.Load(); sub != nil {
+		sub.Push(&rooms.Event{Kind: rooms.EventRefreshed, At: adm.ExpiresAt})
+	}
+	return nil
+}
+
+// setExpiry ends the stream with rooms.ErrRoomTokenExpired at at, instead
+// of when the previous token expires.
+func (c *conn) setExpiry(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopExpiry != nil {
+		c.stopExpiry()
+	}
+	c.expires = at
+	c.stopExpiry = c.s.cfg.TokenTimer(at, func() { c.e.end(rooms.ErrRoomTokenExpired) })
+}
+
+func (c *conn) clearExpiry() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopExpiry()
 }
 
 // kindName names what a client sent instead of Open, for the error it gets.
@@ -189,6 +247,8 @@ func kindName(req *chatv1.ChatRequest) string {
 	switch req.GetKind().(type) {
 	case *chatv1.ChatRequest_Send:
 		return "send"
+	case *chatv1.ChatRequest_Refresh:
+		return "refresh"
 	case nil:
 		return "an empty message"
 	default:

@@ -8,9 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
 
 // consumerLog is a rooms.Consumer that counts its calls.
@@ -19,11 +17,9 @@ type consumerLog struct{ starts, overflows int }
 func (c *consumerLog) Start()    { c.starts++ }
 func (c *consumerLog) Overflow() { c.overflows++ }
 
-func event(t *testing.T, i int) wire.Event {
+func event(t *testing.T, i int) *rooms.Event {
 	t.Helper()
-	ev, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, fmt.Sprint(i), time.Unix(0, 0))
-	require.NoError(t, err)
-	return ev
+	return &rooms.Event{Kind: rooms.EventJoined, User: fmt.Sprint(i), At: time.Unix(0, 0)}
 }
 
 // The writer relies on the subscription to start it, claimed, whenever
@@ -50,7 +46,7 @@ func TestSubscriptionStartsItsConsumer(t *testing.T) {
 		assert.Equal(t, 2, c.starts, "again once released")
 	})
 	t.Run("backlog when watched", func(t *testing.T) {
-		sub := rooms.NewSubscription(rooms.Opened{}, []wire.Event{event(t, 1)}, 4, nil)
+		sub := rooms.NewSubscription(rooms.Opened{}, []*rooms.Event{event(t, 1)}, 4, nil)
 		c := &consumerLog{}
 		sub.Watch(c)
 		assert.Equal(t, 1, c.starts)

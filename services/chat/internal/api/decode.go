@@ -11,7 +11,7 @@ import (
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
 )
 
 // strictDecoding returns a copy of desc whose unary handlers receive the

@@ -1,127 +1,102 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
-// statusLog is a transport stream that records the statuses written.
-type statusLog struct {
-	mu       sync.Mutex
-	statuses []*status.Status
-}
-
-func (l *statusLog) WriteStatus(st *status.Status) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.statuses = append(l.statuses, st)
-	return nil
-}
-
-func (l *statusLog) codes() []codes.Code {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []codes.Code
-	for _, st := range l.statuses {
-		out = append(out, st.Code())
-	}
-	return out
-}
-
-// A stream ends with the first reason given, whoever gives it: that
-// reason's status is written once, and the handler returns the reason,
-// so that the log and the metrics agree with what the client saw.
+// A stream ends with the first reason given, whoever gives it, and the
+// handler returns that reason, so that the log, the metrics and the
+// client's status agree.
 func TestEnderFirstReasonWins(t *testing.T) {
 	boom := errors.New("boom")
 	tests := []struct {
-		name    string
-		ends    []error // given to end, in order
-		handler error   // what the handler would return
-		written []codes.Code
-		result  error
+		name   string
+		ends   []error // given to end, in order
+		result error
 	}{
-		{"overflow, then expiry", []error{rooms.ErrSlowConsumer, rooms.ErrRoomTokenExpired}, context.Canceled,
-			[]codes.Code{codes.ResourceExhausted}, rooms.ErrSlowConsumer},
-		{"drain", []error{rooms.ErrShuttingDown}, context.Canceled, []codes.Code{codes.Unavailable}, rooms.ErrShuttingDown},
-		{"room deleted", []error{rooms.ErrDeleted}, context.Canceled, []codes.Code{codes.NotFound}, rooms.ErrDeleted},
-		{"half-close flushed", []error{errFlushed, rooms.ErrSlowConsumer}, context.Canceled, []codes.Code{codes.OK}, nil},
-		// An internal error is answered generically; the handler returns
-		// it so that it is logged.
-		{"send failed", []error{boom}, context.Canceled, []codes.Code{codes.Internal}, boom},
-		{"nothing: the handler's own error", nil, errNoOpen, nil, errNoOpen},
+		{"overflow, then expiry", []error{rooms.ErrSlowConsumer, rooms.ErrRoomTokenExpired}, rooms.ErrSlowConsumer},
+		{"drain", []error{rooms.ErrShuttingDown, boom}, rooms.ErrShuttingDown},
+		{"room deleted", []error{rooms.ErrDeleted}, rooms.ErrDeleted},
+		{"half-close flushed is OK", []error{errFlushed, rooms.ErrSlowConsumer}, nil},
+		{"send failed", []error{boom}, boom},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log := &statusLog{}
-			e := &ender{sw: log}
+			e := newEnder()
+			assert.False(t, e.ended())
 			for _, err := range tt.ends {
 				e.end(err)
 			}
-			assert.Equal(t, tt.written, log.codes())
-			assert.Equal(t, tt.result, e.result(tt.handler))
-			assert.Equal(t, tt.result, e.result(tt.result), "a second result changes nothing")
+			assert.True(t, e.ended())
+			assert.Equal(t, tt.result, e.result())
+			assert.Equal(t, tt.result, e.result(), "a second result changes nothing")
 		})
 	}
-
-	t.Run("after the handler returned", func(t *testing.T) {
-		log := &statusLog{}
-		e := &ender{sw: log}
-		require.ErrorIs(t, e.result(errNoOpen), errNoOpen)
-		e.end(rooms.ErrSlowConsumer) // e.g. a writer failing late
-		assert.Empty(t, log.codes(), "gRPC writes the handler's status, nobody else")
+	t.Run("concurrent ends", func(t *testing.T) {
+		e := newEnder()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() { e.end(boom) })
+		}
+		wg.Go(func() { assert.ErrorIs(t, e.result(), boom) })
+		wg.Wait()
 	})
 }
 
+// newConn is a registered stream for openStreams, subscribed or not.
+func newConn(sub *rooms.Subscription) *conn {
+	c := &conn{e: newEnder()}
+	if sub != nil {
+		c.sub.Store(sub)
+	}
+	return c
+}
+
 // Drain ends every registered stream with Unavailable, not those that
-// have gone, and refuses streams from then on.
+// have gone, and refuses streams from then on: a stream not yet
+// subscribed at once, a subscribed one after what is queued for it, or
+// after the grace period if nobody drains its queue.
 func TestOpenStreamsDrain(t *testing.T) {
 	var l openStreams
-	logs := make([]*statusLog, 4)
-	enders := make([]*ender, 4)
-	for i := range enders {
-		logs[i] = &statusLog{}
-		enders[i] = &ender{sw: logs[i]}
-		require.True(t, l.add(enders[i]))
+	queued := &rooms.Event{Kind: rooms.EventJoined, User: "x"}
+	subs := []*rooms.Subscription{
+		nil,
+		rooms.NewSubscription(rooms.Opened{}, []*rooms.Event{queued}, 4, nil),
+		nil,
+		nil,
+		rooms.NewSubscription(rooms.Opened{}, []*rooms.Event{queued}, 4, nil),
 	}
-	l.remove(enders[0]) // the last one in the list
-	l.remove(enders[3]) // the first
-	l.remove(enders[2]) // then the new first; 1 remains
-	l.drain(rooms.ErrShuttingDown)
-	for i, want := range [][]codes.Code{nil, {codes.Unavailable}, nil, nil} {
-		assert.Equal(t, want, logs[i].codes(), "stream %d", i)
+	conns := make([]*conn, len(subs))
+	for i := range conns {
+		conns[i] = newConn(subs[i])
+		require.True(t, l.add(conns[i]))
 	}
-	late := &ender{sw: &statusLog{}}
+	l.remove(conns[0]) // the last one in the list
+	l.remove(conns[3]) // one in the middle
+	l.drain(200 * time.Millisecond)
+	assert.False(t, conns[0].e.ended(), "removed streams are left alone")
+	assert.False(t, conns[3].e.ended())
+	assert.ErrorIs(t, conns[2].e.result(), rooms.ErrShuttingDown, "not subscribed: at once")
+	assert.False(t, conns[1].e.ended(), "subscribed: after its queue")
+
+	// The queued event comes first, with the reason.
+	evs, err := subs[1].Drain(nil, 10, 1<<20)
+	assert.Equal(t, []*rooms.Event{queued}, evs)
+	assert.ErrorIs(t, err, rooms.ErrShuttingDown)
+
+	// Nobody drains stream 4: the grace period ends it.
+	assert.ErrorIs(t, conns[4].e.result(), rooms.ErrShuttingDown)
+
+	late := newConn(nil)
 	assert.False(t, l.add(late), "no stream starts once draining")
-	l.remove(enders[1]) // a drained stream's handler returns
-	l.drain(rooms.ErrShuttingDown)
-	assert.Equal(t, []codes.Code{codes.Unavailable}, logs[1].codes(), "drained once")
+	l.remove(conns[1]) // a drained stream's handler returns
+	l.drain(time.Millisecond)
 }
-
-// Chat served by a gRPC server whose transport stream cannot write a
-// status fails with Internal rather than run streams it could not end.
-func TestChatNeedsStatusWriter(t *testing.T) {
-	s := &Server{}
-	err := s.Chat(bareChat{ctx: context.Background()})
-	require.ErrorIs(t, err, errNoStatusWriter)
-	st, internal := toStatus(err)
-	assert.Equal(t, codes.Internal, st.Code())
-	assert.True(t, internal)
-}
-
-// bareChat is a Chat stream with nothing but a context.
-type bareChat struct {
-	chatv1.ChatService_ChatServer
-	ctx context.Context
-}
-
-func (b bareChat) Context() context.Context { return b.ctx }

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
 )
 
 // BenchmarkPacedFanOut sends one message per op through the real gRPC

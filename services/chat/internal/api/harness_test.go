@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -23,7 +24,8 @@ import (
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/store"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/memstore"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/sqlstore"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
 
@@ -40,10 +42,18 @@ type opts struct {
 	newCode                 func(int) (string, error)
 	maxStreams              int
 	maxRooms                int
-	// expire, if set, fires every stream's room token expiry.
-	expire chan time.Time
+	// expire, if set, fires every stream's room token expiry; realExpiry
+	// uses real timers instead. Without either, tokens never expire.
+	expire     chan time.Time
+	realExpiry bool
 	// hasher, if set, wraps the real hasher.
 	hasher func(Hasher) Hasher
+	// ephemeral keeps history in memory, not in the database.
+	ephemeral bool
+	// wrap, if set, wraps the engine the server uses.
+	wrap func(Engine) Engine
+	// logger, if set, replaces the silent logger.
+	logger *zap.Logger
 }
 
 // harness is a real server with a real generated client.
@@ -51,7 +61,7 @@ type harness struct {
 	t      testing.TB
 	addr   string
 	signer *token.Signer
-	eng    *engine.Memory
+	eng    *engine.Engine
 	srv    *Server
 	gs     *grpc.Server
 	conn   *grpc.ClientConn
@@ -75,27 +85,47 @@ func newHarness(t testing.TB, o opts) *harness {
 	}
 	signer, err := token.NewSigner(secret, "")
 	require.NoError(t, err)
-	st, err := store.Open(o.dir)
+	retain := engine.Retained(o.history, o.queue)
+	st, err := sqlstore.Open(context.Background(), sqlstore.Config{DataDir: o.dir, Retain: retain})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
+	var history engine.Log = st
+	if o.ephemeral {
+		history = memstore.NewLog(retain)
+	}
 	eng, err := engine.New(engine.Config{
 		CodeLength: 6, HistorySize: o.history, QueueSize: o.queue, IdleTTL: time.Hour,
 		ReuseAfter: time.Hour + token.Leeway + time.Minute, NewCode: o.newCode,
 		MaxRoomsPerUser: o.maxRooms, MaxStreamsPerUser: o.maxStreams,
-	}, st)
+		Report: func(err error) { t.Logf("engine: %v", err) },
+	}, st, history)
 	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		assert.NoError(t, eng.Close(ctx))
+	})
 	real, err := password.New(password.Params{MemoryKiB: 64, Time: 1, Threads: 1})
 	require.NoError(t, err)
 	var hasher Hasher = real
 	if o.hasher != nil {
 		hasher = o.hasher(hasher)
 	}
+	var served Engine = eng
+	if o.wrap != nil {
+		served = o.wrap(eng)
+	}
+	logger := zap.NewNop()
+	if o.logger != nil {
+		logger = o.logger
+	}
 	srv, err := New(Config{
 		Signer: signer, Hasher: hasher,
-		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute), Logger: zap.NewNop(), Metrics: metrics.New(eng.Len),
+		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute), Logger: logger, Metrics: metrics.New(func() int { return eng.Len(context.Background()) }),
+		MaxBacklog: retain,
 		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
-		TokenTimer: tokenTimer(o.expire),
-	}, eng)
+		TokenTimer: tokenTimer(o.expire, o.realExpiry),
+	}, served)
 	require.NoError(t, err)
 	gs, _ := srv.GRPCServer()
 
@@ -112,9 +142,9 @@ func newHarness(t testing.TB, o opts) *harness {
 		lis = bl
 		dialer = grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) })
 	}
-	served := make(chan struct{})
+	serving := make(chan struct{})
 	// Owner: the test. Exit: Serve returns after Stop in Cleanup.
-	go func() { _ = gs.Serve(lis); close(served) }()
+	go func() { _ = gs.Serve(lis); close(serving) }()
 
 	h := &harness{t: t, addr: lis.Addr().String(), signer: signer, eng: eng, srv: srv, gs: gs}
 	h.dial = func() *grpc.ClientConn {
@@ -130,7 +160,7 @@ func newHarness(t testing.TB, o opts) *harness {
 	h.client = chatv1.NewChatServiceClient(h.conn)
 	t.Cleanup(func() {
 		gs.Stop()
-		<-served
+		<-serving
 	})
 	return h
 }
@@ -182,8 +212,14 @@ type stream struct {
 // open starts a Chat stream with a room token and reads its Opened event.
 func (h *harness) open(client chatv1.ChatServiceClient, roomTok string, resume *chatv1.Resume) *stream {
 	h.t.Helper()
+	return h.openWith(client, roomTok, &chatv1.Open{Resume: resume})
+}
+
+// openWith starts a Chat stream with open and reads its Opened event.
+func (h *harness) openWith(client chatv1.ChatServiceClient, roomTok string, open *chatv1.Open) *stream {
+	h.t.Helper()
 	s := h.start(client, roomTok, 20*time.Second)
-	require.NoError(h.t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{Resume: resume}}}))
+	require.NoError(h.t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: open}}))
 	ev := s.next()
 	require.NotNil(h.t, ev.GetOpened(), "first event must be Opened, got %v", ev)
 	s.opened = ev.GetOpened()
@@ -270,7 +306,10 @@ func newHarnessB(b *testing.B) *harness { return newHarness(b, opts{tcp: true}) 
 
 // tokenTimer is a room token timer that fires when the test sends on
 // expire, or never if expire is nil.
-func tokenTimer(expire chan time.Time) func(time.Time, func()) func() {
+func tokenTimer(expire chan time.Time, real bool) func(time.Time, func()) func() {
+	if real {
+		return nil // the server's default
+	}
 	return func(_ time.Time, f func()) func() {
 		if expire == nil {
 			return func() {}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -156,20 +157,26 @@ func TestResumeWindow(t *testing.T) {
 	h := newHarness(t, opts{history: 5, queue: 2}) // keeps max(5, 2×2) messages
 	ann := h.userToken("u1", "ann")
 	// After 8 messages the history holds 4..8, so resuming after 3..8 is
-	// complete. Epoch "" stands for the room's current epoch.
+	// complete. A failed resume still gets what history holds after its
+	// point (all of it from another epoch): a gap, then no more loss than
+	// history's. Epoch "" stands for the room's current epoch.
 	cases := []struct {
-		name  string
-		r     *chatv1.Resume
-		want  chatv1.Recovery
-		first uint64 // first replayed sequence, 0 for none
+		name    string
+		r       *chatv1.Resume
+		backlog uint32
+		want    chatv1.Recovery
+		first   uint64 // first replayed sequence, 0 for none
 	}{
-		{"not requested", nil, chatv1.Recovery_RECOVERY_NOT_REQUESTED, 0},
-		{"oldest edge", &chatv1.Resume{AfterSequence: 3}, chatv1.Recovery_RECOVERY_COMPLETE, 4},
-		{"inside", &chatv1.Resume{AfterSequence: 6}, chatv1.Recovery_RECOVERY_COMPLETE, 7},
-		{"at head", &chatv1.Resume{AfterSequence: 8}, chatv1.Recovery_RECOVERY_COMPLETE, 0},
-		{"evicted", &chatv1.Resume{AfterSequence: 2}, chatv1.Recovery_RECOVERY_FAILED, 0},
-		{"beyond head", &chatv1.Resume{AfterSequence: 9}, chatv1.Recovery_RECOVERY_FAILED, 0},
-		{"other epoch", &chatv1.Resume{Epoch: "0123456789abcdef", AfterSequence: 6}, chatv1.Recovery_RECOVERY_FAILED, 0},
+		{"not requested", nil, 0, chatv1.Recovery_RECOVERY_NOT_REQUESTED, 0},
+		{"backlog", nil, 3, chatv1.Recovery_RECOVERY_NOT_REQUESTED, 6},
+		{"backlog past history", nil, 50, chatv1.Recovery_RECOVERY_NOT_REQUESTED, 4},
+		{"oldest edge", &chatv1.Resume{AfterSequence: 3}, 0, chatv1.Recovery_RECOVERY_COMPLETE, 4},
+		{"inside", &chatv1.Resume{AfterSequence: 6}, 0, chatv1.Recovery_RECOVERY_COMPLETE, 7},
+		{"resume wins over backlog", &chatv1.Resume{AfterSequence: 6}, 5, chatv1.Recovery_RECOVERY_COMPLETE, 7},
+		{"at head", &chatv1.Resume{AfterSequence: 8}, 0, chatv1.Recovery_RECOVERY_COMPLETE, 0},
+		{"evicted", &chatv1.Resume{AfterSequence: 2}, 0, chatv1.Recovery_RECOVERY_FAILED, 4},
+		{"beyond head", &chatv1.Resume{AfterSequence: 9}, 0, chatv1.Recovery_RECOVERY_FAILED, 0},
+		{"other epoch", &chatv1.Resume{Epoch: "0123456789abcdef", AfterSequence: 6}, 0, chatv1.Recovery_RECOVERY_FAILED, 4},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -183,13 +190,16 @@ func TestResumeWindow(t *testing.T) {
 			if tc.r != nil && tc.r.Epoch == "" {
 				tc.r.Epoch = s.opened.Epoch
 			}
-			r := h.open(h.client, tok, tc.r)
+			r := h.openWith(h.client, tok, &chatv1.Open{Resume: tc.r, Backlog: tc.backlog})
 			assert.Equal(t, tc.want, r.opened.Recovery)
 			assert.Equal(t, uint64(8), r.opened.HeadSequence)
 			if tc.first != 0 {
+				assert.Equal(t, uint32(9-tc.first), r.opened.Backlog)
 				for seq := tc.first; seq <= 8; seq++ {
 					assert.Equal(t, seq, r.next().GetMessage().GetSequence())
 				}
+			} else {
+				assert.Zero(t, r.opened.Backlog)
 			}
 			// Then live, without a gap or a duplicate.
 			s.send("", "live")
@@ -223,7 +233,7 @@ func TestDrainEndsStreamsUnavailable(t *testing.T) {
 	code := h.room(ann, "room", "pw")
 	tok := h.join(ann, code, "pw")
 	a := h.open(h.client, tok, nil)
-	h.srv.Drain()
+	h.srv.Drain(context.Background())
 	assert.Equal(t, codes.Unavailable, a.end())
 	assert.Equal(t, codes.Unavailable, h.start(h.client, tok, 5*time.Second).end(), "new streams too")
 }

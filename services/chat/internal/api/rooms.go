@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
 
 // CreateChatRoom creates a room owned by the caller.
@@ -50,7 +53,7 @@ func (s *Server) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomReque
 	}
 	// Reserve the attempt before any work, so that guesses in flight count
 	// toward the limits and parallel guesses get no more verifications.
-	release, err := s.acquire([]limit{
+	release, err := s.acquire(ctx, []limit{
 		{s.cfg.Limiter, u.ID + "\x00" + code},
 		{s.cfg.UserLimiter, u.ID},
 		{s.cfg.RoomLimiter, code},
@@ -74,7 +77,9 @@ func (s *Server) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomReque
 	if !ok {
 		return nil, rooms.ErrWrongPassword
 	}
-	s.cfg.Limiter.Reset(u.ID + "\x00" + code)
+	if err := s.cfg.Limiter.Reset(ctx, u.ID+"\x00"+code); err != nil {
+		s.cfg.Logger.Warn("reset join throttle", zap.Error(err))
+	}
 	if err := s.engine.Touch(ctx, r.Code); err != nil {
 		return nil, err
 	}
@@ -131,27 +136,45 @@ func roomUsers(us []rooms.User) []*chatv1.RoomUser {
 
 // limit is one limiter and the key an attempt counts under.
 type limit struct {
-	l   *throttle.Limiter
+	l   Limiter
 	key string
 }
 
 // acquire reserves an attempt under every limit, or none if one refuses.
 // release settles them all: failed counts the attempt, otherwise it is
-// refunded.
-func (s *Server) acquire(limits []limit) (release func(failed bool), err error) {
+// refunded. A limiter that cannot answer refuses the attempt: guesses
+// must not go unlimited while a shared limiter is down.
+func (s *Server) acquire(ctx context.Context, limits []limit) (release func(failed bool), err error) {
 	now := s.cfg.Now()
 	for i, lk := range limits {
-		if wait := lk.l.Acquire(lk.key, now); wait > 0 {
-			for _, got := range limits[:i] {
-				got.l.Done(got.key, false, now)
-			}
-			return nil, &rooms.ThrottledError{RetryAfter: wait}
+		wait, err := lk.l.Acquire(ctx, lk.key, now)
+		if err == nil && wait <= 0 {
+			continue
 		}
+		for _, got := range limits[:i] {
+			s.settle(got, false, now)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("join throttle: %w", err)
+		}
+		return nil, &rooms.ThrottledError{RetryAfter: wait}
 	}
 	return func(failed bool) {
 		now := s.cfg.Now()
 		for _, lk := range limits {
-			lk.l.Done(lk.key, failed, now)
+			s.settle(lk, failed, now)
 		}
 	}, nil
+}
+
+// settle ends one reservation; a limiter that fails to record it is
+// logged, since the caller's answer does not depend on it.
+func (s *Server) settle(lk limit, failed bool, now time.Time) {
+	// Detached from the call, so that a client hanging up does not leave
+	// a shared limiter's reservation unsettled.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := lk.l.Done(ctx, lk.key, failed, now); err != nil {
+		s.cfg.Logger.Warn("settle join throttle", zap.Error(err))
+	}
 }

@@ -17,9 +17,7 @@ import (
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
 )
 
 // Config holds the server's dependencies and limits.
@@ -29,14 +27,20 @@ type Config struct {
 	// Limiter counts wrong passwords per user and room; UserLimiter
 	// wrong passwords and unknown codes per user, across rooms;
 	// RoomLimiter wrong passwords per room, across users.
-	Limiter     *throttle.Limiter
-	UserLimiter *throttle.Limiter
-	RoomLimiter *throttle.Limiter
+	Limiter     Limiter
+	UserLimiter Limiter
+	RoomLimiter Limiter
 	Logger      *zap.Logger
 	Metrics     *metrics.Metrics
 
 	// MaxMessageBytes bounds a message body.
 	MaxMessageBytes int
+	// MaxBacklog caps the earlier messages a new stream may ask for in
+	// Open: the rooms' history size.
+	MaxBacklog int
+	// DrainGrace is how long Drain lets a stream write what is queued for
+	// it before it ends the stream regardless; 0 means 2 s.
+	DrainGrace time.Duration
 	// RoomTokenTTL is the lifetime of a room token.
 	RoomTokenTTL time.Duration
 	// OpenTimeout is how long a Chat stream may take to send Open.
@@ -58,6 +62,25 @@ type Config struct {
 	// function it returns, which releases the timer, is called first.
 	// expire does not block.
 	TokenTimer func(at time.Time, expire func()) (stop func())
+}
+
+// Limiter counts failed attempts per key (throttle.Limiter in one
+// instance; one shared by instances holds across them). Its rules, which
+// internal/contract checks:
+//
+//   - Acquire reserves an attempt and returns 0, or returns how long the
+//     caller must wait and reserves nothing: once max failures have been
+//     settled within the window that began with the first of them, until
+//     that window ends; or while failures and attempts still reserved
+//     together reach max, briefly, so that parallel guesses get no more
+//     than max verifications.
+//   - Done settles a reservation: failed counts it as a failure, otherwise
+//     it is given back. Reset forgets a key's failures.
+//   - Keys are independent.
+type Limiter interface {
+	Acquire(ctx context.Context, key string, now time.Time) (time.Duration, error)
+	Done(ctx context.Context, key string, failed bool, now time.Time) error
+	Reset(ctx context.Context, key string) error
 }
 
 // Hasher hashes room passwords and checks them against stored hashes
@@ -88,6 +111,12 @@ func New(cfg Config, engine Engine) (*Server, error) {
 	if cfg.MaxMessageBytes <= 0 || cfg.RoomTokenTTL <= 0 {
 		return nil, errors.New("api: MaxMessageBytes and RoomTokenTTL must be positive")
 	}
+	if cfg.MaxBacklog < 0 {
+		return nil, errors.New("api: MaxBacklog must not be negative")
+	}
+	if cfg.DrainGrace <= 0 {
+		cfg.DrainGrace = 2 * time.Second
+	}
 	if cfg.OpenTimeout <= 0 {
 		cfg.OpenTimeout = 10 * time.Second
 	}
@@ -115,8 +144,15 @@ func New(cfg Config, engine Engine) (*Server, error) {
 
 // Drain ends every open Chat stream, and every one opened later, with
 // Unavailable, so that clients reconnect to another (or the restarted)
-// instance and resume.
-func (s *Server) Drain() { s.streams.drain(rooms.ErrShuttingDown) }
+// instance and resume. It first waits, until ctx ends, for the messages
+// already accepted to reach their rooms' streams, and each stream gets
+// what is queued for it (within DrainGrace) before it ends.
+func (s *Server) Drain(ctx context.Context) {
+	if err := s.engine.Flush(ctx); err != nil {
+		s.cfg.Logger.Warn("drain: messages still pending", zap.Error(err))
+	}
+	s.streams.drain(s.cfg.DrainGrace)
+}
 
 // DefaultWriterLinger keeps a stream's writer through the gaps of a room
 // that sends 20 or more messages a second, so that such a room costs no
@@ -137,8 +173,6 @@ func MaxRecvMsgSize(maxBody int) int { return 4*maxBody + 64<<10 }
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.Server) {
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(wire.NewCodec()),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.streamInterceptor),
 		// Well above the largest valid request (a body, a client ID and
 		// framing), so that realistic over-size input reaches validation
 		// and gets InvalidArgument naming the field, not the transport's
@@ -154,6 +188,7 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.S
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 	}
+	opts = append(opts, s.interceptors()...)
 	gs := grpc.NewServer(append(opts, extra...)...)
 	gs.RegisterService(strictDecoding(&chatv1.ChatService_ServiceDesc), s)
 	hs := health.NewServer()

@@ -19,6 +19,9 @@ var errNoToken = errors.New("missing token: send `authorization: Bearer <jwt>` o
 // errNoOpen means the first Chat frame was not Open, or did not come in time.
 var errNoOpen = errors.New("first message must be Open")
 
+// errWrongUser means a Refresh carried a room token for another user.
+var errWrongUser = errors.New("room token is for another user")
+
 // codeOf is the one table from sentinel errors to status codes.
 var codeOf = []struct {
 	err  error
@@ -30,6 +33,7 @@ var codeOf = []struct {
 	{token.ErrSignature, codes.Unauthenticated},
 	{token.ErrWrongKind, codes.Unauthenticated},
 	{rooms.ErrWrongRoom, codes.PermissionDenied},
+	{errWrongUser, codes.PermissionDenied},
 	{rooms.ErrNotOwner, codes.PermissionDenied},
 	{rooms.ErrWrongPassword, codes.PermissionDenied},
 	{rooms.ErrNotFound, codes.NotFound},
@@ -41,6 +45,7 @@ var codeOf = []struct {
 	{rooms.ErrRoomTokenExpired, codes.Unauthenticated},
 	{rooms.ErrMalformed, codes.InvalidArgument},
 	{rooms.ErrShuttingDown, codes.Unavailable},
+	{rooms.ErrUnavailable, codes.Unavailable},
 	{errNoOpen, codes.InvalidArgument},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
 )
 
 // writer sends a subscription's events on a stream from a goroutine of its
@@ -40,7 +40,7 @@ type writer struct {
 
 	// Only the goroutine holding the subscription's claim may touch these.
 	head  any             // sent before the first event (the Opened frame)
-	batch *[]wire.Event   // from batchPool while a writer goroutine runs
+	batch *[]*rooms.Event   // from batchPool while a writer goroutine runs
 	timer *time.Timer     // the linger timer, nil when no goroutine runs
 	wake  <-chan struct{} // the subscription's Wake, once a writer has lingered
 	woken bool            // events came in the current linger period
@@ -53,7 +53,7 @@ type writer struct {
 // batchPool holds the slices that writer goroutines drain events into: a
 // goroutine takes one when it starts and returns it when it exits, so an
 // idle stream holds none and a busy one does not grow a new one per start.
-var batchPool = sync.Pool{New: func() any { return new([]wire.Event) }}
+var batchPool = sync.Pool{New: func() any { return new([]*rooms.Event) }}
 
 func newWriter(s *Server, stream grpc.ServerStream, sub *rooms.Subscription, end func(error), head any) *writer {
 	return &writer{s: s, stream: stream, sub: sub, end: end, head: head, done: stream.Context().Done()}
@@ -75,7 +75,11 @@ func (w *writer) Start() {
 	// for the linger time, the stream's context ends, the subscription has
 	// ended or a send fails; a send blocked on a stalled client fails once
 	// the stream has ended (its context is cancelled then).
-	go w.run()
+	go func() {
+		if err := w.s.guard(w.stream.Context(), w.run); err != nil {
+			w.end(err)
+		}
+	}()
 }
 
 // Overflow ends the stream at once with rooms.ErrSlowConsumer, even while
@@ -98,7 +102,7 @@ func (w *writer) finish() {
 }
 
 func (w *writer) run() {
-	w.batch = batchPool.Get().(*[]wire.Event)
+	w.batch = batchPool.Get().(*[]*rooms.Event)
 	stay := w.dense()
 	for {
 		if err := w.sendPending(); err != nil {

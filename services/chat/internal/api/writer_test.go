@@ -13,10 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
 
 // A writer lingers only when the events that started it came less than a
@@ -54,9 +52,7 @@ func TestWriterLingersOnlyForDenseEvents(t *testing.T) {
 				mu.Lock()
 				now = now.Add(tt.gap)
 				mu.Unlock()
-				ev, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, fmt.Sprint(i), now)
-				require.NoError(t, err)
-				require.True(t, sub.Push(ev)) // starts a writer unless one holds the claim
+				require.True(t, sub.Push(&rooms.Event{Kind: rooms.EventJoined, User: fmt.Sprint(i), At: now})) // starts a writer unless one holds the claim
 				stream.next(t)
 				if tt.starts == 5 || i == 0 {
 					// Without lingering the writer exits once the queue is

@@ -16,6 +16,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/pkg/dburl"
 	"github.com/grpcchatter/grpcchatter/pkg/hostname"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
@@ -38,8 +39,16 @@ type Config struct {
 	MetricsAddress    string        `envconfig:"METRICS_ADDRESS" default:"127.0.0.1:9090"`
 	// PprofEnabled also serves net/http/pprof under /debug/pprof/ on
 	// METRICS_ADDRESS, for profiling a live service.
-	PprofEnabled    bool          `envconfig:"PPROF_ENABLED" default:"false"`
-	DataDir         string        `envconfig:"DATA_DIR" default:"./data"`
+	PprofEnabled bool   `envconfig:"PPROF_ENABLED" default:"false"`
+	DataDir      string `envconfig:"DATA_DIR" default:"./data"`
+	// DatabaseURL selects PostgreSQL for rooms and history; empty selects
+	// SQLite in DATA_DIR/chat.db.
+	DatabaseURL string `envconfig:"DATABASE_URL"`
+	// HistoryStore is where messages are kept: "database" (the rooms'
+	// database, surviving restarts) or "memory" (lost on restart, for
+	// ephemeral deployments).
+	HistoryStore    string        `envconfig:"HISTORY_STORE" default:"database"`
+	DBTimeout       time.Duration `envconfig:"DB_TIMEOUT" default:"5s"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
 	// Argon2id cost of room passwords, as in the auth service.
@@ -119,6 +128,10 @@ func (c Config) Validate() error {
 	check(c.RoomIdleTTL > 0, "ROOM_IDLE_TTL", "must be positive")
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive")
 	check(c.DataDir != "", "DATA_DIR", "must not be empty")
+	check(c.DatabaseURL == "" || strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://"),
+		"DATABASE_URL", "must be empty (SQLite in DATA_DIR) or start with postgres:// or postgresql://")
+	check(c.HistoryStore == "database" || c.HistoryStore == "memory", "HISTORY_STORE", "must be database or memory")
+	check(c.DBTimeout > 0, "DB_TIMEOUT", "must be positive")
 	check(c.Argon2MemoryKiB >= MinArgon2MemoryKiB && c.Argon2MemoryKiB <= MaxArgon2MemoryKiB, "ARGON2_MEMORY_KIB",
 		fmt.Sprintf("must be %d-%d (OWASP minimum for argon2id: 19 MiB)", MinArgon2MemoryKiB, MaxArgon2MemoryKiB))
 	check(c.Argon2Time >= MinArgon2Time && c.Argon2Time <= MaxArgon2Time, "ARGON2_TIME",
@@ -160,6 +173,7 @@ func validHostPort(a string) bool {
 func (c Config) Masked() Config {
 	c.Secret = mask(c.Secret)
 	c.SecretPrevious = mask(c.SecretPrevious)
+	c.DatabaseURL = dburl.Redacted(c.DatabaseURL)
 	return c
 }
 

@@ -1,20 +1,20 @@
-package engine
+package engine_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/memstore"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
 // A client message ID is unique per user within the room's history: a
 // repeat by the same user is neither recorded nor broadcast.
 func TestPublishIgnoresRepeatedClientID(t *testing.T) {
-	ctx := context.Background()
 	bob2 := rooms.Member{ID: bob.ID, Name: "bob renamed"} // same user ID, other name
 	cases := []struct {
 		name    string
@@ -32,72 +32,72 @@ func TestPublishIgnoresRepeatedClientID(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m, _ := newEngine(t, Config{})
-			r, err := m.CreateRoom(ctx, "room", "h", "u1")
-			require.NoError(t, err)
-			sub, err := m.Subscribe(ctx, r.Code, rooms.Member{ID: "w", Name: "watcher"}, nil)
-			require.NoError(t, err)
-			defer sub.Close()
+			m, _, log := newEngine(t, engine.Config{})
+			r := create(t, m, "u1")
+			sub := subscribe(t, m, r.Code, rooms.Member{ID: "w", Name: "watcher"}, rooms.Open{})
 
-			seq, err := m.Publish(ctx, r.Code, tc.first, tc.firstID, "one")
-			require.NoError(t, err)
-			require.Equal(t, uint64(1), seq)
-			seq, err = m.Publish(ctx, r.Code, tc.again, tc.againID, "two")
-			require.NoError(t, err)
-			evs, err := drain(t, sub)
+			require.Equal(t, uint64(1), send(t, m, r.Code, tc.first, tc.firstID, "one"))
+			seq := send(t, m, r.Code, tc.again, tc.againID, "two")
+			evs, err := drain(sub)
 			require.NoError(t, err)
 			if tc.ignored {
 				assert.Equal(t, uint64(1), seq, "a repeat answers the original sequence")
-				assert.Len(t, evs, 1, "a repeat is not broadcast")
+				assert.Equal(t, []string{"one"}, bodies(evs), "a repeat is not broadcast")
+				assert.Equal(t, []string{"one"}, logged(t, log, r.Code), "nor written")
 			} else {
 				assert.Equal(t, uint64(2), seq)
-				require.Len(t, evs, 2)
-				assert.Equal(t, "two", evs[1].GetMessage().GetBody())
+				assert.Equal(t, []string{"one", "two"}, bodies(evs))
 			}
 			// A resume from the start replays only what was recorded.
-			re, err := m.Subscribe(ctx, r.Code, ann, &rooms.Resume{Epoch: m.Epoch(), After: 0})
+			re := subscribe(t, m, r.Code, ann, rooms.Open{Resume: &rooms.Resume{Epoch: m.Epoch(), After: 0}})
+			replay, err := drain(re)
 			require.NoError(t, err)
-			defer re.Close()
-			replay, err := drain(t, re)
-			require.NoError(t, err)
-			assert.Len(t, replay, len(evs))
+			assert.Equal(t, bodies(evs), bodies(replay))
 		})
 	}
+}
+
+// A repeat arriving while the original still awaits the log is ignored
+// too: the ID is taken when the message is accepted, not when written.
+func TestRepeatWhileOriginalPending(t *testing.T) {
+	log := newGatedLog(retained(engine.Config{}))
+	m := start(t, engine.Config{}, memstore.NewRegistry(), log)
+	r := create(t, m, "u1")
+	s := subscribe(t, m, r.Code, bob, rooms.Open{})
+	log.hold()
+	seq, err := m.Publish(ctx(t), r.Code, ann, "m1", "one")
+	require.NoError(t, err)
+	again, err := m.Publish(ctx(t), r.Code, ann, "m1", "one")
+	require.NoError(t, err)
+	assert.Equal(t, seq, again)
+	log.release()
+	require.NoError(t, m.Flush(ctx(t)))
+	evs, err := drain(s)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"one"}, bodies(evs))
 }
 
 // The index of client IDs follows the history ring: once a message is
 // evicted its ID may be used again, and the index never outgrows history.
 func TestRepeatedClientIDAfterEviction(t *testing.T) {
-	ctx := context.Background()
 	const history = 4
-	m, _ := newEngine(t, Config{HistorySize: history, QueueSize: history / 2})
-	r, err := m.CreateRoom(ctx, "room", "h", "u1")
-	require.NoError(t, err)
+	m, _, _ := newEngine(t, engine.Config{HistorySize: history, QueueSize: history / 2})
+	r := create(t, m, "u1")
 
-	seq, err := m.Publish(ctx, r.Code, ann, "first", "x")
-	require.NoError(t, err)
-	require.Equal(t, uint64(1), seq)
+	require.Equal(t, uint64(1), send(t, m, r.Code, ann, "first", "x"))
 	for i := range history - 1 {
-		_, err := m.Publish(ctx, r.Code, ann, fmt.Sprint(i), "x")
-		require.NoError(t, err)
+		send(t, m, r.Code, ann, fmt.Sprint(i), "x")
 	}
-	seq, err = m.Publish(ctx, r.Code, ann, "first", "x")
-	require.NoError(t, err)
-	assert.Equal(t, uint64(1), seq, "message 1 is still in history: a repeat")
+	assert.Equal(t, uint64(1), send(t, m, r.Code, ann, "first", "x"), "message 1 is still in history: a repeat")
 
-	_, err = m.Publish(ctx, r.Code, ann, "", "evicts message 1")
-	require.NoError(t, err)
-	seq, err = m.Publish(ctx, r.Code, ann, "first", "x")
-	require.NoError(t, err)
-	assert.Equal(t, uint64(history+2), seq, "message 1 left history: the ID is new again")
+	send(t, m, r.Code, ann, "", "evicts message 1")
+	assert.Equal(t, uint64(history+2), send(t, m, r.Code, ann, "first", "x"), "message 1 left history: the ID is new again")
 
 	for i := range 10 * history {
-		_, err := m.Publish(ctx, r.Code, ann, fmt.Sprint("bulk", i), "x")
-		require.NoError(t, err)
+		send(t, m, r.Code, ann, fmt.Sprint("bulk", i), "x")
 	}
-	rm, err := m.lookup(r.Code)
-	require.NoError(t, err)
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	assert.Len(t, rm.sent, history, "one entry per message in history")
+	h, sent, ok := m.RoomMemory(r.Code)
+	require.True(t, ok)
+	assert.Equal(t, history, h)
+	assert.Equal(t, history, sent, "one entry per message in history")
 }

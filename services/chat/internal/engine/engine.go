@@ -1,59 +1,63 @@
-// Package engine is the in-memory room engine: the room registry, message
-// sequencing, history and fan-out of one service instance.
+// Package engine is the chat core of one service instance: it sequences
+// each room's messages, writes them to a Log before anyone sees them, fans
+// them out to the room's streams as domain events (rooms.Event) and keeps
+// presence, over a Registry of rooms. It speaks no transport: every
+// transport drains rooms.Subscription queues and encodes the shared events
+// once per format.
 //
-// Locking: Memory.saveMu serialises registry changes (create, delete,
-// sweep, persist), each written to the store before it is applied, and is
-// the only lock held while the file is written. Memory.mu guards the
-// registry map; each room has its own mutex guarding its sequence,
-// history, subscribers, presence and idle time. Lock order is saveMu,
-// then registry, then room, and a subscription's queue mutex is the
-// innermost; the registry lock is never held while waiting for a room's.
-// Nothing under mu or a room lock blocks: fan-out is a non-blocking
-// append per subscriber.
+// Locking: Engine.mu guards the map of live rooms and the fences of codes
+// being deleted; each room has its own mutex guarding its sequence,
+// history, streams and presence; the committer's mutex guards what awaits
+// the log; a subscription's queue mutex is innermost. Lock order is room,
+// then committer or subscription; the map lock is never held while
+// waiting for a room's, and nothing waits on I/O while holding any of
+// them: reads from the Registry and the Log happen before a room is
+// locked, and writes to the Log happen on the committer's goroutine.
 package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
-)
+	"sync"
 
-// Store persists the registry. Save is called with the complete registry.
-type Store interface {
-	Load() (rooms.Registry, error)
-	Save(rooms.Registry) error
-}
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
+)
 
 // Config sizes the engine.
 type Config struct {
 	// CodeLength is the number of characters of a new short code.
 	CodeLength int
-	// HistorySize is the minimum number of messages each room keeps for
-	// resume. Rooms keep max(HistorySize, 2×QueueSize), so that a stream
-	// cut off for overflowing its queue can always resume (see Retained).
+	// HistorySize is the minimum number of messages each room keeps in
+	// memory for resume. Rooms keep max(HistorySize, 2×QueueSize), so that
+	// a stream cut off for overflowing its queue can always resume (see
+	// Retained); the Log must be made to keep as many.
 	HistorySize int
 	// QueueSize bounds each stream's queue of undelivered events.
 	QueueSize int
 	// IdleTTL is how long a room without activity lives.
 	IdleTTL time.Duration
-	// ReuseAfter is how long the code of a deleted room stays unused: room
-	// tokens name their room only by code, so it must exceed the room
-	// token lifetime (plus clock leeway).
+	// ReuseAfter is how long the code of a deleted room stays unused.
 	ReuseAfter time.Duration
 	// MaxRoomsPerUser bounds the rooms one user owns; 0 is unlimited.
 	MaxRoomsPerUser int
 	// MaxStreamsPerUser bounds one user's open streams in a room; 0 is
 	// unlimited.
 	MaxStreamsPerUser int
+	// Presence counts streams per user and room; nil makes the engine the
+	// single holder of a MemoryPresence of its own.
+	Presence Presence
+	// PresenceTTL is the lease of this engine's presence counts, which it
+	// renews three times per lease; 0 means 30 s.
+	PresenceTTL time.Duration
+	// MaxPending bounds the messages accepted but not yet written to the
+	// Log; Publish waits while there are more. 0 means 16384.
+	MaxPending int
+	// Report receives the errors of background work (a Log write that is
+	// retried, an idle sweep); nil drops them.
+	Report func(error)
 	// Now replaces time.Now, for tests.
 	Now func() time.Time
 	// NewCode replaces rooms.NewCode, for tests.
@@ -64,59 +68,55 @@ type Config struct {
 // the code space exhausted.
 const codeAttempts = 16
 
-// Memory is the in-memory engine. It is safe for concurrent use.
-type Memory struct {
-	cfg   Config
-	store Store
-	epoch string
-	// retain is how many messages each room keeps: see Retained.
-	retain int
-
-	// saveMu serialises changes to the registry: each is written to the
-	// store first and applied in memory only once the write succeeded, so
-	// a failed write changes nothing. Taken before mu, never under it.
-	saveMu sync.Mutex
-	tombs  map[string]time.Time // deleted codes and when; guarded by saveMu
-
-	// dirty is set when a room's idle time moves without a registry write.
-	dirty atomic.Bool
+// Engine is the chat core. It is safe for concurrent use.
+type Engine struct {
+	cfg      Config
+	reg      Registry
+	log      Log
+	presence Presence
+	retain   int // messages each room keeps in memory: see Retained
 
 	mu    sync.RWMutex
 	rooms map[string]*room
+	// fences are the codes being deleted: a room is not loaded while its
+	// code is fenced, so a deletion never races with a load.
+	fences map[string]chan struct{}
+
+	commit *committer
 }
 
-// New loads the registry from st and starts a new epoch.
-func New(cfg Config, st Store) (*Memory, error) {
+// New returns an engine over reg and log and starts its committer, which
+// Close stops.
+func New(cfg Config, reg Registry, log Log) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.NewCode == nil {
 		cfg.NewCode = rooms.NewCode
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 16384
+	}
+	if cfg.Report == nil {
+		cfg.Report = func(error) {}
+	}
+	if cfg.PresenceTTL <= 0 {
+		cfg.PresenceTTL = 30 * time.Second
+	}
+	if cfg.Presence == nil {
+		cfg.Presence = NewMemoryPresence(cfg.PresenceTTL, cfg.Now).Holder("local")
+	}
 	if cfg.CodeLength < 1 || cfg.HistorySize < 1 || cfg.QueueSize < 1 {
 		return nil, errors.New("engine: code length, history size and queue size must be positive")
 	}
-	saved, err := st.Load()
-	if err != nil {
-		return nil, err
+	if reg == nil || log == nil {
+		return nil, errors.New("engine: a registry and a log are required")
 	}
-	var e [8]byte
-	if _, err := rand.Read(e[:]); err != nil {
-		return nil, fmt.Errorf("engine: epoch: %w", err)
-	}
-	m := &Memory{cfg: cfg, store: st, epoch: hex.EncodeToString(e[:]), retain: Retained(cfg.HistorySize, cfg.QueueSize),
-		tombs: make(map[string]time.Time, len(saved.Tombstones)), rooms: make(map[string]*room, len(saved.Rooms))}
-	now := cfg.Now()
-	for _, r := range saved.Rooms {
-		idle := r.IdleSince
-		if idle.IsZero() { // written before idle times were kept
-			idle = now
-		}
-		m.rooms[r.Code] = newRoom(r, idle)
-	}
-	for _, t := range saved.Tombstones {
-		m.tombs[t.Code] = t.DeletedAt
-	}
+	m := &Engine{cfg: cfg, reg: reg, log: log, presence: cfg.Presence, retain: Retained(cfg.HistorySize, cfg.QueueSize),
+		rooms: make(map[string]*room), fences: make(map[string]chan struct{})}
+	m.commit = newCommitter(m)
+	// Owner: the Engine. Exit: Close.
+	go m.commit.run()
 	return m, nil
 }
 
@@ -130,315 +130,149 @@ func Retained(historySize, queueSize int) int {
 	return max(historySize, 2*queueSize)
 }
 
-// Epoch is this process's epoch: message sequences restart with it.
-func (m *Memory) Epoch() string { return m.epoch }
+// Epoch is the epoch of the engine's message sequences: the Log's.
+func (m *Engine) Epoch() string { return m.log.Epoch() }
 
-// Len is the number of rooms.
-func (m *Memory) Len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.rooms)
-}
-
-// CreateRoom registers a room with a fresh short code and persists it.
-// Codes of rooms deleted less than ReuseAfter ago are not reused.
-func (m *Memory) CreateRoom(_ context.Context, name, passwordHash, ownerID string) (rooms.Room, error) {
-	m.saveMu.Lock()
-	defer m.saveMu.Unlock()
-	now := m.cfg.Now()
-	if m.cfg.MaxRoomsPerUser > 0 && m.owned(ownerID) >= m.cfg.MaxRoomsPerUser {
-		return rooms.Room{}, fmt.Errorf("%w (%d)", rooms.ErrTooManyRooms, m.cfg.MaxRoomsPerUser)
-	}
-	meta := rooms.Room{Name: name, PasswordHash: passwordHash, OwnerID: ownerID, CreatedAt: now.UTC(), IdleSince: now.UTC()}
-	for attempt := 0; meta.Code == ""; attempt++ {
-		if attempt == codeAttempts {
-			return rooms.Room{}, fmt.Errorf("engine: %d tries at length %d: %w", codeAttempts, m.cfg.CodeLength, rooms.ErrNoCode)
-		}
-		code, err := m.cfg.NewCode(m.cfg.CodeLength)
-		if err != nil {
-			return rooms.Room{}, err
-		}
-		if m.free(code, now) {
-			meta.Code = code
-		}
-	}
-	if err := m.save(&meta, nil, now); err != nil {
-		return rooms.Room{}, err
-	}
-	m.mu.Lock()
-	m.rooms[meta.Code] = newRoom(meta, now)
-	m.mu.Unlock()
-	return meta, nil
-}
-
-// owned counts the rooms ownerID owns.
-func (m *Memory) owned(ownerID string) int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	n := 0
-	for _, r := range m.rooms {
-		if r.meta.OwnerID == ownerID {
-			n++
-		}
+// Len is the number of rooms, or -1 if the registry cannot tell.
+func (m *Engine) Len(ctx context.Context) int {
+	n, err := m.reg.Count(ctx)
+	if err != nil {
+		return -1
 	}
 	return n
 }
 
-// free reports whether code may name a new room. The caller holds saveMu.
-func (m *Memory) free(code string, now time.Time) bool {
-	if at, ok := m.tombs[code]; ok && now.Before(at.Add(m.cfg.ReuseAfter)) {
-		return false
+// CreateRoom registers a room with a fresh short code.
+func (m *Engine) CreateRoom(ctx context.Context, name, passwordHash, ownerID string) (rooms.Room, error) {
+	now := m.cfg.Now().UTC()
+	r := rooms.Room{Name: name, PasswordHash: passwordHash, OwnerID: ownerID, CreatedAt: now, IdleSince: now}
+	rules := CreateRules{MaxOwned: m.cfg.MaxRoomsPerUser, ReuseAfter: m.cfg.ReuseAfter}
+	for range codeAttempts {
+		code, err := m.cfg.NewCode(m.cfg.CodeLength)
+		if err != nil {
+			return rooms.Room{}, err
+		}
+		r.Code = code
+		err = m.reg.Create(ctx, r, rules)
+		switch {
+		case err == nil:
+			return r, nil
+		case errors.Is(err, rooms.ErrTooManyRooms):
+			return rooms.Room{}, fmt.Errorf("%w (%d)", err, m.cfg.MaxRoomsPerUser)
+		case !errors.Is(err, rooms.ErrCodeTaken):
+			return rooms.Room{}, err
+		}
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	_, taken := m.rooms[code]
-	return !taken
+	return rooms.Room{}, fmt.Errorf("engine: %d tries at length %d: %w", codeAttempts, m.cfg.CodeLength, rooms.ErrNoCode)
 }
 
 // Room returns the room with the canonical short code.
-func (m *Memory) Room(_ context.Context, code string) (rooms.Room, error) {
-	r, err := m.lookup(code)
-	if err != nil {
-		return rooms.Room{}, err
+func (m *Engine) Room(ctx context.Context, code string) (rooms.Room, error) {
+	m.mu.RLock()
+	r := m.rooms[code]
+	m.mu.RUnlock()
+	if r != nil {
+		r.mu.Lock()
+		meta, live := r.meta, !r.deleted && !r.gone
+		r.mu.Unlock()
+		if live {
+			return meta, nil
+		}
 	}
-	return r.meta, nil
+	return m.reg.Room(ctx, code)
 }
 
 // Touch records activity in a room (a user joined it), which restarts its
 // idle clock.
-func (m *Memory) Touch(_ context.Context, code string) error {
-	r, err := m.lockLive(code)
+func (m *Engine) Touch(ctx context.Context, code string) error {
+	return m.reg.Touch(ctx, code, m.cfg.Now().UTC())
+}
+
+// DeleteRoom deletes a room on its owner's behalf: the registry first,
+// which is the point of no return, then the room's streams end with a
+// RoomDeleted event and rooms.ErrDeleted, and its history is dropped.
+func (m *Engine) DeleteRoom(ctx context.Context, code, ownerID string) error {
+	r, unfence, err := m.fence(ctx, code)
 	if err != nil {
 		return err
 	}
-	defer r.mu.Unlock()
-	if now := m.cfg.Now(); now.After(r.idleSince) {
-		r.idleSince = now
-		m.dirty.Store(true)
+	defer unfence()
+	now := m.cfg.Now().UTC()
+	if err := m.reg.Delete(ctx, code, ownerID, now); err != nil {
+		return err
 	}
+	m.retire(ctx, code, r, now)
 	return nil
 }
 
-func (m *Memory) lookup(code string) (*room, error) {
-	// Every message looks its room up: readers share the registry lock.
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	r, ok := m.rooms[code]
-	if !ok {
-		return nil, rooms.ErrNotFound
+// retire ends a deleted room's streams, waits until what it had accepted
+// is in the log, drops its history and forgets it. The caller holds the
+// code's fence; r is the room as it was loaded, or nil.
+func (m *Engine) retire(ctx context.Context, code string, r *room, at time.Time) {
+	if r != nil {
+		r.close(&rooms.Event{Kind: rooms.EventRoomDeleted, At: at}, rooms.ErrDeleted)
+		// Messages accepted before the room closed are written to the log
+		// after it; wait for them so that Drop takes them too.
+		if err := m.commit.flush(ctx); err != nil {
+			m.cfg.Report(fmt.Errorf("engine: deleted room %s: %w", code, err))
+		}
+		m.mu.Lock()
+		if m.rooms[code] == r {
+			delete(m.rooms, code)
+		}
+		m.mu.Unlock()
 	}
-	return r, nil
+	if err := m.log.Drop(ctx, code); err != nil {
+		m.cfg.Report(fmt.Errorf("engine: drop history of deleted room %s: %w", code, err))
+	}
 }
 
-// lockLive returns code's room with its lock held, or ErrNotFound if the
-// room is unknown or deleted. The caller unlocks it.
-func (m *Memory) lockLive(code string) (*room, error) {
-	r, err := m.lookup(code)
-	if err != nil {
-		return nil, err
+// fence stops code's room from being loaded until unfence is called, and
+// returns the room as currently loaded (nil if it is not). It waits for
+// another fence of the same code to be lifted.
+func (m *Engine) fence(ctx context.Context, code string) (*room, func(), error) {
+	for {
+		m.mu.Lock()
+		wait, fenced := m.fences[code]
+		if !fenced {
+			done := make(chan struct{})
+			m.fences[code] = done
+			r := m.rooms[code]
+			m.mu.Unlock()
+			return r, func() {
+				m.mu.Lock()
+				delete(m.fences, code)
+				m.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		m.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
 	}
-	r.mu.Lock()
-	if r.deleted {
-		r.mu.Unlock()
-		return nil, rooms.ErrNotFound
-	}
-	return r, nil
-}
-
-// DeleteRoom deletes a room on its owner's behalf: it persists the
-// registry without the room, then ends the room's streams with
-// RoomDeleted and ErrDeleted. If the write fails nothing changes.
-func (m *Memory) DeleteRoom(_ context.Context, code, ownerID string) error {
-	m.saveMu.Lock()
-	defer m.saveMu.Unlock()
-	r, err := m.lookup(code)
-	if err != nil {
-		return err
-	}
-	if r.meta.OwnerID != ownerID {
-		return rooms.ErrNotOwner
-	}
-	now := m.cfg.Now()
-	// Encoded first: once the room is gone from the registry, its streams
-	// must be ended, and nothing may fail between the two.
-	ev, err := wire.RoomDeleted(now)
-	if err != nil {
-		return err
-	}
-	if err := m.save(nil, []string{code}, now); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	delete(m.rooms, code)
-	m.mu.Unlock()
-	r.close(ev, rooms.ErrDeleted)
-	return nil
 }
 
 // Users lists the users online in a room, sorted by name.
-func (m *Memory) Users(_ context.Context, code string) ([]rooms.User, error) {
-	r, err := m.lockLive(code)
+func (m *Engine) Users(ctx context.Context, code string) ([]rooms.User, error) {
+	r, err := m.lockLive(ctx, code)
 	if err != nil {
 		return nil, err
 	}
-	defer r.mu.Unlock()
-	return r.usersLocked(), nil
+	r.mu.Unlock()
+	return m.presence.Users(ctx, code)
 }
 
-// Persist writes the registry as it is, with each room's idle time, for
-// a clean shutdown.
-func (m *Memory) Persist() error {
-	m.saveMu.Lock()
-	defer m.saveMu.Unlock()
-	return m.save(nil, nil, m.cfg.Now())
-}
+// Flush waits until every message accepted so far is in the log and has
+// been handed to the streams of its room.
+func (m *Engine) Flush(ctx context.Context) error { return m.commit.flush(ctx) }
 
-// save writes the registry as it will be once add is added and the rooms
-// in drop are deleted (tombstoned at now), and, if that succeeded, applies
-// the tombstone changes. The caller holds saveMu and applies the room
-// changes to memory after save returns nil.
-func (m *Memory) save(add *rooms.Room, drop []string, now time.Time) error {
-	m.mu.Lock()
-	live := make([]*room, 0, len(m.rooms))
-	for _, r := range m.rooms {
-		live = append(live, r)
-	}
-	m.mu.Unlock()
-	dropped := make(map[string]bool, len(drop))
-	for _, c := range drop {
-		dropped[c] = true
-	}
-	reg := rooms.Registry{Rooms: make([]rooms.Room, 0, len(live)+1)}
-	streaming := false
-	for _, r := range live {
-		if !dropped[r.meta.Code] {
-			meta, open := r.persisted(now)
-			reg.Rooms = append(reg.Rooms, meta)
-			streaming = streaming || open
-		}
-	}
-	if add != nil {
-		reg.Rooms = append(reg.Rooms, *add)
-	}
-	sort.Slice(reg.Rooms, func(i, j int) bool {
-		a, b := reg.Rooms[i], reg.Rooms[j]
-		return a.CreatedAt.Before(b.CreatedAt) || a.CreatedAt.Equal(b.CreatedAt) && a.Code < b.Code
-	})
-	tombs := make(map[string]time.Time, len(m.tombs)+len(drop))
-	for c, at := range m.tombs {
-		if now.Before(at.Add(m.cfg.ReuseAfter)) {
-			tombs[c] = at
-		}
-	}
-	for _, c := range drop {
-		tombs[c] = now.UTC()
-	}
-	for c, at := range tombs {
-		reg.Tombstones = append(reg.Tombstones, rooms.Tombstone{Code: c, DeletedAt: at})
-	}
-	if err := m.store.Save(reg); err != nil {
-		return err
-	}
-	m.tombs = tombs
-	if streaming {
-		// Rooms with open streams are active now, and still will be at the
-		// next write.
-		m.dirty.Store(true)
-	}
-	return nil
-}
-
-// Run deletes idle rooms, and writes the registry when idle times have
-// moved, until ctx ends. The caller owns the goroutine that runs it; it
-// returns when ctx is done. A failure to persist is passed to report and
-// retried on the next tick rather than stopping the service: the rooms
-// stay until a write succeeds.
-func (m *Memory) Run(ctx context.Context, report func(error)) error {
-	every := min(max(m.cfg.IdleTTL/4, time.Second), time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := m.tick(); err != nil && report != nil {
-				report(err)
-			}
-		}
-	}
-}
-
-// tick sweeps idle rooms and then, if any room's idle time has moved since
-// the last write (a join, a last stream closing, or streams still open),
-// writes the registry, so that after a crash a room's idle clock is at
-// most one tick behind instead of restarting from an old save.
-func (m *Memory) tick() error {
-	_, err := m.SweepIdle()
-	if m.dirty.Swap(false) {
-		if perr := m.Persist(); perr != nil {
-			m.dirty.Store(true)
-			err = errors.Join(err, perr)
-		}
-	}
-	return err
-}
-
-// SweepIdle deletes rooms that have had no open stream and no join for
-// IdleTTL and returns how many it deleted. It never holds the registry
-// lock while taking a room's: it collects candidates, then re-checks each
-// and fences it against new streams before writing the registry.
-func (m *Memory) SweepIdle() (int, error) {
-	if m.cfg.IdleTTL <= 0 {
-		return 0, nil
-	}
-	now := m.cfg.Now()
-	m.mu.Lock()
-	all := make([]*room, 0, len(m.rooms))
-	for _, r := range m.rooms {
-		all = append(all, r)
-	}
-	m.mu.Unlock()
-	var cands []*room
-	for _, r := range all {
-		if r.idle(now, m.cfg.IdleTTL) {
-			cands = append(cands, r)
-		}
-	}
-	if len(cands) == 0 {
-		return 0, nil
-	}
-
-	m.saveMu.Lock()
-	defer m.saveMu.Unlock()
-	var gone []*room
-	var codes []string
-	for _, r := range cands {
-		r.mu.Lock()
-		// Deleted meanwhile, or a stream or a join came in: skip it. A
-		// room marked deleted takes no new stream while the file is written.
-		if !r.deleted && len(r.subs) == 0 && now.Sub(r.idleSince) >= m.cfg.IdleTTL {
-			r.deleted = true
-			gone = append(gone, r)
-			codes = append(codes, r.meta.Code)
-		}
-		r.mu.Unlock()
-	}
-	if len(gone) == 0 {
-		return 0, nil
-	}
-	if err := m.save(nil, codes, now); err != nil {
-		for _, r := range gone {
-			r.mu.Lock()
-			r.deleted = false
-			r.mu.Unlock()
-		}
-		return 0, err
-	}
-	m.mu.Lock()
-	for _, c := range codes {
-		delete(m.rooms, c)
-	}
-	m.mu.Unlock()
-	return len(gone), nil
+// Close writes what is still pending to the log, waiting at most until
+// ctx ends, stops the committer and records the idle times of rooms with
+// open streams. Publish fails with rooms.ErrShuttingDown afterwards.
+func (m *Engine) Close(ctx context.Context) error {
+	err := m.commit.close(ctx)
+	return errors.Join(err, m.touchActive(ctx))
 }

@@ -1,325 +1,331 @@
-package engine
+package engine_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
-	"google.golang.org/protobuf/proto"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/memstore"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/store"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// memStore is an in-memory Store that can be made to fail.
-type memStore struct {
-	mu    sync.Mutex
-	rooms []rooms.Room
-	tombs []rooms.Tombstone
-	fail  error
-	saves int
-}
-
-func (s *memStore) Load() (rooms.Registry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return rooms.Registry{Rooms: s.rooms, Tombstones: s.tombs}, nil
-}
-
-func (s *memStore) Save(reg rooms.Registry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.saves++
-	if s.fail != nil {
-		return s.fail
+func TestNewRefusesBadConfig(t *testing.T) {
+	good := engine.Config{CodeLength: 6, HistorySize: 10, QueueSize: 10}
+	reg, log := memstore.NewRegistry(), memstore.NewLog(20)
+	cases := []struct {
+		name string
+		cfg  func(*engine.Config)
+		reg  engine.Registry
+		log  engine.Log
+	}{
+		{"code length", func(c *engine.Config) { c.CodeLength = 0 }, reg, log},
+		{"history size", func(c *engine.Config) { c.HistorySize = 0 }, reg, log},
+		{"queue size", func(c *engine.Config) { c.QueueSize = -1 }, reg, log},
+		{"no registry", func(*engine.Config) {}, nil, log},
+		{"no log", func(*engine.Config) {}, reg, nil},
 	}
-	s.rooms, s.tombs = reg.Rooms, reg.Tombstones
-	return nil
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := good
+			tc.cfg(&cfg)
+			m, err := engine.New(cfg, tc.reg, tc.log)
+			assert.Error(t, err)
+			assert.Nil(t, m, "no engine, so no committer to leak")
+		})
+	}
 }
 
-func newEngine(t testing.TB, cfg Config) (*Memory, *memStore) {
-	if cfg.CodeLength == 0 {
-		cfg.CodeLength = 6
-	}
-	if cfg.HistorySize == 0 {
-		cfg.HistorySize = 100
-	}
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 16
-	}
-	st := &memStore{}
-	m, err := New(cfg, st)
-	require.NoError(t, err)
-	return m, st
-}
-
-// decode returns the events in a drained batch.
-func decode(t testing.TB, evs []wire.Event) []*chatv1.Event {
-	var out []*chatv1.Event
-	for _, e := range evs {
-		var res chatv1.ChatResponse
-		require.NoError(t, proto.Unmarshal(e.Bytes(), &res))
-		out = append(out, res.Events...)
-	}
-	return out
-}
-
-func drain(t testing.TB, s *rooms.Subscription) ([]*chatv1.Event, error) {
-	evs, err := s.Drain(nil, 1<<20, 1<<30)
-	return decode(t, evs), err
-}
-
-var ann = rooms.Member{ID: "u1", Name: "ann"}
-var bob = rooms.Member{ID: "u2", Name: "bob"}
-
-func TestCreatePersistsAndRollsBack(t *testing.T) {
-	ctx := context.Background()
-	m, st := newEngine(t, Config{})
-	r, err := m.CreateRoom(ctx, "room", "hash", "u1")
+func TestCreateRoom(t *testing.T) {
+	clk := newClock()
+	m, reg, _ := newEngine(t, engine.Config{Now: clk.Now})
+	r, err := m.CreateRoom(ctx(t), "room", "hash", "u1")
 	require.NoError(t, err)
 	assert.Len(t, r.Code, 6)
-	require.Len(t, st.rooms, 1)
-	assert.Equal(t, r, st.rooms[0])
+	assert.Equal(t, rooms.Room{Code: r.Code, Name: "room", PasswordHash: "hash", OwnerID: "u1", CreatedAt: t0, IdleSince: t0}, r)
 
-	st.fail = errors.New("disk full")
-	_, err = m.CreateRoom(ctx, "room2", "hash", "u1")
-	require.ErrorIs(t, err, st.fail)
-	assert.Equal(t, 1, m.Len(), "a room that was not persisted is not kept")
+	stored, err := reg.Room(ctx(t), r.Code)
+	require.NoError(t, err)
+	assert.Equal(t, r, stored)
+	got, err := m.Room(ctx(t), r.Code)
+	require.NoError(t, err)
+	assert.Equal(t, r, got)
+	assert.Equal(t, 1, m.Len(ctx(t)))
+	_, err = m.Room(ctx(t), "NOPE")
+	assert.ErrorIs(t, err, rooms.ErrNotFound)
 }
 
+// CreateRoom retries a taken code, and only that: every other failure is
+// the caller's answer.
+func TestCreateRoomFailures(t *testing.T) {
+	errCode := errors.New("no entropy")
+	cases := []struct {
+		name  string
+		cfg   engine.Config
+		setup func(t *testing.T, m *engine.Engine, reg *faultyRegistry)
+		want  error
+		tries int // calls of NewCode by the failing CreateRoom
+	}{
+		{
+			name:  "every code taken",
+			cfg:   engine.Config{NewCode: codes("AAAA")},
+			setup: func(t *testing.T, m *engine.Engine, _ *faultyRegistry) { create(t, m, "u1") },
+			want:  rooms.ErrNoCode,
+			tries: 16,
+		},
+		{
+			name:  "owner at the limit",
+			cfg:   engine.Config{MaxRoomsPerUser: 1, NewCode: codes("AAAA", "BBBB")},
+			setup: func(t *testing.T, m *engine.Engine, _ *faultyRegistry) { create(t, m, "u1") },
+			want:  rooms.ErrTooManyRooms,
+			tries: 1,
+		},
+		{
+			name:  "registry fails",
+			cfg:   engine.Config{NewCode: codes("AAAA")},
+			setup: func(_ *testing.T, _ *engine.Engine, reg *faultyRegistry) { reg.setErr(errDisk) },
+			want:  errDisk,
+			tries: 1,
+		},
+		{
+			name: "no code can be made",
+			cfg:  engine.Config{NewCode: func(int) (string, error) { return "", errCode }},
+			want: errCode,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var tries atomic.Int32
+			newCode := tc.cfg.NewCode
+			tc.cfg.NewCode = func(n int) (string, error) { tries.Add(1); return newCode(n) }
+			reg := &faultyRegistry{Registry: memstore.NewRegistry()}
+			m := start(t, tc.cfg, reg, memstore.NewLog(10))
+			if tc.setup != nil {
+				tc.setup(t, m, reg)
+			}
+			before, err := reg.Count(ctx(t))
+			require.NoError(t, err)
+			tries.Store(0)
+
+			_, err = m.CreateRoom(ctx(t), "room", "hash", "u1")
+			assert.ErrorIs(t, err, tc.want)
+			if tc.tries > 0 {
+				assert.EqualValues(t, tc.tries, tries.Load())
+			}
+			after, err := reg.Count(ctx(t))
+			require.NoError(t, err)
+			assert.Equal(t, before, after, "nothing created")
+		})
+	}
+}
+
+// With 31 one-letter codes, random retries find most of them; whatever
+// they miss is reported, never handed out twice.
 func TestCodeCollisionExhaustion(t *testing.T) {
-	ctx := context.Background()
-	m, _ := newEngine(t, Config{CodeLength: 1})
+	m, _, _ := newEngine(t, engine.Config{CodeLength: 1})
 	seen := map[string]bool{}
-	for range len(rooms.Alphabet) {
-		r, err := m.CreateRoom(ctx, "r", "h", "u")
+	for range 2 * len(rooms.Alphabet) {
+		r, err := m.CreateRoom(ctx(t), "r", "h", "u")
 		if err != nil {
-			// With 31 one-letter codes, retries may give up before the
-			// last few are found; that must be reported, not overwrite.
 			require.ErrorIs(t, err, rooms.ErrNoCode)
 			continue
 		}
 		require.False(t, seen[r.Code], "collision handed out %s twice", r.Code)
 		seen[r.Code] = true
 	}
-	assert.Equal(t, len(seen), m.Len())
+	assert.Equal(t, len(seen), m.Len(ctx(t)))
+	assert.Greater(t, len(seen), len(rooms.Alphabet)/2)
+}
+
+// The engine gives the registry its ReuseAfter and its clock's time, so a
+// deleted room's code stays out of use until room tokens for it expire.
+func TestDeletedCodeNotReusedEarly(t *testing.T) {
+	clk := newClock()
+	m, _, _ := newEngine(t, engine.Config{ReuseAfter: time.Hour, Now: clk.Now, NewCode: codes("AAAA", "AAAA", "BBBB", "AAAA")})
+	old := create(t, m, "u1")
+	require.Equal(t, "AAAA", old.Code)
+	require.NoError(t, m.DeleteRoom(ctx(t), old.Code, "u1"))
+	assert.Equal(t, "BBBB", create(t, m, "u2").Code, "the tombstoned code is skipped")
+
+	clk.advance(59 * time.Minute)
+	_, err := m.CreateRoom(ctx(t), "again", "h", "u2")
+	require.ErrorIs(t, err, rooms.ErrNoCode)
+	clk.advance(time.Minute)
+	assert.Equal(t, "AAAA", create(t, m, "u2").Code)
 }
 
 func TestPresenceAndFanOut(t *testing.T) {
-	ctx := context.Background()
-	m, _ := newEngine(t, Config{})
-	r, err := m.CreateRoom(ctx, "room", "h", "u1")
-	require.NoError(t, err)
-
-	a, err := m.Subscribe(ctx, r.Code, ann, nil)
-	require.NoError(t, err)
+	m, _, _ := newEngine(t, engine.Config{})
+	r := create(t, m, "u1")
+	a := subscribe(t, m, r.Code, ann, rooms.Open{})
 	assert.Equal(t, rooms.RecoveryNotRequested, a.Opened.Recovery)
-	b1, err := m.Subscribe(ctx, r.Code, bob, nil)
-	require.NoError(t, err)
-	b2, err := m.Subscribe(ctx, r.Code, bob, nil)
-	require.NoError(t, err)
+	b1 := subscribe(t, m, r.Code, bob, rooms.Open{})
+	b2 := subscribe(t, m, r.Code, bob, rooms.Open{})
 	assert.Equal(t, []rooms.User{{Name: "ann", Streams: 1}, {Name: "bob", Streams: 2}}, b2.Opened.Users)
+	assert.Equal(t, r.Name, b2.Opened.Name)
+	assert.Equal(t, m.Epoch(), b2.Opened.Epoch)
 
-	evs, _ := drain(t, a)
+	evs, _ := drain(a)
 	require.Len(t, evs, 1, "one JOINED for bob's first stream only")
-	assert.Equal(t, chatv1.PresenceKind_PRESENCE_KIND_JOINED, evs[0].GetPresence().GetKind())
+	assert.Equal(t, rooms.EventJoined, evs[0].Kind)
+	assert.Equal(t, "bob", evs[0].User)
+	evs, _ = drain(b1)
+	assert.Empty(t, evs, "a stream does not hear of its own user's streams")
 
-	seq, err := m.Publish(ctx, r.Code, bob, "c", "hi")
-	require.NoError(t, err)
-	assert.Equal(t, uint64(1), seq)
+	assert.Equal(t, uint64(1), send(t, m, r.Code, bob, "c", "hi"))
+	var shared *rooms.Event
 	for _, s := range []*rooms.Subscription{a, b1, b2} {
-		evs, _ := drain(t, s)
-		require.NotEmpty(t, evs)
-		assert.Equal(t, "hi", evs[len(evs)-1].GetMessage().GetBody())
+		evs, err := drain(s)
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		assert.Equal(t, rooms.Message{Room: r.Code, Seq: 1, Epoch: m.Epoch(), SentAt: evs[0].Message.SentAt,
+			SenderID: bob.ID, Sender: "bob", Body: "hi", ClientID: "c"}, evs[0].Message)
+		if shared != nil {
+			assert.Same(t, shared, evs[0], "one event shared by every stream")
+		}
+		shared = evs[0]
 	}
 
 	b1.Close()
 	b1.Close() // idempotent
-	evs, _ = drain(t, a)
-	assert.Empty(t, evs, "bob still has a stream")
+	assert.False(t, a.Pending(), "bob still has a stream")
 	b2.Close()
-	evs, _ = drain(t, a)
+	evs, _ = drain(a)
 	require.Len(t, evs, 1)
-	assert.Equal(t, chatv1.PresenceKind_PRESENCE_KIND_LEFT, evs[0].GetPresence().GetKind())
-	us, err := m.Users(ctx, r.Code)
+	assert.Equal(t, rooms.EventLeft, evs[0].Kind)
+	assert.Equal(t, "bob", evs[0].User)
+	us, err := m.Users(ctx(t), r.Code)
 	require.NoError(t, err)
 	assert.Equal(t, []rooms.User{{Name: "ann", Streams: 1}}, us)
-	a.Close()
 }
 
 // Streams leave a room in any order; every one still open gets each
 // message once, and a closed one nothing more.
 func TestUnsubscribeInAnyOrder(t *testing.T) {
-	ctx := context.Background()
-	m, _ := newEngine(t, Config{QueueSize: 64})
-	r, err := m.CreateRoom(ctx, "room", "h", "u1")
-	require.NoError(t, err)
+	m, _, _ := newEngine(t, engine.Config{QueueSize: 64})
+	r := create(t, m, "u1")
 	subs := make([]*rooms.Subscription, 6)
 	for i := range subs {
-		subs[i], err = m.Subscribe(ctx, r.Code, rooms.Member{ID: fmt.Sprint("id", i), Name: fmt.Sprint("user", i)}, nil)
-		require.NoError(t, err)
+		subs[i] = subscribe(t, m, r.Code, rooms.Member{ID: fmt.Sprint("id", i), Name: fmt.Sprint("user", i)}, rooms.Open{})
 	}
 	open := map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true}
 	// First, last, middle, then the one moved into the first slot.
 	for round, i := range []int{0, 5, 2, 4} {
 		subs[i].Close()
 		delete(open, i)
-		for j := range subs {
-			_, _ = drain(t, subs[j]) // presence events so far
+		for _, s := range subs {
+			_, _ = drain(s) // presence so far
 		}
 		body := fmt.Sprint("after ", round)
-		_, err := m.Publish(ctx, r.Code, ann, "", body)
-		require.NoError(t, err)
+		send(t, m, r.Code, ann, "", body)
 		for j, s := range subs {
-			evs, _ := drain(t, s)
-			var got []string
-			for _, e := range evs {
-				if msg := e.GetMessage(); msg != nil {
-					got = append(got, msg.GetBody())
-				}
-			}
+			evs, _ := drain(s)
 			if open[j] {
-				assert.Equal(t, []string{body}, got, "open stream %d", j)
+				assert.Equal(t, []string{body}, bodies(evs), "open stream %d", j)
 			} else {
-				assert.Empty(t, got, "closed stream %d", j)
+				assert.Empty(t, evs, "closed stream %d", j)
 			}
 		}
 	}
-	us, err := m.Users(ctx, r.Code)
+	us, err := m.Users(ctx(t), r.Code)
 	require.NoError(t, err)
 	assert.Equal(t, []rooms.User{{Name: "user1", Streams: 1}, {Name: "user3", Streams: 1}}, us)
 	for _, s := range subs {
 		s.Close()
 	}
-	us, err = m.Users(ctx, r.Code)
+	us, err = m.Users(ctx(t), r.Code)
 	require.NoError(t, err)
 	assert.Empty(t, us)
 }
 
+// A stream that does not drain is cut off; the others and the publisher
+// go on.
 func TestSlowConsumerDoesNotBlock(t *testing.T) {
-	ctx := context.Background()
-	m, _ := newEngine(t, Config{QueueSize: 3})
-	r, _ := m.CreateRoom(ctx, "room", "h", "u1")
-	slow, _ := m.Subscribe(ctx, r.Code, ann, nil)
-	fast, _ := m.Subscribe(ctx, r.Code, bob, nil)
-	drain(t, slow) // bob's JOINED
+	m, _, _ := newEngine(t, engine.Config{QueueSize: 3})
+	r := create(t, m, "u1")
+	slow := subscribe(t, m, r.Code, ann, rooms.Open{})
+	fast := subscribe(t, m, r.Code, bob, rooms.Open{})
+	_, _ = drain(slow) // bob's JOINED
 	for i := range 10 {
-		_, err := m.Publish(ctx, r.Code, bob, "", fmt.Sprint(i))
+		send(t, m, r.Code, bob, "", fmt.Sprint(i))
+		evs, err := drain(fast)
 		require.NoError(t, err)
-		evs, err := drain(t, fast)
-		require.NoError(t, err)
-		require.Len(t, evs, 1)
+		require.Equal(t, []string{fmt.Sprint(i)}, bodies(evs))
 	}
-	evs, err := drain(t, slow)
+	evs, err := drain(slow)
 	assert.ErrorIs(t, err, rooms.ErrSlowConsumer)
 	assert.Empty(t, evs)
-	slow.Close()
-	fast.Close()
 }
 
-func TestDeleteEndsSubscriptions(t *testing.T) {
-	ctx := context.Background()
-	m, st := newEngine(t, Config{QueueSize: 1})
-	r, _ := m.CreateRoom(ctx, "room", "h", "u1")
-	s, _ := m.Subscribe(ctx, r.Code, ann, nil)
-	_, _ = m.Publish(ctx, r.Code, ann, "", "fills the queue")
+func TestLimits(t *testing.T) {
+	m, _, _ := newEngine(t, engine.Config{MaxRoomsPerUser: 2, MaxStreamsPerUser: 2})
+	r := create(t, m, "u1")
+	create(t, m, "u1")
+	_, err := m.CreateRoom(ctx(t), "c", "h", "u1")
+	require.ErrorIs(t, err, rooms.ErrTooManyRooms)
+	create(t, m, "u2") // per user
 
-	assert.ErrorIs(t, m.DeleteRoom(ctx, r.Code, "u2"), rooms.ErrNotOwner)
-	require.NoError(t, m.DeleteRoom(ctx, r.Code, "u1"))
-	assert.Empty(t, st.rooms)
+	subscribe(t, m, r.Code, ann, rooms.Open{})
+	second := subscribe(t, m, r.Code, ann, rooms.Open{})
+	_, err = m.Subscribe(ctx(t), r.Code, ann, rooms.Open{})
+	require.ErrorIs(t, err, rooms.ErrTooManyStreams)
+	subscribe(t, m, r.Code, bob, rooms.Open{}) // per user
+	second.Close()
+	subscribe(t, m, r.Code, ann, rooms.Open{}) // a closed stream frees its place
+}
 
-	evs, err := drain(t, s)
-	require.Len(t, evs, 2, "RoomDeleted is queued even when the queue is full")
-	assert.NotNil(t, evs[1].GetRoomDeleted())
-	assert.ErrorIs(t, err, rooms.ErrDeleted)
+// Event times are read under the room lock, so that they never go
+// backwards against the room's order: the clock must never be read with
+// a loaded room unlocked.
+func TestClockReadUnderRoomLock(t *testing.T) {
+	var (
+		m                 *engine.Engine
+		code              atomic.Pointer[string]
+		checked, unlocked atomic.Int32
+	)
+	now := func() time.Time {
+		if c := code.Load(); c != nil && m.Loaded(*c) {
+			checked.Add(1)
+			if !m.RoomLocked(*c) {
+				unlocked.Add(1)
+			}
+		}
+		return t0
+	}
+	m, _, _ = newEngine(t, engine.Config{Now: now})
+	r := create(t, m, "u1")
+	code.Store(&r.Code)
+	s := subscribe(t, m, r.Code, ann, rooms.Open{})
+	s2 := subscribe(t, m, r.Code, bob, rooms.Open{}) // JOINED
+	send(t, m, r.Code, ann, "", "hi")
+	s2.Close() // LEFT
 	s.Close()
-
-	_, err = m.Subscribe(ctx, r.Code, ann, nil)
-	assert.ErrorIs(t, err, rooms.ErrNotFound)
-	_, err = m.Publish(ctx, r.Code, ann, "", "x")
-	assert.ErrorIs(t, err, rooms.ErrNotFound)
-	assert.ErrorIs(t, m.DeleteRoom(ctx, r.Code, "u1"), rooms.ErrNotFound)
+	code.Store(nil) // Close reads the clock for idle times, with no room locked
+	assert.GreaterOrEqual(t, checked.Load(), int32(4))
+	assert.Zero(t, unlocked.Load(), "clock read outside the room lock")
 }
 
-func TestIdleRoomsExpire(t *testing.T) {
-	ctx := context.Background()
-	now := time.Unix(1_000_000, 0)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	m, st := newEngine(t, Config{IdleTTL: time.Hour, Now: clock})
-	busy, _ := m.CreateRoom(ctx, "busy", "h", "u1")
-	require.NoError(t, m.Touch(ctx, busy.Code))
-	idle, _ := m.CreateRoom(ctx, "idle", "h", "u1")
-	s, _ := m.Subscribe(ctx, busy.Code, ann, nil)
-
-	advance(59 * time.Minute)
-	n, err := m.SweepIdle()
+// The history ring grows with the room's messages only, up to what the
+// room retains.
+func TestHistoryGrowsWithMessages(t *testing.T) {
+	m, _, _ := newEngine(t, engine.Config{HistorySize: 4, QueueSize: 2})
+	r := create(t, m, "u1")
+	s := subscribe(t, m, r.Code, ann, rooms.Open{})
+	subscribe(t, m, r.Code, bob, rooms.Open{}).Close() // presence is not history
+	h, _, ok := m.RoomMemory(r.Code)
+	require.True(t, ok)
+	assert.Zero(t, h)
+	for i := range 6 {
+		send(t, m, r.Code, ann, "", "x")
+		h, _, _ := m.RoomMemory(r.Code)
+		assert.Equal(t, min(i+1, 4), h, "after %d messages", i+1)
+	}
+	evs, err := drain(s)
 	require.NoError(t, err)
-	assert.Zero(t, n)
-	advance(2 * time.Minute)
-	n, err = m.SweepIdle()
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	_, err = m.Room(ctx, idle.Code)
-	assert.ErrorIs(t, err, rooms.ErrNotFound)
-	require.Len(t, st.rooms, 1)
-
-	// The busy room's idle time starts when its last stream closes.
-	advance(2 * time.Hour)
-	s.Close()
-	advance(30 * time.Minute)
-	n, _ = m.SweepIdle()
-	assert.Zero(t, n)
-	advance(31 * time.Minute)
-	n, _ = m.SweepIdle()
-	assert.Equal(t, 1, n)
-	assert.Zero(t, m.Len())
-}
-
-func TestRunStopsWithContext(t *testing.T) {
-	m, _ := newEngine(t, Config{IdleTTL: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- m.Run(ctx, nil) }() // Owner: this test. Exit: cancel below.
-	cancel()
-	assert.NoError(t, <-done)
-}
-
-// Two engines over the same directory: the room survives, the epoch does not.
-func TestRestartKeepsRoomsNewEpoch(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	f, err := store.Open(dir)
-	require.NoError(t, err)
-	cfg := Config{CodeLength: 6, HistorySize: 10, QueueSize: 10}
-	m1, err := New(cfg, f)
-	require.NoError(t, err)
-	r, err := m1.CreateRoom(ctx, "room", "h", "u1")
-	require.NoError(t, err)
-	_, err = m1.Publish(ctx, r.Code, ann, "", "x")
-	require.NoError(t, err)
-
-	m2, err := New(cfg, f)
-	require.NoError(t, err)
-	got, err := m2.Room(ctx, r.Code)
-	require.NoError(t, err)
-	assert.Equal(t, r.Name, got.Name)
-	assert.True(t, r.CreatedAt.Equal(got.CreatedAt))
-	assert.NotEqual(t, m1.Epoch(), m2.Epoch())
-	s, err := m2.Subscribe(ctx, r.Code, ann, &rooms.Resume{Epoch: m1.Epoch(), After: 1})
-	require.NoError(t, err)
-	assert.Equal(t, rooms.RecoveryFailed, s.Opened.Recovery)
-	assert.Zero(t, s.Opened.Head)
-	s.Close()
+	assert.Equal(t, span(1, 6), seqs(evs))
 }

@@ -3,133 +3,223 @@ package engine
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
 
-// room is one room's live state.
+// room is one loaded room's live state.
 type room struct {
-	meta rooms.Room // immutable after creation
+	meta rooms.Room // immutable after loading
 
-	mu  sync.Mutex
-	seq uint64 // sequence of the latest message, 0 if none
-	// history is a ring of the last Memory.retain messages: message seq s
-	// lives at (s-1) % retain. It grows with the room's messages up to
-	// retain, so a quiet room holds only what it has said.
-	history []message
+	mu sync.Mutex
+	// seq is the sequence of the latest message accepted; delivered that
+	// of the latest one written to the log and handed to the streams.
+	// Messages in between await the committer.
+	seq, delivered uint64
+	// history is a ring of the last Engine.retain messages accepted:
+	// message s lives at (s-1) % retain. It grows with the room's messages
+	// up to retain, so a quiet room holds only what it has said.
+	history []*rooms.Event
 	// sent maps (user ID, client message ID) to the sequence of a message
 	// still in history. It is kept in step with the ring, so it holds at
-	// most HistorySize entries, and a repeat of an evicted ID is new again.
+	// most retain entries, and a repeat of an evicted ID is new again.
 	sent map[sentKey]uint64
-	// subs are the room's open streams, in a slice because Publish walks
+	// subs are the room's open streams, in a slice because delivery walks
 	// them once per message (a map walk cost 10% of Publish in a profile
 	// of 10-member rooms); subIdx finds one for removal.
-	subs      []*rooms.Subscription
-	subIdx    map[*rooms.Subscription]int
-	online    map[string]*presence // by user ID
-	deleted   bool
-	idleSince time.Time // when the last stream closed or a user joined; creation or the saved time at first
-}
-
-// persisted is the room's registry entry, with the time it became idle
-// (now, if streams are open: they end with the process), and whether it
-// has open streams.
-func (r *room) persisted(now time.Time) (rooms.Room, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	meta := r.meta
-	meta.IdleSince = r.idleSince.UTC()
-	if len(r.subs) > 0 {
-		meta.IdleSince = now.UTC()
-	}
-	return meta, len(r.subs) > 0
-}
-
-// idle reports whether the room has had no stream or join for ttl.
-func (r *room) idle(now time.Time, ttl time.Duration) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return !r.deleted && len(r.subs) == 0 && now.Sub(r.idleSince) >= ttl
-}
-
-// message is one slot of the history ring.
-type message struct {
-	ev  wire.Event
-	key sentKey // zero when the Send had no client message ID
+	subs   []*rooms.Subscription
+	subIdx map[*rooms.Subscription]int
+	// deleted: the room is gone from the registry; gone: the engine
+	// forgot it (it is reloaded from the stores on next use).
+	deleted, gone bool
+	// idleSince is when the last stream closed, if idleDirty says the
+	// registry has not heard of it yet.
+	idleSince time.Time
+	idleDirty bool
+	// usedAt is when a stream or a message last came: rooms unused for a
+	// while are forgotten (see evict).
+	usedAt time.Time
 }
 
 // sentKey identifies a message by its sender's user ID and client ID.
 type sentKey struct{ userID, clientID string }
 
-type presence struct {
-	name    string
-	streams uint32
+// load reads a room and its recent history from the stores.
+func (m *Engine) load(ctx context.Context, code string) (*room, error) {
+	meta, err := m.reg.Room(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	head, err := m.log.Head(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	from := head - min(head, uint64(m.retain))
+	msgs, err := m.log.Since(ctx, code, from, m.retain)
+	if err != nil {
+		return nil, err
+	}
+	r := &room{meta: meta, seq: head, delivered: head, subIdx: make(map[*rooms.Subscription]int), usedAt: m.cfg.Now()}
+	if head > uint64(m.retain) {
+		r.history = make([]*rooms.Event, m.retain)
+	} else {
+		r.history = make([]*rooms.Event, head)
+	}
+	for _, msg := range msgs {
+		if msg.Seq <= from || msg.Seq > head {
+			return nil, fmt.Errorf("engine: room %s: log returned sequence %d outside (%d, %d]", code, msg.Seq, from, head)
+		}
+		ev := rooms.NewMessageEvent(msg)
+		r.history[(msg.Seq-1)%uint64(m.retain)] = ev
+		if msg.ClientID != "" {
+			if r.sent == nil {
+				r.sent = make(map[sentKey]uint64)
+			}
+			r.sent[sentKey{msg.SenderID, msg.ClientID}] = msg.Seq
+		}
+	}
+	return r, nil
 }
 
-func newRoom(meta rooms.Room, now time.Time) *room {
-	return &room{
-		meta:      meta,
-		subIdx:    make(map[*rooms.Subscription]int),
-		online:    make(map[string]*presence),
-		idleSince: now,
+// lockLive returns code's room with its lock held, loading it if needed,
+// or rooms.ErrNotFound if the room is unknown or deleted. The caller
+// unlocks it.
+func (m *Engine) lockLive(ctx context.Context, code string) (*room, error) {
+	for {
+		// Every message looks its room up: readers share the map lock.
+		m.mu.RLock()
+		r, fence := m.rooms[code], m.fences[code]
+		m.mu.RUnlock()
+		if r == nil && fence != nil {
+			select {
+			case <-fence:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if r == nil {
+			loaded, err := m.load(ctx, code)
+			if err != nil {
+				return nil, err
+			}
+			m.mu.Lock()
+			switch {
+			case m.rooms[code] != nil: // loaded by another caller meanwhile
+			case m.fences[code] != nil: // being deleted: wait and look again
+			default:
+				m.rooms[code] = loaded
+			}
+			m.mu.Unlock()
+			continue
+		}
+		r.mu.Lock()
+		switch {
+		case r.gone:
+			r.mu.Unlock()
+			continue // forgotten meanwhile: load it again
+		case r.deleted:
+			r.mu.Unlock()
+			return nil, rooms.ErrNotFound
+		}
+		return r, nil
 	}
 }
 
-// Subscribe opens a stream for member. Replay snapshot, presence and
-// registration happen under the room lock, so the stream sees every message
-// after its starting point exactly once.
-func (m *Memory) Subscribe(_ context.Context, code string, member rooms.Member, resume *rooms.Resume) (*rooms.Subscription, error) {
-	r, err := m.lockLive(code)
+// Subscribe opens a stream for member. The replay or backlog snapshot,
+// presence and registration happen under the room lock, so the stream
+// sees every message after its starting point exactly once.
+func (m *Engine) Subscribe(ctx context.Context, code string, member rooms.Member, open rooms.Open) (*rooms.Subscription, error) {
+	r, err := m.lockLive(ctx, code)
 	if err != nil {
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	p, ok := r.online[member.ID]
-	if ok && m.cfg.MaxStreamsPerUser > 0 && int(p.streams) >= m.cfg.MaxStreamsPerUser {
-		return nil, fmt.Errorf("%w (%d)", rooms.ErrTooManyStreams, m.cfg.MaxStreamsPerUser)
+	first, err := m.presence.Join(ctx, code, member, m.cfg.MaxStreamsPerUser)
+	if err != nil {
+		return nil, err
 	}
-	recovery, backlog := rooms.RecoveryNotRequested, []wire.Event(nil)
-	if resume != nil {
-		recovery = rooms.RecoveryFailed
-		if resume.Epoch == m.epoch && resume.After <= r.seq && resume.After+1 >= r.oldestLocked(m.retain) {
-			recovery = rooms.RecoveryComplete
-			backlog = r.sinceLocked(resume.After, m.retain)
-		}
+	users, err := m.presence.Users(ctx, code)
+	if err != nil {
+		_, _ = m.presence.Leave(ctx, code, member)
+		return nil, err
 	}
-	if !ok {
-		// The clock is read under the room lock, so that event times never
-		// go backwards against the room's order.
-		joined, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, member.Name, m.cfg.Now())
-		if err != nil {
-			return nil, err
-		}
-		p = &presence{name: member.Name}
-		r.online[member.ID] = p
+	recovery, backlog := m.replayLocked(r, open)
+	// The clock is read under the room lock, so that event times never go
+	// backwards against the room's order.
+	now := m.cfg.Now()
+	r.usedAt = now
+	if first {
 		// Only other users' streams hear of the arrival: the new stream's
 		// Opened already lists its own user.
+		joined := &rooms.Event{Kind: rooms.EventJoined, User: member.Name, At: now}
 		for _, s := range r.subs {
 			s.Push(joined)
 		}
 	}
-	p.streams++
 	opened := rooms.Opened{
-		Code: r.meta.Code, Name: r.meta.Name, Epoch: m.epoch,
-		Head: r.seq, Recovery: recovery, Users: r.usersLocked(),
+		Code: r.meta.Code, Name: r.meta.Name, Epoch: m.log.Epoch(),
+		Head: r.delivered, Recovery: recovery, Backlog: len(backlog), Users: users,
 	}
 	var sub *rooms.Subscription
 	sub = rooms.NewSubscription(opened, backlog, m.cfg.QueueSize, func() { m.unsubscribe(r, sub, member) })
 	r.subIdx[sub] = len(r.subs)
 	r.subs = append(r.subs, sub)
-	m.dirty.Store(true) // an active room: see tick
 	return sub, nil
 }
 
-func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Member) {
+// replayLocked decides what a new stream gets before live events:
+//   - resuming from a point in this epoch that history still holds, every
+//     later message (RecoveryComplete);
+//   - resuming from elsewhere, RecoveryFailed and every message of the
+//     current epoch still held after the point (all of them if the point
+//     is from another epoch), so a client loses only what history lost;
+//   - not resuming, the latest open.Backlog messages.
+func (m *Engine) replayLocked(r *room, open rooms.Open) (rooms.Recovery, []*rooms.Event) {
+	oldest := r.oldestLocked(m.retain)
+	res := open.Resume
+	switch {
+	case res == nil:
+		if open.Backlog <= 0 {
+			return rooms.RecoveryNotRequested, nil
+		}
+		return rooms.RecoveryNotRequested, r.spanLocked(r.delivered-min(r.delivered, uint64(open.Backlog)), oldest, m.retain)
+	case res.Epoch == m.log.Epoch() && res.After <= r.delivered && res.After+1 >= oldest:
+		return rooms.RecoveryComplete, r.spanLocked(res.After, oldest, m.retain)
+	case res.Epoch == m.log.Epoch() && res.After <= r.delivered:
+		return rooms.RecoveryFailed, r.spanLocked(res.After, oldest, m.retain)
+	case res.Epoch == m.log.Epoch():
+		return rooms.RecoveryFailed, nil // a point past the head: nothing to give
+	default:
+		return rooms.RecoveryFailed, r.spanLocked(0, oldest, m.retain)
+	}
+}
+
+// oldestLocked is the sequence of the oldest message held, or the next
+// one if none is.
+func (r *room) oldestLocked(retain int) uint64 {
+	if r.seq <= uint64(retain) {
+		return 1
+	}
+	return r.seq - uint64(retain) + 1
+}
+
+// spanLocked returns the delivered messages held after sequence after.
+func (r *room) spanLocked(after, oldest uint64, retain int) []*rooms.Event {
+	after = max(after, oldest-1)
+	if after >= r.delivered {
+		return nil
+	}
+	out := make([]*rooms.Event, 0, r.delivered-after)
+	for s := after + 1; s <= r.delivered; s++ {
+		out = append(out, r.history[(s-1)%uint64(retain)])
+	}
+	return out
+}
+
+func (m *Engine) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Member) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i, ok := r.subIdx[sub]
@@ -144,37 +234,38 @@ func (m *Memory) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 	r.subs = r.subs[:last]
 	delete(r.subIdx, sub)
 	if len(r.subs) == 0 {
-		r.idleSince = now
-		m.dirty.Store(true)
+		// The registry hears of it on the next tick.
+		r.idleSince, r.idleDirty, r.usedAt = now, true, now
 	}
-	p := r.online[member.ID]
-	if p == nil {
-		return
-	}
-	if p.streams--; p.streams > 0 {
-		return
-	}
-	delete(r.online, member.ID)
-	left, err := wire.Presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, member.Name, now)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	gone, err := m.presence.Leave(ctx, r.meta.Code, member)
 	if err != nil {
-		return // unreachable in practice: a Presence always encodes
+		m.cfg.Report(fmt.Errorf("engine: room %s: leave: %w", r.meta.Code, err))
 	}
+	if !gone {
+		return
+	}
+	left := &rooms.Event{Kind: rooms.EventLeft, User: member.Name, At: now}
 	for _, s := range r.subs {
 		s.Push(left)
 	}
 }
 
-// Publish appends a message to the room and fans it out to every stream,
-// the sender's included, and returns its sequence. A repeat of a client
-// message ID that the same user gave a message still in history is
-// ignored: Publish returns that message's sequence and records nothing.
-func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, clientID, body string) (uint64, error) {
-	r, err := m.lockLive(code)
+// Publish accepts a message for the room and returns its sequence. The
+// message reaches the room's streams, the sender's included, once it is
+// in the log (see committer). A repeat of a client message ID that the
+// same user gave a message still in history is ignored: Publish returns
+// that message's sequence and records nothing.
+func (m *Engine) Publish(ctx context.Context, code string, sender rooms.Member, clientID, body string) (uint64, error) {
+	if err := m.commit.admit(ctx); err != nil {
+		return 0, err
+	}
+	r, err := m.lockLive(ctx, code)
 	if err != nil {
 		return 0, err
 	}
 	defer r.mu.Unlock()
-	now := m.cfg.Now() // under the lock, so sent_at follows the sequence
 	var key sentKey
 	if clientID != "" {
 		key = sentKey{userID: sender.ID, clientID: clientID}
@@ -182,64 +273,51 @@ func (m *Memory) Publish(_ context.Context, code string, sender rooms.Member, cl
 			return seq, nil
 		}
 	}
-	// Encoding under the lock keeps sequence order equal to delivery order;
-	// it is one marshal per message for the whole room, not per member.
-	ev, err := wire.Message(r.seq+1, m.epoch, now, sender.Name, body, clientID)
-	if err != nil {
+	now := m.cfg.Now() // under the lock, so sent_at follows the sequence
+	r.usedAt = now
+	ev := rooms.NewMessageEvent(rooms.Message{
+		Room: r.meta.Code, Seq: r.seq + 1, Epoch: m.log.Epoch(), SentAt: now.UTC().Truncate(time.Microsecond),
+		SenderID: sender.ID, Sender: sender.Name, Body: body, ClientID: clientID,
+	})
+	// Queued under the room lock, so that the log receives a room's
+	// messages in sequence order.
+	if err := m.commit.add(r, ev); err != nil {
 		return 0, err
 	}
 	r.seq++
-	if r.sent == nil {
-		r.sent = make(map[sentKey]uint64)
-	}
 	i := int((r.seq - 1) % uint64(m.retain))
 	if i == len(r.history) { // still growing: seq s is appended at s-1
-		r.history = append(r.history, message{})
+		r.history = append(r.history, nil)
 	}
-	slot := &r.history[i]
-	if slot.key != (sentKey{}) {
-		delete(r.sent, slot.key) // its message leaves history now
+	if old := r.history[i]; old != nil && old.Message.ClientID != "" {
+		delete(r.sent, sentKey{old.Message.SenderID, old.Message.ClientID}) // it leaves history now
 	}
-	*slot = message{ev: ev, key: key}
+	r.history[i] = ev
 	if clientID != "" {
+		if r.sent == nil {
+			r.sent = make(map[sentKey]uint64)
+		}
 		r.sent[key] = r.seq
-	}
-	for _, s := range r.subs {
-		s.Push(ev)
 	}
 	return r.seq, nil
 }
 
-// oldestLocked is the sequence of the oldest message held, or 1 if none.
-func (r *room) oldestLocked(retain int) uint64 {
-	if r.seq <= uint64(retain) {
-		return 1
+// deliverLocked hands messages that are now in the log to the room's
+// streams. Called by the committer with the room locked.
+func (r *room) deliverLocked(evs []pending) {
+	for _, p := range evs {
+		if r.deleted || r.gone || p.ev.Message.Seq <= r.delivered {
+			continue
+		}
+		r.delivered = p.ev.Message.Seq
+		for _, s := range r.subs {
+			s.Push(p.ev)
+		}
 	}
-	return r.seq - uint64(retain) + 1
-}
-
-func (r *room) sinceLocked(after uint64, retain int) []wire.Event {
-	if after >= r.seq {
-		return nil
-	}
-	out := make([]wire.Event, 0, r.seq-after)
-	for s := after + 1; s <= r.seq; s++ {
-		out = append(out, r.history[(s-1)%uint64(retain)].ev)
-	}
-	return out
-}
-
-func (r *room) usersLocked() []rooms.User {
-	us := make([]rooms.User, 0, len(r.online))
-	for _, p := range r.online {
-		us = append(us, rooms.User{Name: p.name, Streams: p.streams})
-	}
-	sort.Slice(us, func(i, j int) bool { return us[i].Name < us[j].Name })
-	return us
 }
 
 // close marks the room deleted and ends every stream with last then err.
-func (r *room) close(last wire.Event, err error) {
+func (r *room) close(last *rooms.Event, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.deleted = true

@@ -28,9 +28,15 @@ type Metrics struct {
 	MessagesOut prometheus.Counter
 	// SlowConsumers counts streams ended for falling behind.
 	SlowConsumers prometheus.Counter
-	// FanoutSeconds is the time to sequence a message and enqueue it for
-	// every stream of its room.
+	// FanoutSeconds is the time to sequence a message and queue it for
+	// the log, which then hands it to every stream of its room.
 	FanoutSeconds prometheus.Histogram
+	// RPCs counts finished calls by method and status code; RPCSeconds
+	// times them by method (a Chat stream's whole life).
+	RPCs       *prometheus.CounterVec
+	RPCSeconds *prometheus.HistogramVec
+	// Panics counts panics recovered in handlers and stream goroutines.
+	Panics prometheus.Counter
 }
 
 // New registers the collectors; rooms reports the current number of rooms.
@@ -45,8 +51,15 @@ func New(rooms func() int) *Metrics {
 			Namespace: "chat", Name: "fanout_seconds", Help: "Time to sequence a message and enqueue it for every stream of its room.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
 		}),
+		RPCs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "chat", Name: "rpcs_total", Help: "Finished gRPC calls by method and status code."},
+			[]string{"method", "code"}),
+		RPCSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "chat", Name: "rpc_duration_seconds", Help: "Duration of gRPC calls by method; a Chat stream's whole life.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 12),
+		}, []string{"method"}),
+		Panics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "panics_total", Help: "Panics recovered in handlers and stream goroutines."}),
 	}
-	m.Registry.MustRegister(m.OpenStreams, m.MessagesIn, m.MessagesOut, m.SlowConsumers, m.FanoutSeconds,
+	m.Registry.MustRegister(m.OpenStreams, m.MessagesIn, m.MessagesOut, m.SlowConsumers, m.FanoutSeconds, m.RPCs, m.RPCSeconds, m.Panics,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "chat", Name: "rooms", Help: "Rooms in the registry."},
 			func() float64 { return float64(rooms()) }),
 		collectors.NewGoCollector(),

@@ -19,6 +19,9 @@ func TestServeExposesCollectors(t *testing.T) {
 	m.MessagesIn.Inc()
 	m.SlowConsumers.Inc()
 	m.FanoutSeconds.Observe(0.0001)
+	m.RPCs.WithLabelValues("/m", "OK").Inc()
+	m.RPCSeconds.WithLabelValues("/m").Observe(0.01)
+	m.Panics.Inc()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -30,7 +33,8 @@ func TestServeExposesCollectors(t *testing.T) {
 	body, err := io.ReadAll(res.Body)
 	require.NoError(t, res.Body.Close())
 	require.NoError(t, err)
-	for _, want := range []string{"chat_rooms 3", "chat_messages_in_total 1", "chat_slow_consumer_disconnects_total 1", "chat_fanout_seconds_count 1", "chat_open_streams 0"} {
+	for _, want := range []string{"chat_rooms 3", "chat_messages_in_total 1", "chat_slow_consumer_disconnects_total 1", "chat_fanout_seconds_count 1", "chat_open_streams 0",
+		`chat_rpcs_total{code="OK",method="/m"} 1`, `chat_rpc_duration_seconds_count{method="/m"} 1`, "chat_panics_total 1"} {
 		assert.Contains(t, string(body), want)
 	}
 	cancel()

@@ -33,6 +33,15 @@ var (
 	ErrTooManyStreams = errors.New("too many open streams for this user in this room")
 	// ErrRoomTokenExpired ends a stream whose room token has expired.
 	ErrRoomTokenExpired = errors.New("room token expired; join again")
+	// ErrCodeTaken means a short code names a room, or a room deleted too
+	// recently for its code to be given out again.
+	ErrCodeTaken = errors.New("short code taken")
+	// ErrSeqConflict means a message log refused an append whose sequence
+	// does not follow the room's head: another writer appended first.
+	ErrSeqConflict = errors.New("message sequence conflict")
+	// ErrUnavailable means a store the service depends on failed; the call
+	// may succeed later.
+	ErrUnavailable = errors.New("chat storage unavailable; try again later")
 	// ErrMalformed means a request could not be decoded.
 	ErrMalformed = errors.New("malformed request")
 )

@@ -49,6 +49,15 @@ type User struct {
 	Streams uint32
 }
 
+// Open is what a stream asks for when it opens.
+type Open struct {
+	// Resume, if not nil, asks to replay what the stream missed.
+	Resume *Resume
+	// Backlog asks a stream that does not resume for up to this many of
+	// the room's latest messages, capped at the room's history.
+	Backlog int
+}
+
 // Resume is a stream's request to replay what it missed.
 type Resume struct {
 	Epoch string
@@ -72,5 +81,8 @@ type Opened struct {
 	Epoch    string
 	Head     uint64
 	Recovery Recovery
-	Users    []User
+	// Backlog is how many earlier messages the stream gets before live
+	// events: the replay of a resume, or the backlog asked for in Open.
+	Backlog int
+	Users   []User
 }

@@ -2,15 +2,16 @@ package rooms
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
 
 func TestNewCode(t *testing.T) {
@@ -98,17 +99,13 @@ func FuzzValidateSend(f *testing.F) {
 
 var time1 = time.Unix(1700000000, 0)
 
-func ev(seq uint64) wire.Event {
-	e, err := wire.Message(seq, "e", time1, "s", "b", "")
-	if err != nil {
-		panic(err) // test helper only: a message always encodes
-	}
-	return e
+func ev(seq uint64) *Event {
+	return NewMessageEvent(Message{Seq: seq, Epoch: "e", SentAt: time1, Sender: "s", Body: "b"})
 }
 
 func TestSubscriptionQueue(t *testing.T) {
 	closed := 0
-	s := NewSubscription(Opened{}, []wire.Event{ev(1), ev(2)}, 2, func() { closed++ })
+	s := NewSubscription(Opened{}, []*Event{ev(1), ev(2)}, 2, func() { closed++ })
 	select {
 	case <-s.Ready():
 	default:
@@ -193,7 +190,7 @@ func TestSubscriptionClaim(t *testing.T) {
 	assert.True(t, s.Idle())
 
 	require.True(t, s.Claim())
-	s.End(wire.Event{}, ErrDeleted)
+	s.End(nil, ErrDeleted)
 	assert.True(t, signalled(s.Wake()))
 	assert.True(t, signalled(s.Ready()))
 	assert.False(t, s.Release(), "the end reason is pending")
@@ -216,12 +213,44 @@ func TestNudgeAndCloseSignalWake(t *testing.T) {
 	assert.True(t, signalled(wake))
 }
 
-func seqs(evs []wire.Event) []uint64 {
+func seqs(evs []*Event) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, e := range evs {
-		out[i] = e.Seq
+		out[i] = e.Message.Seq
 	}
 	return out
+}
+
+// An event is encoded once per format however many goroutines ask for
+// it at once, and each format has its own encoding.
+func TestEventPreparedOncePerFormat(t *testing.T) {
+	e := ev(1)
+	var calls [2]atomic.Int32
+	enc := func(f Format) func(*Event) any {
+		return func(got *Event) any {
+			calls[f].Add(1)
+			return fmt.Sprint(f, ":", got.Message.Seq)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 100 {
+		f := Format(i % 2)
+		wg.Go(func() {
+			assert.Equal(t, fmt.Sprint(f, ":1"), e.Prepared(f, enc(f)))
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), calls[FormatProtobuf].Load())
+	assert.Equal(t, int32(1), calls[FormatJSON].Load())
+}
+
+// Size bounds frames without encoding: it grows with what is carried.
+func TestEventSize(t *testing.T) {
+	small, large := ev(1), ev(1)
+	large.Message.Body = strings.Repeat("x", 1000)
+	assert.Equal(t, small.Size()+999, large.Size(), "one byte of body, one byte of size")
+	joined := &Event{Kind: EventJoined, User: "someone"}
+	assert.Greater(t, joined.Size(), (&Event{Kind: EventRoomDeleted}).Size())
 }
 
 // signalled reports whether a wake-up is pending on c, taking it.

@@ -3,11 +3,11 @@ package rooms
 import (
 	"sync"
 	"sync/atomic"
-
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/wire"
 )
 
-// Subscription is one stream's bounded queue of encoded events.
+// Subscription is one stream's bounded queue of events: the
+// transport-neutral connection between an engine and a stream of any
+// transport, which drains it and encodes each shared event in its format.
 //
 // Engines fill it with Push, which never blocks: it appends under the
 // queue's own small mutex and signals without waiting. When the queue
@@ -34,7 +34,7 @@ type Subscription struct {
 	closed  atomic.Bool // set by Close, read by a consumer deciding to wait
 
 	mu       sync.Mutex
-	queue    []wire.Event
+	queue    []*Event
 	size     int           // the bound on queued live events
 	limit    int           // size plus what remains of the initial backlog
 	err      error         // why the subscription ended; nil while live
@@ -64,13 +64,13 @@ type Consumer interface {
 // NewSubscription returns a subscription holding backlog (typically a
 // replay), which does not count against the bound of size further events.
 // onClose is called once by Close so the engine can drop the subscriber.
-func NewSubscription(opened Opened, backlog []wire.Event, size int, onClose func()) *Subscription {
+func NewSubscription(opened Opened, backlog []*Event, size int, onClose func()) *Subscription {
 	return &Subscription{
 		Opened:  opened,
 		onClose: onClose,
 		// No slots up front: most streams are idle most of the time, and
 		// append grows the queue only when events arrive.
-		queue: append([]wire.Event(nil), backlog...),
+		queue: append([]*Event(nil), backlog...),
 		size:  size,
 		limit: len(backlog) + size,
 	}
@@ -118,7 +118,7 @@ func (s *Subscription) startLocked() bool {
 
 // Push enqueues ev. It reports false if the subscription has ended, now or
 // earlier; a full queue ends it with ErrSlowConsumer.
-func (s *Subscription) Push(ev wire.Event) bool {
+func (s *Subscription) Push(ev *Event) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -150,12 +150,12 @@ func (s *Subscription) Push(ev wire.Event) bool {
 	return true
 }
 
-// End enqueues last (if it has bytes) regardless of the bound and ends the
+// End enqueues last (unless nil) regardless of the bound and ends the
 // subscription with err once the queue is drained. Later calls do nothing.
-func (s *Subscription) End(last wire.Event, err error) {
+func (s *Subscription) End(last *Event, err error) {
 	s.mu.Lock()
 	if s.err == nil {
-		if last.Len() > 0 {
+		if last != nil {
 			s.queue = append(s.queue, last)
 		}
 		s.err = err
@@ -256,11 +256,11 @@ func (s *Subscription) Wake() <-chan struct{} {
 }
 
 // Drain moves up to maxEvents pending events, or as many as fit in
-// maxBytes (at least one), to dst and returns it. err is set once the
+// maxBytes by their estimated Size (at least one), to dst and returns it. err is set once the
 // subscription has ended: ErrSlowConsumer at once, dropping what is still
 // queued (the client resumes from history), other reasons only after the
 // queue is empty, so that e.g. RoomDeleted is delivered first.
-func (s *Subscription) Drain(dst []wire.Event, maxEvents, maxBytes int) ([]wire.Event, error) {
+func (s *Subscription) Drain(dst []*Event, maxEvents, maxBytes int) ([]*Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err == ErrSlowConsumer {
@@ -269,7 +269,7 @@ func (s *Subscription) Drain(dst []wire.Event, maxEvents, maxBytes int) ([]wire.
 	}
 	n, size := 0, 0
 	for n < len(s.queue) && n < maxEvents {
-		l := s.queue[n].Len()
+		l := s.queue[n].Size()
 		if n > 0 && size+l > maxBytes {
 			break
 		}

@@ -1,11 +1,8 @@
-// Package store persists the room registry to a JSON file.
-//
-// The registry is small (a few hundred bytes per room) and written only on
-// create, delete, idle sweep and shutdown, so a whole-file rewrite is
-// simpler and safer than a database: the file is written to a temporary
-// name, fsynced and renamed over the old one, so a crash leaves either the
-// old or the new registry. One process owns a data directory at a time:
-// Open takes an exclusive lock that Close releases.
+// Package store owns the chat service's data directory: one process at a
+// time holds it (Open takes an exclusive lock that Close releases), and it
+// reads the registry file that versions before the room database wrote
+// (rooms.json), so that its rooms can be imported once and the file
+// retired.
 package store
 
 import (
@@ -15,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
@@ -27,9 +23,12 @@ const FileName = "rooms.json"
 // is separate from the registry, which is replaced by rename on every save.
 const lockName = FileName + ".lock"
 
-// version is the format written; Load also reads version 1, which had no
-// tombstones or idle times.
+// version is the last format written; Load also reads version 1, which
+// had no tombstones or idle times.
 const version = 2
+
+// RetiredName is what Retire renames the registry file to.
+const RetiredName = FileName + ".imported"
 
 // ErrLocked means another process holds the data directory.
 var ErrLocked = errors.New("in use by another process")
@@ -62,8 +61,8 @@ func Open(dir string) (*File, error) {
 		lf.Close()
 		return nil, fmt.Errorf("store: DATA_DIR %s: %w (%v)", dir, ErrLocked, err)
 	}
-	// Holding the lock, no save of ours is in progress: any temporary file
-	// is a leftover.
+	// Holding the lock, no save of an earlier version is in progress: any
+	// temporary file is a leftover.
 	stale, _ := filepath.Glob(filepath.Join(dir, FileName+".*.tmp"))
 	for _, p := range stale {
 		_ = os.Remove(p)
@@ -81,24 +80,44 @@ func (f *File) Close() error {
 	return err
 }
 
-// Load reads and validates the registry; a missing file is an empty
-// registry. An invalid entry fails the load, naming the entry.
-func (f *File) Load() (rooms.Registry, error) {
+// Load reads and validates the registry file, and reports whether there
+// is one. An invalid entry fails the load, naming the entry.
+func (f *File) Load() (rooms.Registry, bool, error) {
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return rooms.Registry{}, nil
+		return rooms.Registry{}, false, nil
 	}
 	if err != nil {
-		return rooms.Registry{}, fmt.Errorf("store: read: %w", err)
+		return rooms.Registry{}, false, fmt.Errorf("store: read: %w", err)
 	}
 	var d document
 	if err := json.Unmarshal(b, &d); err != nil {
-		return rooms.Registry{}, fmt.Errorf("store: %s: %w", f.path, err)
+		return rooms.Registry{}, false, fmt.Errorf("store: %s: %w", f.path, err)
 	}
 	if err := d.validate(); err != nil {
-		return rooms.Registry{}, fmt.Errorf("store: %s: %w", f.path, err)
+		return rooms.Registry{}, false, fmt.Errorf("store: %s: %w", f.path, err)
 	}
-	return rooms.Registry{Rooms: d.Rooms, Tombstones: d.Tombstones}, nil
+	return rooms.Registry{Rooms: d.Rooms, Tombstones: d.Tombstones}, true, nil
+}
+
+// Retire renames the registry file to RetiredName, once its rooms are
+// imported, so that it is never read again but stays for reference, and
+// returns the new path.
+func (f *File) Retire() (string, error) {
+	to := filepath.Join(f.dir, RetiredName)
+	if err := os.Rename(f.path, to); err != nil {
+		return "", fmt.Errorf("store: retire %s: %w", f.path, err)
+	}
+	syncDir(f.dir)
+	return to, nil
+}
+
+// syncDir fsyncs dir so that a rename in it survives a power cut.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 }
 
 func (d *document) validate() error {
@@ -125,44 +144,6 @@ func (d *document) validate() error {
 		if err != nil || code != t.Code {
 			return fmt.Errorf("tombstones[%d]: short_code %q is not a canonical short code", i, t.Code)
 		}
-	}
-	return nil
-}
-
-// Save replaces the registry atomically. Callers serialise calls.
-func (f *File) Save(reg rooms.Registry) error {
-	d := document{Version: version, Rooms: reg.Rooms, Tombstones: reg.Tombstones}
-	if d.Rooms == nil {
-		d.Rooms = []rooms.Room{}
-	}
-	sort.Slice(d.Tombstones, func(i, j int) bool { return d.Tombstones[i].Code < d.Tombstones[j].Code })
-	b, err := json.MarshalIndent(d, "", "  ")
-	if err != nil {
-		return fmt.Errorf("store: encode: %w", err)
-	}
-	tmp, err := os.CreateTemp(f.dir, FileName+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("store: temp file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("store: write: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("store: fsync: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("store: close: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), f.path); err != nil {
-		return fmt.Errorf("store: rename: %w", err)
-	}
-	// fsync the directory so the rename itself survives a power cut.
-	if d, err := os.Open(f.dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

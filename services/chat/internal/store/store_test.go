@@ -20,38 +20,46 @@ func open(t *testing.T, dir string) *File {
 	return f
 }
 
-func TestSaveLoad(t *testing.T) {
+// A registry file of the last format is read whole, then retired.
+func TestLoadAndRetire(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	f := open(t, dir)
 
-	got, err := f.Load()
+	got, found, err := f.Load()
 	require.NoError(t, err)
-	assert.Empty(t, got.Rooms, "missing file is an empty registry")
+	assert.False(t, found, "no file")
+	assert.Empty(t, got.Rooms)
 
+	doc := `{"version":2,"rooms":[{"short_code":"ABC234","name":"général","password_hash":"$argon2id$x","owner_id":"u1",
+		"created_at":"2023-11-14T22:13:20Z","idle_since":"2023-11-14T23:13:20Z"}],
+		"tombstones":[{"short_code":"XYZ789","deleted_at":"2023-11-14T22:13:20Z"}]}`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, FileName), []byte(doc), 0o600))
 	at := time.Unix(1700000000, 0).UTC()
 	want := rooms.Registry{
 		Rooms:      []rooms.Room{{Code: "ABC234", Name: "général", PasswordHash: "$argon2id$x", OwnerID: "u1", CreatedAt: at, IdleSince: at.Add(time.Hour)}},
 		Tombstones: []rooms.Tombstone{{Code: "XYZ789", DeletedAt: at}},
 	}
-	require.NoError(t, f.Save(want))
-	require.NoError(t, f.Save(want)) // overwrite works
-	got, err = f.Load()
+	got, found, err = f.Load()
 	require.NoError(t, err)
+	assert.True(t, found)
 	assert.Equal(t, want, got)
 
-	entries, err := os.ReadDir(dir)
+	to, err := f.Retire()
 	require.NoError(t, err)
-	names := []string{}
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	assert.ElementsMatch(t, []string{FileName, lockName}, names, "no temp files left behind")
+	assert.Equal(t, filepath.Join(dir, RetiredName), to)
+	assert.NoFileExists(t, filepath.Join(dir, FileName))
+	b, err := os.ReadFile(to)
+	require.NoError(t, err)
+	assert.Equal(t, doc, string(b), "kept as it was")
+	_, found, err = f.Load()
+	require.NoError(t, err)
+	assert.False(t, found, "never read again")
 }
 
 func TestLoadCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, FileName), []byte("{"), 0o600))
-	_, err := open(t, dir).Load()
+	_, _, err := open(t, dir).Load()
 	assert.Error(t, err)
 }
 
@@ -90,7 +98,7 @@ func TestLoadValidates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(dir, FileName), []byte(tc.doc), 0o600))
-			_, err := open(t, dir).Load()
+			_, _, err := open(t, dir).Load()
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})

@@ -3,6 +3,7 @@
 package throttle
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -39,7 +40,9 @@ func New(max int, window time.Duration) *Limiter {
 // Acquire reserves an attempt for key and returns 0, or returns how long
 // the caller must wait and reserves nothing. Every reservation ends with
 // exactly one Done.
-func (l *Limiter) Acquire(key string, now time.Time) time.Duration {
+// It never fails: the ctx and error are those of the seam it implements
+// (api.Limiter), which a limiter shared by instances needs.
+func (l *Limiter) Acquire(_ context.Context, key string, now time.Time) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
@@ -54,22 +57,22 @@ func (l *Limiter) Acquire(key string, now time.Time) time.Duration {
 	}
 	if e.failures+e.inflight >= l.max {
 		if e.failures >= l.max {
-			return end.Sub(now)
+			return end.Sub(now), nil
 		}
-		return busyWait
+		return busyWait, nil
 	}
 	e.inflight++
-	return 0
+	return 0, nil
 }
 
 // Done settles an attempt reserved by Acquire: a failure counts toward
 // the limit, a success refunds the reservation.
-func (l *Limiter) Done(key string, failed bool, now time.Time) {
+func (l *Limiter) Done(_ context.Context, key string, failed bool, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e, ok := l.keys[key]
 	if !ok {
-		return
+		return nil
 	}
 	e.inflight = max(0, e.inflight-1)
 	if failed {
@@ -81,10 +84,11 @@ func (l *Limiter) Done(key string, failed bool, now time.Time) {
 	if e.failures == 0 && e.inflight == 0 {
 		delete(l.keys, key)
 	}
+	return nil
 }
 
 // Reset forgets key's failures, after a correct password.
-func (l *Limiter) Reset(key string) {
+func (l *Limiter) Reset(_ context.Context, key string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e, ok := l.keys[key]; ok {
@@ -93,6 +97,7 @@ func (l *Limiter) Reset(key string) {
 			delete(l.keys, key)
 		}
 	}
+	return nil
 }
 
 // sweep drops expired windows when the map grows, so that an attacker

@@ -1,11 +1,13 @@
-// Package wire encodes chat events once and sends them pre-encoded.
+// Package wire is the gRPC transport's encoding of the chat core's domain
+// events: each event is encoded once and sent pre-encoded to every stream.
 //
 // ChatResponse is nothing but `repeated Event events = 1`, so the protobuf
 // encoding of a frame is the concatenation of its encoded events fields
-// (tag 0x0a, varint length, marshalled Event). An Event is therefore encoded
-// once per room when it happens, and a frame for any member of the room is a
-// list of those shared, immutable byte slices. Codec passes such frames to
-// the transport without copying or re-marshalling them.
+// (tag 0x0a, varint length, marshalled Event). A rooms.Event is therefore
+// encoded once, by the first stream that sends it (rooms.Event.Prepared),
+// and a frame for any member of the room is a list of those shared,
+// immutable byte slices. Codec passes such frames to the transport without
+// copying or re-marshalling them.
 package wire
 
 import (
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
 // eventsField is the field number of ChatResponse.events.
@@ -26,8 +29,6 @@ const eventsField protowire.Number = 1
 // Event is one encoded ChatResponse.events field. Its bytes are shared by
 // every stream that receives it and must never be modified.
 type Event struct {
-	// Seq is the message sequence, or 0 for events that are not messages.
-	Seq uint64
 	// buf holds the encoded field. It is stored as a mem.Buffer interface
 	// value once, so that building a frame does not allocate per event.
 	buf mem.Buffer
@@ -49,8 +50,46 @@ func (e Event) Bytes() []byte {
 	return e.buf.ReadOnlyData()
 }
 
+// Of returns ev's encoding, made on first use and shared by every stream.
+func Of(ev *rooms.Event) Event {
+	return ev.Prepared(rooms.FormatProtobuf, encode).(Event)
+}
+
+// encode encodes a domain event; it is the one place that maps the
+// domain's events to the API's.
+func encode(ev *rooms.Event) any {
+	switch ev.Kind {
+	case rooms.EventMessage:
+		return Message(&ev.Message)
+	case rooms.EventJoined:
+		return Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, ev.User, ev.At)
+	case rooms.EventLeft:
+		return Presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, ev.User, ev.At)
+	case rooms.EventRoomDeleted:
+		return mustEncode(&chatv1.Event{Kind: &chatv1.Event_RoomDeleted{RoomDeleted: &chatv1.RoomDeleted{
+			At: timestamppb.New(ev.At),
+		}}})
+	case rooms.EventRefreshed:
+		return mustEncode(&chatv1.Event{Kind: &chatv1.Event_Refreshed{Refreshed: &chatv1.Refreshed{
+			ExpiresAt: timestamppb.New(ev.At),
+		}}})
+	default:
+		panic(fmt.Sprintf("wire: unknown event kind %d", ev.Kind))
+	}
+}
+
+// mustEncode encodes an event built from validated values, which cannot
+// fail to marshal.
+func mustEncode(ev *chatv1.Event) Event {
+	e, err := Encode(ev)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
 // Encode marshals ev as one ChatResponse.events field.
-func Encode(ev *chatv1.Event, seq uint64) (Event, error) {
+func Encode(ev *chatv1.Event) (Event, error) {
 	size := proto.Size(ev)
 	b := make([]byte, 0, 1+protowire.SizeVarint(uint64(size))+size)
 	b = protowire.AppendTag(b, eventsField, protowire.BytesType)
@@ -59,7 +98,7 @@ func Encode(ev *chatv1.Event, seq uint64) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("wire: encode event: %w", err)
 	}
-	return Event{Seq: seq, buf: mem.SliceBuffer(b)}, nil
+	return Event{buf: mem.SliceBuffer(b)}, nil
 }
 
 // Field numbers of Event.message, Message and google.protobuf.Timestamp,
@@ -84,8 +123,9 @@ const (
 // The strings must be valid UTF-8, as proto3 requires: body and clientID
 // are checked by rooms.ValidateSend before a message reaches the room, the
 // sender comes from a signed token and the epoch is hex. Checking them
-// again here would scan every body a second time under the room's lock.
-func Message(seq uint64, epoch string, at time.Time, sender, body, clientID string) (Event, error) {
+// again here would scan every body a second time.
+func Message(m *rooms.Message) Event {
+	seq, epoch, at, sender, body, clientID := m.Seq, m.Epoch, m.SentAt, m.Sender, m.Body, m.ClientID
 	secs, nanos := uint64(at.Unix()), uint64(at.Nanosecond())
 	tsLen := 0
 	if secs != 0 {
@@ -127,7 +167,7 @@ func Message(seq uint64, epoch string, at time.Time, sender, body, clientID stri
 	b = appendString(b, msgSender, sender)
 	b = appendString(b, msgBody, body)
 	b = appendString(b, msgClientID, clientID)
-	return Event{Seq: seq, buf: mem.SliceBuffer(b)}, nil
+	return Event{buf: mem.SliceBuffer(b)}
 }
 
 // appendString appends a proto3 string field, which is omitted when empty.
@@ -140,19 +180,12 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 }
 
 // Presence builds and encodes a presence event.
-func Presence(kind chatv1.PresenceKind, user string, at time.Time) (Event, error) {
-	return Encode(&chatv1.Event{Kind: &chatv1.Event_Presence{Presence: &chatv1.Presence{
+func Presence(kind chatv1.PresenceKind, user string, at time.Time) Event {
+	return mustEncode(&chatv1.Event{Kind: &chatv1.Event_Presence{Presence: &chatv1.Presence{
 		Kind:     kind,
 		UserName: user,
 		At:       timestamppb.New(at),
-	}}}, 0)
-}
-
-// RoomDeleted builds and encodes the last event of a deleted room's streams.
-func RoomDeleted(at time.Time) (Event, error) {
-	return Encode(&chatv1.Event{Kind: &chatv1.Event_RoomDeleted{RoomDeleted: &chatv1.RoomDeleted{
-		At: timestamppb.New(at),
-	}}}, 0)
+	}}})
 }
 
 // Frame is a pre-encoded ChatResponse: send it with grpc.ServerStream.SendMsg
@@ -164,8 +197,8 @@ type Frame struct {
 	one [1]mem.Buffer
 }
 
-// NewFrame makes a frame of events, which it does not copy.
-func NewFrame(events []Event) *Frame {
+// NewFrame makes a frame of domain events, each in its shared encoding.
+func NewFrame(events []*rooms.Event) *Frame {
 	f := &Frame{}
 	if len(events) == 1 {
 		f.events = f.one[:0]
@@ -173,7 +206,7 @@ func NewFrame(events []Event) *Frame {
 		f.events = make(mem.BufferSlice, 0, len(events))
 	}
 	for _, e := range events {
-		f.events = append(f.events, e.buf)
+		f.events = append(f.events, Of(e).buf)
 	}
 	return f
 }

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"errors"
-	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -10,11 +9,6 @@ import (
 )
 
 var errBadWire = errors.New("wire: malformed message")
-
-// isUTF8Error tells protobuf's invalid-UTF-8 error, which it does not export.
-func isUTF8Error(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "invalid UTF-8")
-}
 
 // unmarshalLenient decodes b into m like proto.Unmarshal but keeps string
 // fields that are not valid UTF-8 instead of failing. gRPC reports a codec

@@ -32,31 +32,36 @@ func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 // Decode can answer malformed input as the client's mistake instead.
 type Raw []byte
 
-// Unmarshal decodes requests with the proto codec, falling back to a
-// lenient decode for strings that are not valid UTF-8 (see unmarshalLenient).
-// A *Raw receives the bytes as they are.
+// Unmarshal decodes requests as Decode does. A *Raw receives the bytes as
+// they are.
 func (c *Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*Raw); ok {
 		*r = data.Materialize()
 		return nil
 	}
-	err := c.proto.Unmarshal(data, v)
-	if m, ok := v.(proto.Message); ok && isUTF8Error(err) {
-		proto.Reset(m)
-		return unmarshalLenient(data.Materialize(), m.ProtoReflect())
+	m, ok := v.(proto.Message)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
 	}
-	return err
+	return Decode(data.Materialize(), m)
 }
 
-// Decode decodes b into m as Unmarshal does: strictly, but keeping string
-// fields that are not valid UTF-8 for the handler to reject.
+// Decode decodes b into m strictly, except that string fields that are not
+// valid UTF-8 are kept for the handler's validation to reject, naming the
+// field. protobuf does not export its UTF-8 error, so any failure of the
+// strict decode is retried leniently: input that is malformed otherwise
+// fails that too, with the strict decode's error.
 func Decode(b []byte, m proto.Message) error {
 	err := proto.Unmarshal(b, m)
-	if isUTF8Error(err) {
-		proto.Reset(m)
-		return unmarshalLenient(b, m.ProtoReflect())
+	if err == nil {
+		return nil
 	}
-	return err
+	proto.Reset(m)
+	if unmarshalLenient(b, m.ProtoReflect()) != nil {
+		proto.Reset(m)
+		return err
+	}
+	return nil
 }
 
 // Name keeps the standard content subtype, so clients see plain proto.

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/memstore"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/sqlstore"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/store"
+)
+
+// openEngine opens the stores cfg selects, imports a registry file left
+// by an earlier version, and returns the engine over them with the
+// function that closes the stores once the engine is closed.
+func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engine.Engine, func(), error) {
+	// One process owns a data directory at a time: the lock also keeps
+	// two instances from sequencing the same SQLite history.
+	dir, err := store.Open(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	retain := engine.Retained(cfg.HistorySize, cfg.MaxQueueSize)
+	db, err := sqlstore.Open(ctx, sqlstore.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Timeout: cfg.DBTimeout, Retain: retain})
+	if err != nil {
+		dir.Close()
+		return nil, nil, err
+	}
+	closeAll := func() {
+		if err := db.Close(); err != nil {
+			log.Warn("close database", zap.Error(err))
+		}
+		dir.Close()
+	}
+	if err := importRegistry(ctx, dir, db, log); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	var history engine.Log = db
+	if cfg.HistoryStore == "memory" {
+		history = memstore.NewLog(retain)
+	}
+	eng, err := engine.New(engine.Config{
+		CodeLength: cfg.ShortCodeLength, HistorySize: cfg.HistorySize,
+		QueueSize: cfg.MaxQueueSize, IdleTTL: cfg.RoomIdleTTL,
+		// A room token names its room by code only: keep a deleted room's
+		// code unused until every token for it has expired.
+		ReuseAfter:      cfg.RoomTokenDuration + token.Leeway + time.Minute,
+		MaxRoomsPerUser: cfg.MaxRoomsPerUser, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
+		Report: func(err error) { log.Error("engine", zap.Error(err)) },
+	}, db, history)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return eng, closeAll, nil
+}
+
+// importRegistry moves the rooms of a registry file written by an earlier
+// version (rooms.json) into the database, once: the file is renamed after
+// the import, which skips rooms already present, so a crash in between
+// loses nothing and imports nothing twice.
+func importRegistry(ctx context.Context, dir *store.File, db *sqlstore.Store, log *zap.Logger) error {
+	reg, found, err := dir.Load()
+	if err != nil || !found {
+		return err
+	}
+	n, err := db.Import(ctx, reg)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", store.FileName, err)
+	}
+	to, err := dir.Retire()
+	if err != nil {
+		return fmt.Errorf("import %s: %w", store.FileName, err)
+	}
+	log.Info("imported rooms", zap.Int("rooms", n), zap.Int("file_rooms", len(reg.Rooms)),
+		zap.Int("tombstones", len(reg.Tombstones)), zap.String("renamed_to", to))
+	return nil
+}

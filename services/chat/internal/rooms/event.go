@@ -1,0 +1,112 @@
+package rooms
+
+import (
+	"sync"
+	"time"
+)
+
+// Message is a chat message as a room records it.
+type Message struct {
+	// Room is the canonical short code of the room.
+	Room string
+	// Seq is the message's place in the room, from 1 within an epoch.
+	Seq uint64
+	// Epoch names the history the sequence belongs to.
+	Epoch string
+	// SentAt is when the service accepted the message.
+	SentAt time.Time
+	// SenderID and Sender are the user ID and name of the sender.
+	SenderID string
+	Sender   string
+	// Body is the text, valid UTF-8.
+	Body string
+	// ClientID is the sender's own ID for the message, unique per user and
+	// room while the message is retained; empty when none was given.
+	ClientID string
+}
+
+// EventKind tells the kinds of Event apart.
+type EventKind uint8
+
+// The kinds of Event.
+const (
+	// EventMessage carries a Message.
+	EventMessage EventKind = iota + 1
+	// EventJoined and EventLeft tell that a user opened its first stream in
+	// the room, or closed its last: User names the user.
+	EventJoined
+	EventLeft
+	// EventRoomDeleted is the last event of a deleted room's streams.
+	EventRoomDeleted
+	// EventRefreshed is sent to one stream only: its credential was
+	// renewed and now lasts until At.
+	EventRefreshed
+)
+
+// Event is one thing that happened in a room, as plain values: engines
+// publish it, and every transport encodes it in its own format.
+//
+// An Event is published as a pointer and shared, immutable, by every
+// stream that receives it. Prepared keeps one encoding per Format, made by
+// the first stream that needs it and reused by all the others, so a room
+// of n members encodes each event once per format, not n times.
+type Event struct {
+	Kind EventKind
+	// Message is set for EventMessage.
+	Message Message
+	// User is the user concerned by EventJoined and EventLeft.
+	User string
+	// At is when a presence change or the deletion happened, or when a
+	// refreshed credential expires; for a message it is Message.SentAt.
+	At time.Time
+
+	prepared [numFormats]prepared
+}
+
+// Format names one wire encoding of events, shared by every stream that
+// speaks it.
+type Format uint8
+
+// The encodings the service speaks.
+const (
+	// FormatProtobuf is the gRPC transport's pre-encoded protobuf field.
+	FormatProtobuf Format = iota
+	// FormatJSON is for transports that speak JSON (WebSocket).
+	FormatJSON
+	numFormats
+)
+
+type prepared struct {
+	once sync.Once
+	v    any
+}
+
+// Prepared returns ev's encoding in format f, which encode makes on the
+// first call for that format; later calls, from any goroutine, return the
+// same value. encode must not fail: an event is made of values that the
+// service has already validated.
+func (ev *Event) Prepared(f Format, encode func(*Event) any) any {
+	p := &ev.prepared[f]
+	p.once.Do(func() { p.v = encode(ev) })
+	return p.v
+}
+
+// Size estimates the event's encoded size in bytes, for bounding frames
+// without encoding them.
+func (ev *Event) Size() int {
+	const overhead = 64 // field tags, sequence, epoch, timestamps
+	switch ev.Kind {
+	case EventMessage:
+		m := &ev.Message
+		return overhead + len(m.Epoch) + len(m.Sender) + len(m.Body) + len(m.ClientID)
+	case EventJoined, EventLeft:
+		return overhead + len(ev.User)
+	default:
+		return overhead
+	}
+}
+
+// NewMessageEvent returns the event of m.
+func NewMessageEvent(m Message) *Event {
+	return &Event{Kind: EventMessage, Message: m, At: m.SentAt}
+}
