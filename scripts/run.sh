@@ -27,10 +27,12 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-REST_SERVER_ADDRESS=127.0.0.1 REST_SERVER_PORT=$auth_port DATA_DIR=data/auth \
+# Embedded defaults: a DATABASE_URL from the caller's environment would
+# point both services at one database, so it is cleared here.
+DATABASE_URL= REST_SERVER_ADDRESS=127.0.0.1 REST_SERVER_PORT=$auth_port DATA_DIR=data/auth \
 	bin/auth --config "$env_file" &
 pids+=($!)
-GRPC_SERVER_ADDRESS=127.0.0.1 GRPC_SERVER_PORT=$chat_port DATA_DIR=data/chat METRICS_ADDRESS=$metrics_addr \
+DATABASE_URL= GRPC_SERVER_ADDRESS=127.0.0.1 GRPC_SERVER_PORT=$chat_port DATA_DIR=data/chat METRICS_ADDRESS=$metrics_addr \
 	bin/chat --config "$env_file" &
 pids+=($!)
 

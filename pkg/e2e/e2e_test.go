@@ -190,45 +190,103 @@ func TestChat(t *testing.T) {
 	}
 }
 
-// TestChatRestart stops the chat service with SIGTERM and starts it again:
-// the clients reconnect by themselves, are told of the gap (the epoch
-// changed) and carry on in the persisted room.
-func TestChatRestart(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	alice := newUser(t, s, "alice")
-	bob := newUser(t, s, "bob")
-	joinedRoom(t, alice, bob)
-	ctx := testCtx(t, 60*time.Second)
-	_, err := alice.Send(ctx, "before")
-	require.NoError(t, err)
-	before, _, _ := receiveMessages(t, bob, 1)
-	// alice's own copy too: a message not seen come back before a restart
-	// is sent again in the new epoch (see the package docs).
-	receiveMessages(t, alice, 1)
+// historyStores are the chat service's two places for message history:
+// the database, which survives a restart, and memory, which does not.
+var historyStores = []struct {
+	name    string
+	durable bool
+}{{"database", true}, {"memory", false}}
 
-	s.restartChat(t)
-
-	for _, c := range []*client.Client{alice, bob} {
-		gap := nextOf[*client.Gap](t, c)
-		assert.Equal(t, before[0].Epoch, gap.PreviousEpoch)
-		assert.NotEqual(t, gap.PreviousEpoch, gap.Epoch, "a restart changes the epoch")
-	}
-	_, err = alice.Send(ctx, "after, from alice")
-	require.NoError(t, err)
-	_, err = bob.Send(ctx, "after, from bob")
-	require.NoError(t, err)
-	for _, c := range []*client.Client{alice, bob} {
-		msgs, _, _ := receiveMessages(t, c, 2)
-		var bodies []string
-		for _, m := range msgs {
-			bodies = append(bodies, m.Body)
-			assert.NotEqual(t, before[0].Epoch, m.Epoch)
+// receiveWithGaps returns the next n messages and the gaps received
+// before the last of them.
+func receiveWithGaps(t *testing.T, c *client.Client, n int) (msgs []*client.Message, gaps []*client.Gap) {
+	t.Helper()
+	ctx := testCtx(t, 30*time.Second)
+	for len(msgs) < n {
+		ev, err := c.Receive(ctx)
+		require.NoError(t, err, "after %d of %d messages", len(msgs), n)
+		switch v := ev.(type) {
+		case *client.Message:
+			msgs = append(msgs, v)
+		case *client.Gap:
+			gaps = append(gaps, v)
 		}
-		assert.ElementsMatch(t, []string{"after, from alice", "after, from bob"}, bodies)
 	}
-	users, err := bob.ListChatRoomUsers(ctx)
-	require.NoError(t, err)
-	assert.Len(t, users, 2)
+	return msgs, gaps
+}
+
+// TestChatRestart stops the chat service with SIGTERM and starts it again;
+// bob comes back well after alice, who sends meanwhile. With the history
+// in the database the clients resume where they were, in the same epoch,
+// and bob gets alice's message from the history; with the history in
+// memory both are told of a gap into a new epoch, and bob still gets every
+// message of the new epoch.
+func TestChatRestart(t *testing.T) {
+	for _, hs := range historyStores {
+		t.Run(hs.name, func(t *testing.T) {
+			s := newStack(t, stackOptions{chatEnv: map[string]string{"HISTORY_STORE": hs.name}})
+			alice := newUser(t, s, "alice")
+			// bob's first reconnection attempt is 3s after the break.
+			bob := newUser(t, s, "bob", client.WithBackoff(client.Backoff{Initial: 3 * time.Second, Max: 3 * time.Second, Multiplier: 1}))
+			joinedRoom(t, alice, bob)
+			ctx := testCtx(t, 60*time.Second)
+			_, err := alice.Send(ctx, "before")
+			require.NoError(t, err)
+			before, _, _ := receiveMessages(t, bob, 1)
+			// alice's own copy too: a message not seen come back before a
+			// restart would be sent again.
+			receiveMessages(t, alice, 1)
+			epoch, seq := before[0].Epoch, before[0].Sequence
+
+			s.restartChat(t)
+			start := time.Now()
+			_, err = alice.Send(ctx, "while bob is away")
+			require.NoError(t, err)
+			away, aliceGaps := receiveWithGaps(t, alice, 1)
+			require.Less(t, time.Since(start), 2*time.Second, "alice's message was recorded before bob came back")
+			atBob, bobGaps := receiveWithGaps(t, bob, 1)
+			assert.Equal(t, "while bob is away", atBob[0].Body, "bob gets what was sent while he was away")
+			assert.Equal(t, away[0].Sequence, atBob[0].Sequence)
+
+			if hs.durable {
+				assert.Empty(t, aliceGaps)
+				assert.Empty(t, bobGaps)
+				assert.Equal(t, epoch, away[0].Epoch, "a restart keeps the epoch")
+				assert.Equal(t, seq+1, away[0].Sequence, "and the sequences go on")
+			} else {
+				for _, gaps := range [][]*client.Gap{aliceGaps, bobGaps} {
+					if assert.Len(t, gaps, 1) {
+						assert.Equal(t, epoch, gaps[0].PreviousEpoch)
+						assert.Equal(t, seq, gaps[0].AfterSequence)
+						assert.NotEqual(t, epoch, gaps[0].Epoch, "a restart without the history changes the epoch")
+						assert.Equal(t, gaps[0].Epoch, away[0].Epoch)
+					}
+				}
+				if len(bobGaps) == 1 {
+					assert.GreaterOrEqual(t, bobGaps[0].HeadSequence, away[0].Sequence, "bob came back after alice's message")
+				}
+			}
+
+			_, err = alice.Send(ctx, "after, from alice")
+			require.NoError(t, err)
+			_, err = bob.Send(ctx, "after, from bob")
+			require.NoError(t, err)
+			for _, c := range []*client.Client{alice, bob} {
+				msgs, gaps := receiveWithGaps(t, c, 2)
+				assert.Empty(t, gaps)
+				var bodies []string
+				for i, m := range msgs {
+					bodies = append(bodies, m.Body)
+					assert.Equal(t, away[0].Epoch, m.Epoch)
+					assert.Equal(t, away[0].Sequence+uint64(i)+1, m.Sequence)
+				}
+				assert.ElementsMatch(t, []string{"after, from alice", "after, from bob"}, bodies)
+			}
+			users, err := bob.ListChatRoomUsers(ctx)
+			require.NoError(t, err)
+			assert.Len(t, users, 2)
+		})
+	}
 }
 
 // TestDroppedConnectionResumes cuts bob's TCP connection while alice sends:
@@ -431,37 +489,50 @@ func TestSenderCutWhileSending(t *testing.T) {
 }
 
 // TestSendDuringOutage sends while the chat service is down: Send waits
-// for the service to come back, and the message is delivered.
+// for the service to come back, and the message is delivered to both
+// members, in the same epoch when the history is in the database and in
+// a new one when it is in memory.
 func TestSendDuringOutage(t *testing.T) {
-	s := newStack(t, stackOptions{})
-	alice := newUser(t, s, "alice")
-	bob := newUser(t, s, "bob")
-	joinedRoom(t, alice, bob)
-	ctx0 := testCtx(t, 10*time.Second)
-	_, err := alice.Send(ctx0, "before")
-	require.NoError(t, err)
-	before, _, _ := receiveMessages(t, alice, 1)
-	ctx := testCtx(t, 60*time.Second)
+	for _, hs := range historyStores {
+		t.Run(hs.name, func(t *testing.T) {
+			s := newStack(t, stackOptions{chatEnv: map[string]string{"HISTORY_STORE": hs.name}})
+			alice := newUser(t, s, "alice")
+			bob := newUser(t, s, "bob")
+			joinedRoom(t, alice, bob)
+			ctx0 := testCtx(t, 10*time.Second)
+			_, err := alice.Send(ctx0, "before")
+			require.NoError(t, err)
+			before, _, _ := receiveMessages(t, alice, 1)
+			receiveMessages(t, bob, 1)
+			ctx := testCtx(t, 60*time.Second)
 
-	s.chat.stop(t)
-	rc := nextOf[*client.Connection](t, alice)
-	require.Equal(t, client.Reconnecting, rc.State)
-	sent := make(chan error, 1)
-	go func() { // returns once the service is back
-		_, err := alice.Send(ctx, "sent during the outage")
-		sent <- err
-	}()
-	s.startChat(t)
-	select {
-	case err := <-sent:
-		require.NoError(t, err)
-	case <-ctx.Done():
-		t.Fatal("Send still waiting after the service came back")
+			s.chat.stop(t)
+			rc := nextOf[*client.Connection](t, alice)
+			require.Equal(t, client.Reconnecting, rc.State)
+			sent := make(chan error, 1)
+			go func() { // returns once the service is back
+				_, err := alice.Send(ctx, "sent during the outage")
+				sent <- err
+			}()
+			s.startChat(t)
+			select {
+			case err := <-sent:
+				require.NoError(t, err)
+			case <-ctx.Done():
+				t.Fatal("Send still waiting after the service came back")
+			}
+			for _, c := range []*client.Client{alice, bob} {
+				msgs, gaps := receiveWithGaps(t, c, 1)
+				assert.Equal(t, "sent during the outage", msgs[0].Body)
+				if hs.durable {
+					assert.Empty(t, gaps)
+					assert.Equal(t, before[0].Epoch, msgs[0].Epoch, "a restart keeps the epoch")
+					assert.Equal(t, before[0].Sequence+1, msgs[0].Sequence)
+				} else {
+					assert.Len(t, gaps, 1)
+					assert.NotEqual(t, before[0].Epoch, msgs[0].Epoch, "recorded by the restarted service, in a new epoch")
+				}
+			}
+		})
 	}
-	// The sender's own copy comes back from the restarted room. (bob may
-	// reconnect after the message was recorded, in which case the new
-	// epoch's Gap covers it: a restart loses the history.)
-	msgs, _, _ := receiveMessages(t, alice, 1)
-	assert.Equal(t, "sent during the outage", msgs[0].Body)
-	assert.NotEqual(t, before[0].Epoch, msgs[0].Epoch, "recorded by the restarted service")
 }

@@ -90,6 +90,18 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
+// kill sends SIGKILL and waits for the process to exit: a crash, with no
+// chance to write anything.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Kill())
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not exit within 10s of SIGKILL", p.name)
+	}
+}
+
 func (p *proc) running() bool {
 	select {
 	case <-p.exited:
@@ -222,6 +234,14 @@ func (s *stack) startChat(t *testing.T) {
 func (s *stack) restartChat(t *testing.T) {
 	t.Helper()
 	s.chat.stop(t)
+	s.startChat(t)
+}
+
+// crashChat kills the chat service with SIGKILL and starts it again on the
+// same port and DATA_DIR.
+func (s *stack) crashChat(t *testing.T) {
+	t.Helper()
+	s.chat.kill(t)
 	s.startChat(t)
 }
 

@@ -66,19 +66,12 @@ func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engin
 // the import, which skips rooms already present, so a crash in between
 // loses nothing and imports nothing twice.
 func importRegistry(ctx context.Context, dir *store.File, db *sqlstore.Store, log *zap.Logger) error {
-	reg, found, err := dir.Load()
-	if err != nil || !found {
-		return err
-	}
-	n, err := db.Import(ctx, reg)
+	n, err := db.ImportFile(ctx, dir)
 	if err != nil {
 		return fmt.Errorf("import %s: %w", store.FileName, err)
 	}
-	to, err := dir.Retire()
-	if err != nil {
-		return fmt.Errorf("import %s: %w", store.FileName, err)
+	if n > 0 {
+		log.Info("imported rooms", zap.Int("rooms", n), zap.String("renamed_to", store.RetiredName))
 	}
-	log.Info("imported rooms", zap.Int("rooms", n), zap.Int("file_rooms", len(reg.Rooms)),
-		zap.Int("tombstones", len(reg.Tombstones)), zap.String("renamed_to", to))
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
 // strictDecoding returns a copy of desc whose unary handlers receive the

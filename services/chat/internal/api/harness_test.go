@@ -23,8 +23,8 @@ import (
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/memstore"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/sqlstore"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
@@ -122,7 +122,7 @@ func newHarness(t testing.TB, o opts) *harness {
 	srv, err := New(Config{
 		Signer: signer, Hasher: hasher,
 		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute), Logger: logger, Metrics: metrics.New(func() int { return eng.Len(context.Background()) }),
-		MaxBacklog: retain,
+		MaxBacklog:      retain,
 		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
 		TokenTimer: tokenTimer(o.expire, o.realExpiry),
 	}, served)

@@ -16,8 +16,8 @@ import (
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
 )
 
 // Config holds the server's dependencies and limits.

@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
 // writer sends a subscription's events on a stream from a goroutine of its
@@ -40,7 +40,7 @@ type writer struct {
 
 	// Only the goroutine holding the subscription's claim may touch these.
 	head  any             // sent before the first event (the Opened frame)
-	batch *[]*rooms.Event   // from batchPool while a writer goroutine runs
+	batch *[]*rooms.Event // from batchPool while a writer goroutine runs
 	timer *time.Timer     // the linger timer, nil when no goroutine runs
 	wake  <-chan struct{} // the subscription's Wake, once a writer has lingered
 	woken bool            // events came in the current linger period

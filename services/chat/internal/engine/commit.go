@@ -38,21 +38,24 @@ type committer struct {
 
 	wake chan struct{} // 1-buffered: a pending wake-up, never a backlog
 	stop chan struct{} // closed by close: write what is left, then exit
-	// abort is closed when close's context ends: stop retrying.
-	abort chan struct{}
-	done  chan struct{} // closed when run returns
+	// abort ends when close's context ends: the write in progress and the
+	// retries stop.
+	abort    context.Context
+	abortNow context.CancelFunc
+	done     chan struct{} // closed when run returns
 }
 
 func newCommitter(m *Engine) *committer {
+	abort, abortNow := context.WithCancel(context.Background())
 	return &committer{m: m, progress: make(chan struct{}), wake: make(chan struct{}, 1),
-		stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), abort: abort, abortNow: abortNow, done: make(chan struct{})}
 }
 
 // admit waits while MaxPending messages await the log.
 func (c *committer) admit(ctx context.Context) error {
 	for {
 		c.mu.Lock()
-		closed, full, progress := c.closed, len(c.queue) >= c.m.cfg.MaxPending, c.progress
+		closed, full, progress := c.closed, c.accepted-c.written >= uint64(c.m.cfg.MaxPending), c.progress
 		c.mu.Unlock()
 		switch {
 		case closed:
@@ -119,9 +122,10 @@ func (c *committer) close(ctx context.Context) error {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		close(c.abort)
+		c.abortNow()
 		<-c.done
 	}
+	c.abortNow() // releases the context's resources
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if lost := c.accepted - c.written; lost > 0 {
@@ -134,7 +138,7 @@ func (c *committer) close(ctx context.Context) error {
 // close, or when close gives up.
 func (c *committer) run() {
 	defer close(c.done)
-	var batch []pending
+	var batch, live []pending
 	var msgs []rooms.Message
 	for {
 		select {
@@ -156,15 +160,17 @@ func (c *committer) run() {
 				}
 				break
 			}
+			live = c.live(live[:0], batch)
 			msgs = msgs[:0]
-			for _, p := range batch {
+			for _, p := range live {
 				msgs = append(msgs, p.ev.Message)
 			}
-			if !c.write(msgs, batch) {
+			if len(msgs) > 0 && !c.write(msgs, live) {
 				return // close gave up: the rest is counted as lost
 			}
-			c.deliver(batch)
+			c.deliver(live)
 			clear(batch)
+			clear(live)
 			c.mu.Lock()
 			c.written += uint64(n)
 			close(c.progress)
@@ -172,6 +178,27 @@ func (c *committer) run() {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// live appends to dst the messages of batch whose room the engine has not
+// forgotten: a room reset after a sequence conflict is reloaded from the
+// log, and what its old state accepted would conflict again (its streams
+// were ended, so their clients resend it).
+func (c *committer) live(dst, batch []pending) []pending {
+	for i := 0; i < len(batch); {
+		r, j := batch[i].r, i+1
+		for j < len(batch) && batch[j].r == r {
+			j++
+		}
+		r.mu.Lock()
+		gone := r.gone
+		r.mu.Unlock()
+		if !gone {
+			dst = append(dst, batch[i:j]...)
+		}
+		i = j
+	}
+	return dst
 }
 
 // write appends msgs, retrying with backoff, and reports false if close
@@ -188,7 +215,7 @@ func (c *committer) write(msgs []rooms.Message, batch []pending) bool {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-		case <-c.abort:
+		case <-c.abort.Done():
 			t.Stop()
 			return false
 		}
@@ -196,7 +223,7 @@ func (c *committer) write(msgs []rooms.Message, batch []pending) bool {
 }
 
 func (c *committer) append(msgs []rooms.Message, batch []pending) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(c.abort, 30*time.Second)
 	defer cancel()
 	err := c.m.log.Append(ctx, msgs)
 	if !errors.Is(err, rooms.ErrSeqConflict) {

@@ -79,8 +79,11 @@ type Engine struct {
 	mu    sync.RWMutex
 	rooms map[string]*room
 	// fences are the codes being deleted: a room is not loaded while its
-	// code is fenced, so a deletion never races with a load.
+	// code is fenced, and fenced counts the fences ever set, so that a
+	// load that began before one (and may have read a room since deleted)
+	// is discarded and done again.
 	fences map[string]chan struct{}
+	fenced uint64
 
 	commit *committer
 }
@@ -237,6 +240,7 @@ func (m *Engine) fence(ctx context.Context, code string) (*room, func(), error) 
 		if !fenced {
 			done := make(chan struct{})
 			m.fences[code] = done
+			m.fenced++
 			r := m.rooms[code]
 			m.mu.Unlock()
 			return r, func() {

@@ -317,15 +317,65 @@ func TestHistoryGrowsWithMessages(t *testing.T) {
 	r := create(t, m, "u1")
 	s := subscribe(t, m, r.Code, ann, rooms.Open{})
 	subscribe(t, m, r.Code, bob, rooms.Open{}).Close() // presence is not history
+	_, _ = drain(s)
 	h, _, ok := m.RoomMemory(r.Code)
 	require.True(t, ok)
 	assert.Zero(t, h)
+	var got []uint64
 	for i := range 6 {
 		send(t, m, r.Code, ann, "", "x")
 		h, _, _ := m.RoomMemory(r.Code)
 		assert.Equal(t, min(i+1, 4), h, "after %d messages", i+1)
+		evs, err := drain(s)
+		require.NoError(t, err)
+		got = append(got, seqs(evs)...)
 	}
-	evs, err := drain(s)
+	assert.Equal(t, span(1, 6), got)
+}
+
+// Engines sharing a Presence table count a user's streams across them:
+// JOINED and LEFT mark the user's first and last stream anywhere, the
+// stream limit holds across engines, and the streams of an engine that
+// stops renewing its lease stop counting.
+func TestPresenceSharedAcrossEngines(t *testing.T) {
+	clk := newClock()
+	table := engine.NewMemoryPresence(time.Minute, clk.Now)
+	reg := memstore.NewRegistry()
+	cfg := func(holder string) engine.Config {
+		return engine.Config{Presence: table.Holder(holder), PresenceTTL: time.Minute, MaxStreamsPerUser: 2, Now: clk.Now}
+	}
+	a := start(t, cfg("a"), reg, memstore.NewLog(retained(engine.Config{})))
+	b := start(t, cfg("b"), reg, memstore.NewLog(retained(engine.Config{})))
+	r := create(t, a, "u1")
+
+	watch := subscribe(t, b, r.Code, bob, rooms.Open{})
+	onA := subscribe(t, a, r.Code, ann, rooms.Open{})
+	onB := subscribe(t, b, r.Code, ann, rooms.Open{})
+	assert.False(t, watch.Pending(), "ann's first stream was on the other engine")
+	assert.Equal(t, []rooms.User{{Name: "ann", Streams: 2}, {Name: "bob", Streams: 1}}, onB.Opened.Users)
+	_, err := a.Subscribe(ctx(t), r.Code, ann, rooms.Open{})
+	assert.ErrorIs(t, err, rooms.ErrTooManyStreams, "the limit counts both engines")
+
+	onA.Close()
+	assert.False(t, watch.Pending(), "ann still has a stream")
+	again := subscribe(t, a, r.Code, ann, rooms.Open{})
+	users, err := b.Users(ctx(t), r.Code)
 	require.NoError(t, err)
-	assert.Equal(t, span(1, 6), seqs(evs))
+	assert.Equal(t, []rooms.User{{Name: "ann", Streams: 2}, {Name: "bob", Streams: 1}}, users)
+
+	// a stops renewing: once its lease lapses its stream no longer counts.
+	clk.advance(45 * time.Second)
+	require.NoError(t, b.Tick(ctx(t)))
+	clk.advance(30 * time.Second)
+	users, err = b.Users(ctx(t), r.Code)
+	require.NoError(t, err)
+	assert.Equal(t, []rooms.User{{Name: "ann", Streams: 1}, {Name: "bob", Streams: 1}}, users)
+
+	onB.Close()
+	evs, err := drain(watch)
+	require.NoError(t, err)
+	require.Len(t, evs, 1, "ann's last counted stream closed")
+	assert.Equal(t, rooms.EventLeft, evs[0].Kind)
+	assert.Equal(t, "ann", evs[0].User)
+	again.Close()
 }

@@ -16,8 +16,9 @@ type room struct {
 	mu sync.Mutex
 	// seq is the sequence of the latest message accepted; delivered that
 	// of the latest one written to the log and handed to the streams.
-	// Messages in between await the committer.
-	seq, delivered uint64
+	// Messages in between await the committer. floor is the oldest
+	// sequence history may hold: the first one loaded from the log.
+	seq, delivered, floor uint64
 	// history is a ring of the last Engine.retain messages accepted:
 	// message s lives at (s-1) % retain. It grows with the room's messages
 	// up to retain, so a quiet room holds only what it has said.
@@ -61,15 +62,20 @@ func (m *Engine) load(ctx context.Context, code string) (*room, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &room{meta: meta, seq: head, delivered: head, subIdx: make(map[*rooms.Subscription]int), usedAt: m.cfg.Now()}
+	r := &room{meta: meta, seq: head, delivered: head, floor: head + 1, subIdx: make(map[*rooms.Subscription]int), usedAt: m.cfg.Now()}
 	if head > uint64(m.retain) {
 		r.history = make([]*rooms.Event, m.retain)
 	} else {
 		r.history = make([]*rooms.Event, head)
 	}
-	for _, msg := range msgs {
-		if msg.Seq <= from || msg.Seq > head {
-			return nil, fmt.Errorf("engine: room %s: log returned sequence %d outside (%d, %d]", code, msg.Seq, from, head)
+	if len(msgs) > 0 {
+		// The log may keep fewer than asked; what it returns must run
+		// without a gap up to the head.
+		r.floor = msgs[0].Seq
+	}
+	for i, msg := range msgs {
+		if msg.Seq <= from || msg.Seq != r.floor+uint64(i) || (i == len(msgs)-1 && msg.Seq != head) {
+			return nil, fmt.Errorf("engine: room %s: log returned sequence %d, not a run of (%d, %d]", code, msg.Seq, from, head)
 		}
 		ev := rooms.NewMessageEvent(msg)
 		r.history[(msg.Seq-1)%uint64(m.retain)] = ev
@@ -90,7 +96,7 @@ func (m *Engine) lockLive(ctx context.Context, code string) (*room, error) {
 	for {
 		// Every message looks its room up: readers share the map lock.
 		m.mu.RLock()
-		r, fence := m.rooms[code], m.fences[code]
+		r, fence, gen := m.rooms[code], m.fences[code], m.fenced
 		m.mu.RUnlock()
 		if r == nil && fence != nil {
 			select {
@@ -108,7 +114,7 @@ func (m *Engine) lockLive(ctx context.Context, code string) (*room, error) {
 			m.mu.Lock()
 			switch {
 			case m.rooms[code] != nil: // loaded by another caller meanwhile
-			case m.fences[code] != nil: // being deleted: wait and look again
+			case m.fenced != gen: // a deletion may have begun since: read again
 			default:
 				m.rooms[code] = loaded
 			}
@@ -200,10 +206,11 @@ func (m *Engine) replayLocked(r *room, open rooms.Open) (rooms.Recovery, []*room
 // oldestLocked is the sequence of the oldest message held, or the next
 // one if none is.
 func (r *room) oldestLocked(retain int) uint64 {
-	if r.seq <= uint64(retain) {
-		return 1
+	oldest := uint64(1)
+	if r.seq > uint64(retain) {
+		oldest = r.seq - uint64(retain) + 1
 	}
-	return r.seq - uint64(retain) + 1
+	return max(oldest, min(r.floor, r.seq+1))
 }
 
 // spanLocked returns the delivered messages held after sequence after.

@@ -2,11 +2,7 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"gorm.io/gorm"
@@ -68,25 +64,11 @@ func (s *Store) Import(ctx context.Context, reg rooms.Registry) (n int, err erro
 	return n, nil
 }
 
-// ImportJSON imports dataDir/rooms.json, the registry file of an older
-// version, with Import, then retires it (renames it to
-// rooms.json.imported) so that it is read only once, and reports how many
-// rooms it added; without the file it does nothing.
-//
-// It takes the data directory's lock (store.Open) for the while, so it
-// fails with store.ErrLocked when another process, or this one, holds
-// the directory: a caller that holds it already loads the file itself and
-// calls Import.
-func (s *Store) ImportJSON(ctx context.Context, dataDir string) (n int, err error) {
-	// Without a file there is nothing to lock: don't make a lock file.
-	if _, err := os.Stat(filepath.Join(dataDir, store.FileName)); errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	f, err := store.Open(dataDir)
-	if err != nil {
-		return 0, fmt.Errorf("sqlstore: import: %w", err)
-	}
-	defer f.Close()
+// ImportFile imports the registry file of an older version (rooms.json)
+// in f, the data directory its caller holds, with Import, then retires it
+// (renames it to rooms.json.imported) so that it is read only once, and
+// reports how many rooms it added; without the file it does nothing.
+func (s *Store) ImportFile(ctx context.Context, f *store.File) (n int, err error) {
 	reg, found, err := f.Load()
 	if err != nil || !found {
 		return 0, err

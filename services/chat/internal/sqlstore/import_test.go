@@ -27,6 +27,16 @@ func dataDir(t *testing.T, name string) string {
 	return dir
 }
 
+// importDir imports dir's registry file the way the service does: holding
+// the data directory.
+func importDir(t *testing.T, s *sqlstore.Store, dir string) (int, error) {
+	t.Helper()
+	f, err := store.Open(dir)
+	require.NoError(t, err)
+	defer f.Close()
+	return s.ImportFile(ctx(t), f)
+}
+
 // at parses a time in the fixture's format.
 func at(t *testing.T, s string) time.Time {
 	t.Helper()
@@ -46,24 +56,7 @@ func TestImportJSON(t *testing.T) {
 	}
 	t.Run("no file", func(t *testing.T) {
 		s := open(t, sqliteConfig(t))
-		dir := t.TempDir()
-		n, err := s.ImportJSON(ctx(t), dir)
-		require.NoError(t, err)
-		assert.Zero(t, n)
-		entries, err := os.ReadDir(dir)
-		require.NoError(t, err)
-		assert.Empty(t, entries, "no lock file made for nothing")
-	})
-	t.Run("a held data directory is refused", func(t *testing.T) {
-		s := open(t, sqliteConfig(t))
-		dir := dataDir(t, "rooms.v2.json")
-		f, err := store.Open(dir)
-		require.NoError(t, err)
-		defer f.Close()
-		_, err = s.ImportJSON(ctx(t), dir)
-		assert.ErrorIs(t, err, store.ErrLocked)
-		assert.FileExists(t, filepath.Join(dir, store.FileName), "left for the holder")
-		n, err := s.Count(ctx(t))
+		n, err := importDir(t, s, t.TempDir())
 		require.NoError(t, err)
 		assert.Zero(t, n)
 	})
@@ -72,7 +65,7 @@ func TestImportJSON(t *testing.T) {
 func importAll(t *testing.T, s *sqlstore.Store) {
 	dir := dataDir(t, "rooms.v2.json")
 	before := time.Now()
-	n, err := s.ImportJSON(ctx(t), dir)
+	n, err := importDir(t, s, dir)
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
 	assert.NoFileExists(t, filepath.Join(dir, store.FileName))
@@ -116,7 +109,7 @@ func importAll(t *testing.T, s *sqlstore.Store) {
 		assert.NoError(t, s.Create(ctx(t), r, rules), tt.code)
 	}
 
-	n, err = s.ImportJSON(ctx(t), dir)
+	n, err = importDir(t, s, dir)
 	require.NoError(t, err)
 	assert.Zero(t, n, "the retired file is not read again")
 }
@@ -133,7 +126,7 @@ func importTwice(t *testing.T, s *sqlstore.Store) {
 	require.Equal(t, 3, n)
 	require.NoError(t, f.Close())
 
-	n, err = s.ImportJSON(ctx(t), dir)
+	n, err = importDir(t, s, dir)
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	count, err := s.Count(ctx(t))
@@ -145,7 +138,7 @@ func importTwice(t *testing.T, s *sqlstore.Store) {
 func importSkips(t *testing.T, s *sqlstore.Store) {
 	mine := rooms.Room{Code: "ABC234", Name: "already here", PasswordHash: "h", OwnerID: "1", CreatedAt: t0, IdleSince: t0}
 	require.NoError(t, s.Create(ctx(t), mine, engine.CreateRules{}))
-	n, err := s.ImportJSON(ctx(t), dataDir(t, "rooms.v2.json"))
+	n, err := importDir(t, s, dataDir(t, "rooms.v2.json"))
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
 	got, err := s.Room(ctx(t), "ABC234")
@@ -155,7 +148,7 @@ func importSkips(t *testing.T, s *sqlstore.Store) {
 
 func importV1(t *testing.T, s *sqlstore.Store) {
 	before := time.Now()
-	n, err := s.ImportJSON(ctx(t), dataDir(t, "rooms.v1.json"))
+	n, err := importDir(t, s, dataDir(t, "rooms.v1.json"))
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	got, err := s.Room(ctx(t), "QRS234")
