@@ -71,22 +71,26 @@ type RoomDeleted struct {
 }
 
 // Gap says that messages may have been missed: after a reconnection the
-// service could not replay what was sent while the client was away (it
-// restarted, or the client fell outside its history). Live events follow.
+// service could not replay everything sent while the client was away (its
+// history was lost in a restart, or the client fell outside it). What the
+// service still holds follows as *Message events (after an epoch change,
+// every message of the new epoch it keeps), then live events.
 type Gap struct {
 	// PreviousEpoch and AfterSequence are the last message delivered before
 	// the gap.
 	PreviousEpoch string
 	AfterSequence uint64
-	// Epoch and HeadSequence are where the room stands now; messages after
-	// HeadSequence follow.
+	// Epoch and HeadSequence are where the room stood when the stream
+	// opened; messages up to HeadSequence that the service still holds
+	// come first, then live ones.
 	Epoch        string
 	HeadSequence uint64
 	// Unconfirmed are the client message IDs of the caller's own messages
 	// whose fate the gap hides: sent before it and not seen come back. The
 	// Client sent them again, which is safe because the service ignores an
 	// ID it already recorded; but for that same reason, those it had
-	// recorded during the gap never come back as a *Message. Only a gap in
+	// recorded during the gap come back as a *Message only if its history
+	// still holds them. Only a gap in
 	// the same epoch has them: after a restart the Client knows nothing
 	// was recorded, sends everything again and tracks it as usual.
 	Unconfirmed []string

@@ -541,7 +541,12 @@ func (s *session) opened(op *chatv1.Opened, sameEpochGap bool, unconfirmed []*ch
 				gap.Unconfirmed = append(gap.Unconfirmed, m.GetClientMessageId())
 			}
 		}
-		s.epoch, s.lastSeq = op.GetEpoch(), op.GetHeadSequence()
+		// What the service still holds after the point follows: from the
+		// start of a new epoch, or after the last message delivered in
+		// this one.
+		if op.GetEpoch() != s.epoch {
+			s.epoch, s.lastSeq = op.GetEpoch(), 0
+		}
 		return s.emit(gap)
 	}
 	return nil

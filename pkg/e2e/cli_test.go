@@ -3,10 +3,12 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -216,4 +218,102 @@ func TestCLILineTooLong(t *testing.T) {
 	assert.Contains(t, errOut, "not sent")
 	assert.Contains(t, out, "alice: fits")
 	assert.NotContains(t, out, "never read")
+}
+
+// TestCLIBacklogAfterRestart has a newcomer join after the chat service
+// restarted: `chatter join` prints the messages sent before the restart,
+// marked earlier, before the live ones. The rooms are in the database: the
+// chat service never writes a rooms.json.
+func TestCLIBacklogAfterRestart(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	watchNoFile(t, filepath.Join(s.chatEnv["DATA_DIR"], "rooms.json"))
+	env := func(name string) map[string]string {
+		return map[string]string{"CHATTER_USER": name, "CHATTER_PASSWORD": name + "-password", "CHATTER_ROOM_PASSWORD": "room-pw"}
+	}
+	alice, bob, carol := env("alice"), env("bob"), env("carol")
+	for _, u := range []map[string]string{alice, bob, carol} {
+		_, errOut, code := chatter(t, s, u, "", "register")
+		require.Equal(t, 0, code, errOut)
+	}
+	out, errOut, code := chatter(t, s, alice, "", "create-room", "general")
+	require.Equal(t, 0, code, errOut)
+	room := strings.TrimSpace(out)
+
+	a := startJoin(t, s, alice, room)
+	a.waitStderr(t, "* joined general")
+	_, err := io.WriteString(a.stdin, "one\ntwo\nthree\n")
+	require.NoError(t, err)
+	for _, m := range []string{"one", "two", "three"} {
+		a.expect(t, "alice: "+m)
+	}
+
+	s.restartChat(t)
+	c := startJoin(t, s, carol, room)
+	c.waitStderr(t, "3 earlier messages follow")
+	for _, m := range []string{"one", "two", "three"} {
+		c.expect(t, "[earlier] alice: "+m)
+	}
+	_, err = io.WriteString(a.stdin, "four\n")
+	require.NoError(t, err)
+	c.expect(t, "alice: four")
+	a.expect(t, "alice: four")
+
+	b := startJoin(t, s, bob, "--json", "--backlog", "2", room)
+	type line struct {
+		Type    string `json:"type"`
+		Body    string `json:"body"`
+		Sender  string `json:"sender"`
+		Backlog int    `json:"backlog"`
+		Earlier bool   `json:"earlier"`
+	}
+	// nextJSON returns bob's next line that is not about presence.
+	nextJSON := func() line {
+		for {
+			raw := b.next(t)
+			var l line
+			require.NoError(t, json.Unmarshal([]byte(raw), &l), raw)
+			if l.Type != "presence" {
+				return l
+			}
+		}
+	}
+	assert.Equal(t, line{Type: "joined", Backlog: 2}, nextJSON())
+	assert.Equal(t, line{Type: "message", Sender: "alice", Body: "three", Earlier: true}, nextJSON())
+	assert.Equal(t, line{Type: "message", Sender: "alice", Body: "four", Earlier: true}, nextJSON())
+	_, err = io.WriteString(a.stdin, "five\n")
+	require.NoError(t, err)
+	assert.Equal(t, line{Type: "message", Sender: "alice", Body: "five"}, nextJSON())
+	c.expect(t, "alice: five")
+
+	for _, j := range []*joiner{b, c, a} {
+		assert.Equal(t, 0, j.finish(t))
+	}
+}
+
+// watchNoFile fails the test if path exists at any time until the test
+// ends.
+func watchNoFile(t *testing.T, path string) {
+	t.Helper()
+	stop, done := make(chan struct{}), make(chan struct{})
+	// The watcher lives until Cleanup stops it.
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if _, err := os.Stat(path); err == nil {
+				t.Errorf("%s exists", path)
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
 }

@@ -197,14 +197,14 @@ var historyStores = []struct {
 	durable bool
 }{{"database", true}, {"memory", false}}
 
-// receiveWithGaps returns the next n messages and the gaps received
-// before the last of them.
-func receiveWithGaps(t *testing.T, c *client.Client, n int) (msgs []*client.Message, gaps []*client.Gap) {
+// receiveUntil returns the messages up to the first with this body, and
+// the gaps received on the way.
+func receiveUntil(t *testing.T, c *client.Client, body string) (msgs []*client.Message, gaps []*client.Gap) {
 	t.Helper()
-	ctx := testCtx(t, 30*time.Second)
-	for len(msgs) < n {
+	ctx := testCtx(t, 20*time.Second)
+	for len(msgs) == 0 || msgs[len(msgs)-1].Body != body {
 		ev, err := c.Receive(ctx)
-		require.NoError(t, err, "after %d of %d messages", len(msgs), n)
+		require.NoError(t, err, "waiting for %q after %d messages", body, len(msgs))
 		switch v := ev.(type) {
 		case *client.Message:
 			msgs = append(msgs, v)
@@ -216,7 +216,8 @@ func receiveWithGaps(t *testing.T, c *client.Client, n int) (msgs []*client.Mess
 }
 
 // TestChatRestart stops the chat service with SIGTERM and starts it again;
-// bob comes back well after alice, who sends meanwhile. With the history
+// bob, whose connection goes through a proxy that refuses him for a while,
+// comes back after alice, who sends meanwhile. With the history
 // in the database the clients resume where they were, in the same epoch,
 // and bob gets alice's message from the history; with the history in
 // memory both are told of a gap into a new epoch, and bob still gets every
@@ -225,9 +226,9 @@ func TestChatRestart(t *testing.T) {
 	for _, hs := range historyStores {
 		t.Run(hs.name, func(t *testing.T) {
 			s := newStack(t, stackOptions{chatEnv: map[string]string{"HISTORY_STORE": hs.name}})
+			px := newProxy(t, s.chatAddr)
 			alice := newUser(t, s, "alice")
-			// bob's first reconnection attempt is 3s after the break.
-			bob := newUser(t, s, "bob", client.WithBackoff(client.Backoff{Initial: 3 * time.Second, Max: 3 * time.Second, Multiplier: 1}))
+			bob := newUser(t, s, "bob", client.WithChatAddress(px.addr))
 			joinedRoom(t, alice, bob)
 			ctx := testCtx(t, 60*time.Second)
 			_, err := alice.Send(ctx, "before")
@@ -238,49 +239,54 @@ func TestChatRestart(t *testing.T) {
 			receiveMessages(t, alice, 1)
 			epoch, seq := before[0].Epoch, before[0].Sequence
 
+			px.setRefusing(true)
 			s.restartChat(t)
-			start := time.Now()
 			_, err = alice.Send(ctx, "while bob is away")
 			require.NoError(t, err)
-			away, aliceGaps := receiveWithGaps(t, alice, 1)
-			require.Less(t, time.Since(start), 2*time.Second, "alice's message was recorded before bob came back")
-			atBob, bobGaps := receiveWithGaps(t, bob, 1)
-			assert.Equal(t, "while bob is away", atBob[0].Body, "bob gets what was sent while he was away")
-			assert.Equal(t, away[0].Sequence, atBob[0].Sequence)
-
-			if hs.durable {
-				assert.Empty(t, aliceGaps)
-				assert.Empty(t, bobGaps)
-				assert.Equal(t, epoch, away[0].Epoch, "a restart keeps the epoch")
-				assert.Equal(t, seq+1, away[0].Sequence, "and the sequences go on")
-			} else {
-				for _, gaps := range [][]*client.Gap{aliceGaps, bobGaps} {
-					if assert.Len(t, gaps, 1) {
-						assert.Equal(t, epoch, gaps[0].PreviousEpoch)
-						assert.Equal(t, seq, gaps[0].AfterSequence)
-						assert.NotEqual(t, epoch, gaps[0].Epoch, "a restart without the history changes the epoch")
-						assert.Equal(t, gaps[0].Epoch, away[0].Epoch)
-					}
-				}
-				if len(bobGaps) == 1 {
-					assert.GreaterOrEqual(t, bobGaps[0].HeadSequence, away[0].Sequence, "bob came back after alice's message")
-				}
+			atAlice, aliceGaps := receiveUntil(t, alice, "while bob is away")
+			px.setRefusing(false)
+			for nextOf[*client.Connection](t, bob).State != client.Connected {
 			}
-
+			// One after the other, so that "after, from bob" comes last.
 			_, err = alice.Send(ctx, "after, from alice")
 			require.NoError(t, err)
+			more, moreGaps := receiveUntil(t, alice, "after, from alice")
+			atAlice, aliceGaps = append(atAlice, more...), append(aliceGaps, moreGaps...)
 			_, err = bob.Send(ctx, "after, from bob")
 			require.NoError(t, err)
-			for _, c := range []*client.Client{alice, bob} {
-				msgs, gaps := receiveWithGaps(t, c, 2)
-				assert.Empty(t, gaps)
+			want := []string{"while bob is away", "after, from alice", "after, from bob"}
+			var newEpoch string
+			for _, c := range []struct {
+				name string
+				c    *client.Client
+				msgs []*client.Message
+				gaps []*client.Gap
+			}{{"alice", alice, atAlice, aliceGaps}, {"bob", bob, nil, nil}} {
+				msgs, gaps := receiveUntil(t, c.c, "after, from bob")
+				msgs, gaps = append(c.msgs, msgs...), append(c.gaps, gaps...)
 				var bodies []string
 				for i, m := range msgs {
 					bodies = append(bodies, m.Body)
-					assert.Equal(t, away[0].Epoch, m.Epoch)
-					assert.Equal(t, away[0].Sequence+uint64(i)+1, m.Sequence)
+					assert.Equal(t, msgs[0].Epoch, m.Epoch, "%s: message %d", c.name, i)
+					assert.Equal(t, msgs[0].Sequence+uint64(i), m.Sequence, "%s: message %d", c.name, i)
 				}
-				assert.ElementsMatch(t, []string{"after, from alice", "after, from bob"}, bodies)
+				assert.Equal(t, want, bodies, "%s gets every message sent since the restart, once, in order", c.name)
+				if hs.durable {
+					assert.Empty(t, gaps, c.name)
+					assert.Equal(t, epoch, msgs[0].Epoch, "%s: a restart keeps the epoch", c.name)
+					assert.Equal(t, seq+1, msgs[0].Sequence, "%s: and the sequences go on", c.name)
+					continue
+				}
+				if assert.Len(t, gaps, 1, c.name) {
+					assert.Equal(t, epoch, gaps[0].PreviousEpoch, c.name)
+					assert.Equal(t, seq, gaps[0].AfterSequence, c.name)
+					assert.NotEqual(t, epoch, gaps[0].Epoch, "%s: a restart without the history changes the epoch", c.name)
+					assert.Equal(t, gaps[0].Epoch, msgs[0].Epoch, c.name)
+				}
+				if newEpoch == "" {
+					newEpoch = msgs[0].Epoch
+				}
+				assert.Equal(t, newEpoch, msgs[0].Epoch, "%s: the same new epoch", c.name)
 			}
 			users, err := bob.ListChatRoomUsers(ctx)
 			require.NoError(t, err)
@@ -522,8 +528,8 @@ func TestSendDuringOutage(t *testing.T) {
 				t.Fatal("Send still waiting after the service came back")
 			}
 			for _, c := range []*client.Client{alice, bob} {
-				msgs, gaps := receiveWithGaps(t, c, 1)
-				assert.Equal(t, "sent during the outage", msgs[0].Body)
+				msgs, gaps := receiveUntil(t, c, "sent during the outage")
+				assert.Len(t, msgs, 1, "only the message sent during the outage")
 				if hs.durable {
 					assert.Empty(t, gaps)
 					assert.Equal(t, before[0].Epoch, msgs[0].Epoch, "a restart keeps the epoch")

@@ -16,9 +16,10 @@ type proxy struct {
 	target string
 	lis    net.Listener
 
-	mu    sync.Mutex
-	conns []net.Conn
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+	refuse bool // close new connections at once
+	wg     sync.WaitGroup
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -43,6 +44,13 @@ func (p *proxy) accept() {
 		in, err := p.lis.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			in.Close()
+			continue
 		}
 		out, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -75,4 +83,12 @@ func (p *proxy) cut() {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// setRefusing makes the proxy close every new connection at once, as an
+// unreachable service would, or carry them again.
+func (p *proxy) setRefusing(refuse bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = refuse
 }

@@ -229,7 +229,6 @@ func (l *load) checkEphemeral(t *testing.T, restarts int) {
 				assert.Equal(t, epoch, ev.PreviousEpoch, "%s: gap %d from the last epoch received", m.name, gaps)
 				assert.Equal(t, after, ev.AfterSequence, "%s: gap %d after the last message received", m.name, gaps)
 				assert.NotEqual(t, ev.PreviousEpoch, ev.Epoch, "%s: gap %d: a restart of an ephemeral history starts a new epoch", m.name, gaps)
-				t.Logf("%s: gap %d: after %d, head %d", m.name, gaps, ev.AfterSequence, ev.HeadSequence)
 				assertRun(t, m.name, run, epoch, from)
 				// Where the new epoch's messages start is the service's
 				// to say; that they reach everyone, checked below, is not.

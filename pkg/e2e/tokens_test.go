@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/grpcchatter/grpcchatter/pkg/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 )
 
 // TestSessionOutlivesTokens runs with user tokens of 2s and room tokens of
@@ -101,4 +104,54 @@ func TestSessionOutlivesTokens(t *testing.T) {
 	msgs, gaps, _ := receiveMessages(t, alice, 1)
 	assert.Zero(t, gaps)
 	assert.Equal(t, "bob is still here", msgs[0].Body)
+}
+
+// TestRoomTokenRefreshedInBand runs with room tokens of 3s: bob stays in
+// the room for 15s while alice sends, renewing his token on the open
+// stream. He never reconnects, alice sees no presence change of his, and
+// he receives every message.
+func TestRoomTokenRefreshedInBand(t *testing.T) {
+	s := newStack(t, stackOptions{chatEnv: map[string]string{"ROOM_TOKEN_DURATION": "3s"}})
+	var joins atomic.Int32
+	countJoins := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err == nil && strings.HasSuffix(method, "/JoinChatRoom") {
+			joins.Add(1)
+		}
+		return err
+	}
+	alice := newUser(t, s, "alice")
+	bob := newUser(t, s, "bob", client.WithDialOptions(grpc.WithChainUnaryInterceptor(countJoins)))
+	joinedRoom(t, alice, bob)
+	atAlice, atBob := collect(t, alice), collect(t, bob)
+	ctx := testCtx(t, 40*time.Second)
+
+	var sent []string
+	for i, end := 0, time.Now().Add(15*time.Second); time.Now().Before(end); i++ {
+		body := fmt.Sprintf("alice %d", i)
+		_, err := alice.Send(ctx, body)
+		require.NoError(t, err)
+		sent = append(sent, body)
+		time.Sleep(250 * time.Millisecond)
+	}
+	last := sent[len(sent)-1]
+	atBob.waitUntil(t, 10*time.Second, "alice's messages at bob", hasBody(last))
+	atAlice.waitUntil(t, 10*time.Second, "alice's messages back", hasBody(last))
+
+	renewals := int(joins.Load()) - 1
+	t.Logf("bob renewed his room token %d times", renewals)
+	assert.GreaterOrEqual(t, renewals, 4, "bob's room token was renewed, every 2s or so")
+	bobs := atBob.snapshot()
+	assert.Empty(t, eventsOf[*client.Connection](bobs), "bob never reconnected")
+	assert.Empty(t, eventsOf[*client.Gap](bobs))
+	var got []string
+	for _, m := range messagesOf(bobs) {
+		got = append(got, m.Body)
+	}
+	assert.Equal(t, sent, got, "bob received every message once, in order")
+	alices := atAlice.snapshot()
+	assert.Empty(t, eventsOf[*client.Connection](alices), "alice never reconnected")
+	for _, p := range eventsOf[*client.Presence](alices) {
+		assert.NotEqual(t, "bob", p.User, "alice saw bob %s at %s", p.Kind, p.At)
+	}
 }

@@ -147,7 +147,9 @@ func (m *Engine) Len(ctx context.Context) int {
 
 // CreateRoom registers a room with a fresh short code.
 func (m *Engine) CreateRoom(ctx context.Context, name, passwordHash, ownerID string) (rooms.Room, error) {
-	now := m.cfg.Now().UTC()
+	// Microseconds: what every store keeps, so the room returned is the
+	// room stored.
+	now := m.cfg.Now().UTC().Truncate(time.Microsecond)
 	r := rooms.Room{Name: name, PasswordHash: passwordHash, OwnerID: ownerID, CreatedAt: now, IdleSince: now}
 	rules := CreateRules{MaxOwned: m.cfg.MaxRoomsPerUser, ReuseAfter: m.cfg.ReuseAfter}
 	for range codeAttempts {

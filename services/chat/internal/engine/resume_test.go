@@ -205,3 +205,42 @@ func TestRestartWithEphemeralHistory(t *testing.T) {
 	}
 	expectLive(t, m2, r.Code, s, 3)
 }
+
+// A room reloaded from a log that keeps fewer messages than the engine
+// retains offers only what the log returned: resuming from before it
+// fails, from within it completes, and a backlog is capped at it.
+func TestReloadFromShortLog(t *testing.T) {
+	reg, log := memstore.NewRegistry(), memstore.NewLog(2) // the engine retains 4
+	m1, err := engine.New(testConfig(small), reg, log)
+	require.NoError(t, err)
+	r, err := m1.CreateRoom(ctx(t), "room", "hash", "u1")
+	require.NoError(t, err)
+	for i := 1; i <= 6; i++ {
+		send(t, m1, r.Code, ann, "", fmt.Sprint("m", i))
+	}
+	require.NoError(t, m1.Close(ctx(t)))
+
+	m2 := start(t, small, reg, log) // the same log: the same epoch
+	cases := []struct {
+		name     string
+		open     rooms.Open
+		recovery rooms.Recovery
+	}{
+		{"resume from before the log's oldest", rooms.Open{Resume: &rooms.Resume{Epoch: log.Epoch(), After: 3}}, rooms.RecoveryFailed},
+		{"resume from the log's oldest", rooms.Open{Resume: &rooms.Resume{Epoch: log.Epoch(), After: 4}}, rooms.RecoveryComplete},
+		{"backlog", rooms.Open{Backlog: 10}, rooms.RecoveryNotRequested},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := subscribe(t, m2, r.Code, bob, tc.open)
+			assert.Equal(t, tc.recovery, s.Opened.Recovery)
+			assert.Equal(t, uint64(6), s.Opened.Head)
+			evs, err := drain(s)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"m5", "m6"}, bodies(evs))
+			s.Close()
+		})
+	}
+	s := subscribe(t, m2, r.Code, bob, rooms.Open{})
+	expectLive(t, m2, r.Code, s, 7)
+}
