@@ -366,6 +366,41 @@ func TestRestartGivesGap(t *testing.T) {
 	assert.Equal(t, uint64(1), m.Sequence, "a new epoch starts over")
 }
 
+// After a restart that lost history, what others sent in the new epoch
+// before the client reconnected follows its Gap: nothing the service
+// still holds is lost.
+func TestGapThenNewEpochReplay(t *testing.T) {
+	e := newEnv(t)
+	alice := e.loggedIn("alice")
+	bob := e.loggedIn("bob", client.WithOpenTimeout(200*time.Millisecond))
+	room(t, alice, bob)
+	_, err := alice.Send(testCtx(t), "before")
+	require.NoError(t, err)
+	assert.Equal(t, "before", messages(t, bob, 1)[0].Body)
+
+	// Bob's reconnections stall while the room talks in the new epoch.
+	e.chat.set(func(f *fakeChat) { f.stall = true })
+	e.chat.restart("epoch-2")
+	e.chat.set(func(f *fakeChat) {
+		for _, r := range f.rooms {
+			r.history = append(r.history, &chatv1.Message{Sequence: 1, Epoch: "epoch-2", Sender: "carol", Body: "while bob was away"})
+		}
+		f.stall = false
+	})
+	gap := next[*client.Gap](t, bob)
+	assert.Equal(t, "epoch-1", gap.PreviousEpoch)
+	assert.Equal(t, "epoch-2", gap.Epoch)
+	m := messages(t, bob, 1)[0]
+	assert.Equal(t, "while bob was away", m.Body)
+	assert.Equal(t, uint64(1), m.Sequence)
+
+	_, err = alice.Send(testCtx(t), "after")
+	require.NoError(t, err)
+	m = messages(t, bob, 1)[0]
+	assert.Equal(t, "after", m.Body)
+	assert.Equal(t, uint64(2), m.Sequence, "no gap or repeat after the replay")
+}
+
 func TestRoomTokenRenewed(t *testing.T) {
 	e := newEnv(t)
 	alice := e.loggedIn("alice")

@@ -491,7 +491,16 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 				frame = append(frame, &chatv1.Event{Kind: &chatv1.Event_Message{Message: m}})
 			}
 		} else {
+			// As the service does: what it holds after the point follows,
+			// every message of its epoch when the point is from another.
 			opened.Recovery = chatv1.Recovery_RECOVERY_FAILED
+			from := uint64(0)
+			if res.GetEpoch() == f.epoch {
+				from = min(res.GetAfterSequence(), head)
+			}
+			for _, m := range r.history[from:] {
+				frame = append(frame, &chatv1.Event{Kind: &chatv1.Event_Message{Message: m}})
+			}
 		}
 	}
 	if !r.online(sub.user) {
