@@ -22,10 +22,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/config"
-	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,7 +81,7 @@ func TestRun(t *testing.T) {
 	}{
 		{"sqlite", func(t *testing.T) map[string]string { return map[string]string{"DATA_DIR": t.TempDir()} }},
 		{"postgres", func(t *testing.T) map[string]string {
-			return map[string]string{"DATABASE_URL": dbtest.PostgresURL(t)}
+			return map[string]string{"DATABASE_URL": sqldbtest.PostgresURL(t)}
 		}},
 	}
 	for _, b := range backends {

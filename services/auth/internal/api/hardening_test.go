@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/store"
 )
@@ -191,7 +192,7 @@ func TestRegistrationIsRateLimitedPerAddress(t *testing.T) {
 // outage (here a missing table) is a generic 500, logged once, not a 503
 // that tells clients to retry.
 func TestUnexpectedDatabaseErrorIs500(t *testing.T) {
-	url := dbtest.PostgresURL(t)
+	url := sqldbtest.PostgresURL(t)
 	s, err := store.Open(context.Background(), store.Config{DatabaseURL: url, Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
+	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/store"
 )
 
@@ -23,7 +23,7 @@ import (
 // back 503 once the per-call database timeout passes, not hang until the
 // request timeout or forever.
 func TestSilentDatabaseAnswers503(t *testing.T) {
-	u, err := url.Parse(dbtest.PostgresURL(t))
+	u, err := url.Parse(sqldbtest.PostgresURL(t))
 	require.NoError(t, err)
 	p := newFreezer(t, u.Host)
 	u.Host = p.addr

@@ -1,24 +1,27 @@
 // Package store keeps accounts in PostgreSQL or, by default, in an
 // embedded SQLite file, through GORM. It is the only package that knows
 // about GORM, SQL and driver errors; it speaks the users package's types
-// and sentinel errors to the rest of the service.
+// and sentinel errors to the rest of the service. Opening, migrating and
+// telling an outage from a bug are sqldb's.
 package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
-	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
+
+	"github.com/grpcchatter/grpcchatter/internal/sqldb"
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/users"
+	"github.com/grpcchatter/grpcchatter/services/auth/migrations"
 )
+
+// schema is the auth service's. Its version table is the usual
+// schema_migrations, which the chat service leaves to it; the advisory
+// lock serialises migrations when several auth instances start at once.
+var schema = sqldb.Migrations{FS: migrations.FS, Table: "schema_migrations", LockID: 0x61757468} // "auth"
 
 // Config selects and tunes the database.
 type Config struct {
@@ -27,153 +30,71 @@ type Config struct {
 	DatabaseURL string
 	DataDir     string
 	// Timeout bounds every database call, so that a dead database turns
-	// into an error rather than a hung request.
+	// into an error rather than a hung request; 0 means 5 s.
 	Timeout time.Duration
 }
 
+// ErrTimeout is wrapped, together with users.ErrUnavailable, in the
+// error of a call that ran out of Config.Timeout (DB_TIMEOUT), as opposed
+// to a call whose caller's own context ended first.
+var ErrTimeout = sqldb.ErrTimeout
+
 // Store is a GORM-backed account store. It is safe for concurrent use.
 type Store struct {
-	db      *gorm.DB
-	dialect string // "postgres" or "sqlite"; also the migrations directory
-	timeout time.Duration
+	pool *sqldb.DB
+	db   *gorm.DB
 }
 
 // Open connects to the configured database and migrates it to the latest
 // schema version.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	var (
-		dialector gorm.Dialector
-		dialect   string
-	)
-	switch {
-	case cfg.DatabaseURL == "":
-		path := filepath.Join(cfg.DataDir, "auth.db")
-		if err := privateFiles(cfg.DataDir, path); err != nil {
-			return nil, err
-		}
-		dialect, dialector = "sqlite", sqlite.Open(sqliteDSN(path))
-	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
-		dialect, dialector = "postgres", postgres.Open(cfg.DatabaseURL)
-	default:
-		return nil, errors.New("store: DATABASE_URL must start with postgres:// or postgresql://")
-	}
-
-	db, err := gorm.Open(dialector, &gorm.Config{
-		Logger: logger.Discard,
-		// GORM's own ping has no deadline and would wait for the driver's
-		// connect timeout; ours below honours cfg.Timeout.
-		DisableAutomaticPing: true,
-		TranslateError:       true,
-		// Every write is a single statement; GORM's implicit transaction
-		// around it would only add round trips and SQLite lock upgrades.
-		SkipDefaultTransaction: true,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
+	pool, err := sqldb.Open(ctx, sqldb.Config{
+		DatabaseURL: cfg.DatabaseURL,
+		DataDir:     cfg.DataDir,
+		FileName:    "auth.db",
+		Timeout:     cfg.Timeout,
+		Migrations:  schema,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", dialect, err)
+		return nil, unavailable(err)
 	}
-	s := &Store{db: db, dialect: dialect, timeout: cfg.Timeout}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	if dialect == "sqlite" {
-		// SQLite has one writer at a time; a few connections let reads
-		// proceed under WAL while busy_timeout queues the writers.
-		sqlDB.SetMaxOpenConns(4)
-		sqlDB.SetMaxIdleConns(4)
-	} else {
-		sqlDB.SetMaxOpenConns(20)
-		sqlDB.SetMaxIdleConns(5)
-		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	}
-	if err := s.Ping(ctx); err != nil {
-		_ = sqlDB.Close()
-		return nil, err
-	}
-	if err := s.migrate(ctx); err != nil {
-		_ = sqlDB.Close()
-		return nil, err
-	}
-	if dialect == "sqlite" {
-		// SQLite gives its -wal and -shm files the database file's mode,
-		// but files left by an older version may be wider.
-		path := filepath.Join(cfg.DataDir, "auth.db")
-		for _, f := range []string{path + "-wal", path + "-shm"} {
-			if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				_ = sqlDB.Close()
-				return nil, fmt.Errorf("store: %w", err)
-			}
-		}
-	}
-	return s, nil
-}
-
-// privateFiles makes dir (mode 0700) and the database file at path (mode
-// 0600) readable by the service's user only: the file holds password
-// hashes. Existing ones are tightened too.
-func privateFiles(dir, path string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("store: create data dir: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("store: data dir: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("store: database file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("store: database file: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("store: database file: %w", err)
-	}
-	return nil
-}
-
-// sqliteDSN sets the pragmas on every pooled connection: WAL so readers
-// don't block the writer, busy_timeout so concurrent writers wait instead
-// of failing with SQLITE_BUSY, and immediate transactions so a transaction
-// takes the write lock up front instead of failing on upgrade.
-func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	return &Store{pool: pool, db: pool.Gorm()}, nil
 }
 
 // Dialect returns "postgres" or "sqlite".
-func (s *Store) Dialect() string { return s.dialect }
-
-// ErrTimeout is wrapped, together with users.ErrUnavailable, in the
-// error of a call that ran out of Config.Timeout (DB_TIMEOUT), as opposed
-// to a call whose caller's own context ended first.
-var ErrTimeout = errors.New("database call exceeded DB_TIMEOUT")
-
-// bound limits one database call to s.timeout; classify tells that
-// deadline from the caller's.
-func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(ctx, s.timeout, ErrTimeout)
-}
+func (s *Store) Dialect() string { return s.pool.Dialect() }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return classify(ctx, err)
-	}
-	return classify(ctx, sqlDB.PingContext(ctx))
-}
+func (s *Store) Ping(ctx context.Context) error { return unavailable(s.pool.Ping(ctx)) }
 
 // Close closes the database. Calls after Close fail with
 // users.ErrUnavailable.
-func (s *Store) Close() error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
+func (s *Store) Close() error { return s.pool.Close() }
+
+// classify maps driver errors to the users sentinels: a unique violation
+// to users.ErrNameTaken, a missing row to users.ErrNotFound, and what
+// sqldb.Classify finds to be an outage (our own DB_TIMEOUT, a connection,
+// busy or closed database) to users.ErrUnavailable, since retrying later
+// is the right answer to it. A caller that gave up gets its
+// context.Canceled back; anything else is a bug or a broken schema and
+// stays an unclassified error (a 500).
+func classify(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case sqldb.Unique(err):
+		return fmt.Errorf("%w: %w", users.ErrNameTaken, err)
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return users.ErrNotFound
 	}
-	return sqlDB.Close()
+	return unavailable(sqldb.Classify(ctx, err))
+}
+
+// unavailable adds users.ErrUnavailable to an error that sqldb found to
+// mean "try again later".
+func unavailable(err error) error {
+	if errors.Is(err, sqldb.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", users.ErrUnavailable, err)
+	}
+	return err
 }

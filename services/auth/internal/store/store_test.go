@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/store"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/users"
@@ -136,7 +137,7 @@ func TestContract(t *testing.T) {
 func TestMigrationsAreIdempotent(t *testing.T) {
 	configs := map[string]func(t *testing.T) store.Config{
 		"sqlite":   func(t *testing.T) store.Config { return store.Config{DataDir: t.TempDir()} },
-		"postgres": func(t *testing.T) store.Config { return store.Config{DatabaseURL: dbtest.PostgresURL(t)} },
+		"postgres": func(t *testing.T) store.Config { return store.Config{DatabaseURL: sqldbtest.PostgresURL(t)} },
 	}
 	for name, cfg := range configs {
 		t.Run(name, func(t *testing.T) {

@@ -42,7 +42,7 @@ func (s *Store) Import(ctx context.Context, reg rooms.Registry) (n int, err erro
 	}
 
 	// A one-off of maybe thousands of rows: more time than one call.
-	ctx, cancel := context.WithTimeoutCause(ctx, 4*s.timeout, ErrTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, 4*s.pool.Timeout(), ErrTimeout)
 	defer cancel()
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		skip := tx.Clauses(clause.OnConflict{DoNothing: true})

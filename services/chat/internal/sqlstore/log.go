@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/grpcchatter/grpcchatter/internal/sqldb"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
@@ -79,7 +80,7 @@ func (s *Store) Append(ctx context.Context, msgs []rooms.Message) error {
 		slices.SortFunc(rows, byKey)
 	}
 
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		heads := make(map[string]uint64, len(spans))
@@ -96,7 +97,7 @@ func (s *Store) Append(ctx context.Context, msgs []rooms.Message) error {
 		// On PostgreSQL a concurrent appender may have read the same head:
 		// whichever commits second violates the primary key.
 		if err := tx.CreateInBatches(rows, insertBatch).Error; err != nil {
-			if unique(err) {
+			if sqldb.Unique(err) {
 				return fmt.Errorf("append: another writer took the sequence: %w: %w", rooms.ErrSeqConflict, err)
 			}
 			return err
@@ -128,7 +129,7 @@ func head(db *gorm.DB, room string) (uint64, error) {
 
 // Head is the room's last sequence, 0 if it has none.
 func (s *Store) Head(ctx context.Context, code string) (uint64, error) {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	h, err := head(s.db.WithContext(ctx), code)
 	if err != nil {
@@ -140,7 +141,7 @@ func (s *Store) Head(ctx context.Context, code string) (uint64, error) {
 // Since returns the room's kept messages after `after`, oldest first, at
 // most limit (0: all).
 func (s *Store) Since(ctx context.Context, code string, after uint64, limit int) ([]rooms.Message, error) {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	q := s.db.WithContext(ctx).Where("room = ? AND seq > ?", code, int64(min(after, 1<<63-1))).Order("seq")
 	if limit > 0 {
@@ -159,7 +160,7 @@ func (s *Store) Since(ctx context.Context, code string, after uint64, limit int)
 
 // Drop forgets the room's messages, so its head is 0 again.
 func (s *Store) Drop(ctx context.Context, code string) error {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	if err := s.db.WithContext(ctx).Exec("DELETE FROM messages WHERE room = ?", code).Error; err != nil {
 		return fmt.Errorf("drop messages of room %s: %w", code, classify(ctx, err))

@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/grpcchatter/grpcchatter/internal/sqldb"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
@@ -55,7 +56,7 @@ func ceil(t time.Time) time.Time {
 // deleted less than rules.ReuseAfter before r.CreatedAt
 // (rooms.ErrCodeTaken). Times are kept to the microsecond.
 func (s *Store) Create(ctx context.Context, r rooms.Room, rules engine.CreateRules) error {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	row := newRoomRow(r)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -93,7 +94,7 @@ func (s *Store) Create(ctx context.Context, r rooms.Room, rules engine.CreateRul
 			}
 		}
 		err := tx.Create(&row).Error
-		if unique(err) { // a live room has the code
+		if sqldb.Unique(err) { // a live room has the code
 			return rooms.ErrCodeTaken
 		}
 		return err
@@ -107,7 +108,7 @@ func (s *Store) Create(ctx context.Context, r rooms.Room, rules engine.CreateRul
 // lock takes a PostgreSQL advisory lock on (kind, key) until the
 // transaction ends. SQLite needs none: its transactions are immediate.
 func (s *Store) lock(tx *gorm.DB, kind, key string) error {
-	if s.dialect != "postgres" {
+	if s.pool.Dialect() != sqldb.Postgres {
 		return nil
 	}
 	h := fnv.New64a()
@@ -117,7 +118,7 @@ func (s *Store) lock(tx *gorm.DB, kind, key string) error {
 
 // Room returns the room with code, or rooms.ErrNotFound.
 func (s *Store) Room(ctx context.Context, code string) (rooms.Room, error) {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	var row roomRow
 	err := s.db.WithContext(ctx).Where("code = ?", code).Take(&row).Error
@@ -132,7 +133,7 @@ func (s *Store) Room(ctx context.Context, code string) (rooms.Room, error) {
 
 // Touch moves the room's IdleSince forward to at, never back.
 func (s *Store) Touch(ctx context.Context, code string, at time.Time) error {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	at = utc(at)
 	db := s.db.WithContext(ctx)
@@ -158,7 +159,7 @@ func (s *Store) Touch(ctx context.Context, code string, at time.Time) error {
 // tombstones its code at at. The room's messages stay until the engine
 // drops them from the log.
 func (s *Store) Delete(ctx context.Context, code, ownerID string, at time.Time) error {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lock(tx, "code", code); err != nil {
@@ -189,7 +190,7 @@ func (s *Store) Delete(ctx context.Context, code, ownerID string, at time.Time) 
 // idle since before idleBefore, and reports whether it did. An unknown
 // code reports false: a sweep may lose a race with Delete.
 func (s *Store) DeleteIdle(ctx context.Context, code string, idleBefore, at time.Time) (bool, error) {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	var deleted bool
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -220,7 +221,7 @@ func tombstone(tx *gorm.DB, code string, at time.Time) error {
 
 // Idle lists, sorted, the codes of the rooms idle since before before.
 func (s *Store) Idle(ctx context.Context, before time.Time) ([]string, error) {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	var codes []string
 	err := s.db.WithContext(ctx).Raw("SELECT code FROM rooms WHERE idle_since < ? ORDER BY code", ceil(before)).
@@ -233,7 +234,7 @@ func (s *Store) Idle(ctx context.Context, before time.Time) ([]string, error) {
 
 // Count is the number of rooms.
 func (s *Store) Count(ctx context.Context) (int, error) {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	var n int64
 	if err := s.db.WithContext(ctx).Model(&roomRow{}).Count(&n).Error; err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/sqlstore"
@@ -85,39 +85,9 @@ func TestOpenFailsClearly(t *testing.T) {
 // connections and never answers: Open gives up after Config.Timeout
 // instead of the driver's own, much longer, connect timeout.
 func TestSilentDatabaseTimesOut(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() { // ends when ln is closed
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-
 	start := time.Now()
-	_, err = sqlstore.Open(ctx(t), sqlstore.Config{
-		DatabaseURL: "postgres://u@" + ln.Addr().String() + "/db?sslmode=disable",
+	_, err := sqlstore.Open(ctx(t), sqlstore.Config{
+		DatabaseURL: "postgres://u@" + sqldbtest.SilentServer(t) + "/db?sslmode=disable",
 		Timeout:     300 * time.Millisecond, Retain: 1,
 	})
 	assert.ErrorIs(t, err, rooms.ErrUnavailable)
