@@ -25,10 +25,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/sqlstore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -381,4 +383,28 @@ func TestImportsRegistryFile(t *testing.T) {
 	assert.Equal(t, codes.PermissionDenied, status.Code(err))
 	_, err = inst.client.DeleteChatRoom(authed(t, ownerTok), &chatv1.DeleteChatRoomRequest{ShortCode: "ABC234"})
 	assert.NoError(t, err)
+}
+
+// Until the shared engine exists, one instance writes a database's
+// history: a second one on the same DATABASE_URL refuses to start, naming
+// the key, and starts once the first has stopped.
+func TestOneInstancePerDatabase(t *testing.T) {
+	url := sqldbtest.PostgresURL(t)
+	cfg := testConfig(t.TempDir())
+	cfg.DatabaseURL = url
+	first := start(t, cfg)
+
+	second := testConfig(t.TempDir())
+	second.DatabaseURL = url
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := serve(ctx, second, options{logOut: &logBuffer{}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "DATABASE_URL")
+	assert.ErrorIs(t, err, sqlstore.ErrClaimed)
+
+	first.stop()
+	require.NoError(t, <-first.done)
+	first.done <- nil // for Cleanup
+	start(t, second)
 }

@@ -31,7 +31,14 @@ func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engin
 		dir.Close()
 		return nil, nil, err
 	}
+	release, err := db.Claim(ctx)
+	if err != nil {
+		_ = db.Close()
+		dir.Close()
+		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
 	closeAll := func() {
+		release()
 		if err := db.Close(); err != nil {
 			log.Warn("close database", zap.Error(err))
 		}

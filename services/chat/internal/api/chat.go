@@ -54,6 +54,7 @@ type conn struct {
 	mu         sync.Mutex
 	expires    time.Time // of the current room token
 	stopExpiry func()    // releases the expiry timer of the current token
+	ended      bool      // the handler has returned: no more timers
 
 	prev, next *conn // in the server's open streams, guarded by its lock
 }
@@ -113,9 +114,11 @@ func (c *conn) run(ctx context.Context) error {
 	head := &chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.TakeOpened(), s.cfg.MaxMessageBytes, expires)}}
 	c.w = newWriter(s, c.stream, sub, c.e.end, head)
 	c.sub.Store(sub)
-	close(subscribed)
 	sub.Watch(c.w)
 	c.w.kick()
+	// Only now may the reader see a half-close: a writer holds the claim
+	// until Opened is sent, so finish cannot find the queue idle before.
+	close(subscribed)
 	err = c.e.result()
 	if errors.Is(err, rooms.ErrSlowConsumer) {
 		s.cfg.Metrics.SlowConsumers.Inc()
@@ -229,6 +232,9 @@ func (c *conn) refresh(raw string) error {
 func (c *conn) setExpiry(at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ended {
+		return // a Refresh read after the end: no timer to outlive the stream
+	}
 	if c.stopExpiry != nil {
 		c.stopExpiry()
 	}
@@ -239,6 +245,7 @@ func (c *conn) setExpiry(at time.Time) {
 func (c *conn) clearExpiry() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.ended = true
 	c.stopExpiry()
 }
 

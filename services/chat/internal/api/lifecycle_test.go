@@ -295,3 +295,21 @@ func TestOverflowResumesWithDefaultSizes(t *testing.T) {
 		require.Equal(t, seq, resumed.nextMessage().Sequence)
 	}
 }
+
+// A client that sends Open and half-closes at once (to read the backlog
+// and leave) still gets Opened before the OK status.
+func TestHalfCloseRightAfterOpenGetsOpened(t *testing.T) {
+	h := newHarness(t, opts{})
+	code := h.room(h.userToken("u1", "ann"), "room", "pw")
+	tok := h.member(code, "u2", "bob")
+	for i := range 100 {
+		s := h.start(h.client, tok, 10*time.Second)
+		require.NoError(t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}))
+		require.NoError(t, s.c.CloseSend())
+		ev, err := s.recv()
+		require.NoError(t, err, "attempt %d ended before Opened", i)
+		require.NotNil(t, ev.GetOpened(), "attempt %d: first event %v", i, ev)
+		assert.Equal(t, codes.OK, s.end())
+		s.cancel()
+	}
+}

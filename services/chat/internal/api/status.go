@@ -45,7 +45,6 @@ var codeOf = []struct {
 	{rooms.ErrRoomTokenExpired, codes.Unauthenticated},
 	{rooms.ErrMalformed, codes.InvalidArgument},
 	{rooms.ErrShuttingDown, codes.Unavailable},
-	{rooms.ErrUnavailable, codes.Unavailable},
 	{errNoOpen, codes.InvalidArgument},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
@@ -57,6 +56,11 @@ var codeOf = []struct {
 func toStatus(err error) (st *status.Status, internal bool) {
 	if err == nil {
 		return status.New(codes.OK, ""), false
+	}
+	if errors.Is(err, rooms.ErrUnavailable) {
+		// A store failed: the client may retry, and learns nothing of the
+		// store (its address is in the cause), which is logged.
+		return status.New(codes.Unavailable, rooms.ErrUnavailable.Error()), true
 	}
 	var inv *rooms.InvalidError
 	if errors.As(err, &inv) {

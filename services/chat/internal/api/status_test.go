@@ -44,3 +44,14 @@ func TestRoomsPerUserLimit(t *testing.T) {
 	_, err := h.client.CreateChatRoom(h.ctx(ann, 5*time.Second), &chatv1.CreateChatRoomRequest{Name: "c", Password: "pw"})
 	assert.Equal(t, codes.ResourceExhausted, statusCode(err))
 }
+
+// A store's failure is Unavailable with a fixed message: the cause (which
+// names the database's address) is logged, never sent.
+func TestUnavailableHidesStoreError(t *testing.T) {
+	err := fmt.Errorf("room ABC234: %w", fmt.Errorf("%w: %w", rooms.ErrUnavailable,
+		errors.New("failed to connect to `user=chat database=chat`: 10.0.3.7:5432 (db.internal): dial error: connection refused")))
+	st, logged := toStatus(err)
+	assert.Equal(t, codes.Unavailable, st.Code())
+	assert.Equal(t, rooms.ErrUnavailable.Error(), st.Message())
+	assert.True(t, logged, "the cause is logged")
+}

@@ -77,9 +77,14 @@ func head(t *testing.T, l engine.Log, room string) uint64 {
 func logEpoch(t *testing.T, f LogFactory) {
 	a, _ := f(t, 10)
 	b, _ := f(t, 10)
-	assert.NotEmpty(t, a.Epoch())
-	assert.Equal(t, a.Epoch(), a.Epoch(), "stable while the log lives")
-	assert.NotEqual(t, a.Epoch(), b.Epoch(), "two new logs are two histories")
+	epoch := a.Epoch()
+	assert.NotEmpty(t, epoch)
+	require.NoError(t, a.Append(ctx(t), msgs("EPO234", epoch, 1, 3)))
+	assert.Equal(t, epoch, a.Epoch(), "stable while the log lives, appends included")
+	got := history(t, a, "EPO234")
+	require.Len(t, got, 3)
+	assert.Equal(t, epoch, got[2].Epoch, "messages carry the log's epoch")
+	assert.NotEqual(t, epoch, b.Epoch(), "two new logs are two histories")
 }
 
 func logReopen(t *testing.T, f LogFactory) {

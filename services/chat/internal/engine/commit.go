@@ -180,10 +180,12 @@ func (c *committer) run() {
 	}
 }
 
-// live appends to dst the messages of batch whose room the engine has not
-// forgotten: a room reset after a sequence conflict is reloaded from the
-// log, and what its old state accepted would conflict again (its streams
-// were ended, so their clients resend it).
+// live appends to dst the messages of batch whose room the engine has
+// neither forgotten nor deleted: a room reset after a sequence conflict is
+// reloaded from the log, and what its old state accepted would conflict
+// again (its streams were ended, so their clients resend it); a deleted
+// room's history is being dropped. (The idle sweep marks a room deleted
+// while it decides, but only a room with nothing pending.)
 func (c *committer) live(dst, batch []pending) []pending {
 	for i := 0; i < len(batch); {
 		r, j := batch[i].r, i+1
@@ -191,7 +193,7 @@ func (c *committer) live(dst, batch []pending) []pending {
 			j++
 		}
 		r.mu.Lock()
-		gone := r.gone
+		gone := r.gone || r.deleted
 		r.mu.Unlock()
 		if !gone {
 			dst = append(dst, batch[i:j]...)
@@ -229,21 +231,46 @@ func (c *committer) append(msgs []rooms.Message, batch []pending) error {
 	if !errors.Is(err, rooms.ErrSeqConflict) {
 		return err
 	}
+	// Room by room. A run may be in the log already, as it is: a retry
+	// after a commit whose answer was lost, or after an earlier pass of
+	// this loop. Otherwise another writer took its sequences.
 	for i := 0; i < len(msgs); {
 		j := i
 		for j < len(msgs) && msgs[j].Room == msgs[i].Room {
 			j++
 		}
-		if err := c.m.log.Append(ctx, msgs[i:j]); errors.Is(err, rooms.ErrSeqConflict) {
-			c.m.reset(batch[i].r)
-			c.m.cfg.Report(fmt.Errorf("engine: room %s: %d messages refused by the log, which another writer changed: %w",
-				msgs[i].Room, j-i, err))
-		} else if err != nil {
+		run := msgs[i:j]
+		err := c.m.log.Append(ctx, run)
+		if errors.Is(err, rooms.ErrSeqConflict) {
+			var there bool
+			if there, err = c.inLog(ctx, run); err == nil && !there {
+				c.m.reset(batch[i].r)
+				c.m.cfg.Report(fmt.Errorf("engine: room %s: %d messages refused by the log, which another writer changed: %w",
+					run[0].Room, len(run), rooms.ErrSeqConflict))
+			}
+		}
+		if err != nil {
 			return err
 		}
 		i = j
 	}
 	return nil
+}
+
+// inLog reports whether the log holds run exactly: the same sequences,
+// senders, client IDs and bodies.
+func (c *committer) inLog(ctx context.Context, run []rooms.Message) (bool, error) {
+	got, err := c.m.log.Since(ctx, run[0].Room, run[0].Seq-1, len(run))
+	if err != nil || len(got) != len(run) {
+		return false, err
+	}
+	for k, m := range run {
+		g := got[k]
+		if g.Seq != m.Seq || g.SenderID != m.SenderID || g.ClientID != m.ClientID || g.Body != m.Body {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // deliver hands a written batch to the rooms' streams, one room lock per

@@ -84,6 +84,9 @@ type Engine struct {
 	// is discarded and done again.
 	fences map[string]chan struct{}
 	fenced uint64
+	// loading are the codes whose room one caller is loading; the others
+	// wait for it.
+	loading map[string]chan struct{}
 
 	commit *committer
 }
@@ -116,7 +119,7 @@ func New(cfg Config, reg Registry, log Log) (*Engine, error) {
 		return nil, errors.New("engine: a registry and a log are required")
 	}
 	m := &Engine{cfg: cfg, reg: reg, log: log, presence: cfg.Presence, retain: Retained(cfg.HistorySize, cfg.QueueSize),
-		rooms: make(map[string]*room), fences: make(map[string]chan struct{})}
+		rooms: make(map[string]*room), fences: make(map[string]chan struct{}), loading: make(map[string]chan struct{})}
 	m.commit = newCommitter(m)
 	// Owner: the Engine. Exit: Close.
 	go m.commit.run()
@@ -161,7 +164,7 @@ func (m *Engine) CreateRoom(ctx context.Context, name, passwordHash, ownerID str
 		err = m.reg.Create(ctx, r, rules)
 		switch {
 		case err == nil:
-			return r, nil
+			return r, m.clearHistory(ctx, r)
 		case errors.Is(err, rooms.ErrTooManyRooms):
 			return rooms.Room{}, fmt.Errorf("%w (%d)", err, m.cfg.MaxRoomsPerUser)
 		case !errors.Is(err, rooms.ErrCodeTaken):
@@ -170,6 +173,28 @@ func (m *Engine) CreateRoom(ctx context.Context, name, passwordHash, ownerID str
 	}
 	return rooms.Room{}, fmt.Errorf("engine: %d tries at length %d: %w", codeAttempts, m.cfg.CodeLength, rooms.ErrNoCode)
 }
+
+// clearHistory drops any history left under a new room's code by a room
+// deleted long ago whose history could not be dropped then, so that the
+// new room never shows another's messages. Nobody knows the code yet, so
+// nothing is published meanwhile. If it fails, the new room is deleted
+// again and the error returned.
+func (m *Engine) clearHistory(ctx context.Context, r rooms.Room) error {
+	err := m.log.Drop(ctx, r.Code)
+	if err == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), retireTimeout)
+	defer cancel()
+	if derr := m.reg.Delete(ctx, r.Code, r.OwnerID, m.cfg.Now().UTC()); derr != nil {
+		m.cfg.Report(fmt.Errorf("engine: undo room %s after its history could not be cleared: %w", r.Code, derr))
+	}
+	return fmt.Errorf("engine: clear history of new room %s: %w", r.Code, err)
+}
+
+// retireTimeout bounds the work that must follow a deletion once the
+// registry has committed it, whatever happens to the call that asked.
+const retireTimeout = 30 * time.Second
 
 // Room returns the room with the canonical short code.
 func (m *Engine) Room(ctx context.Context, code string) (rooms.Room, error) {
@@ -214,6 +239,10 @@ func (m *Engine) DeleteRoom(ctx context.Context, code, ownerID string) error {
 // is in the log, drops its history and forgets it. The caller holds the
 // code's fence; r is the room as it was loaded, or nil.
 func (m *Engine) retire(ctx context.Context, code string, r *room, at time.Time) {
+	// The registry has committed the deletion: what follows must happen
+	// even if the caller hangs up now.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), retireTimeout)
+	defer cancel()
 	if r != nil {
 		r.close(&rooms.Event{Kind: rooms.EventRoomDeleted, At: at}, rooms.ErrDeleted)
 		// Messages accepted before the room closed are written to the log

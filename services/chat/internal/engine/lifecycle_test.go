@@ -75,11 +75,19 @@ func TestDeleteDropsHistory(t *testing.T) {
 			return m.DeleteRoom(ctx, code, "u1")
 		}},
 		{"idle sweep", func(ctx context.Context, m *engine.Engine, code string) error {
-			n, err := m.SweepIdle(ctx)
-			if err == nil && n != 1 {
-				return assert.AnError
+			// A room with messages still to be written is busy: the sweep
+			// takes it once they are.
+			for {
+				n, err := m.SweepIdle(ctx)
+				if err != nil || n == 1 {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(5 * time.Millisecond):
+				}
 			}
-			return err
 		}},
 	}
 	for _, tc := range cases {

@@ -23,6 +23,10 @@ type MemoryPresence struct {
 	renewed map[string]time.Time            // holder → last renewal
 }
 
+// forgetLapsed is how many leases a holder may miss before another holder's
+// renewal forgets its counts.
+const forgetLapsed = 10
+
 // presence is one user's streams in a room, by holder.
 type presence struct {
 	name    string
@@ -73,12 +77,9 @@ func (h *memoryHolder) Join(_ context.Context, room string, m rooms.Member, limi
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	if !p.liveLocked(h.id, now) {
-		// A holder that let its lease lapse starts afresh: its old counts
-		// were given up when the lease ended.
-		p.dropLocked(h.id)
-		p.renewed[h.id] = now
-	}
+	// A join renews the holder's lease: its own counts, even if the lease
+	// had lapsed (a late renewal), are its streams still open.
+	p.renewed[h.id] = now
 	users := p.rooms[room]
 	if users == nil {
 		users = make(map[string]*presence)
@@ -138,15 +139,16 @@ func (h *memoryHolder) Renew(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	// Lapsed holders, this one included, are forgotten here, so that a
-	// crashed one's counts do not stay in memory.
-	for id := range p.renewed {
-		if !p.liveLocked(id, now) {
+	p.renewed[h.id] = now
+	// Other holders lapsed for long are forgotten here, so that a crashed
+	// one's counts do not stay in memory; one that is merely late comes
+	// back with its counts when it renews.
+	for id, at := range p.renewed {
+		if now.Sub(at) >= forgetLapsed*p.ttl {
 			p.dropLocked(id)
 			delete(p.renewed, id)
 		}
 	}
-	p.renewed[h.id] = now
 	return nil
 }
 

@@ -96,30 +96,25 @@ func (m *Engine) lockLive(ctx context.Context, code string) (*room, error) {
 	for {
 		// Every message looks its room up: readers share the map lock.
 		m.mu.RLock()
-		r, fence, gen := m.rooms[code], m.fences[code], m.fenced
+		r, fence, loading, gen := m.rooms[code], m.fences[code], m.loading[code], m.fenced
 		m.mu.RUnlock()
-		if r == nil && fence != nil {
+		if r == nil {
+			wait := fence
+			if wait == nil {
+				wait = loading
+			}
+			if wait == nil {
+				if err := m.loadOnce(ctx, code, gen); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			select {
-			case <-fence:
+			case <-wait: // look again
 				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-		}
-		if r == nil {
-			loaded, err := m.load(ctx, code)
-			if err != nil {
-				return nil, err
-			}
-			m.mu.Lock()
-			switch {
-			case m.rooms[code] != nil: // loaded by another caller meanwhile
-			case m.fenced != gen: // a deletion may have begun since: read again
-			default:
-				m.rooms[code] = loaded
-			}
-			m.mu.Unlock()
-			continue
 		}
 		r.mu.Lock()
 		switch {
@@ -128,10 +123,50 @@ func (m *Engine) lockLive(ctx context.Context, code string) (*room, error) {
 			continue // forgotten meanwhile: load it again
 		case r.deleted:
 			r.mu.Unlock()
-			return nil, rooms.ErrNotFound
+			// The idle sweep marks a room deleted while the registry
+			// decides; the room may yet stay.
+			m.mu.RLock()
+			fence := m.fences[code]
+			m.mu.RUnlock()
+			if fence == nil {
+				return nil, rooms.ErrNotFound
+			}
+			select {
+			case <-fence:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		return r, nil
 	}
+}
+
+// loadOnce loads code's room into memory unless another caller is loading
+// it, it is there already, or a deletion began since gen was read: then it
+// does nothing, and the caller looks again. One caller loads a room at a
+// time, so that clients reconnecting together after a restart read its
+// history once.
+func (m *Engine) loadOnce(ctx context.Context, code string, gen uint64) error {
+	m.mu.Lock()
+	if m.rooms[code] != nil || m.loading[code] != nil || m.fences[code] != nil || m.fenced != gen {
+		m.mu.Unlock()
+		return nil
+	}
+	done := make(chan struct{})
+	m.loading[code] = done
+	m.mu.Unlock()
+	defer close(done)
+	loaded, err := m.load(ctx, code)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.loading, code)
+	// A deletion that began during the load may have read the room before
+	// it was stored here: it must not come back.
+	if err == nil && m.fenced == gen {
+		m.rooms[code] = loaded
+	}
+	return err
 }
 
 // Subscribe opens a stream for member. The replay or backlog snapshot,

@@ -18,8 +18,16 @@ const forgetAfter = 5 * time.Minute
 // ones. The caller owns the goroutine that runs it; it returns when ctx is
 // done. Failures go to Config.Report and are retried on the next tick.
 func (m *Engine) Run(ctx context.Context) error {
-	// Often enough to renew presence leases three times per lease.
-	every := min(max(m.cfg.IdleTTL/4, time.Second), time.Minute, m.cfg.PresenceTTL/3)
+	renewed := make(chan struct{})
+	// Owner: Run, which waits for it. Exit: when ctx ends. Presence
+	// leases are renewed apart from the database work below, which a slow
+	// database can hold up for longer than a lease.
+	go func() {
+		defer close(renewed)
+		m.renew(ctx)
+	}()
+	defer func() { <-renewed }()
+	every := min(max(m.cfg.IdleTTL/4, time.Second), time.Minute, 10*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -34,7 +42,27 @@ func (m *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// Tick does one round of Run's work.
+// renew renews the engine's presence leases three times per lease until
+// ctx ends.
+func (m *Engine) renew(ctx context.Context) {
+	t := time.NewTicker(m.cfg.PresenceTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, m.cfg.PresenceTTL/3)
+			if err := m.presence.Renew(rctx); err != nil {
+				m.cfg.Report(fmt.Errorf("engine: renew presence: %w", err))
+			}
+			cancel()
+		}
+	}
+}
+
+// Tick does one round of Run's periodic work: presence leases (renewed
+// on their own schedule too), idle times, the idle sweep, forgetting.
 func (m *Engine) Tick(ctx context.Context) error {
 	err := m.presence.Renew(ctx)
 	if terr := m.touchActive(ctx); terr != nil {
@@ -122,7 +150,7 @@ func (m *Engine) sweep(ctx context.Context, code string, before, now time.Time) 
 		// Marked deleted while the registry decides, so that no stream
 		// opens in a room that is about to go; undone if it stays.
 		r.mu.Lock()
-		busy := len(r.subs) > 0 || r.idleDirty || r.deleted
+		busy := len(r.subs) > 0 || r.idleDirty || r.deleted || r.seq != r.delivered
 		if !busy {
 			r.deleted = true
 		}

@@ -9,7 +9,9 @@ package sqlstore
 import (
 	"context"
 	"crypto/rand"
+	"database/sql/driver"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -107,3 +109,52 @@ func (s *Store) Ping(ctx context.Context) error { return unavailable(s.pool.Ping
 // Close closes the database. Calls after Close fail with
 // rooms.ErrUnavailable.
 func (s *Store) Close() error { return s.pool.Close() }
+
+// ownerLockID is the PostgreSQL session lock that Claim holds.
+const ownerLockID = 0x63686174_6f776e // "chatown"
+
+// ErrClaimed means another chat instance already writes the history in
+// this database.
+var ErrClaimed = errors.New("another chat instance uses this database; one instance per database until the shared engine (NATS) is configured")
+
+// Claim makes this process the only writer of the database's history
+// until release is called, or fails with ErrClaimed: one engine sequences
+// a room's messages in memory, so two instances over one database would
+// fight over every sequence. On PostgreSQL it holds a session advisory
+// lock on a connection of its own; an SQLite file is claimed by the data
+// directory's lock (internal/store) and Claim does nothing.
+func (s *Store) Claim(ctx context.Context) (release func(), err error) {
+	if s.pool.Dialect() != sqldb.Postgres {
+		return func() {}, nil
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim: %w", err)
+	}
+	ctx, cancel := s.pool.Bound(ctx)
+	defer cancel()
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: claim: %w", classify(ctx, err))
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", ownerLockID).Scan(&got); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("sqlstore: claim: %w", classify(ctx, err))
+	}
+	if !got {
+		_ = conn.Close()
+		return nil, ErrClaimed
+	}
+	return func() {
+		// The connection goes back to the pool, so the lock is given up
+		// explicitly; should that fail, the connection is discarded,
+		// which ends the session and the lock with it.
+		ctx, cancel := context.WithTimeout(context.Background(), s.pool.Timeout())
+		defer cancel()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", ownerLockID); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		_ = conn.Close()
+	}, nil
+}
