@@ -47,14 +47,14 @@ func (s *Store) Import(ctx context.Context, reg rooms.Registry) (n int, err erro
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		skip := tx.Clauses(clause.OnConflict{DoNothing: true})
 		if len(roomRows) > 0 {
-			res := skip.CreateInBatches(roomRows, insertBatch)
+			res := skip.CreateInBatches(roomRows, importBatch)
 			if res.Error != nil {
 				return res.Error
 			}
 			n = int(res.RowsAffected)
 		}
 		if len(tombRows) > 0 {
-			return skip.CreateInBatches(tombRows, insertBatch).Error
+			return skip.CreateInBatches(tombRows, importBatch).Error
 		}
 		return nil
 	})
@@ -81,3 +81,6 @@ func (s *Store) ImportFile(ctx context.Context, f *store.File) (n int, err error
 	}
 	return n, nil
 }
+
+// importBatch bounds the rows of one INSERT of an import.
+const importBatch = 500

@@ -9,6 +9,7 @@ package sqlstore
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
 	"errors"
@@ -51,6 +52,8 @@ type Config struct {
 type Store struct {
 	pool   *sqldb.DB
 	db     *gorm.DB
+	sql    *sql.DB     // the same pool, for the log's prepared statements
+	stmts  *statements // the log's hot path
 	retain int
 	epoch  string
 }
@@ -75,6 +78,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.loadEpoch(ctx); err != nil {
 		_ = pool.Close()
 		return nil, err
+	}
+	if s.sql, err = s.db.DB(); err == nil {
+		s.stmts, err = prepareStatements(ctx, s.sql, pool.Dialect())
+	}
+	if err != nil {
+		_ = pool.Close()
+		return nil, fmt.Errorf("sqlstore: prepare: %w", classify(ctx, err))
 	}
 	return s, nil
 }

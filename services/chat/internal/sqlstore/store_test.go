@@ -234,8 +234,8 @@ func TestAppendRacesAnotherWriter(t *testing.T) {
 
 			other := s.DB().WithContext(ctx(t)).Begin()
 			require.NoError(t, other.Error)
-			require.NoError(t, other.Exec(`INSERT INTO messages (room, seq, epoch, sent_at, sender_id, sender, body, client_id)
-				VALUES ('RACE23', 2, ?, ?, '', '', 'other', '')`, s.Epoch(), t0).Error)
+			require.NoError(t, other.Exec(`INSERT INTO messages (room, seq, sent_us, sender_id, sender, body, client_id)
+				VALUES ('RACE23', 2, ?, '', '', 'other', '')`, t0.UnixMicro()).Error)
 
 			done := make(chan error, 1)
 			go func() { // ends when Append returns, after other commits

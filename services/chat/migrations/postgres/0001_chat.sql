@@ -18,12 +18,13 @@ CREATE TABLE tombstones (
 );
 
 -- No foreign key to rooms: the engine drops a room's messages itself
--- (Log.Drop), and an append must not lock the room's row.
+-- (Log.Drop), and an append must not lock the room's row. sent_us is
+-- microseconds since 1970 (UTC), as on SQLite, where an integer is the
+-- cheap time to bind. Every message is in the log's epoch (meta).
 CREATE TABLE messages (
     room      TEXT        NOT NULL,
     seq       BIGINT      NOT NULL,
-    epoch     TEXT        NOT NULL,
-    sent_at   TIMESTAMPTZ NOT NULL,
+    sent_us   BIGINT      NOT NULL,
     sender_id TEXT        NOT NULL,
     sender    TEXT        NOT NULL,
     body      TEXT        NOT NULL,
