@@ -1,103 +1,84 @@
 package sqlstore
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/grpcchatter/grpcchatter/internal/sqldb"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
-// messageRow is the GORM mapping of the messages table, for reads.
-type messageRow struct {
-	Room     string `gorm:"column:room;primaryKey"`
-	Seq      int64  `gorm:"column:seq;primaryKey;autoIncrement:false"`
-	SentUS   int64  `gorm:"column:sent_us"`
-	SenderID string `gorm:"column:sender_id"`
-	Sender   string `gorm:"column:sender"`
-	Body     string `gorm:"column:body"`
-	ClientID string `gorm:"column:client_id"`
-}
-
-// TableName tells GORM the table, which the migrations own.
-func (messageRow) TableName() string { return "messages" }
-
-func (r messageRow) message(epoch string) rooms.Message {
-	return rooms.Message{Room: r.Room, Seq: uint64(r.Seq), Epoch: epoch, SentAt: time.UnixMicro(r.SentUS).UTC(),
-		SenderID: r.SenderID, Sender: r.Sender, Body: r.Body, ClientID: r.ClientID}
-}
-
-const (
-	// trimEvery is how often, in messages, a room's old messages are
-	// trimmed: when a call takes its head across a multiple of it. Trimming
-	// on every append would double the writes of the hot path.
-	trimEvery = 64
-	// maxRows is the most rows one INSERT carries (7 parameters each, far
-	// below both databases' limits). Batches are inserted in chunks of
-	// powers of two up to it, so that a handful of prepared statements
-	// serve every batch size.
-	maxRows = 64
-	// messageColumns is the number of parameters a row binds.
-	messageColumns = 7
-)
+// trimEvery is how often, in messages, a room's old chunks are trimmed:
+// when an append takes its head across a multiple of it. Trimming on every
+// append would add a write to the hot path.
+const trimEvery = 64
 
 // Epoch names the log's history. It is made with the database and kept
 // for as long as the database is, across restarts.
 func (s *Store) Epoch() string { return s.epoch }
 
-// span is the sequences that one Append call brings to one room.
-type span struct{ first, last uint64 }
+// run is one room's messages in an Append call: consecutive, so they are
+// stored as one chunk.
+type run struct {
+	room string
+	msgs []rooms.Message
+}
 
 // Append stores msgs with SentAt to the microsecond, in one transaction;
 // they are all in the log's epoch. The messages of each room must continue
 // its head one by one, else it fails with rooms.ErrSeqConflict and stores
 // nothing.
 //
-// It is the hot path of every message, so it runs on database/sql with
-// statements prepared once per connection: parsing a multi-row INSERT
-// cost a quarter of an append on SQLite.
+// Each room's messages become one row (a chunk), so a group commit costs
+// a row per room rather than per message; the statements are prepared
+// once per connection. This is the hot path of every message.
 func (s *Store) Append(ctx context.Context, msgs []rooms.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	spans := make(map[string]span, 1)
-	for _, m := range msgs {
-		sp, ok := spans[m.Room]
-		switch {
-		case !ok:
-			sp.first = m.Seq
-		case m.Seq != sp.last+1:
-			return fmt.Errorf("append to room %s: seq %d after %d: %w", m.Room, m.Seq, sp.last, rooms.ErrSeqConflict)
-		}
-		sp.last = m.Seq
-		spans[m.Room] = sp
-	}
-	// Concurrent PostgreSQL appenders wait on each other's rows in the
-	// primary key; inserting in key order keeps them from deadlocking.
-	if len(spans) > 1 {
-		byKey := func(a, b rooms.Message) int { return cmp.Or(cmp.Compare(a.Room, b.Room), cmp.Compare(a.Seq, b.Seq)) }
-		if !slices.IsSortedFunc(msgs, byKey) {
-			msgs = slices.Clone(msgs)
-			slices.SortFunc(msgs, byKey)
-		}
+	runs, err := runsOf(msgs)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
-	err := s.append(ctx, msgs, spans)
-	if err != nil {
+	if err := s.append(ctx, runs); err != nil {
 		return fmt.Errorf("append %d messages: %w", len(msgs), classify(ctx, err))
 	}
 	return nil
 }
 
-func (s *Store) append(ctx context.Context, msgs []rooms.Message, spans map[string]span) (err error) {
+// runsOf groups msgs by room, in room order: concurrent PostgreSQL
+// appenders wait on each other's rows in the primary key, and taking them
+// in key order keeps them from deadlocking. A room's messages must be
+// consecutive.
+func runsOf(msgs []rooms.Message) ([]run, error) {
+	byRoom := make(map[string]int, 1)
+	var runs []run
+	for _, m := range msgs {
+		i, ok := byRoom[m.Room]
+		if !ok {
+			i = len(runs)
+			byRoom[m.Room] = i
+			runs = append(runs, run{room: m.Room})
+		}
+		r := &runs[i]
+		if n := len(r.msgs); n > 0 && m.Seq != r.msgs[n-1].Seq+1 {
+			return nil, fmt.Errorf("append to room %s: seq %d after %d: %w", m.Room, m.Seq, r.msgs[n-1].Seq, rooms.ErrSeqConflict)
+		}
+		r.msgs = append(r.msgs, m)
+	}
+	if len(runs) > 1 {
+		slices.SortFunc(runs, func(a, b run) int { return strings.Compare(a.room, b.room) })
+	}
+	return runs, nil
+}
+
+func (s *Store) append(ctx context.Context, runs []run) (err error) {
 	tx, err := s.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -107,110 +88,68 @@ func (s *Store) append(ctx context.Context, msgs []rooms.Message, spans map[stri
 			_ = tx.Rollback()
 		}
 	}()
-	heads := make(map[string]uint64, len(spans))
-	for room, sp := range spans {
+	head, insert, trim := tx.StmtContext(ctx, s.stmts.head), tx.StmtContext(ctx, s.stmts.insert), tx.StmtContext(ctx, s.stmts.trim)
+	var data []byte
+	for _, r := range runs {
+		first, last := r.msgs[0].Seq, r.msgs[len(r.msgs)-1].Seq
 		var h int64
-		if err := tx.StmtContext(ctx, s.stmts.head).QueryRowContext(ctx, room).Scan(&h); err != nil {
+		if err := head.QueryRowContext(ctx, r.room).Scan(&h); err != nil && err != sql.ErrNoRows {
 			return err
 		}
-		if sp.first != uint64(h)+1 {
-			return fmt.Errorf("append to room %s: seq %d after head %d: %w", room, sp.first, h, rooms.ErrSeqConflict)
+		if first != uint64(h)+1 {
+			return fmt.Errorf("append to room %s: seq %d after head %d: %w", r.room, first, h, rooms.ErrSeqConflict)
 		}
-		heads[room] = uint64(h)
-	}
-	// On PostgreSQL a concurrent appender may have read the same head:
-	// whichever commits second violates the primary key.
-	args := make([]any, 0, min(len(msgs), maxRows)*messageColumns)
-	for rest := msgs; len(rest) > 0; {
-		n := chunk(len(rest))
-		stmt, err := s.stmts.insert(ctx, n)
-		if err != nil {
-			return err
-		}
-		args = args[:0]
-		for _, m := range rest[:n] {
-			args = append(args, m.Room, int64(m.Seq), m.SentAt.UnixMicro(), m.SenderID, m.Sender, m.Body, m.ClientID)
-		}
-		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
+		data = encodeChunk(data[:0], r.msgs)
+		// On PostgreSQL a concurrent appender may have read the same head:
+		// whichever commits second violates the primary key.
+		if _, err := insert.ExecContext(ctx, r.room, int64(first), int64(last), data); err != nil {
 			if sqldb.Unique(err) {
 				return fmt.Errorf("append: another writer took the sequence: %w: %w", rooms.ErrSeqConflict, err)
 			}
 			return err
 		}
-		rest = rest[n:]
-	}
-	for room, sp := range spans {
-		if heads[room]/trimEvery == sp.last/trimEvery || sp.last <= uint64(s.retain) {
-			continue
-		}
-		if _, err := tx.StmtContext(ctx, s.stmts.trim).ExecContext(ctx, room, int64(sp.last)-int64(s.retain)); err != nil {
-			return err
+		if uint64(h)/trimEvery != last/trimEvery && last > uint64(s.retain) {
+			// Whole chunks older than the retained messages go.
+			if _, err := trim.ExecContext(ctx, r.room, int64(last)-int64(s.retain)); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.Commit()
-}
-
-// chunk is the rows of the next INSERT for n rows to go: the largest power
-// of two up to maxRows that n reaches.
-func chunk(n int) int {
-	c := maxRows
-	for c > n {
-		c /= 2
-	}
-	return c
 }
 
 // statements are the log's prepared statements. database/sql prepares a
 // statement on each pooled connection that runs it, once, and closing the
 // pool releases them.
 type statements struct {
-	db      *sql.DB
-	dialect string
-	head    *sql.Stmt
-	trim    *sql.Stmt
-
-	mu      sync.Mutex
-	inserts map[int]*sql.Stmt // by rows
+	head, insert, trim, since, drop *sql.Stmt
 }
 
 func prepareStatements(ctx context.Context, db *sql.DB, dialect string) (*statements, error) {
-	st := &statements{db: db, dialect: dialect, inserts: make(map[int]*sql.Stmt)}
-	var err error
-	if st.head, err = db.PrepareContext(ctx, st.bind("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?")); err != nil {
-		return nil, err
-	}
-	if st.trim, err = db.PrepareContext(ctx, st.bind("DELETE FROM messages WHERE room = ? AND seq <= ?")); err != nil {
-		return nil, err
-	}
-	return st, nil
-}
-
-// insert returns the statement that inserts rows messages.
-func (st *statements) insert(ctx context.Context, rows int) (*sql.Stmt, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if stmt := st.inserts[rows]; stmt != nil {
-		return stmt, nil
-	}
-	var q strings.Builder
-	q.WriteString("INSERT INTO messages (room, seq, sent_us, sender_id, sender, body, client_id) VALUES ")
-	for i := range rows {
-		if i > 0 {
-			q.WriteByte(',')
+	var st statements
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		// The room's newest chunk, by the primary key.
+		{&st.head, "SELECT last_seq FROM message_chunks WHERE room = ? ORDER BY first_seq DESC LIMIT 1"},
+		{&st.insert, "INSERT INTO message_chunks (room, first_seq, last_seq, data) VALUES (?, ?, ?, ?)"},
+		{&st.trim, "DELETE FROM message_chunks WHERE room = ? AND last_seq <= ?"},
+		{&st.since, "SELECT first_seq, last_seq, data FROM message_chunks WHERE room = ? AND last_seq > ? ORDER BY first_seq"},
+		{&st.drop, "DELETE FROM message_chunks WHERE room = ?"},
+	} {
+		stmt, err := db.PrepareContext(ctx, bind(dialect, p.sql))
+		if err != nil {
+			return nil, err
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		*p.stmt = stmt
 	}
-	stmt, err := st.db.PrepareContext(ctx, st.bind(q.String()))
-	if err != nil {
-		return nil, err
-	}
-	st.inserts[rows] = stmt
-	return stmt, nil
+	return &st, nil
 }
 
 // bind turns ? placeholders into PostgreSQL's numbered ones where needed.
-func (st *statements) bind(q string) string {
-	if st.dialect != sqldb.Postgres {
+func bind(dialect, q string) string {
+	if dialect != sqldb.Postgres {
 		return q
 	}
 	var b strings.Builder
@@ -228,13 +167,13 @@ func (st *statements) bind(q string) string {
 }
 
 // Head is the room's last sequence, 0 if it has none: the log always
-// keeps at least the latest message of a room, so it is the largest one
-// stored.
+// keeps at least the latest message of a room.
 func (s *Store) Head(ctx context.Context, code string) (uint64, error) {
 	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
 	var h int64
-	if err := s.stmts.head.QueryRowContext(ctx, code).Scan(&h); err != nil {
+	err := s.stmts.head.QueryRowContext(ctx, code).Scan(&h)
+	if err != nil && err != sql.ErrNoRows {
 		return 0, fmt.Errorf("head of room %s: %w", code, classify(ctx, err))
 	}
 	return uint64(h), nil
@@ -245,17 +184,40 @@ func (s *Store) Head(ctx context.Context, code string) (uint64, error) {
 func (s *Store) Since(ctx context.Context, code string, after uint64, limit int) ([]rooms.Message, error) {
 	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
-	q := s.db.WithContext(ctx).Where("room = ? AND seq > ?", code, int64(min(after, 1<<63-1))).Order("seq")
-	if limit > 0 {
-		q = q.Limit(limit)
-	}
-	var rows []messageRow
-	if err := q.Find(&rows).Error; err != nil {
+	out, err := s.since(ctx, code, after, limit)
+	if err != nil {
 		return nil, fmt.Errorf("messages of room %s: %w", code, classify(ctx, err))
 	}
-	out := make([]rooms.Message, len(rows))
-	for i, r := range rows {
-		out[i] = r.message(s.epoch)
+	return out, nil
+}
+
+func (s *Store) since(ctx context.Context, code string, after uint64, limit int) ([]rooms.Message, error) {
+	rows, err := s.stmts.since.QueryContext(ctx, code, int64(min(after, 1<<63-1)))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rooms.Message
+	for rows.Next() && (limit <= 0 || len(out) < limit) {
+		var first, last int64
+		var data []byte
+		if err := rows.Scan(&first, &last, &data); err != nil {
+			return nil, err
+		}
+		from := len(out)
+		if out, err = decodeChunk(out, data, code, s.epoch, uint64(first), uint64(last)); err != nil {
+			return nil, err
+		}
+		// The first chunk may begin at or before after.
+		if skip := int(max(int64(after)+1-first, 0)); skip > 0 {
+			out = append(out[:from], out[from+min(skip, len(out)-from):]...)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 	}
 	return out, nil
 }
@@ -264,7 +226,7 @@ func (s *Store) Since(ctx context.Context, code string, after uint64, limit int)
 func (s *Store) Drop(ctx context.Context, code string) error {
 	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
-	if err := s.db.WithContext(ctx).Exec("DELETE FROM messages WHERE room = ?", code).Error; err != nil {
+	if _, err := s.stmts.drop.ExecContext(ctx, code); err != nil {
 		return fmt.Errorf("drop messages of room %s: %w", code, classify(ctx, err))
 	}
 	return nil

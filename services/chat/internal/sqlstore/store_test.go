@@ -234,8 +234,9 @@ func TestAppendRacesAnotherWriter(t *testing.T) {
 
 			other := s.DB().WithContext(ctx(t)).Begin()
 			require.NoError(t, other.Error)
-			require.NoError(t, other.Exec(`INSERT INTO messages (room, seq, sent_us, sender_id, sender, body, client_id)
-				VALUES ('RACE23', 2, ?, '', '', 'other', '')`, t0.UnixMicro()).Error)
+			chunk := sqlstore.EncodeChunk([]rooms.Message{{Room: "RACE23", Seq: 2, SentAt: t0, Body: "other"}})
+			require.NoError(t, other.Exec(`INSERT INTO message_chunks (room, first_seq, last_seq, data)
+				VALUES ('RACE23', 2, 2, ?)`, chunk).Error)
 
 			done := make(chan error, 1)
 			go func() { // ends when Append returns, after other commits

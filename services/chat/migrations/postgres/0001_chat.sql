@@ -17,19 +17,19 @@ CREATE TABLE tombstones (
     deleted_at TIMESTAMPTZ NOT NULL
 );
 
--- No foreign key to rooms: the engine drops a room's messages itself
--- (Log.Drop), and an append must not lock the room's row. sent_us is
--- microseconds since 1970 (UTC), as on SQLite, where an integer is the
--- cheap time to bind. Every message is in the log's epoch (meta).
-CREATE TABLE messages (
-    room      TEXT        NOT NULL,
-    seq       BIGINT      NOT NULL,
-    sent_us   BIGINT      NOT NULL,
-    sender_id TEXT        NOT NULL,
-    sender    TEXT        NOT NULL,
-    body      TEXT        NOT NULL,
-    client_id TEXT        NOT NULL,
-    PRIMARY KEY (room, seq)
+-- The message log, in chunks: one row per room and append holds the
+-- consecutive messages first_seq..last_seq, encoded together in data (see
+-- sqlstore/chunk.go), so that a group commit of many messages writes a few
+-- rows rather than one per message: a row costs the same to insert whether
+-- it holds one message or hundreds. Every message is in the log's epoch
+-- (meta), which is not repeated per row. No foreign key to rooms: the
+-- engine drops a room's messages itself (Log.Drop).
+CREATE TABLE message_chunks (
+    room      TEXT    NOT NULL,
+    first_seq BIGINT  NOT NULL,
+    last_seq  BIGINT  NOT NULL,
+    data      BYTEA   NOT NULL,
+    PRIMARY KEY (room, first_seq)
 );
 
 CREATE TABLE meta (

@@ -19,20 +19,19 @@ CREATE TABLE tombstones (
     deleted_at DATETIME NOT NULL
 );
 
--- WITHOUT ROWID stores a room's messages together in (room, seq) order,
--- which is how they are appended, read and trimmed. sent_us is microseconds
--- since 1970 (UTC): an integer binds and compares for less than a text time
--- on the hot path. Every message is in the log's epoch (meta), not stored
--- per row.
-CREATE TABLE messages (
-    room      TEXT     NOT NULL,
-    seq       INTEGER  NOT NULL,
-    sent_us   INTEGER  NOT NULL,
-    sender_id TEXT     NOT NULL,
-    sender    TEXT     NOT NULL,
-    body      TEXT     NOT NULL,
-    client_id TEXT     NOT NULL,
-    PRIMARY KEY (room, seq)
+-- The message log, in chunks: one row per room and append holds the
+-- consecutive messages first_seq..last_seq, encoded together in data (see
+-- sqlstore/chunk.go), so that a group commit of many messages writes a few
+-- rows rather than one per message: a row costs the same to insert whether
+-- it holds one message or hundreds. Every message is in the log's epoch
+-- (meta), which is not repeated per row. No foreign key to rooms: the
+-- engine drops a room's messages itself (Log.Drop).
+CREATE TABLE message_chunks (
+    room      TEXT    NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    data      BLOB    NOT NULL,
+    PRIMARY KEY (room, first_seq)
 ) WITHOUT ROWID;
 
 CREATE TABLE meta (
