@@ -54,6 +54,7 @@ type Store struct {
 	db     *gorm.DB
 	sql    *sql.DB     // the same pool, for the log's prepared statements
 	stmts  *statements // the log's hot path
+	heads  heads       // see heads
 	retain int
 	epoch  string
 }
