@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -224,10 +225,17 @@ func (c *committer) write(msgs []rooms.Message, batch []pending) bool {
 	}
 }
 
-func (c *committer) append(msgs []rooms.Message, batch []pending) error {
+func (c *committer) append(msgs []rooms.Message, batch []pending) (err error) {
+	// A panic in the log's driver fails this attempt, which is retried,
+	// rather than the process.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("engine: log append panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
 	ctx, cancel := context.WithTimeout(c.abort, 30*time.Second)
 	defer cancel()
-	err := c.m.log.Append(ctx, msgs)
+	err = c.m.log.Append(ctx, msgs)
 	if !errors.Is(err, rooms.ErrSeqConflict) {
 		return err
 	}

@@ -187,3 +187,33 @@ func TestReconnectStormLoadsOncePerRoom(t *testing.T) {
 	wg.Wait()
 	assert.LessOrEqual(t, log.since.Load(), int32(2), "history reads for one room")
 }
+
+// panickyLog panics in its first Append, as a faulty driver might.
+type panickyLog struct {
+	*memstore.Log
+	once sync.Once
+}
+
+func (l *panickyLog) Append(ctx context.Context, msgs []rooms.Message) error {
+	l.once.Do(func() { panic("driver bug") })
+	return l.Log.Append(ctx, msgs)
+}
+
+// A panic while writing the log fails that attempt, which is retried and
+// reported; the process and the message survive.
+func TestAppendPanicIsRetried(t *testing.T) {
+	var mu sync.Mutex
+	var reports []string
+	cfg := engine.Config{Report: func(err error) { mu.Lock(); reports = append(reports, err.Error()); mu.Unlock() }}
+	m := start(t, cfg, memstore.NewRegistry(), &panickyLog{Log: memstore.NewLog(retained(cfg))})
+	r := create(t, m, "u1")
+	s := subscribe(t, m, r.Code, ann, rooms.Open{})
+	send(t, m, r.Code, ann, "c1", "survives")
+	evs, err := drain(s)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"survives"}, bodies(evs))
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, reports)
+	assert.Contains(t, reports[0], "driver bug")
+}

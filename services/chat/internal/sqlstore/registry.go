@@ -80,6 +80,11 @@ func (s *Store) Create(ctx context.Context, r rooms.Room, rules engine.CreateRul
 				return rooms.ErrTooManyRooms
 			}
 		}
+		// Tombstones past their reuse time protect nothing any more: they
+		// go here, so that the table holds only the recent ones.
+		if err := tx.Exec("DELETE FROM tombstones WHERE deleted_at <= ?", row.CreatedAt.Add(-rules.ReuseAfter)).Error; err != nil {
+			return err
+		}
 		var tomb []time.Time
 		if err := tx.Raw("SELECT deleted_at FROM tombstones WHERE code = ?", r.Code).Scan(&tomb).Error; err != nil {
 			return err

@@ -270,3 +270,30 @@ func waitBlocked(t *testing.T, s *sqlstore.Store, backend string) {
 		return err == nil && waiting > 0
 	}, 10*time.Second, 5*time.Millisecond)
 }
+
+// A create forgets tombstones past their reuse time, so the table holds
+// only those that still protect a code.
+func TestTombstonesArePruned(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			s := open(t, b.config(t))
+			rules := engine.CreateRules{ReuseAfter: time.Hour}
+			for i, code := range []string{"OLD234", "OLD567", "NEW234"} {
+				at := t0.Add(time.Duration(i) * 30 * time.Minute)
+				require.NoError(t, s.Create(ctx(t), rooms.Room{Code: code, OwnerID: "u", CreatedAt: at, IdleSince: at}, rules))
+				require.NoError(t, s.Delete(ctx(t), code, "u", at))
+			}
+			count := func() int64 {
+				var n int64
+				require.NoError(t, s.DB().WithContext(ctx(t)).Raw("SELECT COUNT(*) FROM tombstones").Scan(&n).Error)
+				return n
+			}
+			require.Equal(t, int64(2), count(), "NEW234's create (60 min) forgot OLD234's (0 min)")
+			later := t0.Add(100 * time.Minute) // OLD567 (30 min) is past its hour too
+			require.NoError(t, s.Create(ctx(t), rooms.Room{Code: "ANY234", OwnerID: "v", CreatedAt: later, IdleSince: later}, rules))
+			assert.Equal(t, int64(1), count(), "only NEW234's (60 min) still protects its code")
+			assert.ErrorIs(t, s.Create(ctx(t), rooms.Room{Code: "NEW234", OwnerID: "v", CreatedAt: later, IdleSince: later}, rules),
+				rooms.ErrCodeTaken)
+		})
+	}
+}
