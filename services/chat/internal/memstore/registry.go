@@ -39,6 +39,11 @@ func (reg *Registry) Create(_ context.Context, r rooms.Room, rules engine.Create
 	if _, ok := reg.rooms[r.Code]; ok {
 		return rooms.ErrCodeTaken
 	}
+	for code, at := range reg.tombs { // past their reuse time, they protect nothing
+		if r.CreatedAt.Sub(at) >= rules.ReuseAfter && code != r.Code {
+			delete(reg.tombs, code)
+		}
+	}
 	if at, ok := reg.tombs[r.Code]; ok {
 		if r.CreatedAt.Sub(at) < rules.ReuseAfter {
 			return rooms.ErrCodeTaken
