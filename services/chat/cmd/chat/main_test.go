@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the pgx driver for database/sql, to play another client
 
 	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
@@ -407,4 +410,32 @@ func TestOneInstancePerDatabase(t *testing.T) {
 	require.NoError(t, <-first.done)
 	first.done <- nil // for Cleanup
 	start(t, second)
+}
+
+// An instance whose claim on the database is lost (its session ended: a
+// failover, a cut connection) stops instead of writing beside another.
+func TestStopsWhenClaimLost(t *testing.T) {
+	url := sqldbtest.PostgresURL(t)
+	cfg := testConfig(t.TempDir())
+	cfg.DatabaseURL = url
+	inst := start(t, cfg)
+
+	other, err := sql.Open("pgx", url)
+	require.NoError(t, err)
+	defer other.Close()
+	var pid int
+	require.NoError(t, other.QueryRow(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objsubid = 1`).Scan(&pid),
+		"the instance holds its claim")
+	_, err = other.Exec("SELECT pg_terminate_backend($1)", pid)
+	require.NoError(t, err)
+
+	select {
+	case err := <-inst.done:
+		require.ErrorIs(t, err, sqlstore.ErrClaimLost)
+		assert.Contains(t, err.Error(), "DATABASE_URL")
+		inst.done <- nil // for Cleanup
+	case <-time.After(3 * claimCheckEvery):
+		t.Fatal("the instance kept running without its claim")
+	}
 }

@@ -59,7 +59,7 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	if err != nil {
 		return err
 	}
-	eng, closeStores, err := openEngine(ctx, cfg, log)
+	eng, claim, closeStores, err := openEngine(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	workers := 2
 	if mlis != nil {
 		workers++
@@ -118,6 +118,10 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	}
 	// Owner: serve. Exit: Run returns when bg is cancelled below.
 	go func() { errc <- eng.Run(bg) }()
+	workers++
+	// Owner: serve. Exit: when bg is cancelled below, or at once when the
+	// claim on the database is lost, which stops the service.
+	go func() { errc <- keepClaim(bg, claim) }()
 	// Owner: serve. Exit: Serve returns after GracefulStop/Stop below.
 	go func() {
 		err := gs.Serve(lis)

@@ -18,27 +18,27 @@ import (
 // openEngine opens the stores cfg selects, imports a registry file left
 // by an earlier version, and returns the engine over them with the
 // function that closes the stores once the engine is closed.
-func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engine.Engine, func(), error) {
+func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engine.Engine, *sqlstore.Claim, func(), error) {
 	// One process owns a data directory at a time: the lock also keeps
 	// two instances from sequencing the same SQLite history.
 	dir, err := store.Open(cfg.DataDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	retain := engine.Retained(cfg.HistorySize, cfg.MaxQueueSize)
 	db, err := sqlstore.Open(ctx, sqlstore.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Timeout: cfg.DBTimeout, Retain: retain})
 	if err != nil {
 		dir.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	release, err := db.Claim(ctx)
+	claim, err := db.Claim(ctx)
 	if err != nil {
 		_ = db.Close()
 		dir.Close()
-		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	closeAll := func() {
-		release()
+		claim.Release()
 		if err := db.Close(); err != nil {
 			log.Warn("close database", zap.Error(err))
 		}
@@ -46,7 +46,7 @@ func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engin
 	}
 	if err := importRegistry(ctx, dir, db, log); err != nil {
 		closeAll()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var history engine.Log = db
 	if cfg.HistoryStore == "memory" {
@@ -63,9 +63,9 @@ func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engin
 	}, db, history)
 	if err != nil {
 		closeAll()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return eng, closeAll, nil
+	return eng, claim, closeAll, nil
 }
 
 // importRegistry moves the rooms of a registry file written by an earlier
@@ -81,4 +81,27 @@ func importRegistry(ctx context.Context, dir *store.File, db *sqlstore.Store, lo
 		log.Info("imported rooms", zap.Int("rooms", n), zap.String("renamed_to", store.RetiredName))
 	}
 	return nil
+}
+
+// claimCheckEvery is how often the service confirms that it still holds
+// its database (see sqlstore.Claim).
+const claimCheckEvery = 5 * time.Second
+
+// keepClaim checks the claim until ctx ends, and returns ErrClaimLost's
+// error as soon as a check fails: the service must stop before another
+// instance's writes and its own collide. The caller owns the goroutine
+// that runs it.
+func keepClaim(ctx context.Context, claim *sqlstore.Claim) error {
+	t := time.NewTicker(claimCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := claim.Check(ctx); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("DATABASE_URL: %w", err)
+			}
+		}
+	}
 }

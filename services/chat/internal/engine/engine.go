@@ -79,14 +79,12 @@ type Engine struct {
 	mu    sync.RWMutex
 	rooms map[string]*room
 	// fences are the codes being deleted: a room is not loaded while its
-	// code is fenced, and fenced counts the fences ever set, so that a
-	// load that began before one (and may have read a room since deleted)
-	// is discarded and done again.
+	// code is fenced, and a load in progress when a fence is set is
+	// discarded (it may have read a room since deleted).
 	fences map[string]chan struct{}
-	fenced uint64
 	// loading are the codes whose room one caller is loading; the others
 	// wait for it.
-	loading map[string]chan struct{}
+	loading map[string]*loading
 
 	commit *committer
 }
@@ -119,7 +117,7 @@ func New(cfg Config, reg Registry, log Log) (*Engine, error) {
 		return nil, errors.New("engine: a registry and a log are required")
 	}
 	m := &Engine{cfg: cfg, reg: reg, log: log, presence: cfg.Presence, retain: Retained(cfg.HistorySize, cfg.QueueSize),
-		rooms: make(map[string]*room), fences: make(map[string]chan struct{}), loading: make(map[string]chan struct{})}
+		rooms: make(map[string]*room), fences: make(map[string]chan struct{}), loading: make(map[string]*loading)}
 	m.commit = newCommitter(m)
 	// Owner: the Engine. Exit: Close.
 	go m.commit.run()
@@ -222,6 +220,15 @@ func (m *Engine) Touch(ctx context.Context, code string) error {
 // which is the point of no return, then the room's streams end with a
 // RoomDeleted event and rooms.ErrDeleted, and its history is dropped.
 func (m *Engine) DeleteRoom(ctx context.Context, code, ownerID string) error {
+	// Checked first, so that a caller who may not delete the room cannot
+	// hold its fence (the registry checks again, atomically).
+	meta, err := m.Room(ctx, code)
+	if err != nil {
+		return err
+	}
+	if meta.OwnerID != ownerID {
+		return rooms.ErrNotOwner
+	}
 	r, unfence, err := m.fence(ctx, code)
 	if err != nil {
 		return err
@@ -271,7 +278,9 @@ func (m *Engine) fence(ctx context.Context, code string) (*room, func(), error) 
 		if !fenced {
 			done := make(chan struct{})
 			m.fences[code] = done
-			m.fenced++
+			if l := m.loading[code]; l != nil {
+				l.stale = true
+			}
 			r := m.rooms[code]
 			m.mu.Unlock()
 			return r, func() {

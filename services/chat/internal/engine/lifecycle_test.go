@@ -2,7 +2,7 @@ package engine_test
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,8 +294,13 @@ func TestDeleteWhileLoading(t *testing.T) {
 	r := create(t, m, "u1")
 
 	loading, resume := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	reg.setOnRoom(func(string) { once.Do(func() { close(loading); <-resume }) })
+	var first atomic.Bool // only the load pauses; the delete's own look-up does not
+	reg.setOnRoom(func(string) {
+		if first.CompareAndSwap(false, true) {
+			close(loading)
+			<-resume
+		}
+	})
 	type result struct {
 		sub *rooms.Subscription
 		err error

@@ -217,3 +217,67 @@ func TestAppendPanicIsRetried(t *testing.T) {
 	require.NotEmpty(t, reports)
 	assert.Contains(t, reports[0], "driver bug")
 }
+
+// Deletions that fail (another code, not the owner) neither fence the
+// room nor throw away its load: it loads once.
+func TestFailedDeletesDoNotStarveLoads(t *testing.T) {
+	reg := memstore.NewRegistry()
+	log := &countingLog{Log: memstore.NewLog(retained(engine.Config{}))}
+	m := start(t, engine.Config{}, reg, log)
+	r := create(t, m, "u1")
+	other := create(t, m, "u2")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // Owner: this test. Exit: stop.
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = m.DeleteRoom(context.Background(), "ZZZZZZ", "mallory")   // no such room
+			_ = m.DeleteRoom(context.Background(), other.Code, "mallory") // not the owner
+		}
+	})
+	s, err := m.Subscribe(ctx(t), r.Code, bob, rooms.Open{})
+	close(stop)
+	wg.Wait()
+	require.NoError(t, err)
+	s.Close()
+	assert.Equal(t, int32(1), log.since.Load(), "one history load")
+}
+
+// downRegistry answers every look-up with an outage, after a pause.
+type downRegistry struct {
+	*memstore.Registry
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (r *downRegistry) Room(ctx context.Context, code string) (rooms.Room, error) {
+	r.calls.Add(1)
+	<-r.release
+	return rooms.Room{}, rooms.ErrUnavailable
+}
+
+// Clients that wait for a room's load get its outcome: an outage is one
+// failed read for all of them, not one each in turn.
+func TestWaitersShareAFailedLoad(t *testing.T) {
+	reg := &downRegistry{Registry: memstore.NewRegistry(), release: make(chan struct{})}
+	m := start(t, engine.Config{}, reg, memstore.NewLog(retained(engine.Config{})))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			_, err := m.Subscribe(ctx(t), "ROOM23", bob, rooms.Open{})
+			assert.ErrorIs(t, err, rooms.ErrUnavailable)
+		})
+	}
+	for reg.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the others find the load under way
+	close(reg.release)
+	wg.Wait()
+	assert.LessOrEqual(t, reg.calls.Load(), int32(2), "registry reads for 20 waiters")
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -94,78 +95,106 @@ func (m *Engine) load(ctx context.Context, code string) (*room, error) {
 // unlocks it.
 func (m *Engine) lockLive(ctx context.Context, code string) (*room, error) {
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		// Every message looks its room up: readers share the map lock.
 		m.mu.RLock()
-		r, fence, loading, gen := m.rooms[code], m.fences[code], m.loading[code], m.fenced
+		r, fence, loading := m.rooms[code], m.fences[code], m.loading[code]
 		m.mu.RUnlock()
 		if r == nil {
-			wait := fence
-			if wait == nil {
-				wait = loading
-			}
-			if wait == nil {
-				if err := m.loadOnce(ctx, code, gen); err != nil {
+			switch {
+			case fence != nil:
+				if err := wait(ctx, fence); err != nil {
 					return nil, err
 				}
-				continue
+			case loading != nil:
+				if err := wait(ctx, loading.done); err != nil {
+					return nil, err
+				}
+				// The loader's answer is everyone's, unless only its own
+				// call gave up (then look again).
+				if err := loading.err; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+					return nil, err
+				}
+			default:
+				if err := m.loadOnce(ctx, code); err != nil {
+					return nil, err
+				}
 			}
-			select {
-			case <-wait: // look again
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+			continue
 		}
 		r.mu.Lock()
-		switch {
-		case r.gone:
+		if r.gone {
 			r.mu.Unlock()
 			continue // forgotten meanwhile: load it again
-		case r.deleted:
-			r.mu.Unlock()
-			// The idle sweep marks a room deleted while the registry
-			// decides; the room may yet stay.
-			m.mu.RLock()
-			fence := m.fences[code]
-			m.mu.RUnlock()
-			if fence == nil {
-				return nil, rooms.ErrNotFound
-			}
-			select {
-			case <-fence:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
 		}
-		return r, nil
+		if !r.deleted {
+			return r, nil
+		}
+		r.mu.Unlock()
+		// The idle sweep marks a room deleted while the registry decides
+		// and unmarks it, before lifting its fence, if the room stays.
+		m.mu.RLock()
+		fence = m.fences[code]
+		m.mu.RUnlock()
+		if fence != nil {
+			if err := wait(ctx, fence); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		r.mu.Lock()
+		deleted := r.deleted
+		r.mu.Unlock()
+		if deleted {
+			return nil, rooms.ErrNotFound
+		}
 	}
 }
 
+// wait waits for c to be closed or ctx to end.
+func wait(ctx context.Context, c <-chan struct{}) error {
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loading is one caller's load of a room, which the others wait for.
+type loading struct {
+	done  chan struct{} // closed when the load has ended
+	err   error         // the load's error, set before done is closed
+	stale bool          // a deletion began meanwhile: the result is not kept; guarded by Engine.mu
+}
+
 // loadOnce loads code's room into memory unless another caller is loading
-// it, it is there already, or a deletion began since gen was read: then it
-// does nothing, and the caller looks again. One caller loads a room at a
-// time, so that clients reconnecting together after a restart read its
-// history once.
-func (m *Engine) loadOnce(ctx context.Context, code string, gen uint64) error {
+// it, it is there already or a deletion holds its fence: then it does
+// nothing, and the caller looks again. One caller loads a room at a time,
+// so that clients reconnecting together after a restart read its history
+// once.
+func (m *Engine) loadOnce(ctx context.Context, code string) error {
 	m.mu.Lock()
-	if m.rooms[code] != nil || m.loading[code] != nil || m.fences[code] != nil || m.fenced != gen {
+	if m.rooms[code] != nil || m.loading[code] != nil || m.fences[code] != nil {
 		m.mu.Unlock()
 		return nil
 	}
-	done := make(chan struct{})
-	m.loading[code] = done
+	l := &loading{done: make(chan struct{})}
+	m.loading[code] = l
 	m.mu.Unlock()
-	defer close(done)
 	loaded, err := m.load(ctx, code)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	delete(m.loading, code)
 	// A deletion that began during the load may have read the room before
 	// it was stored here: it must not come back.
-	if err == nil && m.fenced == gen {
+	if err == nil && !l.stale {
 		m.rooms[code] = loaded
 	}
+	l.err = err
+	m.mu.Unlock()
+	close(l.done)
 	return err
 }
 

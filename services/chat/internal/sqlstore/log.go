@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/grpcchatter/grpcchatter/internal/sqldb"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
@@ -89,25 +88,17 @@ func (s *Store) append(ctx context.Context, runs []run) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	// A failed append may have raced another writer: read the heads again
-	// next time.
-	defer func() {
-		if err != nil {
-			s.heads.forget(runs)
-		}
-	}()
 	head, insert, trim := tx.StmtContext(ctx, s.stmts.head), tx.StmtContext(ctx, s.stmts.insert), tx.StmtContext(ctx, s.stmts.trim)
 	var data []byte
 	for _, r := range runs {
 		first, last := r.msgs[0].Seq, r.msgs[len(r.msgs)-1].Seq
-		h, known := s.heads.get(r.room)
-		if !known {
-			var stored int64
-			if err := head.QueryRowContext(ctx, r.room).Scan(&stored); err != nil && err != sql.ErrNoRows {
-				return err
-			}
-			h = uint64(stored)
+		// Read in the transaction: a chunk another writer added after this
+		// store's last append shows here, whatever its first sequence.
+		var stored int64
+		if err := head.QueryRowContext(ctx, r.room).Scan(&stored); err != nil && err != sql.ErrNoRows {
+			return err
 		}
+		h := uint64(stored)
 		if first != h+1 {
 			return fmt.Errorf("append to room %s: seq %d after head %d: %w", r.room, first, h, rooms.ErrSeqConflict)
 		}
@@ -127,53 +118,7 @@ func (s *Store) append(ctx context.Context, runs []run) (err error) {
 			}
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	s.heads.set(runs)
-	return nil
-}
-
-// heads caches the rooms' heads as this store last wrote or read them,
-// which saves a query per room on every append. A write that collides
-// with another writer's fails on the primary key (two chunks cannot start
-// at one sequence) and clears the cache; what the cache cannot see is
-// another writer dropping a room's chunks, which Claim rules out.
-type heads struct {
-	mu sync.Mutex
-	m  map[string]uint64
-}
-
-func (h *heads) get(room string) (uint64, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	v, ok := h.m[room]
-	return v, ok
-}
-
-func (h *heads) set(runs []run) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil {
-		h.m = make(map[string]uint64)
-	}
-	for _, r := range runs {
-		h.m[r.room] = r.msgs[len(r.msgs)-1].Seq
-	}
-}
-
-func (h *heads) forget(runs []run) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, r := range runs {
-		delete(h.m, r.room)
-	}
-}
-
-func (h *heads) drop(room string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.m, room)
+	return tx.Commit()
 }
 
 // statements are the log's prepared statements. database/sql prepares a
@@ -284,7 +229,6 @@ func (s *Store) since(ctx context.Context, code string, after uint64, limit int)
 func (s *Store) Drop(ctx context.Context, code string) error {
 	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
-	defer s.heads.drop(code) // after the delete, whatever its outcome
 	if _, err := s.stmts.drop.ExecContext(ctx, code); err != nil {
 		return fmt.Errorf("drop messages of room %s: %w", code, classify(ctx, err))
 	}

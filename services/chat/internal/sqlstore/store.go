@@ -43,18 +43,20 @@ type Config struct {
 	// into an error rather than a hung request; 0 means 5 s.
 	Timeout time.Duration
 	// Retain is how many of each room's latest messages the log keeps at
-	// least; it keeps up to 63 more, since trimming is batched.
+	// least. It keeps more: trimming happens every 64 messages of a room,
+	// and a chunk that straddles the cut is kept whole.
 	Retain int
 }
 
 // Store is a GORM-backed registry and message log. It is safe for
-// concurrent use, also by several processes on one PostgreSQL database.
+// concurrent use; several processes may share one PostgreSQL database
+// (the contract suites check it), but the chat service runs one engine
+// per database (see Claim), since an engine sequences in memory.
 type Store struct {
 	pool   *sqldb.DB
 	db     *gorm.DB
 	sql    *sql.DB     // the same pool, for the log's prepared statements
 	stmts  *statements // the log's hot path
-	heads  heads       // see heads
 	retain int
 	epoch  string
 }
@@ -122,21 +124,33 @@ func (s *Store) Ping(ctx context.Context) error { return unavailable(s.pool.Ping
 func (s *Store) Close() error { return s.pool.Close() }
 
 // ownerLockID is the PostgreSQL session lock that Claim holds.
-const ownerLockID = 0x63686174_6f776e // "chatown"
+const ownerLockID int64 = 0x63686174_6f776e // "chatown"
 
 // ErrClaimed means another chat instance already writes the history in
 // this database.
 var ErrClaimed = errors.New("another chat instance uses this database; one instance per database until the shared engine (NATS) is configured")
 
-// Claim makes this process the only writer of the database's history
-// until release is called, or fails with ErrClaimed: one engine sequences
-// a room's messages in memory, so two instances over one database would
-// fight over every sequence. On PostgreSQL it holds a session advisory
-// lock on a connection of its own; an SQLite file is claimed by the data
-// directory's lock (internal/store) and Claim does nothing.
-func (s *Store) Claim(ctx context.Context) (release func(), err error) {
+// ErrClaimLost means the session that held the claim ended (a database
+// restart or failover, a network cut, idle_session_timeout): another
+// instance may write the history now.
+var ErrClaimLost = errors.New("lost the claim on the database (its session ended); another instance may be writing")
+
+// Claim makes this process the only writer of a database's history until
+// it is released: one engine sequences a room's messages in memory, so two
+// instances over one database would fight over every sequence. On
+// PostgreSQL it is a session advisory lock on a connection of its own,
+// which Check confirms is still held; an SQLite file is claimed by the
+// data directory's lock (internal/store), and its Claim holds nothing.
+type Claim struct {
+	conn    *sql.Conn // nil on SQLite
+	timeout time.Duration
+}
+
+// Claim takes the claim, or fails with ErrClaimed.
+func (s *Store) Claim(ctx context.Context) (*Claim, error) {
+	c := &Claim{timeout: s.pool.Timeout()}
 	if s.pool.Dialect() != sqldb.Postgres {
-		return func() {}, nil
+		return c, nil
 	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
@@ -157,15 +171,45 @@ func (s *Store) Claim(ctx context.Context) (release func(), err error) {
 		_ = conn.Close()
 		return nil, ErrClaimed
 	}
-	return func() {
-		// The connection goes back to the pool, so the lock is given up
-		// explicitly; should that fail, the connection is discarded,
-		// which ends the session and the lock with it.
-		ctx, cancel := context.WithTimeout(context.Background(), s.pool.Timeout())
-		defer cancel()
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", ownerLockID); err != nil {
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-		_ = conn.Close()
-	}, nil
+	c.conn = conn
+	return c, nil
+}
+
+// Check confirms that the claim is still held: on its own session, the
+// lock is granted. It fails with ErrClaimLost when the session has ended
+// or no longer holds the lock; a caller must then stop writing.
+func (c *Claim) Check(ctx context.Context) error {
+	if c.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	// A bigint advisory key shows in pg_locks as classid (high 32 bits),
+	// objid (low 32 bits) and objsubid 1.
+	var held bool
+	err := c.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND pid = pg_backend_pid() AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)`,
+		ownerLockID>>32, ownerLockID&0xffffffff).Scan(&held)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrClaimLost, err)
+	}
+	if !held {
+		return ErrClaimLost
+	}
+	return nil
+}
+
+// Release gives the claim up. The connection goes back to the pool, so
+// the lock is given up explicitly; should that fail, the connection is
+// discarded, which ends the session and the lock with it.
+func (c *Claim) Release() {
+	if c.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	if _, err := c.conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", ownerLockID); err != nil {
+		_ = c.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = c.conn.Close()
 }
