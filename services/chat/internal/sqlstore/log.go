@@ -55,25 +55,24 @@ func (s *Store) Append(ctx context.Context, msgs []rooms.Message) error {
 // runsOf groups msgs by room, in room order: concurrent PostgreSQL
 // appenders wait on each other's rows in the primary key, and taking them
 // in key order keeps them from deadlocking. A room's messages must be
-// consecutive.
+// consecutive. The runs share msgs, or one sorted copy when the rooms
+// interleave: the messages are not copied per room.
 func runsOf(msgs []rooms.Message) ([]run, error) {
-	byRoom := make(map[string]int, 1)
-	var runs []run
-	for _, m := range msgs {
-		i, ok := byRoom[m.Room]
-		if !ok {
-			i = len(runs)
-			byRoom[m.Room] = i
-			runs = append(runs, run{room: m.Room})
-		}
-		r := &runs[i]
-		if n := len(r.msgs); n > 0 && m.Seq != r.msgs[n-1].Seq+1 {
-			return nil, fmt.Errorf("append to room %s: seq %d after %d: %w", m.Room, m.Seq, r.msgs[n-1].Seq, rooms.ErrSeqConflict)
-		}
-		r.msgs = append(r.msgs, m)
+	byRoom := func(a, b rooms.Message) int { return strings.Compare(a.Room, b.Room) }
+	if !slices.IsSortedFunc(msgs, byRoom) {
+		msgs = slices.Clone(msgs)
+		slices.SortStableFunc(msgs, byRoom) // stable: each room's own order stays
 	}
-	if len(runs) > 1 {
-		slices.SortFunc(runs, func(a, b run) int { return strings.Compare(a.room, b.room) })
+	var runs []run
+	for i := 0; i < len(msgs); {
+		j := i + 1
+		for ; j < len(msgs) && msgs[j].Room == msgs[i].Room; j++ {
+			if msgs[j].Seq != msgs[j-1].Seq+1 {
+				return nil, fmt.Errorf("append to room %s: seq %d after %d: %w", msgs[j].Room, msgs[j].Seq, msgs[j-1].Seq, rooms.ErrSeqConflict)
+			}
+		}
+		runs = append(runs, run{room: msgs[i].Room, msgs: msgs[i:j]})
+		i = j
 	}
 	return runs, nil
 }

@@ -62,9 +62,9 @@ func encode(ev *rooms.Event) any {
 	case rooms.EventMessage:
 		return Message(&ev.Message)
 	case rooms.EventJoined:
-		return Presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, ev.User, ev.At)
+		return presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, ev.User, ev.At)
 	case rooms.EventLeft:
-		return Presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, ev.User, ev.At)
+		return presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, ev.User, ev.At)
 	case rooms.EventRoomDeleted:
 		return mustEncode(&chatv1.Event{Kind: &chatv1.Event_RoomDeleted{RoomDeleted: &chatv1.RoomDeleted{
 			At: timestamppb.New(ev.At),
@@ -179,8 +179,8 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	return protowire.AppendString(b, s)
 }
 
-// Presence builds and encodes a presence event.
-func Presence(kind chatv1.PresenceKind, user string, at time.Time) Event {
+// presence builds and encodes a presence event.
+func presence(kind chatv1.PresenceKind, user string, at time.Time) Event {
 	return mustEncode(&chatv1.Event{Kind: &chatv1.Event_Presence{Presence: &chatv1.Presence{
 		Kind:     kind,
 		UserName: user,
