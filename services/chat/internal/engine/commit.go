@@ -20,6 +20,14 @@ type pending struct {
 	ev *rooms.Event
 }
 
+// remote is what a feed of a shared log reported for one room: messages
+// another instance appended, or the end of the room's history.
+type remote struct {
+	code    string
+	msgs    []rooms.Message
+	dropped bool
+}
+
 // committer writes accepted messages to the log in batches (a group
 // commit: one Append for whatever accumulated while the previous one
 // ran) and only then hands them to their rooms' streams, so nobody ever
@@ -30,8 +38,11 @@ type pending struct {
 type committer struct {
 	m *Engine
 
-	mu       sync.Mutex
-	queue    []pending
+	mu    sync.Mutex
+	queue []pending
+	// remote are other instances' appends to a shared log, applied
+	// before the next batch is written (see Engine.Apply).
+	remote   []remote
 	accepted uint64        // messages ever queued
 	written  uint64        // messages ever written and delivered (or given up at close)
 	progress chan struct{} // closed and replaced whenever written moves
@@ -140,7 +151,7 @@ func (c *committer) close(ctx context.Context) error {
 func (c *committer) run() {
 	defer close(c.done)
 	var batch, live []pending
-	var msgs []rooms.Message
+	var remotes []remote
 	for {
 		select {
 		case <-c.wake:
@@ -153,20 +164,28 @@ func (c *committer) run() {
 			rest := copy(c.queue, c.queue[n:])
 			clear(c.queue[rest:])
 			c.queue = c.queue[:rest]
+			remotes = append(remotes[:0], c.remote...)
+			clear(c.remote)
+			c.remote = c.remote[:0]
 			closed := c.closed
 			c.mu.Unlock()
+			// Other instances' messages first: they hold the sequences
+			// this batch would otherwise try and fail to take.
+			for _, rm := range remotes {
+				c.apply(rm)
+			}
+			clear(remotes)
 			if n == 0 {
 				if closed {
 					return
 				}
+				if len(remotes) > 0 {
+					continue
+				}
 				break
 			}
 			live = c.live(live[:0], batch)
-			msgs = msgs[:0]
-			for _, p := range live {
-				msgs = append(msgs, p.ev.Message)
-			}
-			if len(msgs) > 0 && !c.write(msgs, live) {
+			if len(live) > 0 && !c.write(live) {
 				return // close gave up: the rest is counted as lost
 			}
 			c.deliver(live)
@@ -182,9 +201,9 @@ func (c *committer) run() {
 }
 
 // live appends to dst the messages of batch whose room the engine has
-// neither forgotten nor deleted: a room reset after a sequence conflict is
-// reloaded from the log, and what its old state accepted would conflict
-// again (its streams were ended, so their clients resend it); a deleted
+// neither forgotten nor deleted: a room reset after it lost track of the
+// log is reloaded from the log, and what its old state accepted would
+// conflict (its streams were ended, so their clients resend it); a deleted
 // room's history is being dropped. (The idle sweep marks a room deleted
 // while it decides, but only a room with nothing pending.)
 func (c *committer) live(dst, batch []pending) []pending {
@@ -204,17 +223,15 @@ func (c *committer) live(dst, batch []pending) []pending {
 	return dst
 }
 
-// write appends msgs, retrying with backoff, and reports false if close
-// gave up meanwhile. A sequence conflict means another writer shares the
-// log (two instances on one database without a shared engine): the rooms
-// concerned are written one by one, and those that conflict are reset.
-func (c *committer) write(msgs []rooms.Message, batch []pending) bool {
+// write appends the batch's messages, retrying with backoff, and reports
+// false if close gave up meanwhile.
+func (c *committer) write(batch []pending) bool {
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		err := c.append(msgs, batch)
+		err := c.append(batch)
 		if err == nil {
 			return true
 		}
-		c.m.cfg.Report(fmt.Errorf("engine: write %d messages to the log (retrying in %s): %w", len(msgs), delay, err))
+		c.m.cfg.Report(fmt.Errorf("engine: write %d messages to the log (retrying in %s): %w", len(batch), delay, err))
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -225,7 +242,29 @@ func (c *committer) write(msgs []rooms.Message, batch []pending) bool {
 	}
 }
 
-func (c *committer) append(msgs []rooms.Message, batch []pending) (err error) {
+// messages appends to dst the messages of batch to write: those not
+// voided, as currently numbered. Only the committer's goroutine changes a
+// pending message, so reading them here needs no room lock; voided is read
+// under it.
+func (c *committer) messages(dst []rooms.Message, batch []pending) []rooms.Message {
+	for i := 0; i < len(batch); {
+		r, j := batch[i].r, i+1
+		for j < len(batch) && batch[j].r == r {
+			j++
+		}
+		r.mu.Lock()
+		for _, p := range batch[i:j] {
+			if _, void := r.voided[p.ev]; !void && !r.gone && !r.deleted {
+				dst = append(dst, p.ev.Message)
+			}
+		}
+		r.mu.Unlock()
+		i = j
+	}
+	return dst
+}
+
+func (c *committer) append(batch []pending) (err error) {
 	// A panic in the log's driver fails this attempt, which is retried,
 	// rather than the process.
 	defer func() {
@@ -235,34 +274,52 @@ func (c *committer) append(msgs []rooms.Message, batch []pending) (err error) {
 	}()
 	ctx, cancel := context.WithTimeout(c.abort, 30*time.Second)
 	defer cancel()
+	msgs := c.messages(nil, batch)
+	if len(msgs) == 0 {
+		return nil
+	}
 	err = c.m.log.Append(ctx, msgs)
 	if !errors.Is(err, rooms.ErrSeqConflict) {
 		return err
 	}
 	// Room by room. A run may be in the log already, as it is: a retry
 	// after a commit whose answer was lost, or after an earlier pass of
-	// this loop. Otherwise another writer took its sequences.
-	for i := 0; i < len(msgs); {
-		j := i
-		for j < len(msgs) && msgs[j].Room == msgs[i].Room {
+	// this loop. Otherwise another writer took its sequences: catch up
+	// with what it wrote and try again after it.
+	for i := 0; i < len(batch); {
+		r, j := batch[i].r, i+1
+		for j < len(batch) && batch[j].r == r {
 			j++
 		}
-		run := msgs[i:j]
-		err := c.m.log.Append(ctx, run)
-		if errors.Is(err, rooms.ErrSeqConflict) {
-			var there bool
-			if there, err = c.inLog(ctx, run); err == nil && !there {
-				c.m.reset(batch[i].r)
-				c.m.cfg.Report(fmt.Errorf("engine: room %s: %d messages refused by the log, which another writer changed: %w",
-					run[0].Room, len(run), rooms.ErrSeqConflict))
-			}
-		}
-		if err != nil {
+		if err := c.appendRoom(ctx, r, batch[i:j]); err != nil {
 			return err
 		}
 		i = j
 	}
 	return nil
+}
+
+// appendRoom writes one room's run, catching up with other writers until
+// it is in the log or the room is reset.
+func (c *committer) appendRoom(ctx context.Context, r *room, batch []pending) error {
+	for {
+		run := c.messages(nil, batch)
+		if len(run) == 0 {
+			return nil // voided, or the room was reset
+		}
+		err := c.m.log.Append(ctx, run)
+		if !errors.Is(err, rooms.ErrSeqConflict) {
+			return err
+		}
+		there, err := c.inLog(ctx, run)
+		if err != nil || there {
+			return err
+		}
+		caught, err := c.catchUp(ctx, r)
+		if err != nil || !caught {
+			return err
+		}
+	}
 }
 
 // inLog reports whether the log holds run exactly: the same sequences,

@@ -28,6 +28,13 @@ type room struct {
 	// still in history. It is kept in step with the ring, so it holds at
 	// most retain entries, and a repeat of an evicted ID is new again.
 	sent map[sentKey]uint64
+	// pend are the messages accepted and not yet delivered, sequences
+	// delivered+1 to seq in order. Only the committer renumbers them, when
+	// another instance sharing the log took their sequences (applyLocked).
+	pend []*rooms.Event
+	// voided are pending messages that another instance wrote first (a
+	// client resent them there): the committer skips them.
+	voided map[*rooms.Event]struct{}
 	// subs are the room's open streams, in a slice because delivery walks
 	// them once per message (a map walk cost 10% of Publish in a profile
 	// of 10-member rooms); subIdx finds one for removal.
@@ -168,6 +175,9 @@ type loading struct {
 	done  chan struct{} // closed when the load has ended
 	err   error         // the load's error, set before done is closed
 	stale bool          // a deletion began meanwhile: the result is not kept; guarded by Engine.mu
+	// early are other instances' appends that came while the room was
+	// loading: applied once it is loaded. Guarded by Engine.mu.
+	early []remote
 }
 
 // loadOnce loads code's room into memory unless another caller is loading
@@ -193,7 +203,11 @@ func (m *Engine) loadOnce(ctx context.Context, code string) error {
 		m.rooms[code] = loaded
 	}
 	l.err = err
+	early := l.early
 	m.mu.Unlock()
+	if err == nil && len(early) > 0 {
+		m.commit.addRemote(early...)
+	}
 	close(l.done)
 	return err
 }
@@ -327,7 +341,10 @@ func (m *Engine) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 // message reaches the room's streams, the sender's included, once it is
 // in the log (see committer). A repeat of a client message ID that the
 // same user gave a message still in history is ignored: Publish returns
-// that message's sequence and records nothing.
+// that message's sequence and records nothing. When another instance
+// shares the log, its messages may take the sequence first: the message
+// then follows them (see applyLocked), and the sequence its delivery
+// carries is the one that counts.
 func (m *Engine) Publish(ctx context.Context, code string, sender rooms.Member, clientID, body string) (uint64, error) {
 	if err := m.commit.admit(ctx); err != nil {
 		return 0, err
@@ -356,27 +373,50 @@ func (m *Engine) Publish(ctx context.Context, code string, sender rooms.Member, 
 		return 0, err
 	}
 	r.seq++
-	i := int((r.seq - 1) % uint64(m.retain))
+	r.pend = append(r.pend, ev)
+	m.placeLocked(r, ev)
+	return r.seq, nil
+}
+
+// placeLocked puts ev, the room's latest message, in history and its
+// client ID in sent, evicting the message it replaces in the ring.
+func (m *Engine) placeLocked(r *room, ev *rooms.Event) {
+	seq := ev.Message.Seq
+	i := int((seq - 1) % uint64(m.retain))
 	if i == len(r.history) { // still growing: seq s is appended at s-1
 		r.history = append(r.history, nil)
 	}
-	if old := r.history[i]; old != nil && old.Message.ClientID != "" {
-		delete(r.sent, sentKey{old.Message.SenderID, old.Message.ClientID}) // it leaves history now
+	if old := r.history[i]; old != nil {
+		r.unsendLocked(old) // it leaves history now
 	}
 	r.history[i] = ev
-	if clientID != "" {
+	if id := ev.Message.ClientID; id != "" {
 		if r.sent == nil {
 			r.sent = make(map[sentKey]uint64)
 		}
-		r.sent[key] = r.seq
+		r.sent[sentKey{ev.Message.SenderID, id}] = seq
 	}
-	return r.seq, nil
+}
+
+// unsendLocked forgets ev's client ID if sent maps it to ev.
+func (r *room) unsendLocked(ev *rooms.Event) {
+	if ev.Message.ClientID == "" {
+		return
+	}
+	key := sentKey{ev.Message.SenderID, ev.Message.ClientID}
+	if r.sent[key] == ev.Message.Seq {
+		delete(r.sent, key)
+	}
 }
 
 // deliverLocked hands messages that are now in the log to the room's
 // streams. Called by the committer with the room locked.
 func (r *room) deliverLocked(evs []pending) {
 	for _, p := range evs {
+		if _, void := r.voided[p.ev]; void {
+			delete(r.voided, p.ev)
+			continue
+		}
 		if r.deleted || r.gone || p.ev.Message.Seq <= r.delivered {
 			continue
 		}
@@ -385,6 +425,75 @@ func (r *room) deliverLocked(evs []pending) {
 			s.Push(p.ev)
 		}
 	}
+	r.popLocked()
+}
+
+// popLocked drops delivered messages from the front of pend.
+func (r *room) popLocked() {
+	n := 0
+	for n < len(r.pend) && r.pend[n].Message.Seq <= r.delivered {
+		n++
+	}
+	if n == len(r.pend) {
+		clear(r.pend)
+		r.pend = r.pend[:0]
+		return
+	}
+	clear(r.pend[:n])
+	r.pend = r.pend[n:]
+}
+
+// applyLocked delivers msgs, which another instance appended to the log
+// right after this room's delivered head (msgs[0].Seq is delivered+1, or
+// earlier messages are skipped), and moves this instance's pending
+// messages after them: each takes the next sequence, unless its client ID
+// shows that another instance wrote it already (the client resent it
+// there), and then it is voided. Called by the committer, the only one
+// that renumbers pending messages, with the room locked.
+func (m *Engine) applyLocked(r *room, msgs []rooms.Message) {
+	// The pending messages leave history: the log's take their places.
+	for _, ev := range r.pend {
+		r.unsendLocked(ev)
+		if i := (ev.Message.Seq - 1) % uint64(m.retain); i < uint64(len(r.history)) && r.history[i] == ev {
+			r.history[i] = nil
+		}
+	}
+	var last time.Time
+	for _, msg := range msgs {
+		if msg.Seq != r.delivered+1 {
+			continue // delivered already
+		}
+		ev := rooms.NewMessageEvent(msg)
+		m.placeLocked(r, ev)
+		r.delivered = msg.Seq
+		last = msg.SentAt
+		for _, s := range r.subs {
+			s.Push(ev)
+		}
+	}
+	r.seq = r.delivered
+	kept := r.pend[:0]
+	for _, ev := range r.pend {
+		if id := ev.Message.ClientID; id != "" {
+			if _, dup := r.sent[sentKey{ev.Message.SenderID, id}]; dup {
+				if r.voided == nil {
+					r.voided = make(map[*rooms.Event]struct{})
+				}
+				r.voided[ev] = struct{}{}
+				continue
+			}
+		}
+		r.seq++
+		ev.Message.Seq = r.seq
+		if ev.Message.SentAt.Before(last) { // sent_at follows the sequence
+			ev.Message.SentAt, ev.At = last, last
+		}
+		m.placeLocked(r, ev)
+		kept = append(kept, ev)
+	}
+	clear(r.pend[len(kept):])
+	r.pend = kept
+	r.usedAt = m.cfg.Now()
 }
 
 // close marks the room deleted and ends every stream with last then err.
