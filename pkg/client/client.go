@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -57,6 +58,10 @@ func New(opts ...Option) (*Client, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return nil, &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("auth URL %q: want http://host[:port] or https://host[:port], without credentials", u.Redacted())}
 	}
+	target, targetOpts, err := chatTarget(cfg.chatAddresses)
+	if err != nil {
+		return nil, err
+	}
 	creds := insecure.NewCredentials()
 	if cfg.tls != nil {
 		creds = credentials.NewTLS(cfg.tls)
@@ -76,10 +81,12 @@ func New(opts ...Option) (*Client, error) {
 		// laptop, a dropped NAT entry) within 40s while a stream is open.
 		// The chat service allows one every 10s.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	}, cfg.dialOptions...)
-	conn, err := grpc.NewClient(cfg.chatAddress, dial...)
+		grpc.WithDefaultServiceConfig(balancing),
+	}, targetOpts...)
+	dial = append(dial, cfg.dialOptions...)
+	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {
-		return nil, fmt.Errorf("client: chat address %q: %w", cfg.chatAddress, err)
+		return nil, fmt.Errorf("client: chat address %q: %w", strings.Join(cfg.chatAddresses, ","), err)
 	}
 	return &Client{cfg: cfg, conn: conn, chat: chatv1.NewChatServiceClient(conn)}, nil
 }

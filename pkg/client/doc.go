@@ -96,6 +96,41 @@
 // waits until the replay has been handed to Receive. A Client that sends
 // must also receive.
 //
+// # Several chat instances
+//
+// The chat service may run as several instances that share its rooms: a
+// room's messages have one epoch and one sequence on all of them, so a
+// stream broken on one resumes on another without loss. Name them all:
+//
+//	client.WithChatAddress("10.0.0.1:5050", "10.0.0.2:5050", "10.0.0.3:5050")
+//
+// or give one DNS name with an A or AAAA record for each instance
+// (WithChatAddress("chat.example.com:5050")), which gRPC looks up again
+// when a connection fails, at most every 30s. The Client keeps one
+// connection, to one instance, which carries all its calls and its stream.
+// It picks the instance at random among the addresses or records (gRPC's
+// pick_first policy with the list shuffled), so that many clients spread
+// over the instances; it does not move a working connection, so an instance
+// that comes back gets only new clients and those whose instance failed.
+//
+// When its instance fails the stream breaks, and the Client reopens it after
+// its first backoff delay (WithBackoff, 100ms ±20% by default), resuming
+// after the last message Receive returned, as after any break. gRPC then
+// connects to the addresses in the Client's order, starting again from its
+// first: an address that refuses the connection is passed over at once, and
+// one that neither refuses nor answers is given 250ms before gRPC tries the
+// next alongside (Happy Eyeballs) and keeps whichever answers first. On
+// loopback, the stream was open again on a second instance 84–126ms after
+// the first stopped with the default backoff (13–23ms with a 10ms one), and
+// a Client whose first address never answered joined 255ms after starting.
+// A Receive caller sees a *Connection event (Reconnecting), another
+// (Connected), and the messages it missed, with no *Gap as long as they
+// are within the room's history window.
+//
+// WithDialOptions can replace the policy with grpc.WithDefaultServiceConfig,
+// e.g. pick_first without shuffling, which makes the first address the
+// preferred instance and the others standbys.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. Send and Receive are meant to be

@@ -29,15 +29,15 @@ type Backoff struct {
 var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 type config struct {
-	authURL     string
-	chatAddress string
-	tls         *tls.Config
-	httpClient  *http.Client
-	logger      *zap.Logger
-	backoff     Backoff
-	dialOptions []grpc.DialOption
-	bufferSize  int
-	maxMessage  int
+	authURL       string
+	chatAddresses []string
+	tls           *tls.Config
+	httpClient    *http.Client
+	logger        *zap.Logger
+	backoff       Backoff
+	dialOptions   []grpc.DialOption
+	bufferSize    int
+	maxMessage    int
 	// maxMessageSet tells a limit set with WithMaxMessageBytes, which caps
 	// the service's, from the default, which only stands in for it.
 	maxMessageSet bool
@@ -54,9 +54,24 @@ type Option func(*config)
 // WithAuthURL sets the auth service's base URL (default DefaultAuthURL).
 func WithAuthURL(url string) Option { return func(c *config) { c.authURL = url } }
 
-// WithChatAddress sets the chat service's gRPC address, host:port or any
-// gRPC target (default DefaultChatAddress).
-func WithChatAddress(addr string) Option { return func(c *config) { c.chatAddress = addr } }
+// WithChatAddress sets where the chat service listens (default
+// DefaultChatAddress). Each call replaces the addresses of the one before.
+//
+// One address is any gRPC target: host:port, or e.g. dns:///host:port or
+// passthrough:///host:port. A host name is looked up in DNS, and when it
+// has several A or AAAA records each is taken for an instance of the
+// service.
+//
+// Several addresses name the instances of one chat service, which share
+// its rooms; each must then be host:port. The Client connects to one
+// instance at a time, picked at random so that clients spread over them,
+// and moves to another when it fails, resuming the room's stream there
+// (see "Several chat instances" in the package documentation). New refuses
+// an empty address, and one with a comma: split a comma-separated list
+// (e.g. from an environment variable) into separate arguments.
+func WithChatAddress(addrs ...string) Option {
+	return func(c *config) { c.chatAddresses = addrs }
+}
 
 // WithTLSConfig makes the chat connection use TLS with cfg. Without it, or
 // after WithInsecure, the connection is plaintext, as the services speak out
@@ -78,7 +93,10 @@ func WithLogger(l *zap.Logger) Option { return func(c *config) { c.logger = l } 
 func WithBackoff(b Backoff) Option { return func(c *config) { c.backoff = b } }
 
 // WithDialOptions adds gRPC dial options, applied after the Client's own
-// (e.g. a custom dialer for tests).
+// (e.g. a custom dialer for tests). A grpc.WithDefaultServiceConfig among
+// them replaces the Client's load-balancing policy, pick_first with the
+// addresses shuffled: pick_first without shuffling, for instance, makes
+// the first address the preferred instance and the others standbys.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) { c.dialOptions = append(c.dialOptions, opts...) }
 }
@@ -133,12 +151,12 @@ func WithBacklog(n int) Option { return func(c *config) { c.backlog = n } }
 
 func newConfig(opts []Option) config {
 	c := config{
-		authURL:     DefaultAuthURL,
-		chatAddress: DefaultChatAddress,
-		backoff:     DefaultBackoff,
-		bufferSize:  256,
-		maxMessage:  DefaultMaxMessageBytes,
-		backlog:     DefaultBacklog,
+		authURL:       DefaultAuthURL,
+		chatAddresses: []string{DefaultChatAddress},
+		backoff:       DefaultBackoff,
+		bufferSize:    256,
+		maxMessage:    DefaultMaxMessageBytes,
+		backlog:       DefaultBacklog,
 	}
 	for _, o := range opts {
 		o(&c)

@@ -53,7 +53,9 @@ commands:
 
 flags (every command):
   --auth-url URL      auth service (CHATTER_AUTH_URL, default http://127.0.0.1:8080)
-  --chat-addr ADDR    chat service (CHATTER_CHAT_ADDR, default 127.0.0.1:5050)
+  --chat-addr ADDRS   chat service (CHATTER_CHAT_ADDR, default 127.0.0.1:5050): host:port, or
+                      several instances' host:port separated by commas, one picked at random
+                      and the next used when it fails
   --user NAME         user name (CHATTER_USER)
 join flags:
   --json              print one JSON object per event
@@ -146,7 +148,7 @@ func (a *app) flags(name string) *flag.FlagSet {
 	fs.SetOutput(a.io.err)
 	fs.Usage = func() { fmt.Fprint(a.io.err, usage) }
 	fs.StringVar(&a.authURL, "auth-url", a.getenv("CHATTER_AUTH_URL", client.DefaultAuthURL), "auth service URL")
-	fs.StringVar(&a.chatAddr, "chat-addr", a.getenv("CHATTER_CHAT_ADDR", client.DefaultChatAddress), "chat service address")
+	fs.StringVar(&a.chatAddr, "chat-addr", a.getenv("CHATTER_CHAT_ADDR", client.DefaultChatAddress), "chat service address(es), comma-separated")
 	fs.StringVar(&a.user, "user", a.getenv("CHATTER_USER", ""), "user name")
 	return fs
 }
@@ -238,7 +240,18 @@ func (a *app) dispatch(ctx context.Context, cmd string, args []string) error {
 }
 
 func (a *app) newClient() (*client.Client, error) {
-	return client.New(client.WithAuthURL(a.authURL), client.WithChatAddress(a.chatAddr), client.WithBacklog(a.backlog))
+	return client.New(client.WithAuthURL(a.authURL), client.WithChatAddress(chatAddresses(a.chatAddr)...), client.WithBacklog(a.backlog))
+}
+
+// chatAddresses splits a comma-separated list of chat addresses, spaces
+// around them allowed. An empty item is kept, for client.New to refuse
+// with its position, rather than silently dropped.
+func chatAddresses(list string) []string {
+	addrs := strings.Split(list, ",")
+	for i, a := range addrs {
+		addrs[i] = strings.TrimSpace(a)
+	}
+	return addrs
 }
 
 func (a *app) requireUser() error {

@@ -56,6 +56,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"service down", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_AUTH_URL", "http://127.0.0.1:1"), exitRuntime, "is the service running"},
 		{"bad token", []string{"create-room", "r"}, env("CHATTER_TOKEN", "garbage"), exitAuth, "CHATTER_TOKEN"},
 		{"tui off a terminal", []string{"tui"}, env(), exitUsage, "terminal"},
+		{"help documents address lists", []string{"help"}, env(), exitOK, "separated by commas"},
+		{"chat address list with a gap", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_CHAT_ADDR", "127.0.0.1:5050,,127.0.0.1:5051"), exitUsage, "chat address 2 of 3 is empty"},
+		{"chat target in a list", []string{"login", "--chat-addr", "dns:///chat:5050,127.0.0.1:5051"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x"), exitUsage, "can only be given alone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +68,24 @@ func TestUsageAndExitCodes(t *testing.T) {
 			code := run(ctx, tt.args, stdio{in: strings.NewReader(""), out: &out, err: &errb}, tt.env)
 			assert.Equal(t, tt.code, code, errb.String())
 			assert.Contains(t, out.String()+errb.String(), tt.msg)
+		})
+	}
+}
+
+func TestChatAddresses(t *testing.T) {
+	tests := []struct {
+		list string
+		want []string
+	}{
+		{"127.0.0.1:5050", []string{"127.0.0.1:5050"}},
+		{"dns:///chat.example:5050", []string{"dns:///chat.example:5050"}},
+		{"10.0.0.1:5050,10.0.0.2:5050", []string{"10.0.0.1:5050", "10.0.0.2:5050"}},
+		{" 10.0.0.1:5050 , [::1]:5050 ", []string{"10.0.0.1:5050", "[::1]:5050"}},
+		{"10.0.0.1:5050,", []string{"10.0.0.1:5050", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.list, func(t *testing.T) {
+			assert.Equal(t, tt.want, chatAddresses(tt.list))
 		})
 	}
 }
