@@ -201,4 +201,3 @@ func TestCloseGivesUpOnBrokenLog(t *testing.T) {
 		})
 	}
 }
-

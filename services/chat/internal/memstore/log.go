@@ -2,8 +2,6 @@ package memstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync"
 	"time"
 
@@ -33,9 +31,7 @@ type ring struct {
 // room; retain below 1 keeps 1, since the engine needs a room's last
 // message to tell a repeated client message ID.
 func NewLog(retain int) *Log {
-	var e [8]byte
-	_, _ = rand.Read(e[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return &Log{epoch: hex.EncodeToString(e[:]), retain: max(retain, 1), rooms: map[string]*ring{}}
+	return &Log{epoch: rooms.NewEpoch(), retain: max(retain, 1), rooms: map[string]*ring{}}
 }
 
 // Epoch names this log's history: 16 random hex characters.

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -42,4 +43,12 @@ func NormalizeCode(code string) (string, error) {
 		return "", Invalid("short_code", "is not a short code")
 	}
 	return c, nil
+}
+
+// NewEpoch returns a fresh epoch name: 16 random hex characters. A log
+// makes one when its history begins, and keeps it as long as the history.
+func NewEpoch() string {
+	var e [8]byte
+	_, _ = rand.Read(e[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(e[:])
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"gorm.io/gorm"
 
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/chunk"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
@@ -12,4 +13,4 @@ func (s *Store) DB() *gorm.DB { return s.db }
 
 // EncodeChunk is how the log stores consecutive messages of a room, for
 // tests that write a chunk as another writer would.
-func EncodeChunk(msgs []rooms.Message) []byte { return encodeChunk(nil, msgs) }
+func EncodeChunk(msgs []rooms.Message) []byte { return chunk.Encode(nil, msgs) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/grpcchatter/grpcchatter/internal/sqldb"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/chunk"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
@@ -101,7 +102,7 @@ func (s *Store) append(ctx context.Context, runs []run) (err error) {
 		if first != h+1 {
 			return fmt.Errorf("append to room %s: seq %d after head %d: %w", r.room, first, h, rooms.ErrSeqConflict)
 		}
-		data = encodeChunk(data[:0], r.msgs)
+		data = chunk.Encode(data[:0], r.msgs)
 		// On PostgreSQL a concurrent appender may have read the same head:
 		// whichever commits second violates the primary key.
 		if _, err := insert.ExecContext(ctx, r.room, int64(first), int64(last), data); err != nil {
@@ -207,7 +208,7 @@ func (s *Store) since(ctx context.Context, code string, after uint64, limit int)
 			return nil, err
 		}
 		from := len(out)
-		if out, err = decodeChunk(out, data, code, s.epoch, uint64(first), uint64(last)); err != nil {
+		if out, err = chunk.Decode(out, data, code, s.epoch, uint64(first), uint64(last)); err != nil {
 			return nil, err
 		}
 		// The first chunk may begin at or before after.

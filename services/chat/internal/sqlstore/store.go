@@ -8,10 +8,8 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/grpcchatter/grpcchatter/internal/sqldb"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 	"github.com/grpcchatter/grpcchatter/services/chat/migrations"
 )
 
@@ -98,12 +97,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 func (s *Store) loadEpoch(ctx context.Context) error {
 	ctx, cancel := s.pool.Bound(ctx)
 	defer cancel()
-	var e [8]byte
-	_, _ = rand.Read(e[:]) // crypto/rand.Read never fails (Go 1.24+)
 	db := s.db.WithContext(ctx)
 	// DO NOTHING: when instances start together, the first one's epoch wins.
 	err := db.Exec("INSERT INTO meta (key, value) VALUES ('epoch', ?) ON CONFLICT (key) DO NOTHING",
-		hex.EncodeToString(e[:])).Error
+		rooms.NewEpoch()).Error
 	if err == nil {
 		err = db.Raw("SELECT value FROM meta WHERE key = 'epoch'").Scan(&s.epoch).Error
 	}

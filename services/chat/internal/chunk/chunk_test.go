@@ -1,4 +1,4 @@
-package sqlstore
+package chunk
 
 import (
 	"strings"
@@ -17,7 +17,7 @@ func TestChunkRoundTrip(t *testing.T) {
 		{Room: "ABC234", Seq: 7, Epoch: "ep", SentAt: at, SenderID: "u1", Sender: "ann", Body: "héllo", ClientID: "c1"},
 		{Room: "ABC234", Seq: 8, Epoch: "ep", SentAt: time.UnixMicro(-5).UTC(), SenderID: "", Sender: "", Body: strings.Repeat("x", 70000), ClientID: ""},
 	}
-	got, err := decodeChunk(nil, encodeChunk(nil, msgs), "ABC234", "ep", 7, 8)
+	got, err := Decode(nil, Encode(nil, msgs), "ABC234", "ep", 7, 8)
 	require.NoError(t, err)
 	assert.Equal(t, msgs, got)
 }
@@ -25,7 +25,7 @@ func TestChunkRoundTrip(t *testing.T) {
 // A chunk that does not decode is an error, never a panic or a wrong
 // message.
 func TestChunkRejectsDamage(t *testing.T) {
-	good := encodeChunk(nil, []rooms.Message{{Seq: 1, SentAt: time.Unix(1, 0), SenderID: "u", Sender: "s", Body: "b", ClientID: "c"}})
+	good := Encode(nil, []rooms.Message{{Seq: 1, SentAt: time.Unix(1, 0), SenderID: "u", Sender: "s", Body: "b", ClientID: "c"}})
 	for name, tc := range map[string]struct {
 		data        []byte
 		first, last uint64
@@ -36,24 +36,24 @@ func TestChunkRejectsDamage(t *testing.T) {
 		"trailing bytes":    {append(append([]byte{}, good...), 0), 1, 1},
 		"fewer than range":  {good, 1, 2},
 		"last before first": {good, 2, 1},
-		"length past end":   {[]byte{chunkFormat, 2, 0xff, 0x01}, 1, 1},
+		"length past end":   {[]byte{format, 2, 0xff, 0x01}, 1, 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := decodeChunk(nil, tc.data, "R", "e", tc.first, tc.last)
-			assert.ErrorIs(t, err, errBadChunk)
+			_, err := Decode(nil, tc.data, "R", "e", tc.first, tc.last)
+			assert.ErrorIs(t, err, ErrMalformed)
 		})
 	}
 }
 
 func FuzzDecodeChunk(f *testing.F) {
-	f.Add(encodeChunk(nil, []rooms.Message{{Seq: 1, SentAt: time.Unix(1, 0), Body: "b"}}), uint8(1))
+	f.Add(Encode(nil, []rooms.Message{{Seq: 1, SentAt: time.Unix(1, 0), Body: "b"}}), uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, n uint8) {
-		msgs, err := decodeChunk(nil, data, "R", "e", 1, uint64(n)+1)
+		msgs, err := Decode(nil, data, "R", "e", 1, uint64(n)+1)
 		if err == nil {
 			assert.Len(t, msgs, int(n)+1)
 			// Varints may come in longer forms than the encoder writes, so
 			// the bytes may differ; the messages may not.
-			again, err := decodeChunk(nil, encodeChunk(nil, msgs), "R", "e", 1, uint64(n)+1)
+			again, err := Decode(nil, Encode(nil, msgs), "R", "e", 1, uint64(n)+1)
 			require.NoError(t, err)
 			assert.Equal(t, msgs, again, "what decodes re-encodes to the same messages")
 		}

@@ -1,4 +1,7 @@
-package sqlstore
+// Package chunk encodes runs of one room's consecutive messages as one
+// value, the unit in which the logs store history: a row (sqlstore) or a
+// stream message (natsstore) per room per commit.
+package chunk
 
 import (
 	"encoding/binary"
@@ -8,22 +11,22 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
-// chunkFormat is the first byte of a chunk's data: the encoding below. A
+// format is the first byte of a chunk's data: the encoding below. A
 // later encoding takes the next number and the decoder reads both.
-const chunkFormat = 1
+const format = 1
 
-// errBadChunk means a stored chunk does not decode: the database was
+// ErrMalformed means a stored chunk does not decode: the database was
 // changed by something other than this store.
-var errBadChunk = errors.New("sqlstore: malformed message chunk")
+var ErrMalformed = errors.New("chunk: malformed message chunk")
 
-// encodeChunk appends the encoding of msgs, consecutive messages of one
+// Encode appends the encoding of msgs, consecutive messages of one
 // room, to b. Their room and sequences are the row's (room, first_seq),
 // and their epoch the log's, so a message is its time and four strings:
 //
 //	format byte, then per message: varint sent_us, and uvarint-length-
 //	prefixed sender_id, sender, body, client_id.
-func encodeChunk(b []byte, msgs []rooms.Message) []byte {
-	b = append(b, chunkFormat)
+func Encode(b []byte, msgs []rooms.Message) []byte {
+	b = append(b, format)
 	for _, m := range msgs {
 		b = binary.AppendVarint(b, m.SentAt.UnixMicro())
 		for _, s := range [...]string{m.SenderID, m.Sender, m.Body, m.ClientID} {
@@ -34,24 +37,24 @@ func encodeChunk(b []byte, msgs []rooms.Message) []byte {
 	return b
 }
 
-// decodeChunk appends to dst the messages of a chunk of room that starts
+// Decode appends to dst the messages of a chunk of room that starts
 // at first and ends at last, in epoch.
-func decodeChunk(dst []rooms.Message, data []byte, room, epoch string, first, last uint64) ([]rooms.Message, error) {
-	if len(data) == 0 || data[0] != chunkFormat || last < first {
-		return dst, errBadChunk
+func Decode(dst []rooms.Message, data []byte, room, epoch string, first, last uint64) ([]rooms.Message, error) {
+	if len(data) == 0 || data[0] != format || last < first {
+		return dst, ErrMalformed
 	}
 	data = data[1:]
 	for seq := first; seq <= last; seq++ {
 		us, n := binary.Varint(data)
 		if n <= 0 {
-			return dst, errBadChunk
+			return dst, ErrMalformed
 		}
 		data = data[n:]
 		var f [4]string
 		for i := range f {
 			l, n := binary.Uvarint(data)
 			if n <= 0 || l > uint64(len(data)-n) {
-				return dst, errBadChunk
+				return dst, ErrMalformed
 			}
 			f[i] = string(data[n : n+int(l)])
 			data = data[n+int(l):]
@@ -60,7 +63,7 @@ func decodeChunk(dst []rooms.Message, data []byte, room, epoch string, first, la
 			SenderID: f[0], Sender: f[1], Body: f[2], ClientID: f[3]})
 	}
 	if len(data) != 0 {
-		return dst, errBadChunk
+		return dst, ErrMalformed
 	}
 	return dst, nil
 }
