@@ -17,7 +17,6 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
 
 // options are serve's hooks into its caller.
@@ -59,11 +58,12 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	if err != nil {
 		return err
 	}
-	eng, claim, closeStores, err := openEngine(ctx, cfg, log)
+	st, err := openStack(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeStores()
+	defer st.close()
+	eng := st.engine
 	// On the paths that return early; the normal one closes it below,
 	// and a second Close does nothing.
 	defer func() {
@@ -79,8 +79,8 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	}
 	srv, err := api.New(api.Config{
 		Signer: signer, Hasher: hasher,
-		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute),
-		RoomLimiter: throttle.New(50, time.Minute), Logger: log, Metrics: met,
+		Limiter: st.limiters[0], UserLimiter: st.limiters[1],
+		RoomLimiter: st.limiters[2], Logger: log, Metrics: met,
 		MaxMessageBytes: cfg.MaxMessageBytes, RoomTokenTTL: cfg.RoomTokenDuration,
 		MaxBacklog: engine.Retained(cfg.HistorySize, cfg.MaxQueueSize),
 	}, eng)
@@ -121,7 +121,8 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	workers++
 	// Owner: serve. Exit: when bg is cancelled below, or at once when the
 	// claim on the database is lost, which stops the service.
-	go func() { errc <- keepClaim(bg, claim) }()
+	go func() { errc <- keepClaim(bg, st.claim) }()
+
 	// Owner: serve. Exit: Serve returns after GracefulStop/Stop below.
 	go func() {
 		err := gs.Serve(lis)

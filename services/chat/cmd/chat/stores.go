@@ -8,34 +8,60 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/api"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/memstore"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/sqlstore"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/store"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 )
 
-// openEngine opens the stores cfg selects, imports a registry file left
-// by an earlier version, and returns the engine over them with the
-// function that closes the stores once the engine is closed.
-func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engine.Engine, *sqlstore.Claim, func(), error) {
+// stack is the engine with what it stands on: the stores cfg selects,
+// the limiters of wrong passwords, and the background work that shared
+// stores need.
+type stack struct {
+	engine *engine.Engine
+	// claim is held on a PostgreSQL database that only this instance
+	// writes history to; it holds nothing otherwise.
+	claim *sqlstore.Claim
+	// limiters count wrong room passwords per user and room, per user and
+	// per room (api.Config's Limiter, UserLimiter, RoomLimiter).
+	limiters [3]api.Limiter
+	// close closes the stores once the engine is closed.
+	close func()
+}
+
+// The throttles of wrong room passwords, per minute: per user and room,
+// per user, and per room across users.
+var throttles = [3]struct {
+	max    int
+	bucket string
+}{{5, "chat_throttle_user_room"}, {20, "chat_throttle_user"}, {50, "chat_throttle_room"}}
+
+// openStack opens the stores cfg selects, imports a registry file left
+// by an earlier version, and returns the engine over them.
+func openStack(ctx context.Context, cfg config.Config, log *zap.Logger) (*stack, error) {
+	if cfg.Shared() {
+		return openShared(ctx, cfg, log)
+	}
 	// One process owns a data directory at a time: the lock also keeps
 	// two instances from sequencing the same SQLite history.
 	dir, err := store.Open(cfg.DataDir)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	retain := engine.Retained(cfg.HistorySize, cfg.MaxQueueSize)
 	db, err := sqlstore.Open(ctx, sqlstore.Config{DatabaseURL: cfg.DatabaseURL, DataDir: cfg.DataDir, Timeout: cfg.DBTimeout, Retain: retain})
 	if err != nil {
 		dir.Close()
-		return nil, nil, nil, err
+		return nil, err
 	}
 	claim, err := db.Claim(ctx)
 	if err != nil {
 		_ = db.Close()
 		dir.Close()
-		return nil, nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	closeAll := func() {
 		claim.Release()
@@ -46,26 +72,36 @@ func openEngine(ctx context.Context, cfg config.Config, log *zap.Logger) (*engin
 	}
 	if err := importRegistry(ctx, dir, db, log); err != nil {
 		closeAll()
-		return nil, nil, nil, err
+		return nil, err
 	}
 	var history engine.Log = db
 	if cfg.HistoryStore == "memory" {
 		history = memstore.NewLog(retain)
 	}
-	eng, err := engine.New(engine.Config{
+	eng, err := engine.New(engineConfig(cfg, log), db, history)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	st := &stack{engine: eng, claim: claim, close: closeAll}
+	for i, th := range throttles {
+		st.limiters[i] = throttle.New(th.max, time.Minute)
+	}
+	return st, nil
+}
+
+// engineConfig is the engine's configuration, but for presence.
+func engineConfig(cfg config.Config, log *zap.Logger) engine.Config {
+	return engine.Config{
 		CodeLength: cfg.ShortCodeLength, HistorySize: cfg.HistorySize,
 		QueueSize: cfg.MaxQueueSize, IdleTTL: cfg.RoomIdleTTL,
 		// A room token names its room by code only: keep a deleted room's
 		// code unused until every token for it has expired.
 		ReuseAfter:      cfg.RoomTokenDuration + token.Leeway + time.Minute,
 		MaxRoomsPerUser: cfg.MaxRoomsPerUser, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
-		Report: func(err error) { log.Error("engine", zap.Error(err)) },
-	}, db, history)
-	if err != nil {
-		closeAll()
-		return nil, nil, nil, err
+		PresenceTTL: presenceTTL,
+		Report:      func(err error) { log.Error("engine", zap.Error(err)) },
 	}
-	return eng, claim, closeAll, nil
 }
 
 // importRegistry moves the rooms of a registry file written by an earlier

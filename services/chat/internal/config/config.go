@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -47,8 +48,25 @@ type Config struct {
 	// HistoryStore is where messages are kept: "database" (the rooms'
 	// database, surviving restarts) or "memory" (lost on restart, for
 	// ephemeral deployments).
-	HistoryStore    string        `envconfig:"HISTORY_STORE" default:"database"`
-	DBTimeout       time.Duration `envconfig:"DB_TIMEOUT" default:"5s"`
+	HistoryStore string        `envconfig:"HISTORY_STORE" default:"database"`
+	DBTimeout    time.Duration `envconfig:"DB_TIMEOUT" default:"5s"`
+	// NATSURL selects the shared mode: instances that use the same NATS
+	// (JetStream) servers, comma-separated, and the same rooms database
+	// share rooms, history, presence and limits. Empty: one instance.
+	NATSURL string `envconfig:"NATS_URL"`
+	// NATS credentials and TLS, as nats.go takes them: a .creds file
+	// (JWT and NKey), a CA to trust, a client certificate and key.
+	NATSCredsFile   string `envconfig:"NATS_CREDS_FILE"`
+	NATSTLSCAFile   string `envconfig:"NATS_TLS_CA_FILE"`
+	NATSTLSCertFile string `envconfig:"NATS_TLS_CERT_FILE"`
+	NATSTLSKeyFile  string `envconfig:"NATS_TLS_KEY_FILE"`
+	// NATSReplicas is the replica count of the streams and buckets this
+	// service creates: 1, or 3 on a cluster of 3 or more nodes, which
+	// then survives the loss of one node.
+	NATSReplicas int `envconfig:"NATS_REPLICAS" default:"1"`
+	// InstanceID names this instance among those sharing NATS; empty
+	// makes one from the host name and a random suffix.
+	InstanceID      string        `envconfig:"INSTANCE_ID"`
 	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info"`
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s"`
 	// Argon2id cost of room passwords, as in the auth service.
@@ -132,6 +150,13 @@ func (c Config) Validate() error {
 		"DATABASE_URL", "must be empty (SQLite in DATA_DIR) or start with postgres:// or postgresql://")
 	check(c.HistoryStore == "database" || c.HistoryStore == "memory", "HISTORY_STORE", "must be database or memory")
 	check(c.DBTimeout > 0, "DB_TIMEOUT", "must be positive")
+	check(c.NATSURL == "" || validNATSURLs(c.NATSURL), "NATS_URL",
+		"must be empty (one instance) or comma-separated nats://, tls://, ws:// or wss:// URLs")
+	check(c.NATSURL == "" || c.HistoryStore == "database", "HISTORY_STORE",
+		"must be database with NATS_URL: the shared history is kept in JetStream")
+	check((c.NATSTLSCertFile == "") == (c.NATSTLSKeyFile == ""), "NATS_TLS_CERT_FILE", "and NATS_TLS_KEY_FILE go together")
+	check(c.NATSReplicas >= 1 && c.NATSReplicas <= 5, "NATS_REPLICAS", "must be 1-5")
+	check(c.InstanceID == "" || validInstanceID(c.InstanceID), "INSTANCE_ID", "must be 1-64 letters, digits, '-' or '_'")
 	check(c.Argon2MemoryKiB >= MinArgon2MemoryKiB && c.Argon2MemoryKiB <= MaxArgon2MemoryKiB, "ARGON2_MEMORY_KIB",
 		fmt.Sprintf("must be %d-%d (OWASP minimum for argon2id: 19 MiB)", MinArgon2MemoryKiB, MaxArgon2MemoryKiB))
 	check(c.Argon2Time >= MinArgon2Time && c.Argon2Time <= MaxArgon2Time, "ARGON2_TIME",
@@ -155,6 +180,39 @@ func (c Config) GRPCListenAddress() string {
 	return net.JoinHostPort(c.GRPCAddress, strconv.Itoa(c.GRPCPort))
 }
 
+// validNATSURLs accepts a comma-separated list of NATS server URLs.
+func validNATSURLs(s string) bool {
+	for _, one := range strings.Split(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil || u.Host == "" {
+			return false
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validInstanceID accepts what can appear in a NATS subject token and a
+// KV key alike.
+func validInstanceID(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Shared reports whether the instance shares rooms with others over NATS.
+func (c Config) Shared() bool { return c.NATSURL != "" }
+
 // validHost accepts an IP address, a DNS host name (see hostname.Valid),
 // or "" (all interfaces).
 func validHost(h string) bool { return h == "" || hostname.Valid(h) }
@@ -174,6 +232,11 @@ func (c Config) Masked() Config {
 	c.Secret = mask(c.Secret)
 	c.SecretPrevious = mask(c.SecretPrevious)
 	c.DatabaseURL = dburl.Redacted(c.DatabaseURL)
+	urls := strings.Split(c.NATSURL, ",")
+	for i, u := range urls {
+		urls[i] = dburl.Redacted(strings.TrimSpace(u))
+	}
+	c.NATSURL = strings.Join(urls, ",")
 	return c
 }
 

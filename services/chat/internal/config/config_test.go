@@ -20,7 +20,8 @@ const goodSecret = "0123456789abcdef0123456789abcdef"
 var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET_PREVIOUS", "SHORT_CODE_LENGTH",
 	"MAX_MESSAGE_QUEUE_SIZE", "ROOM_TOKEN_DURATION", "HISTORY_SIZE", "MAX_MESSAGE_BYTES", "ROOM_IDLE_TTL",
 	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS",
-	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER", "PPROF_ENABLED"}
+	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER", "PPROF_ENABLED", "DATABASE_URL", "HISTORY_STORE", "NATS_URL",
+	"NATS_TLS_CERT_FILE", "NATS_TLS_KEY_FILE", "NATS_REPLICAS", "INSTANCE_ID"}
 
 // clearEnv unsets every key for the test; t.Setenv restores them after.
 func clearEnv(t *testing.T) {
@@ -84,6 +85,12 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"secret with example", "SECRET", "0123456789abcdef-Example-0123456789"},
 		{"previous one repeated character", "SECRET_PREVIOUS", strings.Repeat("z", 32)},
 		{"previous with changeme", "SECRET_PREVIOUS", "0123456789abcdef0123456789CHANGEME"},
+		{"nats url without scheme", "NATS_URL", "127.0.0.1:4222"},
+		{"nats url of another scheme", "NATS_URL", "nats://a:4222,http://b:4222"},
+		{"nats replicas zero", "NATS_REPLICAS", "0"},
+		{"nats replicas above 5", "NATS_REPLICAS", "7"},
+		{"nats cert without key", "NATS_TLS_CERT_FILE", "cert.pem"},
+		{"instance id with a dot", "INSTANCE_ID", "chat.1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,6 +110,25 @@ func TestInvalidNamesKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Shared history lives in JetStream: an in-memory history cannot be
+// shared, and NATS URLs are logged without their passwords.
+func TestNATSSharedMode(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SECRET", goodSecret)
+	t.Setenv("NATS_URL", "nats://chat:hunter2@n1:4222, nats://n2:4222")
+	c, err := Load(nil)
+	require.NoError(t, err)
+	assert.True(t, c.Shared())
+	assert.Equal(t, 1, c.NATSReplicas)
+	assert.NotContains(t, c.Masked().NATSURL, "hunter2")
+	assert.Contains(t, c.Masked().NATSURL, "n2:4222")
+
+	t.Setenv("HISTORY_STORE", "memory")
+	_, err = Load(nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "HISTORY_STORE")
 }
 
 func TestArgon2Configurable(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -400,16 +399,14 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", rooms.ErrUnavailable, err)
 }
 
-// watchRetry is how long Watch waits before it makes its consumer again
-// after the server refused it.
-const watchRetry = time.Second
-
 // Watch delivers to apply what other instances append or drop, room by
-// room in the stream's order, from now until ctx ends. An ordered
-// consumer carries it: after a disconnection it resumes where it stopped,
-// and apply's engine catches up from the log on any gap it still sees.
-// The caller owns the goroutine that runs it; it returns when ctx ends.
-func (l *Log) Watch(ctx context.Context, apply func(code string, msgs []rooms.Message, dropped bool), report func(error)) {
+// room in the stream's order, from now until stop is called. It returns
+// once the server has its consumer. An ordered consumer carries the feed:
+// after a disconnection or a missed message it starts again where it
+// stopped, and apply's engine catches up from the log on any gap it still
+// sees. apply runs on nats.go's delivery goroutine, one message at a time;
+// stop returns once it has stopped.
+func (l *Log) Watch(ctx context.Context, apply func(code string, msgs []rooms.Message, dropped bool), report func(error)) (stop func(), err error) {
 	prefix := len(l.cfg.Subject) + 1
 	handle := func(m jetstream.Msg) {
 		h := m.Headers()
@@ -434,27 +431,21 @@ func (l *Log) Watch(ctx context.Context, apply func(code string, msgs []rooms.Me
 		}
 		apply(code, msgs, false)
 	}
-	for ctx.Err() == nil {
-		cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{l.cfg.Subject + ".*"}, DeliverPolicy: jetstream.DeliverNewPolicy,
-			MaxResetAttempts: -1,
-		})
-		if err == nil {
-			var cc jetstream.ConsumeContext
-			cc, err = cons.Consume(handle)
-			if err == nil {
-				<-ctx.Done()
-				cc.Stop()
-				<-cc.Closed()
-				return
-			}
-		}
-		if ctx.Err() == nil {
-			report(fmt.Errorf("natsstore: feed (retrying in %s): %w", watchRetry, err))
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(watchRetry):
-		}
+	cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{l.cfg.Subject + ".*"}, DeliverPolicy: jetstream.DeliverNewPolicy,
+		MaxResetAttempts: -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsstore: feed: %w", unavailable(err))
 	}
+	cc, err := cons.Consume(handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		report(fmt.Errorf("natsstore: feed: %w", err))
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("natsstore: feed: %w", unavailable(err))
+	}
+	return func() {
+		cc.Stop()
+		<-cc.Closed()
+	}, nil
 }
