@@ -68,11 +68,12 @@ func Connect(ctx context.Context, cfg ConnConfig) (*nats.Conn, jetstream.JetStre
 	if err != nil {
 		return nil, nil, fmt.Errorf("natsstore: connect: %w", err)
 	}
-	// Stream metadata, which keeps the history's epoch, came with 2.10.
-	if !atLeast(nc.ConnectedServerVersion(), 2, 10) {
+	// Stream metadata (the history's epoch) came with 2.10, the expiry of
+	// deleted keys' markers (LimitMarkerTTL, on the buckets) with 2.11.
+	if !atLeast(nc.ConnectedServerVersion(), 2, 11) {
 		v := nc.ConnectedServerVersion()
 		nc.Close()
-		return nil, nil, fmt.Errorf("natsstore: NATS server %s is too old: the shared mode needs 2.10 or later", v)
+		return nil, nil, fmt.Errorf("natsstore: NATS server %s is too old: the shared mode needs 2.11 or later", v)
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.Timeout))
 	if err == nil {

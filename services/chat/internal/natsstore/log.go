@@ -204,9 +204,9 @@ func (l *Log) headFor(ctx context.Context, code string, seq uint64) (head, error
 }
 
 // appendRun publishes one room's run after the chunk at stream sequence
-// prev. A run too large for one message is split, and its chunks carry
-// message IDs so that a retry of the same run is deduplicated by the
-// server rather than refused.
+// prev. A run too large for one message is split; since every chunk
+// carries a message ID, a retry of a run stored in part is deduplicated
+// by the server up to where it stopped.
 func (l *Log) appendRun(ctx context.Context, r run, prev uint64) error {
 	for len(r.msgs) > 0 {
 		data, n := l.encode(r.msgs)
@@ -218,11 +218,13 @@ func (l *Log) appendRun(ctx context.Context, r run, prev uint64) error {
 		msg.Header.Set(hdrLast, strconv.FormatUint(last, 10))
 		msg.Header.Set(hdrPrev, strconv.FormatUint(prev, 10))
 		msg.Header.Set(hdrOrigin, l.cfg.Origin)
-		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(prev)}
-		if n < len(r.msgs) || prev != 0 || first != 1 {
-			opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s/%s/%d-%d", l.epoch, r.code, first, last)))
-		}
-		ack, err := l.js.PublishMsg(ctx, msg, opts...)
+		// The ID names this attempt: this instance, after this chunk, these
+		// sequences. A retry of it (its answer was lost) is answered with
+		// the first one's acknowledgement; any other writer's chunk, even
+		// of the same sequences, has an ID of its own and meets the check
+		// of the expected last sequence.
+		id := fmt.Sprintf("%s/%s/%d/%d-%d", l.cfg.Origin, r.code, prev, first, last)
+		ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(prev), jetstream.WithMsgID(id))
 		if err != nil {
 			l.forget(r.code)
 			var apiErr *jetstream.APIError

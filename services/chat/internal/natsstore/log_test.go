@@ -15,7 +15,7 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/contract"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/natsstore"
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/natsstore/natstest"
+	"github.com/grpcchatter/grpcchatter/internal/natstest"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/natsstore/natstest"
+	"github.com/grpcchatter/grpcchatter/internal/natstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
