@@ -183,18 +183,23 @@ func TestClusterScaleOut(t *testing.T) {
 	_, err = g.JoinChatRoom(testCtx(t, 10*time.Second), codes[1], "room-secret-1")
 	require.ErrorIs(t, err, client.ErrRateLimited, "the third instance knows of the five failures")
 
-	// kill -9 of one instance in the middle of a round.
+	// kill -9 of one instance as a round starts; its members resume on
+	// the others and send again.
 	var wg sync.WaitGroup
+	killed := time.Now()
 	wg.Go(func() { round("crash") })
-	time.Sleep(50 * time.Millisecond)
 	c.chats[0].chat.kill(t)
 	wg.Wait()
+	round("after crash")
 	verify("after kill -9 of chat-0")
+	t.Logf("kill -9 of chat-0: every member had every message %s later", time.Since(killed).Round(time.Millisecond))
 
 	// The loss of one NATS node: R3 streams go on.
+	stopped := time.Now()
 	c.nats[1].Stop()
 	round("node down")
 	verify("with one NATS node down")
+	t.Logf("NATS node n2 down: a round of %d messages was sent and delivered to all in %s", 3*len(all), time.Since(stopped).Round(time.Millisecond))
 }
 
 // distinct lists the bodies of msgs once each, in order of first arrival.
@@ -224,4 +229,68 @@ func mustToken(t *testing.T, c *client.Client) string {
 	creds, err := c.Credentials()
 	require.NoError(t, err)
 	return creds.Token
+}
+
+// While NATS is down, new work is refused with UNAVAILABLE; what members
+// sent meanwhile is delivered once NATS is back, once, in one order.
+func TestClusterNATSOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a NATS server")
+	}
+	needBinaries(t)
+	node := natstest.StartServer(t)
+	env := map[string]string{"NATS_URL": node.URL, "INSTANCE_ID": "chat-a", "DB_TIMEOUT": "2s"}
+	a := newStack(t, stackOptions{chatEnv: env})
+	b := &stack{authURL: a.authURL, chatAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), chatEnv: map[string]string{}}
+	for k, v := range a.chatEnv {
+		b.chatEnv[k] = v
+	}
+	b.chatEnv["INSTANCE_ID"] = "chat-b"
+	b.chatEnv["GRPC_SERVER_PORT"] = strings.Split(b.chatAddr, ":")[1]
+	b.startChat(t)
+
+	alice := newUser(t, a, "alice")
+	bob := newUser(t, a, "bob", client.WithChatAddress(b.chatAddr))
+	code := joinedRoom(t, alice, bob)
+	ctx := testCtx(t, 90*time.Second)
+	_, err := alice.Send(ctx, "before")
+	require.NoError(t, err)
+	receiveUntil(t, bob, "before")
+
+	node.Stop()
+	carol := newUser(t, a, "carol", client.WithChatAddress(b.chatAddr))
+	_, err = carol.JoinChatRoom(testCtx(t, 20*time.Second), code, "room-secret")
+	require.ErrorIs(t, err, client.ErrUnavailable, "no join while the shared state is out of reach")
+
+	sent := make(chan error, 2)
+	for _, c := range []*client.Client{alice, bob} {
+		go func() { // returns once the message is accepted
+			_, err := c.Send(ctx, "during from "+mustCreds(t, c))
+			sent <- err
+		}()
+	}
+	time.Sleep(time.Second)
+	restarted := time.Now()
+	node.Start()
+	for range 2 {
+		require.NoError(t, <-sent)
+	}
+	for _, c := range []*client.Client{alice, bob} {
+		col := collect(t, c)
+		col.waitUntil(t, 60*time.Second, "both messages sent during the outage", func(evs []client.Event) bool {
+			return hasBody("during from alice")(evs) && hasBody("during from bob")(evs)
+		})
+		got := distinct(messagesOf(col.snapshot()))
+		assert.Len(t, got, len(messagesOf(col.snapshot())), "nothing twice")
+	}
+	t.Logf("both messages of the outage delivered %s after NATS restarted", time.Since(restarted).Round(time.Millisecond))
+	_, err = carol.JoinChatRoom(testCtx(t, 20*time.Second), code, "room-secret")
+	require.NoError(t, err, "joins work again")
+}
+
+func mustCreds(t *testing.T, c *client.Client) string {
+	t.Helper()
+	creds, err := c.Credentials()
+	require.NoError(t, err)
+	return creds.UserName
 }

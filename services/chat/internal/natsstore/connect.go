@@ -46,6 +46,10 @@ func Connect(ctx context.Context, cfg ConnConfig) (*nats.Conn, jetstream.JetStre
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.ReconnectJitter(500*time.Millisecond, time.Second),
+		// Nothing is buffered while disconnected: a request fails at once,
+		// and the service answers UNAVAILABLE, rather than waiting out the
+		// caller's deadline.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: this side closed it
 				event("nats disconnected", err)
