@@ -151,6 +151,7 @@ func (c *committer) close(ctx context.Context) error {
 func (c *committer) run() {
 	defer close(c.done)
 	var batch, live []pending
+	var msgs []rooms.Message
 	var remotes []remote
 	for {
 		select {
@@ -184,8 +185,8 @@ func (c *committer) run() {
 				}
 				break
 			}
-			live = c.live(live[:0], batch)
-			if len(live) > 0 && !c.write(live) {
+			live, msgs = c.live(live[:0], msgs[:0], batch)
+			if len(live) > 0 && !c.write(live, msgs) {
 				return // close gave up: the rest is counted as lost
 			}
 			c.deliver(live)
@@ -206,31 +207,36 @@ func (c *committer) run() {
 // conflict (its streams were ended, so their clients resend it); a deleted
 // room's history is being dropped. (The idle sweep marks a room deleted
 // while it decides, but only a room with nothing pending.)
-func (c *committer) live(dst, batch []pending) []pending {
+func (c *committer) live(dst []pending, msgs []rooms.Message, batch []pending) ([]pending, []rooms.Message) {
 	for i := 0; i < len(batch); {
 		r, j := batch[i].r, i+1
 		for j < len(batch) && batch[j].r == r {
 			j++
 		}
 		r.mu.Lock()
-		gone := r.gone || r.deleted
-		r.mu.Unlock()
-		if !gone {
+		if !r.gone && !r.deleted {
 			dst = append(dst, batch[i:j]...)
+			for _, p := range batch[i:j] {
+				if _, void := r.voided[p.ev]; !void {
+					msgs = append(msgs, p.ev.Message)
+				}
+			}
 		}
+		r.mu.Unlock()
 		i = j
 	}
-	return dst
+	return dst, msgs
 }
 
-// write appends the batch's messages, retrying with backoff, and reports
-// false if close gave up meanwhile.
-func (c *committer) write(batch []pending) bool {
+// write appends the batch's messages, msgs as they stand now, retrying
+// with backoff, and reports false if close gave up meanwhile.
+func (c *committer) write(batch []pending, msgs []rooms.Message) bool {
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		err := c.append(batch)
+		err := c.append(batch, msgs)
 		if err == nil {
 			return true
 		}
+		msgs = nil // a conflict may have renumbered them: read them again
 		c.m.cfg.Report(fmt.Errorf("engine: write %d messages to the log (retrying in %s): %w", len(batch), delay, err))
 		t := time.NewTimer(delay)
 		select {
@@ -264,7 +270,7 @@ func (c *committer) messages(dst []rooms.Message, batch []pending) []rooms.Messa
 	return dst
 }
 
-func (c *committer) append(batch []pending) (err error) {
+func (c *committer) append(batch []pending, msgs []rooms.Message) (err error) {
 	// A panic in the log's driver fails this attempt, which is retried,
 	// rather than the process.
 	defer func() {
@@ -274,7 +280,9 @@ func (c *committer) append(batch []pending) (err error) {
 	}()
 	ctx, cancel := context.WithTimeout(c.abort, 30*time.Second)
 	defer cancel()
-	msgs := c.messages(nil, batch)
+	if msgs == nil {
+		msgs = c.messages(nil, batch)
+	}
 	if len(msgs) == 0 {
 		return nil
 	}
