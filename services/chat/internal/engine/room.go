@@ -70,6 +70,11 @@ func (m *Engine) load(ctx context.Context, code string) (*room, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := len(msgs); n > 0 && msgs[n-1].Seq > head {
+		// Another instance appended between the two reads: the room
+		// starts from what it read last (the feed brings the rest).
+		head = msgs[n-1].Seq
+	}
 	r := &room{meta: meta, seq: head, delivered: head, floor: head + 1, subIdx: make(map[*rooms.Subscription]int), usedAt: m.cfg.Now()}
 	if head > uint64(m.retain) {
 		r.history = make([]*rooms.Event, m.retain)

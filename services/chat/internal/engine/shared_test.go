@@ -226,3 +226,31 @@ func TestNotifyPresence(t *testing.T) {
 	require.Len(t, evs, 1)
 	assert.Equal(t, "zed", evs[0].User)
 }
+
+// staleHead is a shared log whose Head is read just before another
+// instance appends: it lags one message behind what Since returns.
+type staleHead struct{ engine.Log }
+
+func (l staleHead) Head(ctx context.Context, code string) (uint64, error) {
+	h, err := l.Log.Head(ctx, code)
+	return h - min(h, 1), err
+}
+
+// A room loaded while another instance appends starts from the last
+// message it read, not from the head it read first.
+func TestLoadWhileAnotherAppends(t *testing.T) {
+	log := memstore.NewLog(retained(engine.Config{}))
+	reg := memstore.NewRegistry()
+	m := start(t, engine.Config{}, reg, staleHead{log})
+	r := create(t, m, "u1")
+	require.NoError(t, log.Append(ctx(t), []rooms.Message{
+		{Room: r.Code, Seq: 1, Epoch: log.Epoch(), SentAt: t0, Body: "one"},
+		{Room: r.Code, Seq: 2, Epoch: log.Epoch(), SentAt: t0, Body: "two"},
+	}))
+	s := subscribe(t, m, r.Code, ann, rooms.Open{Backlog: 10})
+	assert.Equal(t, uint64(2), s.Opened.Head)
+	evs, err := drain(s)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"one", "two"}, bodies(evs))
+	assert.Equal(t, uint64(3), send(t, m, r.Code, ann, "", "three"))
+}
