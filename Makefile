@@ -30,6 +30,10 @@ generate: tools ## Regenerate the protobuf Go code from proto/
 run: build ## Start auth and chat on embedded defaults (Ctrl-C stops both)
 	scripts/run.sh
 
+.PHONY: run-cluster
+run-cluster: build tools ## Start 3 NATS nodes, auth and 3 chat instances sharing rooms (Ctrl-C stops all)
+	scripts/run-cluster.sh
+
 .PHONY: bench
 bench: ## Run the load generator and write docs/BENCHMARKS.md
 	scripts/bench.sh

@@ -5,12 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-env_file=.env.local
-if [[ ! -f "$env_file" ]]; then
-	umask 077
-	echo "SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')" >"$env_file"
-	echo "generated a new SECRET in $env_file"
-fi
+# shellcheck source=scripts/env-local.sh
+source scripts/env-local.sh
 
 auth_port=${AUTH_PORT:-8080}
 chat_port=${CHAT_PORT:-5050}
