@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grpcchatter/grpcchatter/internal/natstest"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/contract"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/natsstore"
-	"github.com/grpcchatter/grpcchatter/internal/natstest"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 

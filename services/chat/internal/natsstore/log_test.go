@@ -12,10 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/grpcchatter/grpcchatter/internal/natstest"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/contract"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/natsstore"
-	"github.com/grpcchatter/grpcchatter/internal/natstest"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
