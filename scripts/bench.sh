@@ -2,6 +2,9 @@
 # Runs the load generator: it builds the chat and auth services and the
 # baseline server, drives them over loopback and rewrites
 # docs/BENCHMARKS.md, docs/img/*.png and bench/results/latest.json.
+# The cross-instance section also runs a nats-server (2.11 or later):
+# $NATS_SERVER_BIN, else bin/tools/nats-server (`make tools`), else one the
+# generator builds from tools/go.mod; `-skip cluster` leaves it out.
 # Extra arguments go to the generator (see `go run ./bench/cmd/chatbench -h`),
 # e.g. scripts/bench.sh -idle 20000 -duration 10s.
 set -euo pipefail

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,10 @@ type config struct {
 	Retries        int
 	QueueSize      int // MAX_MESSAGE_QUEUE_SIZE for the chat service; 0 keeps its default
 
+	HotRoom       int     // members of the cross-instance hot room
+	ClusterPaced  float64 // light paced load of the cross-instance runs, a fraction of the burst rate
+	NATSServerBin string  // "" finds or builds one
+
 	IdleStreams  int
 	IdleRoomSize int
 	IdleParallel int
@@ -43,7 +48,7 @@ type config struct {
 
 	ProfileSeconds int
 	ProfileDir     string          // keep the raw CPU profiles here ("": discard them)
-	Skip           map[string]bool // "auth", "idle", "stalled", "baseline"
+	Skip           map[string]bool // "auth", "idle", "stalled", "baseline", "cluster"
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -70,6 +75,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.NoisyCores, "noisy-cores", 0.5, "a fan-out run during which other work used more cores than this is measured again")
 	fs.IntVar(&c.Retries, "retries", 2, "how many times a noisy fan-out run is measured again (the least noisy attempt is kept)")
 	fs.IntVar(&c.QueueSize, "queue", 0, "MAX_MESSAGE_QUEUE_SIZE for the chat service (0: its default)")
+	fs.IntVar(&c.HotRoom, "hot-room", 300, "cross-instance section: members of the hot room, spread over 3 instances with a sender on each")
+	fs.Float64Var(&c.ClusterPaced, "cluster-paced", 0.02, "cross-instance section: also measure latency at this fraction of the chat service's burst rate (0: burst only)")
+	fs.StringVar(&c.NATSServerBin, "nats-server", os.Getenv("NATS_SERVER_BIN"), "nats-server ≥ 2.11 for the cross-instance section (default: $NATS_SERVER_BIN, else bin/tools/nats-server, else built from tools/go.mod)")
 	fs.IntVar(&c.IdleStreams, "idle", 10000, "idle Chat streams, one connection each")
 	fs.IntVar(&c.IdleRoomSize, "idle-room-size", 100, "members per room in the idle run")
 	fs.IntVar(&c.IdleParallel, "idle-parallel", 64, "connections set up at once in the idle run")
@@ -79,7 +87,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.UintVar(&tim, "argon2-time", 2, "ARGON2_TIME for the auth service and the ceiling")
 	fs.IntVar(&c.ProfileSeconds, "profile", 5, "seconds of CPU profile taken during the size-100 burst (0: none)")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "also keep the raw CPU profiles (chat service and generator) in this directory")
-	fs.StringVar(&skip, "skip", "", "comma-separated parts to skip: baseline, stalled, idle, auth")
+	fs.StringVar(&skip, "skip", "", "comma-separated parts to skip: baseline, stalled, cluster, idle, auth")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -107,8 +115,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 			c.Skip[s] = true
 		}
 	}
-	if c.Window < 1 || c.Streams < 1 || c.Duration <= 0 || c.IdleRoomSize < 1 {
-		return c, fmt.Errorf("-window, -streams, -duration and -idle-room-size must be positive")
+	if c.Window < 1 || c.Streams < 1 || c.Duration <= 0 || c.IdleRoomSize < 1 || c.HotRoom < clusterInstances {
+		return c, fmt.Errorf("-window, -streams, -duration and -idle-room-size must be positive, -hot-room at least %d", clusterInstances)
+	}
+	if c.ClusterPaced < 0 {
+		return c, fmt.Errorf("-cluster-paced must not be negative")
 	}
 	c.Command = "go run ./bench/cmd/chatbench " + strings.Join(args, " ")
 	return c, nil

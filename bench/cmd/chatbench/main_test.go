@@ -38,6 +38,7 @@ func TestSmoke(t *testing.T) {
 		"-idle", "40", "-idle-room-size", "10",
 		"-auth-duration", "300ms", "-auth-conc", "1,2",
 		"-profile", "1", "-quiet-wait", "0s", "-retries", "0",
+		"-hot-room", "9", "-cluster-paced", "0.05",
 	}
 	// CHATBENCH_REV builds the services from a commit, for checking the
 	// generator while the services' work tree is being edited.
@@ -88,6 +89,27 @@ func TestSmoke(t *testing.T) {
 	require.NotNil(t, rep.Stalled)
 	assert.Zero(t, rep.Stalled.Missing())
 	assert.Positive(t, rep.StalledP99Ratio)
+
+	// The cross-instance section: shared mode on one and three instances,
+	// and a hot room whose senders' appends contend.
+	require.NotNil(t, rep.Cluster)
+	c := rep.Cluster
+	require.NotNil(t, c.Reference)
+	assert.Equal(t, *rep.Burst[1].Chat, *c.Reference, "the default mode's run of the same size")
+	check("shared, one instance", c.Single)
+	check("shared, three instances", c.Spread)
+	check("hot room", c.HotRoom)
+	check("paced, default mode", c.PacedReference)
+	check("paced, shared, one instance", c.PacedSingle)
+	check("paced, shared, three instances", c.PacedSpread)
+	assert.Equal(t, 3, c.Spread.Instances)
+	assert.Equal(t, 3, c.HotRoom.Senders)
+	assert.Zero(t, c.HotRoom.OrderMismatches)
+	assert.Positive(t, c.Single.BrokerCPUSeconds, "nats-server's CPU is read")
+	require.NotNil(t, c.HotRoomAppends)
+	assert.Positive(t, c.HotRoomAppends.Stored)
+	assert.GreaterOrEqual(t, c.HotRoomAppends.Published, c.HotRoomAppends.Stored)
+	assert.LessOrEqual(t, c.HotRoomAppends.Stored, c.HotRoom.Sent, "an append carries one message or more")
 
 	require.NotNil(t, rep.Idle)
 	assert.Equal(t, 40, rep.Idle.Opened, rep.Idle.FirstError)

@@ -139,6 +139,16 @@ func targets(r *report.Report) []report.Target {
 			status(lo >= -0.25 && hi <= 0.25))
 	}
 
+	if c := r.Cluster; c != nil && c.HotRoom != nil {
+		h := c.HotRoom
+		add(fmt.Sprintf("Hot room across %d instances", h.Instances), "every member receives every message once, all in one order",
+			fmt.Sprintf("%d members, a sender on each instance, %d messages: %d lost, %d undelivered, %d duplicates, %d members in another order, %d stream errors",
+				h.Members, h.Sent, h.Lost, h.Undelivered, h.Duplicates, h.OrderMismatches, h.StreamErrors),
+			status(h.Sent > 0 && h.Missing() == 0 && h.Duplicates == 0 && h.OrderMismatches == 0 && h.StreamErrors == 0 && h.SlowConsumerDisconnects == 0))
+	} else {
+		add("Hot room across instances", "every member receives every message once, all in one order", "not run", report.NotMeasured)
+	}
+
 	var lost int64
 	drops, stalls, runs := 0, 0, 0
 	for _, f := range r.ChatRuns() {

@@ -33,7 +33,12 @@ const (
 // FanoutConfig sizes one fan-out run.
 type FanoutConfig struct {
 	Rooms   int
-	Members int // per room, every one streaming; member 0 also sends
+	Members int // per room, every one streaming; the first Senders also send
+	// Senders is how many members of each room send (at least 1, at most
+	// Members). Each has its own window in Burst mode and its share of
+	// Rate in Paced mode. On a target of several instances a room's
+	// senders stream to different instances, so their appends contend.
+	Senders int
 	Mode    Mode
 	// Duration is how long senders send; delivery then drains.
 	Duration time.Duration
@@ -56,18 +61,25 @@ type FanoutConfig struct {
 	// streams are set up: profilers start there so that set-up (room
 	// creation hashes the room password) stays out of the profile.
 	OnStart func()
+	// OnEnd, when set, is called when the last deliveries have arrived
+	// (or the drain timed out), after the CPU times are read.
+	OnEnd func()
 }
 
 // FanoutResult is what one fan-out run measured.
 type FanoutResult struct {
-	Target  string  `json:"target"`
-	Mode    Mode    `json:"mode"`
-	Rooms   int     `json:"rooms"`
-	Members int     `json:"members"`
-	Conns   int     `json:"connections"`
-	Stalled bool    `json:"stalled_member"`
-	Rate    float64 `json:"target_rate_msgs_per_s,omitempty"`
-	Window  int     `json:"window,omitempty"`
+	Target  string `json:"target"`
+	Mode    Mode   `json:"mode"`
+	Rooms   int    `json:"rooms"`
+	Members int    `json:"members"`
+	Senders int    `json:"senders_per_room"`
+	// Instances is how many instances of the service the members were
+	// spread over.
+	Instances int     `json:"instances"`
+	Conns     int     `json:"connections"`
+	Stalled   bool    `json:"stalled_member"`
+	Rate      float64 `json:"target_rate_msgs_per_s,omitempty"`
+	Window    int     `json:"window,omitempty"`
 
 	Sent      int64 `json:"messages_sent"`
 	Delivered int64 `json:"deliveries"`
@@ -78,6 +90,11 @@ type FanoutResult struct {
 	// and had not arrived when the drain timed out: late, maybe lost.
 	Undelivered int64 `json:"undelivered"`
 	Duplicates  int64 `json:"duplicates"`
+	// OrderMismatches counts members who received every message, once,
+	// but not in the order that the first such member of their room did.
+	// Every member of a room must see one order; with one sender per room
+	// this holds as long as nothing is lost.
+	OrderMismatches int `json:"order_mismatches"`
 	// SlowConsumerDisconnects counts measured members ended with
 	// RESOURCE_EXHAUSTED; the stalled member is reported on its own.
 	SlowConsumerDisconnects int    `json:"slow_consumer_disconnects"`
@@ -91,8 +108,12 @@ type FanoutResult struct {
 	Seconds          float64 `json:"seconds"`
 	MessagesPerSec   float64 `json:"messages_per_s"`
 	DeliveriesPerSec float64 `json:"deliveries_per_s"`
-	// ServerCPUSeconds is the target process's CPU time during the run.
+	// ServerCPUSeconds is the target's CPU time during the run: every
+	// process of it, the broker's included.
 	ServerCPUSeconds float64 `json:"server_cpu_s"`
+	// BrokerCPUSeconds is the part of ServerCPUSeconds that the shared
+	// message broker used, when the target has one.
+	BrokerCPUSeconds float64 `json:"broker_cpu_s,omitempty"`
 	// DeliveriesPerCPUSec is deliveries per second of server CPU time.
 	DeliveriesPerCPUSec float64 `json:"deliveries_per_server_cpu_s"`
 	// GeneratorCPUSeconds is this process's CPU time during the run.
@@ -128,8 +149,15 @@ type FanoutResult struct {
 
 type roomState struct {
 	members int32
-	sent    atomic.Int64
+	senders []*senderState
 	blocked atomic.Int64 // paced sends that came due while the previous one was blocked
+}
+
+// senderState is one sender's messages in a room. Its k-th message has
+// client ID k×S+i, for sender i of S, so receivers tell senders apart.
+type senderState struct {
+	index, of int64
+	sent      atomic.Int64
 	// window holds one token per message that may be sent; pending[k%W]
 	// counts the members that have yet to receive message k.
 	window  chan struct{}
@@ -137,14 +165,14 @@ type roomState struct {
 }
 
 // complete records one member's receipt of message k. Every member
-// receives a room's messages in order, so messages complete in order and
+// receives a sender's messages in order, so they complete in order and
 // slot k%W is free again once its count reaches zero.
-func (r *roomState) complete(k int64) {
-	if r.window == nil {
+func (s *senderState) complete(k int64) {
+	if s.window == nil {
 		return
 	}
-	if r.pending[k%int64(len(r.pending))].Add(-1) == 0 {
-		r.window <- struct{}{}
+	if s.pending[k%int64(len(s.pending))].Add(-1) == 0 {
+		s.window <- struct{}{}
 	}
 }
 
@@ -154,14 +182,17 @@ type receiver struct {
 	also   *recorder
 	shard  int
 	stream *chatStream
-	next   atomic.Int64 // next expected message number
-	got    atomic.Int64
-	lost   atomic.Int64
-	dups   atomic.Int64
-	last   atomic.Int64 // unix nanos of the latest delivery
-	ended  atomic.Bool
-	code   codes.Code
-	err    error
+	next   []atomic.Int64 // next expected message number, per sender
+	// order hashes the client IDs in the order received (FNV-1a over
+	// IDs); only the receiving goroutine touches it.
+	order uint64
+	got   atomic.Int64
+	lost  atomic.Int64
+	dups  atomic.Int64
+	last  atomic.Int64 // unix nanos of the latest delivery
+	ended atomic.Bool
+	code  codes.Code
+	err   error
 }
 
 // Fanout runs one fan-out measurement against t.
@@ -175,25 +206,45 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 15 * time.Second
 	}
+	if cfg.Senders < 1 {
+		cfg.Senders = 1
+	}
+	if cfg.Senders > cfg.Members {
+		return FanoutResult{}, fmt.Errorf("chatload: %d senders in rooms of %d members", cfg.Senders, cfg.Members)
+	}
 	total := cfg.Rooms * cfg.Members
-	nconns := (total + cfg.StreamsPerConn - 1) / cfg.StreamsPerConn
-	res := FanoutResult{Target: t.Name, Mode: cfg.Mode, Rooms: cfg.Rooms, Members: cfg.Members, Conns: nconns, Stalled: cfg.Stalled}
+	addrs := t.instances()
+	res := FanoutResult{Target: t.Name, Mode: cfg.Mode, Rooms: cfg.Rooms, Members: cfg.Members, Senders: cfg.Senders,
+		Instances: len(addrs), Stalled: cfg.Stalled}
 	if cfg.Mode == Paced {
 		res.Rate = cfg.Rate
 	} else {
 		res.Window = cfg.Window
 	}
 
-	conns := make([]*grpc.ClientConn, nconns)
-	for i := range conns {
-		cc, err := dial(t.Addr)
-		if err != nil {
-			return res, err
+	// Member m of room r streams to instance (r+m) mod n: every room is
+	// spread evenly, a room's senders (its first members) sit on
+	// different instances, and so do different rooms' first senders.
+	place := func(r, m int) int { return (r + m) % len(addrs) }
+	perInstance := make([]int, len(addrs))
+	for r := range cfg.Rooms {
+		for m := range cfg.Members {
+			perInstance[place(r, m)]++
 		}
-		defer cc.Close()
-		conns[i] = cc
 	}
-	rooms, err := setupRooms(ctx, t, conns[0], fmt.Sprintf("f%d", time.Now().UnixNano()%1e6), cfg.Rooms, cfg.Members)
+	conns := make([][]*grpc.ClientConn, len(addrs))
+	for a, n := range perInstance {
+		for range (n + cfg.StreamsPerConn - 1) / cfg.StreamsPerConn {
+			cc, err := dial(addrs[a])
+			if err != nil {
+				return res, err
+			}
+			defer cc.Close()
+			conns[a] = append(conns[a], cc)
+			res.Conns++
+		}
+	}
+	rooms, err := setupRooms(ctx, t, conns[0][0], fmt.Sprintf("f%d", time.Now().UnixNano()%1e6), cfg.Rooms, cfg.Members)
 	if err != nil {
 		return res, err
 	}
@@ -202,21 +253,30 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	defer cancel()
 	states := make([]*roomState, len(rooms))
 	recvs := make([]*receiver, 0, total)
+	ccs := make([]*grpc.ClientConn, 0, total)
+	used := make([]int, len(addrs))
 	for i := range rooms {
 		s := &roomState{members: int32(cfg.Members)}
-		if cfg.Mode == Burst {
-			s.window = make(chan struct{}, cfg.Window)
-			s.pending = make([]atomic.Int32, cfg.Window)
-			for range cfg.Window {
-				s.window <- struct{}{}
+		for j := range cfg.Senders {
+			snd := &senderState{index: int64(j), of: int64(cfg.Senders)}
+			if cfg.Mode == Burst {
+				snd.window = make(chan struct{}, cfg.Window)
+				snd.pending = make([]atomic.Int32, cfg.Window)
+				for range cfg.Window {
+					snd.window <- struct{}{}
+				}
 			}
+			s.senders = append(s.senders, snd)
 		}
 		states[i] = s
-		for range cfg.Members {
-			recvs = append(recvs, &receiver{room: s, shard: len(recvs)})
+		for m := range cfg.Members {
+			a := place(i, m)
+			ccs = append(ccs, conns[a][used[a]%len(conns[a])])
+			used[a]++
+			recvs = append(recvs, &receiver{room: s, shard: len(recvs), next: make([]atomic.Int64, cfg.Senders)})
 		}
 	}
-	if err := openAll(runCtx, conns, rooms, recvs); err != nil {
+	if err := openAll(runCtx, ccs, rooms, recvs); err != nil {
 		return res, err
 	}
 
@@ -225,7 +285,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		// Its own connection with fixed 64 KiB windows: a stalled phone
 		// does not share a socket with healthy members, and a fixed window
 		// stops the transport from absorbing the backlog on its behalf.
-		cc, err := dial(t.Addr, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+		cc, err := dial(addrs[0], grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 		if err != nil {
 			return res, err
 		}
@@ -264,7 +324,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	if cfg.OnStart != nil {
 		cfg.OnStart()
 	}
-	cpu0 := serverCPU(t)
+	cpu0, broker0 := cpuOf(t.CPU), cpuOf(t.BrokerCPU)
 	gen0, _ := proc.CPU(os.Getpid())
 	busy0, total0, _ := proc.MachineCPU()
 	start := time.Now()
@@ -276,25 +336,30 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	var firstSendErr atomic.Value
 	var stalls atomic.Int64
 	var swg sync.WaitGroup
+	// Paced senders share Rate evenly, their first sends spread over one
+	// interval.
+	nsenders := cfg.Rooms * cfg.Senders
+	var interval time.Duration
+	if cfg.Mode == Paced {
+		interval = time.Duration(float64(time.Second) * float64(nsenders) / cfg.Rate)
+	}
 	for i, s := range states {
-		sender := recvs[i*cfg.Members].stream
-		offset := time.Duration(0)
-		var interval time.Duration
-		if cfg.Mode == Paced {
-			interval = time.Duration(float64(time.Second) * float64(cfg.Rooms) / cfg.Rate)
-			offset = interval * time.Duration(i) / time.Duration(cfg.Rooms)
+		for j, snd := range s.senders {
+			g := i*cfg.Senders + j
+			stream := recvs[i*cfg.Members+j].stream
+			offset := interval * time.Duration(g) / time.Duration(nsenders)
+			swg.Add(1)
+			// Owned by Fanout; ends at the deadline or on a send error.
+			go func() {
+				defer swg.Done()
+				err := snd.sendLoop(runCtx, s, stream, cfg, start.Add(offset), interval, deadline, slip, g)
+				if errors.Is(err, errWindowStall) {
+					stalls.Add(1)
+				} else if err != nil {
+					firstSendErr.CompareAndSwap(nil, err)
+				}
+			}()
 		}
-		swg.Add(1)
-		// Owned by Fanout; ends at the deadline or on a send error.
-		go func() {
-			defer swg.Done()
-			err := s.sendLoop(runCtx, sender, cfg, start.Add(offset), interval, deadline, slip, i)
-			if errors.Is(err, errWindowStall) {
-				stalls.Add(1)
-			} else if err != nil {
-				firstSendErr.CompareAndSwap(nil, err)
-			}
-		}()
 	}
 	swg.Wait()
 
@@ -307,9 +372,12 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		time.Sleep(5 * time.Millisecond)
 	}
 	res.WallSeconds = time.Since(start).Seconds()
-	cpu1 := serverCPU(t)
+	cpu1, broker1 := cpuOf(t.CPU), cpuOf(t.BrokerCPU)
 	gen1, _ := proc.CPU(os.Getpid())
 	busy1, total1, _ := proc.MachineCPU()
+	if cfg.OnEnd != nil {
+		cfg.OnEnd()
+	}
 	last := start
 	for _, r := range recvs {
 		if l := r.last.Load(); l > last.UnixNano() {
@@ -324,7 +392,9 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	wg.Wait()
 
 	for _, s := range states {
-		res.Sent += s.sent.Load()
+		for _, snd := range s.senders {
+			res.Sent += snd.sent.Load()
+		}
 		res.SendsBlocked += s.blocked.Load()
 	}
 	for _, r := range recvs {
@@ -340,9 +410,10 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 			}
 		default:
 			res.Lost += r.lost.Load()
-			res.Undelivered += max(0, r.room.sent.Load()-r.next.Load())
+			res.Undelivered += r.owed()
 		}
 	}
+	res.OrderMismatches = orderMismatches(recvs, cfg.Members)
 	if v := firstSendErr.Load(); v != nil && res.FirstError == "" {
 		res.FirstError = "send: " + v.(error).Error()
 	}
@@ -357,6 +428,9 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		if res.ServerCPUSeconds > 0 {
 			res.DeliveriesPerCPUSec = float64(res.Delivered) / res.ServerCPUSeconds
 		}
+	}
+	if broker0 >= 0 && broker1 >= 0 {
+		res.BrokerCPUSeconds = (broker1 - broker0).Seconds()
 	}
 	res.GeneratorCPUSeconds = (gen1 - gen0).Seconds()
 	res.MachineCPUSeconds = (total1 - total0).Seconds()
@@ -373,18 +447,20 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	return res, nil
 }
 
-func serverCPU(t Target) time.Duration {
-	if t.CPU == nil {
+// cpuOf reads a CPU clock, or returns -1 when there is none.
+func cpuOf(clock func() (time.Duration, error)) time.Duration {
+	if clock == nil {
 		return -1
 	}
-	d, err := t.CPU()
+	d, err := clock()
 	if err != nil {
 		return -1
 	}
 	return d
 }
 
-// openAll opens every member's stream, 32 at a time.
+// openAll opens every member's stream, member i on conns[i], 32 at a
+// time.
 func openAll(ctx context.Context, conns []*grpc.ClientConn, rooms []room, recvs []*receiver) error {
 	sem := make(chan struct{}, 32)
 	var mu sync.Mutex
@@ -393,7 +469,7 @@ func openAll(ctx context.Context, conns []*grpc.ClientConn, rooms []room, recvs 
 	i := 0
 	for _, rm := range rooms {
 		for _, m := range rm.members {
-			r, cc := recvs[i], conns[i%len(conns)]
+			r, cc := recvs[i], conns[i]
 			i++
 			sem <- struct{}{}
 			wg.Add(1)
@@ -416,11 +492,44 @@ func openAll(ctx context.Context, conns []*grpc.ClientConn, rooms []room, recvs 
 
 func drained(recvs []*receiver) bool {
 	for _, r := range recvs {
-		if !r.ended.Load() && r.next.Load() < r.room.sent.Load() {
+		if !r.ended.Load() && r.owed() > 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// owed is how many messages sent to r's room r has not received yet.
+func (r *receiver) owed() int64 {
+	var n int64
+	for i, s := range r.room.senders {
+		n += max(0, s.sent.Load()-r.next[i].Load())
+	}
+	return n
+}
+
+// orderMismatches counts the members, of rooms of size members in recvs,
+// that received every message once but in another order than the first
+// such member of their room. It reads what the receivers' goroutines
+// wrote, so it runs after they have ended.
+func orderMismatches(recvs []*receiver, members int) int {
+	n := 0
+	for first := 0; first < len(recvs); first += members {
+		var ref uint64
+		seen := false
+		for _, r := range recvs[first : first+members] {
+			if r.err != nil || r.lost.Load() > 0 || r.dups.Load() > 0 || r.owed() > 0 {
+				continue
+			}
+			switch {
+			case !seen:
+				ref, seen = r.order, true
+			case r.order != ref:
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // stalledEnd reads what the stalled member's transport buffered, up to the
@@ -447,10 +556,10 @@ func stalledEnd(s *chatStream) string {
 
 var errWindowStall = errors.New("window stalled: in-flight messages not delivered within 10s")
 
-// sendLoop sends one room's messages. In Paced mode the k-th is due at
-// first + k×interval; when the generator is late it sends at once, so the
-// rate holds, and slip records by how much.
-func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time,
+// sendLoop sends one sender's messages to room. In Paced mode the k-th is
+// due at first + k×interval; when the generator is late it sends at once,
+// so the rate holds, and slip records by how much.
+func (s *senderState) sendLoop(ctx context.Context, room *roomState, stream *chatStream, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time,
 	slip *recorder, shard int) error {
 	pad := make([]byte, cfg.BodyBytes-16)
 	for i := range pad {
@@ -488,7 +597,7 @@ func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg Fanout
 			slip.record(shard, now.Sub(due))
 			var blocked bool
 			if stamp, blocked = pacedStamp(now, due, freeAt); blocked {
-				s.blocked.Add(1)
+				room.blocked.Add(1)
 			}
 		} else {
 			if time.Now().After(deadline) {
@@ -502,7 +611,7 @@ func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg Fanout
 			case <-ctx.Done():
 				return nil
 			}
-			s.pending[k%int64(len(s.pending))].Store(s.members)
+			s.pending[k%int64(len(s.pending))].Store(room.members)
 			stamp = time.Now()
 		}
 		body = strconv.AppendInt(body[:0], stamp.UnixNano(), 16)
@@ -511,7 +620,7 @@ func (s *roomState) sendLoop(ctx context.Context, stream *chatStream, cfg Fanout
 		}
 		body = append(body, pad...)
 		err := stream.send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{
-			ClientMessageId: strconv.FormatInt(k, 10),
+			ClientMessageId: strconv.FormatInt(k*s.of+s.index, 10),
 			Body:            string(body),
 		}}})
 		if err != nil {
@@ -533,14 +642,21 @@ func pacedStamp(now, due, freeAt time.Time) (stamp time.Time, blocked bool) {
 	return now, false
 }
 
+// fnvPrime is the 64-bit FNV prime, for the receivers' order hashes.
+const fnvPrime = 1099511628211
+
 func (r *receiver) loop(rec *recorder) {
 	defer r.ended.Store(true)
+	r.order = 14695981039346656037 // the FNV-1a offset basis
 	var now time.Time
+	senders := int64(len(r.room.senders))
 	onMessage := func(id, body []byte) {
-		k, ok := parseDec(id)
+		n, ok := parseDec(id)
 		if !ok || len(body) < 16 {
 			return
 		}
+		r.order = (r.order ^ uint64(n)) * fnvPrime
+		i, k := n%senders, n/senders
 		sent, ok := parseHex(body[:16])
 		if !ok {
 			return
@@ -550,7 +666,7 @@ func (r *receiver) loop(rec *recorder) {
 		if r.also != nil {
 			r.also.record(r.shard, lat)
 		}
-		next := r.next.Load()
+		next := r.next[i].Load()
 		switch {
 		case k < next:
 			r.dups.Add(1)
@@ -559,9 +675,9 @@ func (r *receiver) loop(rec *recorder) {
 			r.lost.Add(k - next)
 		}
 		r.got.Add(1)
-		r.room.complete(k)
+		r.room.senders[i].complete(k)
 		r.last.Store(now.UnixNano())
-		r.next.Store(k + 1)
+		r.next[i].Store(k + 1)
 	}
 	for {
 		frame, err := r.stream.recv()

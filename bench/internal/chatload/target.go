@@ -25,11 +25,29 @@ type Target struct {
 	Name string
 	// Addr is host:port.
 	Addr string
+	// Addrs, when set, are several instances of the service that share
+	// rooms. A fan-out run then creates its rooms on the first and spreads
+	// each room's members, senders included, evenly over all of them;
+	// Addr is not used.
+	Addrs []string
 	// Signer mints user tokens. It must sign with the SECRET the target
 	// was started with; the baseline does not check tokens at all.
 	Signer *token.Signer
-	// CPU, when set, returns the target process's CPU time so far.
+	// CPU, when set, returns the target's CPU time so far: of all its
+	// processes, the broker's included, when there are several.
 	CPU func() (time.Duration, error)
+	// BrokerCPU, when set, returns the CPU time so far of the message
+	// broker the instances share (nats-server), which CPU includes too;
+	// it is reported apart.
+	BrokerCPU func() (time.Duration, error)
+}
+
+// instances is where members stream: Addrs, or Addr alone.
+func (t Target) instances() []string {
+	if len(t.Addrs) > 0 {
+		return t.Addrs
+	}
+	return []string{t.Addr}
 }
 
 const roomPassword = "bench-room-password"

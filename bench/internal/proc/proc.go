@@ -112,10 +112,10 @@ type Process struct {
 	err  error
 }
 
-// Start runs bin with env added to a minimal environment and waits until
-// addr accepts TCP connections.
-func Start(ctx context.Context, name, bin string, env []string, addr string) (*Process, error) {
-	cmd := exec.Command(bin)
+// Start runs bin with args, and env added to a minimal environment, and
+// waits until addr accepts TCP connections.
+func Start(ctx context.Context, name, bin string, env []string, addr string, args ...string) (*Process, error) {
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p := &Process{Name: name, cmd: cmd, log: &tailBuffer{max: 64 << 10}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.log, p.log

@@ -146,6 +146,10 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("\n")
 	}
 
+	if r.Cluster != nil {
+		r.Cluster.markdown(&b)
+	}
+
 	if i := r.Idle; i != nil {
 		p("## Idle connections\n\n")
 		p("%d `Chat` streams, each on its own connection, in rooms of %d, on one chat process. ", i.Streams, i.RoomSize)

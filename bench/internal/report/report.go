@@ -38,6 +38,9 @@ type Report struct {
 	StalledLowReference *chatload.FanoutResult `json:"-"`
 	StalledLowP99Ratio  float64                `json:"stalled_low_p99_ratio,omitempty"`
 
+	// Cluster is the cross-instance section: the shared mode on NATS.
+	Cluster *Cluster `json:"cluster,omitempty"`
+
 	Idle   *chatload.IdleResult `json:"idle,omitempty"`
 	Auth   *Auth                `json:"auth,omitempty"`
 	Growth []Growth             `json:"growth,omitempty"`
@@ -202,8 +205,9 @@ func (r *Report) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// ChatRuns lists every fan-out run of the chat service in the report:
-// burst, paced, the further paced loads and the stalled-member runs.
+// ChatRuns lists every fan-out run of the chat service in the report,
+// each once: burst, paced, the further paced loads, the stalled-member
+// runs and the cross-instance runs.
 func (r *Report) ChatRuns() []*chatload.FanoutResult {
 	var out []*chatload.FanoutResult
 	for _, p := range r.Burst {
@@ -214,5 +218,13 @@ func (r *Report) ChatRuns() []*chatload.FanoutResult {
 	}
 	out = append(out, r.PacedExtra...)
 	out = append(out, r.Stalled, r.StalledLow)
-	return slices.DeleteFunc(out, func(f *chatload.FanoutResult) bool { return f == nil })
+	if r.Cluster != nil {
+		out = append(out, r.Cluster.Runs()...)
+	}
+	seen := map[*chatload.FanoutResult]bool{nil: true}
+	return slices.DeleteFunc(out, func(f *chatload.FanoutResult) bool {
+		dup := seen[f]
+		seen[f] = true
+		return dup
+	})
 }

@@ -12,13 +12,18 @@ import (
 func (r *Report) Table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "server\tmode\trooms×members\tmsg/s\tdeliveries/s\tper CPU-s\tp50 ms\tp99 ms\tp99.9 ms\tlost/undeliv\tdrops\terrors\tcores srv/gen/other\t")
+	printed := map[*chatload.FanoutResult]bool{}
 	row := func(f *chatload.FanoutResult) {
-		if f == nil {
+		if f == nil || printed[f] {
 			return
 		}
+		printed[f] = true
 		mode := string(f.Mode)
 		if f.Stalled {
 			mode += "+stalled"
+		}
+		if f.Senders > 1 {
+			mode += fmt.Sprintf("+%dsenders", f.Senders)
 		}
 		c := f.Cores
 		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d/%d\t%d\t%d\t%.2f/%.2f/%.2f\t\n", f.Target, mode, f.Rooms, f.Members,
@@ -38,6 +43,11 @@ func (r *Report) Table(w io.Writer) error {
 	}
 	row(r.Stalled)
 	row(r.StalledLow)
+	if c := r.Cluster; c != nil {
+		for _, f := range c.Runs() {
+			row(f)
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
