@@ -200,6 +200,15 @@ func TestClusterScaleOut(t *testing.T) {
 	round("node down")
 	verify("with one NATS node down")
 	t.Logf("NATS node n2 down: a round of %d messages was sent and delivered to all in %s", 3*len(all), time.Since(stopped).Round(time.Millisecond))
+
+	// The owner deletes a room: its members hear of it on every instance.
+	owner := byRoom[2][0]
+	require.NoError(t, owner.c.DeleteChatRoom(testCtx(t, 20*time.Second), codes[2]))
+	for _, m := range byRoom[2] {
+		m.col.waitUntil(t, 20*time.Second, m.name+" hears that room 2 was deleted", func(evs []client.Event) bool {
+			return len(eventsOf[*client.RoomDeleted](evs)) == 1
+		})
+	}
 }
 
 // distinct lists the bodies of msgs once each, in order of first arrival.

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -32,8 +33,12 @@ func TestClaim(t *testing.T) {
 	require.NotZero(t, pid)
 	require.NoError(t, first.DB().WithContext(ctx(t)).Exec("SELECT pg_terminate_backend(?)", pid).Error)
 	assert.ErrorIs(t, again.Check(ctx(t)), sqlstore.ErrClaimLost)
-	third, err := first.Claim(ctx(t))
-	require.NoError(t, err, "free once the session ended")
+	// pg_terminate_backend signals the session; it ends a moment later.
+	var third *sqlstore.Claim
+	require.Eventually(t, func() bool {
+		third, err = first.Claim(ctx(t))
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "free once the session ended: %v", err)
 	third.Release()
 	again.Release()
 }

@@ -125,7 +125,7 @@ const ownerLockID int64 = 0x63686174_6f776e // "chatown"
 
 // ErrClaimed means another chat instance already writes the history in
 // this database.
-var ErrClaimed = errors.New("another chat instance uses this database; one instance per database until the shared engine (NATS) is configured")
+var ErrClaimed = errors.New("another chat instance uses this database: one instance per database, or several sharing NATS (NATS_URL)")
 
 // ErrClaimLost means the session that held the claim ended (a database
 // restart or failover, a network cut, idle_session_timeout): another
