@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -403,51 +404,155 @@ func unavailable(err error) error {
 
 // Watch delivers to apply what other instances append or drop, room by
 // room in the stream's order, from now until stop is called. It returns
-// once the server has its consumer. An ordered consumer carries the feed:
-// after a disconnection or a missed message it starts again where it
-// stopped, and apply's engine catches up from the log on any gap it still
-// sees. apply runs on nats.go's delivery goroutine, one message at a time;
-// stop returns once it has stopped.
+// once the feed has its starting point. apply runs on the feed's own
+// goroutine, one message at a time; stop returns once it has stopped.
+//
+// The feed follows the stream with an ephemeral consumer of its own and
+// remembers the last stream sequence it handled. When the consumer stops
+// answering (missed heartbeats: its server went away) or fails, it makes
+// a new one that starts after that sequence, on whatever server answers,
+// so a lost node or a reconnection costs seconds, not messages. What the
+// feed still misses (a consumer's messages trimmed from the stream first),
+// apply's engine reads from the log when it sees the gap.
 func (l *Log) Watch(ctx context.Context, apply func(code string, msgs []rooms.Message, dropped bool), report func(error)) (stop func(), err error) {
-	prefix := len(l.cfg.Subject) + 1
-	handle := func(m jetstream.Msg) {
-		h := m.Headers()
-		if h.Get(hdrOrigin) == l.cfg.Origin || len(m.Subject()) <= prefix {
-			return
-		}
-		code := m.Subject()[prefix:]
-		if h.Get(hdrDropped) != "" {
-			l.forget(code)
-			apply(code, nil, true)
-			return
-		}
-		first, err1 := headerSeq(h, hdrFirst)
-		last, err2 := headerSeq(h, hdrLast)
-		msgs, err3 := chunk.Decode(nil, m.Data(), code, l.epoch, first, last)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			report(fmt.Errorf("natsstore: feed: room %s: %w", code, err))
-			return
-		}
-		if meta, err := m.Metadata(); err == nil {
-			l.remember(code, head{stream: meta.Sequence.Stream, seq: last})
-		}
-		apply(code, msgs, false)
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("natsstore: feed: %w", unavailable(err))
 	}
-	cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{l.cfg.Subject + ".*"}, DeliverPolicy: jetstream.DeliverNewPolicy,
-		MaxResetAttempts: -1,
+	f := &feed{l: l, next: info.State.LastSeq + 1, apply: apply, report: report}
+	// The first consumer exists before Watch returns: nothing appended
+	// afterwards can be purged before the feed has a reader for it.
+	first, err := f.open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("natsstore: feed: %w", unavailable(err))
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	// Owner: the caller, through stop. Exit: when stop cancels ctx.
+	go func() {
+		defer close(done)
+		f.run(ctx, first)
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
+// feed is Watch's state: the next stream sequence it wants.
+type feed struct {
+	l      *Log
+	next   uint64
+	apply  func(code string, msgs []rooms.Message, dropped bool)
+	report func(error)
+}
+
+// feedRetry is how long the feed waits after failing to make a consumer.
+const feedRetry = time.Second
+
+// run follows the stream from the consumer first, making a new one
+// whenever the last one fails, until ctx ends.
+func (f *feed) run(ctx context.Context, first *consumer) {
+	c := first
+	for {
+		var err error
+		if c != nil {
+			err = f.read(ctx, c)
+			c = nil
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			f.report(fmt.Errorf("natsstore: feed resumes after stream message %d: %w", f.next-1, err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(feedRetry):
+		}
+		if c, err = f.open(ctx); err != nil && ctx.Err() == nil {
+			f.report(fmt.Errorf("natsstore: feed resumes after stream message %d: %w", f.next-1, err))
+		}
+	}
+}
+
+// consumer is one ephemeral consumer and its reader.
+type consumer struct {
+	name string
+	it   jetstream.MessagesContext
+}
+
+// open makes a consumer that starts at the next stream sequence wanted.
+func (f *feed) open(ctx context.Context) (*consumer, error) {
+	l := f.l
+	cons, err := l.js.CreateConsumer(ctx, l.cfg.Stream, jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: f.next,
+		AckPolicy: jetstream.AckNonePolicy, FilterSubject: l.cfg.Subject + ".*",
+		// One reader, no state worth keeping: in memory, on one node, and
+		// removed by the server soon after its reader is gone.
+		MemoryStorage: true, Replicas: 1, InactiveThreshold: 30 * time.Second,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natsstore: feed: %w", unavailable(err))
+		return nil, err
 	}
-	cc, err := cons.Consume(handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		report(fmt.Errorf("natsstore: feed: %w", err))
-	}))
+	// Heartbeats every 2 s: a consumer whose server went away is noticed
+	// within 4 s.
+	it, err := cons.Messages(jetstream.PullHeartbeat(2*time.Second), jetstream.PullExpiry(10*time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
-		return nil, fmt.Errorf("natsstore: feed: %w", unavailable(err))
+		f.remove(cons.CachedInfo().Name)
+		return nil, err
 	}
-	return func() {
-		cc.Stop()
-		<-cc.Closed()
-	}, nil
+	return &consumer{name: cons.CachedInfo().Name, it: it}, nil
+}
+
+// remove deletes a consumer that is no longer read, if the server can
+// still be told; otherwise it goes once inactive.
+func (f *feed) remove(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = f.l.js.DeleteConsumer(ctx, f.l.cfg.Stream, name)
+}
+
+// read hands c's messages to apply until c fails or ctx ends.
+func (f *feed) read(ctx context.Context, c *consumer) error {
+	defer f.remove(c.name)
+	stopped := context.AfterFunc(ctx, c.it.Stop)
+	defer stopped()
+	defer c.it.Stop()
+	for {
+		m, err := c.it.Next()
+		if err != nil {
+			return err
+		}
+		meta, err := m.Metadata()
+		if err != nil || meta.Sequence.Stream < f.next {
+			continue // handled already, by the consumer before this one
+		}
+		f.next = meta.Sequence.Stream + 1
+		f.handle(m, meta.Sequence.Stream)
+	}
+}
+
+// handle passes one stream message to apply, unless this instance wrote it.
+func (f *feed) handle(m jetstream.Msg, streamSeq uint64) {
+	l := f.l
+	prefix := len(l.cfg.Subject) + 1
+	h := m.Headers()
+	if h.Get(hdrOrigin) == l.cfg.Origin || len(m.Subject()) <= prefix {
+		return
+	}
+	code := m.Subject()[prefix:]
+	if h.Get(hdrDropped) != "" {
+		l.forget(code)
+		f.apply(code, nil, true)
+		return
+	}
+	first, err1 := headerSeq(h, hdrFirst)
+	last, err2 := headerSeq(h, hdrLast)
+	msgs, err3 := chunk.Decode(nil, m.Data(), code, l.epoch, first, last)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		f.report(fmt.Errorf("natsstore: feed: room %s: %w", code, err))
+		return
+	}
+	l.remember(code, head{stream: streamSeq, seq: last})
+	f.apply(code, msgs, false)
 }

@@ -143,3 +143,51 @@ func TestLogLargeRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, run[37:39], got)
 }
+
+// The feed goes on after the node its connection used is lost: the
+// ordered consumer is made again on another node from where it stopped.
+func TestLogWatchSurvivesNodeLoss(t *testing.T) {
+	nodes := natstest.Cluster(t, 3)
+	cfg := logConfig(100, "a")
+	cfg.Replicas = 3
+	a := openLog(t, nodes[1].URL+","+nodes[2].URL, cfg)
+	cfg.Origin = "b"
+	b := openLog(t, nodes[0].URL, cfg) // it learns of the others from the cluster
+	got := make(chan uint64, 64)
+	stop, err := b.Watch(context.Background(), func(_ string, msgs []rooms.Message, _ bool) {
+		for _, m := range msgs {
+			got <- m.Seq
+		}
+	}, func(err error) { t.Log("feed:", err) })
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	e := a.Epoch()
+	next := uint64(1)
+	appendOne := func() {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return a.Append(ctx, []rooms.Message{{Room: "ROOM22", Seq: next, Epoch: e}}) == nil
+		}, 30*time.Second, 100*time.Millisecond)
+		next++
+	}
+	expect := func(seq uint64) {
+		t.Helper()
+		select {
+		case s := <-got:
+			assert.Equal(t, seq, s)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the feed did not deliver message %d", seq)
+		}
+	}
+	appendOne()
+	expect(1)
+	nodes[0].Stop() // the node b's connection uses
+	start := time.Now()
+	appendOne()
+	expect(2)
+	t.Logf("feed delivered again %s after the node was lost", time.Since(start).Round(time.Millisecond))
+	appendOne()
+	expect(3)
+}
