@@ -201,6 +201,15 @@ func TestClusterScaleOut(t *testing.T) {
 	verify("with one NATS node down")
 	t.Logf("NATS node n2 down: a round of %d messages was sent and delivered to all in %s", 3*len(all), time.Since(stopped).Round(time.Millisecond))
 
+	// One message from one instance: the others learn of it from their
+	// feeds alone (no append of theirs runs into it).
+	lone := byRoom[0][1]
+	_, err = lone.c.Send(testCtx(t, 20*time.Second), "alone after the node loss")
+	require.NoError(t, err)
+	for _, m := range byRoom[0] {
+		m.col.waitUntil(t, 30*time.Second, m.name+" hears the lone message", hasBody("alone after the node loss"))
+	}
+
 	// The owner deletes a room: its members hear of it on every instance.
 	owner := byRoom[2][0]
 	require.NoError(t, owner.c.DeleteChatRoom(testCtx(t, 20*time.Second), codes[2]))
