@@ -439,13 +439,14 @@ func (r *room) popLocked() {
 	for n < len(r.pend) && r.pend[n].Message.Seq <= r.delivered {
 		n++
 	}
-	if n == len(r.pend) {
-		clear(r.pend)
-		r.pend = r.pend[:0]
+	if n == 0 {
 		return
 	}
-	clear(r.pend[:n])
-	r.pend = r.pend[n:]
+	// Moved down rather than resliced, so the slice keeps its capacity
+	// and a busy room's Publish does not reallocate it.
+	k := copy(r.pend, r.pend[n:])
+	clear(r.pend[k:])
+	r.pend = r.pend[:k]
 }
 
 // applyLocked delivers msgs, which another instance appended to the log
