@@ -8,7 +8,7 @@ export PATH := $(TOOLS):$(PATH)
 
 .PHONY: help
 help: ## Show this list of targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/auth, bin/chat and bin/chatter
@@ -39,7 +39,7 @@ bench: ## Run the load generator and write docs/BENCHMARKS.md
 	scripts/bench.sh
 
 .PHONY: up
-up: ## Start PostgreSQL, auth and chat with docker compose
+up: ## Start PostgreSQL, auth, a 3-node NATS cluster and 2 chat instances with docker compose
 	scripts/compose.sh up -d --build
 
 .PHONY: down
@@ -47,7 +47,7 @@ down: ## Stop the compose deployment
 	scripts/compose.sh down
 
 .PHONY: tools
-tools: $(TOOLS)/buf ## Build the pinned code-generation tools into bin/tools
+tools: $(TOOLS)/buf ## Build the pinned tools (buf, protoc plugins, nats-server) into bin/tools
 
 $(TOOLS)/buf: tools/go.mod tools/go.sum
 	cd tools && GOWORK=off go build -o $(TOOLS)/ tool
