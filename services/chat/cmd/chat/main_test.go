@@ -28,6 +28,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the pgx driver for database/sql, to play another client
 
+	"github.com/grpcchatter/grpcchatter/internal/natstest"
 	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
@@ -388,9 +389,9 @@ func TestImportsRegistryFile(t *testing.T) {
 	assert.NoError(t, err)
 }
 
-// Until the shared engine exists, one instance writes a database's
-// history: a second one on the same DATABASE_URL refuses to start, naming
-// the key, and starts once the first has stopped.
+// Without NATS, one instance writes a database's history: a second one on
+// the same DATABASE_URL refuses to start, naming the key, and starts once
+// the first has stopped.
 func TestOneInstancePerDatabase(t *testing.T) {
 	url := sqldbtest.PostgresURL(t)
 	cfg := testConfig(t.TempDir())
@@ -410,6 +411,42 @@ func TestOneInstancePerDatabase(t *testing.T) {
 	require.NoError(t, <-first.done)
 	first.done <- nil // for Cleanup
 	start(t, second)
+}
+
+// In the shared mode, instances share the database, and one that cannot
+// reach NATS refuses to start, naming the key.
+func TestSharedMode(t *testing.T) {
+	url := sqldbtest.PostgresURL(t)
+	nats := natstest.Server(t)
+	var instances []*instance
+	for range 2 {
+		cfg := testConfig(t.TempDir())
+		cfg.DatabaseURL, cfg.NATSURL = url, nats
+		instances = append(instances, start(t, cfg))
+	}
+	// A room made on one instance is joined on the other, where its first
+	// message is sequence 1 of the same epoch.
+	signer, err := token.NewSigner(secret, "")
+	require.NoError(t, err)
+	userTok, _, err := signer.IssueUser("u1", "ann", time.Hour)
+	require.NoError(t, err)
+	room, err := instances[0].client.CreateChatRoom(authed(t, userTok), &chatv1.CreateChatRoomRequest{Name: "shared", Password: "pw"})
+	require.NoError(t, err)
+	join, err := instances[1].client.JoinChatRoom(authed(t, userTok), &chatv1.JoinChatRoomRequest{ShortCode: room.ShortCode, Password: "pw"})
+	require.NoError(t, err)
+	s, _ := openChat(t, instances[1].client, join.Token, nil)
+	require.NoError(t, s.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Send{Send: &chatv1.Send{ClientMessageId: "c1", Body: "hello"}}}))
+	res, err := s.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), res.Events[0].GetMessage().GetSequence())
+
+	cfg := testConfig(t.TempDir())
+	cfg.NATSURL = "nats://127.0.0.1:1"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = serve(ctx, cfg, options{logOut: &logBuffer{}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "NATS_URL nats://127.0.0.1:1")
 }
 
 // An instance whose claim on the database is lost (its session ended: a
