@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/natsstore"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/sqlstore"
 )
 
@@ -74,24 +76,34 @@ func openShared(ctx context.Context, cfg config.Config, log *zap.Logger) (*stack
 		closeAll()
 		return nil, fmt.Errorf("%s: %s: %w", where, what, err)
 	}
-	history, err := natsstore.OpenLog(ctx, nc, js, natsstore.LogConfig{
-		Stream: historyStream, Subject: historySubject, Replicas: cfg.NATSReplicas, Retain: retain, Origin: id,
+	var history *natsstore.Log
+	err = settle(ctx, log, "history stream", func() (err error) {
+		history, err = natsstore.OpenLog(ctx, nc, js, natsstore.LogConfig{
+			Stream: historyStream, Subject: historySubject, Replicas: cfg.NATSReplicas, Retain: retain, Origin: id,
+		})
+		return err
 	})
 	if err != nil {
 		return fail("history", err)
 	}
-	table, err := natsstore.NewPresence(ctx, js, natsstore.PresenceConfig{TTL: presenceTTL, Replicas: cfg.NATSReplicas})
+	var table *natsstore.Presence
+	err = settle(ctx, log, "presence buckets", func() (err error) {
+		table, err = natsstore.NewPresence(ctx, js, natsstore.PresenceConfig{TTL: presenceTTL, Replicas: cfg.NATSReplicas})
+		return err
+	})
 	if err != nil {
 		return fail("presence", err)
 	}
 	holder := table.Holder(id)
 	st := &stack{claim: &sqlstore.Claim{}, close: closeAll}
 	for i, th := range throttles {
-		l, err := natsstore.NewLimiter(ctx, js, natsstore.LimiterConfig{Bucket: th.bucket, Max: th.max, Window: time.Minute, Replicas: cfg.NATSReplicas})
+		err = settle(ctx, log, th.bucket, func() (err error) {
+			st.limiters[i], err = natsstore.NewLimiter(ctx, js, natsstore.LimiterConfig{Bucket: th.bucket, Max: th.max, Window: time.Minute, Replicas: cfg.NATSReplicas})
+			return err
+		})
 		if err != nil {
 			return fail("throttle", err)
 		}
-		st.limiters[i] = l
 	}
 	ecfg := engineConfig(cfg, log)
 	ecfg.Presence = holder
@@ -111,6 +123,29 @@ func openShared(ctx context.Context, cfg config.Config, log *zap.Logger) (*stack
 	}
 	log.Info("shared mode", zap.String("nats", cfg.Masked().NATSURL), zap.Int("replicas", cfg.NATSReplicas))
 	return st, nil
+}
+
+// settleFor bounds how long the start waits for JetStream to answer for
+// a stream or bucket: a cluster that is itself starting elects their
+// leaders within seconds.
+const settleFor = 30 * time.Second
+
+// settle runs f until it succeeds, fails for another reason than NATS
+// being unavailable, or settleFor has passed.
+func settle(ctx context.Context, log *zap.Logger, what string, f func() error) error {
+	deadline := time.Now().Add(settleFor)
+	for {
+		err := f()
+		if err == nil || !errors.Is(err, rooms.ErrUnavailable) || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("waiting for NATS", zap.String("for", what), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // instanceID names an instance that was not given INSTANCE_ID: its host
