@@ -216,11 +216,7 @@ func (c *committer) live(dst []pending, msgs []rooms.Message, batch []pending) (
 		r.mu.Lock()
 		if !r.gone && !r.deleted {
 			dst = append(dst, batch[i:j]...)
-			for _, p := range batch[i:j] {
-				if _, void := r.voided[p.ev]; !void {
-					msgs = append(msgs, p.ev.Message)
-				}
-			}
+			msgs = r.toWriteLocked(msgs, batch[i:j])
 		}
 		r.mu.Unlock()
 		i = j
@@ -259,13 +255,22 @@ func (c *committer) messages(dst []rooms.Message, batch []pending) []rooms.Messa
 			j++
 		}
 		r.mu.Lock()
-		for _, p := range batch[i:j] {
-			if _, void := r.voided[p.ev]; !void && !r.gone && !r.deleted {
-				dst = append(dst, p.ev.Message)
-			}
+		if !r.gone && !r.deleted {
+			dst = r.toWriteLocked(dst, batch[i:j])
 		}
 		r.mu.Unlock()
 		i = j
+	}
+	return dst
+}
+
+// toWriteLocked appends to dst the messages of run, one room's pending
+// messages, that are not voided, as currently numbered.
+func (r *room) toWriteLocked(dst []rooms.Message, run []pending) []rooms.Message {
+	for _, p := range run {
+		if _, void := r.voided[p.ev]; !void {
+			dst = append(dst, p.ev.Message)
+		}
 	}
 	return dst
 }

@@ -60,8 +60,11 @@ type Registry interface {
 //   - Append stores msgs, all in the log's epoch, durably before it
 //     returns. The messages of one room within a call are consecutive, and
 //     the first of each room follows that room's head; otherwise Append
-//     fails with rooms.ErrSeqConflict and stores nothing. A failed Append
-//     stores nothing.
+//     fails with rooms.ErrSeqConflict and stores nothing of that room. A
+//     failed Append stores nothing of any room, but for a log shared by
+//     instances, which cannot be atomic across rooms: it stores each
+//     room's run entirely or not at all, and the engine reads back what a
+//     failed call may have stored.
 //   - Every field of a Message round-trips exactly, SentAt to the
 //     microsecond, SenderID and ClientID included, so that an engine can
 //     recognise a repeated client message ID after a restart.

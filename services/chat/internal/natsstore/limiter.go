@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
 // limiterBusyWait is how long a caller is told to wait when a key's
@@ -192,7 +190,7 @@ var errKVConflict = errors.New("natsstore: key changed concurrently")
 
 // kvFailed wraps an error of NATS so that it is rooms.ErrUnavailable.
 func kvFailed(op string, err error) error {
-	return fmt.Errorf("%w: natsstore: %s: %w", rooms.ErrUnavailable, op, err)
+	return unavailable(fmt.Errorf("natsstore: %s: %w", op, err))
 }
 
 // kvRead returns key's value and revision, or nil and 0 when it has none.

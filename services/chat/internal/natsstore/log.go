@@ -303,65 +303,57 @@ func (l *Log) Head(ctx context.Context, code string) (uint64, error) {
 	return h.seq, err
 }
 
+// span is what a history message's headers say of its chunk.
+type span struct{ first, last, prev uint64 }
+
+// spanOf reads a chunk's headers.
+func spanOf(h nats.Header) (span, error) {
+	first, err1 := headerSeq(h, hdrFirst)
+	last, err2 := headerSeq(h, hdrLast)
+	prev, err3 := headerSeq(h, hdrPrev)
+	return span{first, last, prev}, errors.Join(err1, err2, err3)
+}
+
 // Since walks the room's chunks back from the last until it reaches
 // `after` or the oldest kept, and returns the messages after `after`,
 // oldest first, at most limit (0: all).
 func (l *Log) Since(ctx context.Context, code string, after uint64, limit int) ([]rooms.Message, error) {
+	type kept struct {
+		m *jetstream.RawStreamMsg
+		span
+	}
+	var chunks []kept // newest first
 	m, err := l.stream.GetLastMsgForSubject(ctx, l.subject(code))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
+	for err == nil && m.Header.Get(hdrDropped) == "" {
+		sp, serr := spanOf(m.Header)
+		if serr != nil {
+			return nil, fmt.Errorf("natsstore: room %s, stream message %d: %w", code, m.Sequence, serr)
+		}
+		if sp.last <= after {
+			break
+		}
+		chunks = append(chunks, kept{m, sp})
+		if sp.first <= after+1 || sp.prev == 0 {
+			break
+		}
+		m, err = l.stream.GetMsg(ctx, sp.prev)
 	}
-	var chunks []*jetstream.RawStreamMsg
-	for err == nil {
-		if m.Header.Get(hdrDropped) != "" {
-			break
-		}
-		first, ferr := headerSeq(m.Header, hdrFirst)
-		if ferr != nil {
-			return nil, ferr
-		}
-		last, lerr := headerSeq(m.Header, hdrLast)
-		if lerr != nil {
-			return nil, lerr
-		}
-		if last <= after {
-			break
-		}
-		chunks = append(chunks, m)
-		prev, perr := headerSeq(m.Header, hdrPrev)
-		if perr != nil {
-			return nil, perr
-		}
-		if first <= after+1 || prev == 0 {
-			break
-		}
-		m, err = l.stream.GetMsg(ctx, prev)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			err = nil // older chunks were trimmed: history starts here
-			break
-		}
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) { // not found: none, or older ones trimmed
 		return nil, fmt.Errorf("natsstore: read history of room %s: %w", code, unavailable(err))
 	}
 	var out []rooms.Message
 	for i := len(chunks) - 1; i >= 0; i-- {
 		c := chunks[i]
-		first, _ := headerSeq(c.Header, hdrFirst)
-		last, _ := headerSeq(c.Header, hdrLast)
-		start := len(out)
-		if out, err = chunk.Decode(out, c.Data, code, l.epoch, first, last); err != nil {
-			return nil, fmt.Errorf("natsstore: room %s, stream message %d: %w", code, c.Sequence, err)
-		}
-		// Drop what precedes after within the first chunk.
-		if start == 0 {
-			k := 0
-			for k < len(out) && out[k].Seq <= after {
-				k++
-			}
-			out = out[k:]
+		if out, err = chunk.Decode(out, c.m.Data, code, l.epoch, c.first, c.last); err != nil {
+			return nil, fmt.Errorf("natsstore: room %s, stream message %d: %w", code, c.m.Sequence, err)
 		}
 	}
+	// The oldest chunk may begin at or before after.
+	k := 0
+	for k < len(out) && out[k].Seq <= after {
+		k++
+	}
+	out = out[k:]
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
@@ -546,13 +538,15 @@ func (f *feed) handle(m jetstream.Msg, streamSeq uint64) {
 		f.apply(code, nil, true)
 		return
 	}
-	first, err1 := headerSeq(h, hdrFirst)
-	last, err2 := headerSeq(h, hdrLast)
-	msgs, err3 := chunk.Decode(nil, m.Data(), code, l.epoch, first, last)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	sp, err := spanOf(h)
+	var msgs []rooms.Message
+	if err == nil {
+		msgs, err = chunk.Decode(nil, m.Data(), code, l.epoch, sp.first, sp.last)
+	}
+	if err != nil {
 		f.report(fmt.Errorf("natsstore: feed: room %s: %w", code, err))
 		return
 	}
-	l.remember(code, head{stream: streamSeq, seq: last})
+	l.remember(code, head{stream: streamSeq, seq: sp.last})
 	f.apply(code, msgs, false)
 }

@@ -21,10 +21,11 @@ import (
 
 var streams atomic.Int64
 
-// connect opens a connection to url that the end of the test closes.
+// connect opens a connection to url that the end of the test closes; it
+// reconnects at once to a server that a test restarts.
 func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
