@@ -107,10 +107,11 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func(net.Ad
 		return err
 	}
 	router, err := api.New(api.Config{
-		TokenDuration:  cfg.TokenDuration,
-		RequestTimeout: cfg.RequestTimeout,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		TrustedProxies: cfg.TrustedProxies,
+		TokenDuration:      cfg.TokenDuration,
+		RequestTimeout:     cfg.RequestTimeout,
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		TrustedProxies:     cfg.TrustedProxies,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 	}, api.Deps{
 		Accounts:      svc,
 		Registrations: throttle.NewLimiter(float64(cfg.RegisterRate), cfg.RegisterBurst, cfg.ThrottleMaxEntries, time.Now),

@@ -91,6 +91,7 @@ func TestRun(t *testing.T) {
 			env["REST_SERVER_ADDRESS"] = "127.0.0.1"
 			env["REST_SERVER_PORT"] = "0"
 			env["SHUTDOWN_TIMEOUT"] = "5s"
+			env["CORS_ALLOWED_ORIGINS"] = "http://127.0.0.1:8081"
 			setEnv(t, env)
 
 			ctx, cancel := context.WithCancel(context.Background())
@@ -136,6 +137,17 @@ func TestRun(t *testing.T) {
 			resp.Body.Close()
 			assert.Equal(t, http.StatusOK, resp.StatusCode)
 
+			// The browser's preflight before the chat page POSTs to /login.
+			req, err := http.NewRequest(http.MethodOptions, base+"/login", nil)
+			require.NoError(t, err)
+			req.Header.Set("Origin", "http://127.0.0.1:8081")
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			resp, err = client.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+			assert.Equal(t, "http://127.0.0.1:8081", resp.Header.Get("Access-Control-Allow-Origin"))
+
 			cancel()
 			select {
 			case err := <-done:
@@ -149,6 +161,7 @@ func TestRun(t *testing.T) {
 			out := logs.String()
 			assert.Contains(t, out, `"msg":"stopped"`)
 			assert.Contains(t, out, `"SECRET":"***"`)
+			assert.Contains(t, out, `"CORS_ALLOWED_ORIGINS":["http://127.0.0.1:8081"]`)
 			assert.NotContains(t, out, secret)
 			assert.NotContains(t, out, "correct horse")
 		})
@@ -167,6 +180,11 @@ func TestRunFailsOnBadConfig(t *testing.T) {
 	setEnv(t, map[string]string{"SECRET": secret, "REST_SERVER_PORT": "abc"})
 	err = run(context.Background(), nil, &syncBuffer{}, nil)
 	assert.ErrorContains(t, err, `REST_SERVER_PORT: must be an integer from 0 to 65535, got "abc"`)
+
+	setEnv(t, map[string]string{"SECRET": secret, "CORS_ALLOWED_ORIGINS": "http://127.0.0.1:8081/"})
+	err = run(context.Background(), nil, &syncBuffer{}, nil)
+	assert.ErrorContains(t, err, `CORS_ALLOWED_ORIGINS: must be * or comma-separated origins scheme://host[:port]`)
+	assert.ErrorContains(t, err, `got "http://127.0.0.1:8081/"`)
 
 	setEnv(t, map[string]string{"SECRET": secret, "ARGON2_MEMORY_KIB": "64", "ARGON2_TIME": "1"})
 	err = run(context.Background(), nil, &syncBuffer{}, nil)

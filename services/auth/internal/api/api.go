@@ -9,6 +9,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -50,6 +51,10 @@ type Config struct {
 	// TrustedProxies may set X-Forwarded-For. Empty means none: the
 	// client address used for throttling is the TCP peer.
 	TrustedProxies []string
+	// CORSAllowedOrigins are the origins, exactly as browsers send them
+	// (scheme://host[:port]), whose pages may call the API, or just "*"
+	// for any. Empty means none: no CORS headers, preflights refused.
+	CORSAllowedOrigins []string
 }
 
 // Deps are the collaborators of the handlers.
@@ -64,7 +69,8 @@ type Deps struct {
 }
 
 type handlers struct {
-	cfg Config
+	cfg     Config
+	origins origins
 	Deps
 }
 
@@ -82,14 +88,24 @@ func New(cfg Config, deps Deps) (*gin.Engine, error) {
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("api: TRUSTED_PROXIES: %w", err)
 	}
-	h := &handlers{cfg: cfg, Deps: deps}
+	h := &handlers{cfg: cfg, origins: newOrigins(cfg.CORSAllowedOrigins), Deps: deps}
 
-	r.Use(requestID, h.observe, h.recover, timeout(cfg.RequestTimeout))
+	r.Use(requestID, h.observe, h.recover)
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		r.Use(h.cors)
+	}
+	r.Use(timeout(cfg.RequestTimeout))
 	r.NoRoute(func(c *gin.Context) { h.fail(c, errNoRoute) })
 	r.NoMethod(func(c *gin.Context) { h.fail(c, errNoMethod) })
 
+	// A browser preflights these POSTs (their JSON Content-Type is not
+	// CORS-safelisted), so each has its OPTIONS route, whatever the
+	// configuration: with no origin allowed, preflights are refused.
+	preflight := h.preflight(http.MethodPost)
 	r.POST("/register", h.register)
+	r.OPTIONS("/register", preflight)
 	r.POST("/login", h.login)
+	r.OPTIONS("/login", preflight)
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
 	r.GET("/metrics", gin.WrapH(deps.Metrics.Handler()))

@@ -22,6 +22,7 @@ var (
 	errMediaType  = errors.New("Content-Type must be application/json")
 	errNoRoute    = errors.New("no such route")
 	errNoMethod   = errors.New("method not allowed")
+	errOrigin     = errors.New("origin not allowed") // a CORS preflight from another origin
 )
 
 // statusClientClosedRequest is nginx's code for a client that hung up
@@ -53,6 +54,8 @@ func status(err error) (code int, msg string) {
 		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, errMediaType):
 		return http.StatusUnsupportedMediaType, err.Error()
+	case errors.Is(err, errOrigin):
+		return http.StatusForbidden, err.Error()
 	case errors.Is(err, errNoRoute):
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, errNoMethod):

@@ -67,11 +67,15 @@ type settings struct {
 	maxAddrFailures int
 	registerBurst   int
 	requestTimeout  time.Duration
+	corsOrigins     []string
 }
 
 func withParams(p password.Params) option { return func(s *settings) { s.params = p } }
 
 func withRequestTimeout(d time.Duration) option { return func(s *settings) { s.requestTimeout = d } }
+
+// withCORS sets CORS_ALLOWED_ORIGINS; the default allows none.
+func withCORS(origins ...string) option { return func(s *settings) { s.corsOrigins = origins } }
 
 // withLimits sets the failures per account and per address that lock
 // logins, and the registrations a client address may make at once (the
@@ -103,9 +107,10 @@ func newEnv(t testing.TB, s *store.Store, opts ...option) *env {
 	signer, err := token.NewSigner(testSecret, "")
 	require.NoError(t, err)
 	h, err := api.New(api.Config{
-		TokenDuration:  15 * time.Minute,
-		RequestTimeout: set.requestTimeout,
-		MaxBodyBytes:   4096,
+		TokenDuration:      15 * time.Minute,
+		RequestTimeout:     set.requestTimeout,
+		MaxBodyBytes:       4096,
+		CORSAllowedOrigins: set.corsOrigins,
 	}, api.Deps{
 		Accounts: svc, Registrations: throttle.NewLimiter(1, set.registerBurst, 1000, clk.Now),
 		Issuer: signer, DB: s, Metrics: m, Log: log,

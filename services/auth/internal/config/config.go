@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,11 @@ type Config struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"` // for in-flight requests
 	MaxBodyBytes    int64         `envconfig:"MAX_BODY_BYTES" default:"4096"`
 	TrustedProxies  []string      `envconfig:"TRUSTED_PROXIES"` // comma-separated IPs/CIDRs
+
+	// CORSAllowedOrigins are the origins (scheme://host[:port]) whose
+	// pages may call the API from a browser, or just "*" for any; empty
+	// allows none but the service's own.
+	CORSAllowedOrigins []string `envconfig:"CORS_ALLOWED_ORIGINS"`
 
 	LoginMaxFailures        int           `envconfig:"LOGIN_MAX_FAILURES" default:"5"`          // per account
 	LoginMaxAddressFailures int           `envconfig:"LOGIN_MAX_ADDRESS_FAILURES" default:"20"` // per client address
@@ -101,6 +107,7 @@ func Load(args []string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %w", keyError(err))
 	}
 	c.TrustedProxies = trimList(c.TrustedProxies)
+	c.CORSAllowedOrigins = trimList(c.CORSAllowedOrigins)
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -144,6 +151,16 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	for _, o := range c.CORSAllowedOrigins {
+		if o == "*" {
+			if len(c.CORSAllowedOrigins) > 1 {
+				fail("CORS_ALLOWED_ORIGINS", fmt.Sprintf("* allows every origin and cannot be listed with others, got %q",
+					strings.Join(c.CORSAllowedOrigins, ",")))
+			}
+		} else if why := checkOrigin(o); why != "" {
+			fail("CORS_ALLOWED_ORIGINS", fmt.Sprintf("%s, got %q: %s", originHelp, o, why))
+		}
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		fail("DATABASE_URL", "must be empty (SQLite) or start with postgres:// or postgresql://")
 	}
@@ -155,6 +172,8 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+const originHelp = "must be * or comma-separated origins scheme://host[:port] (http or https; no path, query or trailing slash)"
 
 const logLevelHelp = "must be one of debug, info, warn, error"
 
@@ -251,6 +270,61 @@ func checkHost(addr string) string {
 	return ""
 }
 
+// checkOrigin returns why s is not an origin exactly as a browser sends
+// it in the Origin header, or "" if it is: http or https, lower case, a
+// host, and a port only if it is not the scheme's default. The service
+// compares origins as strings, so an entry in any other form would never
+// match and silently allow nothing.
+func checkOrigin(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	switch {
+	case !ok:
+		return "no scheme://"
+	case scheme != "http" && scheme != "https":
+		return "the scheme must be http or https"
+	case strings.HasSuffix(rest, "/"):
+		return "a trailing slash is a path; browsers send none"
+	case strings.Contains(rest, "/"):
+		return "an origin has no path"
+	case strings.ContainsAny(rest, "?#"):
+		return "an origin has no query or fragment"
+	case strings.Contains(rest, "@"):
+		return "an origin has no user name or password"
+	case rest != strings.ToLower(rest):
+		return "browsers send it in lower case"
+	case strings.Count(rest, ":") > 1 && !strings.HasPrefix(rest, "["):
+		return "an IPv6 address must be in brackets"
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "not a URL"
+	}
+	host, port := u.Hostname(), u.Port()
+	ip := net.ParseIP(host)
+	switch {
+	case host == "":
+		return "no host"
+	case ip != nil && strings.Contains(host, ":") && host != ip.String():
+		return "browsers send an IPv6 address in its shortest form (RFC 5952)"
+	case ip == nil && !hostname.Valid(host):
+		return "not a valid host name"
+	}
+	if port == "" {
+		if strings.HasSuffix(u.Host, ":") {
+			return "empty port"
+		}
+		return ""
+	}
+	n, err := strconv.Atoi(port)
+	switch {
+	case err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port:
+		return "the port must be an integer from 1 to 65535 without leading zeros"
+	case scheme == "http" && n == 80, scheme == "https" && n == 443:
+		return "browsers leave out the default port " + port
+	}
+	return ""
+}
+
 // Fields returns the settings for the start-up log line, secrets masked.
 func (c Config) Fields() []zap.Field {
 	return []zap.Field{
@@ -270,6 +344,7 @@ func (c Config) Fields() []zap.Field {
 		zap.Duration("SHUTDOWN_TIMEOUT", c.ShutdownTimeout),
 		zap.Int64("MAX_BODY_BYTES", c.MaxBodyBytes),
 		zap.Strings("TRUSTED_PROXIES", c.TrustedProxies),
+		zap.Strings("CORS_ALLOWED_ORIGINS", c.CORSAllowedOrigins), // not secret
 		zap.Int("LOGIN_MAX_FAILURES", c.LoginMaxFailures),
 		zap.Int("LOGIN_MAX_ADDRESS_FAILURES", c.LoginMaxAddressFailures),
 		zap.Duration("LOGIN_FAILURE_WINDOW", c.LoginFailureWindow),

@@ -66,6 +66,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 15*time.Second, c.ShutdownTimeout)
 	assert.Equal(t, int64(4096), c.MaxBodyBytes)
 	assert.Nil(t, c.TrustedProxies)
+	assert.Nil(t, c.CORSAllowedOrigins, "no other origin by default")
 	assert.Equal(t, 5, c.LoginMaxFailures)
 	assert.Equal(t, 20, c.LoginMaxAddressFailures)
 	assert.Equal(t, 15*time.Minute, c.LoginFailureWindow)
@@ -144,6 +145,59 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 	}
 }
 
+func TestCORSAllowedOrigins(t *testing.T) {
+	const help = `CORS_ALLOWED_ORIGINS: must be * or comma-separated origins scheme://host[:port] (http or https; no path, query or trailing slash), got `
+	tests := []struct {
+		value string
+		want  []string // the parsed list when valid
+		err   string   // the error when not
+	}{
+		{"", nil, ""},
+		{" , ", nil, ""},
+		{"*", []string{"*"}, ""},
+		{" * ", []string{"*"}, ""},
+		{"http://127.0.0.1:8081", []string{"http://127.0.0.1:8081"}, ""},
+		{"https://chat.example.com, http://localhost:8081,", []string{"https://chat.example.com", "http://localhost:8081"}, ""},
+		{"https://chat.example.com:8443", []string{"https://chat.example.com:8443"}, ""},
+		{"http://[::1]:8081", []string{"http://[::1]:8081"}, ""},
+		{"http://xn--bcher-kva.example", []string{"http://xn--bcher-kva.example"}, ""},
+
+		{"http://127.0.0.1:8081/", nil, help + `"http://127.0.0.1:8081/": a trailing slash is a path; browsers send none`},
+		{"https://chat.example.com/app", nil, help + `"https://chat.example.com/app": an origin has no path`},
+		{"https://chat.example.com?x=1", nil, help + `"https://chat.example.com?x=1": an origin has no query or fragment`},
+		{"ftp://chat.example.com", nil, help + `"ftp://chat.example.com": the scheme must be http or https`},
+		{"chat.example.com", nil, help + `"chat.example.com": no scheme://`},
+		{"HTTPS://chat.example.com", nil, `the scheme must be http or https`},
+		{"https://Chat.example.com", nil, `"https://Chat.example.com": browsers send it in lower case`},
+		{"https://user@chat.example.com", nil, `an origin has no user name or password`},
+		{"https://", nil, `"https://": no host`},
+		{"https://chat_example.com", nil, `not a valid host name`},
+		{"http://::1", nil, `an IPv6 address must be in brackets`},
+		{"http://[0:0::1]:8081", nil, `shortest form`},
+		{"http://localhost:", nil, `"http://localhost:": empty port`},
+		{"http://localhost:0", nil, `the port must be an integer from 1 to 65535`},
+		{"http://localhost:08081", nil, `without leading zeros`},
+		{"http://localhost:http", nil, `"http://localhost:http": not a URL`},
+		{"http://localhost:80", nil, `browsers leave out the default port 80`},
+		{"https://localhost:443", nil, `browsers leave out the default port 443`},
+		{"*,http://localhost:8081", nil, `CORS_ALLOWED_ORIGINS: * allows every origin and cannot be listed with others, got "*,http://localhost:8081"`},
+		{"http://localhost:8081, *", nil, `cannot be listed with others`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			setEnv(t, map[string]string{"SECRET": secret, "CORS_ALLOWED_ORIGINS": tt.value})
+			c, err := config.Load(nil)
+			if tt.err != "" {
+				assert.ErrorContains(t, err, tt.err)
+				assert.ErrorContains(t, err, "CORS_ALLOWED_ORIGINS: ")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, c.CORSAllowedOrigins)
+		})
+	}
+}
+
 func TestValidValues(t *testing.T) {
 	for name, m := range map[string]map[string]string{
 		"host name":        {"REST_SERVER_ADDRESS": "localhost"},
@@ -210,10 +264,11 @@ func TestExtraArgumentsAreAUsageError(t *testing.T) {
 }
 
 func TestAllErrorsAreReportedAtOnce(t *testing.T) {
-	setEnv(t, map[string]string{"REST_SERVER_PORT": "70000", "TOKEN_DURATION": "-1m", "TRUSTED_PROXIES": "proxy"})
+	setEnv(t, map[string]string{"REST_SERVER_PORT": "70000", "TOKEN_DURATION": "-1m", "TRUSTED_PROXIES": "proxy",
+		"CORS_ALLOWED_ORIGINS": "http://a.example/"})
 	_, err := config.Load(nil)
 	require.Error(t, err)
-	for _, key := range []string{"SECRET:", "REST_SERVER_PORT:", "TOKEN_DURATION:", "TRUSTED_PROXIES:"} {
+	for _, key := range []string{"SECRET:", "REST_SERVER_PORT:", "TOKEN_DURATION:", "TRUSTED_PROXIES:", "CORS_ALLOWED_ORIGINS:"} {
 		assert.Contains(t, err.Error(), key)
 	}
 }
@@ -277,6 +332,16 @@ func TestConfigFileErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("SECRET='unterminated\n"), 0o600))
 	_, err = config.Load([]string{"--config", bad})
 	assert.ErrorContains(t, err, "--config "+bad)
+}
+
+func TestFieldsLogAllowedOrigins(t *testing.T) {
+	setEnv(t, map[string]string{"SECRET": secret, "CORS_ALLOWED_ORIGINS": "http://127.0.0.1:8081,https://chat.example.com"})
+	c, err := config.Load(nil)
+	require.NoError(t, err)
+	core, logs := observer.New(zap.InfoLevel)
+	zap.New(core).Info("starting", c.Fields()...)
+	assert.Equal(t, []any{"http://127.0.0.1:8081", "https://chat.example.com"},
+		logs.All()[0].ContextMap()["CORS_ALLOWED_ORIGINS"], "origins are not secret")
 }
 
 func TestFieldsMaskSecrets(t *testing.T) {
