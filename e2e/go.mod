@@ -9,6 +9,7 @@ replace (
 )
 
 require (
+	github.com/chromedp/chromedp v0.23.1
 	github.com/grpcchatter/grpcchatter/internal v0.0.0-00010101000000-000000000000
 	github.com/grpcchatter/grpcchatter/pkg v0.0.0-00010101000000-000000000000
 	github.com/grpcchatter/grpcchatter/proto v0.0.0-00010101000000-000000000000
@@ -19,6 +20,8 @@ require (
 )
 
 require (
+	github.com/chromedp/cdproto v0.160.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect

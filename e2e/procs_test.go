@@ -142,10 +142,12 @@ func waitFor(t *testing.T, p *proc, what string, ready func() error) {
 	t.Fatalf("%s not ready after 20s: %v", what, err)
 }
 
-// stack is an auth and a chat service.
+// stack is an auth and a chat service. Chat also serves the web page on
+// webURL, whose origin auth allows for CORS.
 type stack struct {
 	authURL  string
 	chatAddr string
+	webURL   string
 	auth     *proc
 	chat     *proc
 	chatEnv  map[string]string
@@ -161,10 +163,11 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	t.Helper()
 	needBinaries(t)
 	secret := randomHex(32)
-	authPort, chatPort := freePort(t), freePort(t)
+	authPort, chatPort, webPort := freePort(t), freePort(t), freePort(t)
 	s := &stack{
 		authURL:  fmt.Sprintf("http://127.0.0.1:%d", authPort),
 		chatAddr: fmt.Sprintf("127.0.0.1:%d", chatPort),
+		webURL:   fmt.Sprintf("http://127.0.0.1:%d", webPort),
 	}
 	authEnv := map[string]string{
 		"SECRET":              secret,
@@ -174,6 +177,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		"DATABASE_URL":        opts.databaseURL,
 		"ARGON2_MEMORY_KIB":   "19456", // the cheapest hashing auth accepts: tests are not about its cost
 		"ARGON2_TIME":         "2",
+		// The page chat serves calls auth from its own origin.
+		"CORS_ALLOWED_ORIGINS": s.webURL,
 	}
 	for k, v := range opts.authEnv {
 		authEnv[k] = v
@@ -186,6 +191,11 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		"DATA_DIR":            t.TempDir(),
 		"METRICS_ADDRESS":     "127.0.0.1:0",
 		"SHUTDOWN_TIMEOUT":    "3s",
+		// Its own port, so that stacks side by side do not clash on the
+		// default one.
+		"WEB_SERVER_ADDRESS": "127.0.0.1",
+		"WEB_SERVER_PORT":    strconv.Itoa(webPort),
+		"WEB_AUTH_URL":       s.authURL,
 	}
 	for k, v := range opts.chatEnv {
 		s.chatEnv[k] = v
@@ -209,6 +219,13 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 // SERVING.
 func (s *stack) startChat(t *testing.T) {
 	t.Helper()
+	if s.webURL == "" {
+		// Another instance of a stack's chat (the cluster tests copy its
+		// settings): its web page needs a port of its own too.
+		port := freePort(t)
+		s.chatEnv["WEB_SERVER_PORT"] = strconv.Itoa(port)
+		s.webURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
 	s.chat = startProc(t, "chat", bins.chat, s.chatEnv)
 	conn, err := grpc.NewClient(s.chatAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 20 * time.Millisecond, Multiplier: 1.5, MaxDelay: 200 * time.Millisecond}}))
