@@ -715,7 +715,11 @@ type Open struct {
 	// room's latest messages before live events, in room order, so that a
 	// new member sees the conversation it joins. It is capped at the room's
 	// history; 0 asks for none. Ignored when resume is set.
-	Backlog       uint32 `protobuf:"varint,2,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	Backlog uint32 `protobuf:"varint,2,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	// Token is the room token on transports without call metadata (the
+	// WebSocket transport, where a token in the URL would end up in logs).
+	// gRPC clients send it in metadata instead; a gRPC stream ignores it.
+	Token         string `protobuf:"bytes,3,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -762,6 +766,13 @@ func (x *Open) GetBacklog() uint32 {
 		return x.Backlog
 	}
 	return 0
+}
+
+func (x *Open) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
 }
 
 // Resume identifies the last message a client received.
@@ -1520,10 +1531,11 @@ const file_grpcchatter_chat_v1_chat_proto_rawDesc = "" +
 	"\x04open\x18\x01 \x01(\v2\x19.grpcchatter.chat.v1.OpenH\x00R\x04open\x12/\n" +
 	"\x04send\x18\x02 \x01(\v2\x19.grpcchatter.chat.v1.SendH\x00R\x04send\x128\n" +
 	"\arefresh\x18\x03 \x01(\v2\x1c.grpcchatter.chat.v1.RefreshH\x00R\arefreshB\x06\n" +
-	"\x04kind\"U\n" +
+	"\x04kind\"k\n" +
 	"\x04Open\x123\n" +
 	"\x06resume\x18\x01 \x01(\v2\x1b.grpcchatter.chat.v1.ResumeR\x06resume\x12\x18\n" +
-	"\abacklog\x18\x02 \x01(\rR\abacklog\"E\n" +
+	"\abacklog\x18\x02 \x01(\rR\abacklog\x12\x14\n" +
+	"\x05token\x18\x03 \x01(\tR\x05token\"E\n" +
 	"\x06Resume\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12%\n" +
 	"\x0eafter_sequence\x18\x02 \x01(\x04R\rafterSequence\"F\n" +

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -20,8 +19,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/internal/hostname"
+	"github.com/grpcchatter/grpcchatter/internal/origin"
 	"github.com/grpcchatter/grpcchatter/pkg/dburl"
-	"github.com/grpcchatter/grpcchatter/pkg/hostname"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 )
@@ -157,8 +157,8 @@ func (c Config) Validate() error {
 				fail("CORS_ALLOWED_ORIGINS", fmt.Sprintf("* allows every origin and cannot be listed with others, got %q",
 					strings.Join(c.CORSAllowedOrigins, ",")))
 			}
-		} else if why := checkOrigin(o); why != "" {
-			fail("CORS_ALLOWED_ORIGINS", fmt.Sprintf("%s, got %q: %s", originHelp, o, why))
+		} else if err := origin.Check(o); err != nil {
+			fail("CORS_ALLOWED_ORIGINS", fmt.Sprintf("%s, got %q: %v", originHelp, o, err))
 		}
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
@@ -266,61 +266,6 @@ func trimList(in []string) []string {
 func checkHost(addr string) string {
 	if !hostname.Valid(addr) {
 		return fmt.Sprintf("must be an IP address or a host name, got %q", addr)
-	}
-	return ""
-}
-
-// checkOrigin returns why s is not an origin exactly as a browser sends
-// it in the Origin header, or "" if it is: http or https, lower case, a
-// host, and a port only if it is not the scheme's default. The service
-// compares origins as strings, so an entry in any other form would never
-// match and silently allow nothing.
-func checkOrigin(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	switch {
-	case !ok:
-		return "no scheme://"
-	case scheme != "http" && scheme != "https":
-		return "the scheme must be http or https"
-	case strings.HasSuffix(rest, "/"):
-		return "a trailing slash is a path; browsers send none"
-	case strings.Contains(rest, "/"):
-		return "an origin has no path"
-	case strings.ContainsAny(rest, "?#"):
-		return "an origin has no query or fragment"
-	case strings.Contains(rest, "@"):
-		return "an origin has no user name or password"
-	case rest != strings.ToLower(rest):
-		return "browsers send it in lower case"
-	case strings.Count(rest, ":") > 1 && !strings.HasPrefix(rest, "["):
-		return "an IPv6 address must be in brackets"
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "not a URL"
-	}
-	host, port := u.Hostname(), u.Port()
-	ip := net.ParseIP(host)
-	switch {
-	case host == "":
-		return "no host"
-	case ip != nil && strings.Contains(host, ":") && host != ip.String():
-		return "browsers send an IPv6 address in its shortest form (RFC 5952)"
-	case ip == nil && !hostname.Valid(host):
-		return "not a valid host name"
-	}
-	if port == "" {
-		if strings.HasSuffix(u.Host, ":") {
-			return "empty port"
-		}
-		return ""
-	}
-	n, err := strconv.Atoi(port)
-	switch {
-	case err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port:
-		return "the port must be an integer from 1 to 65535 without leading zeros"
-	case scheme == "http" && n == 80, scheme == "https" && n == 443:
-		return "browsers leave out the default port " + port
 	}
 	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,7 +18,17 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/web"
 )
+
+// webHandler serves the page, the WebSocket stream and the HTTP/JSON
+// calls on the web listener.
+func webHandler(cfg config.Config, srv *api.Server, ws *api.WebSocket) http.Handler {
+	return web.Handler(web.Config{
+		AuthURL: cfg.WebAuthURL, Chat: ws,
+		API: srv.HTTP(cfg.WSAllowedOrigins), APIPrefix: api.HTTPPrefix,
+	})
+}
 
 // options are serve's hooks into its caller.
 type options struct {
@@ -82,13 +93,14 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 		Limiter: st.limiters[0], UserLimiter: st.limiters[1],
 		RoomLimiter: st.limiters[2], Logger: log, Metrics: met,
 		MaxMessageBytes: cfg.MaxMessageBytes, RoomTokenTTL: cfg.RoomTokenDuration,
-		MaxBacklog: engine.Retained(cfg.HistorySize, cfg.MaxQueueSize),
+		MaxBacklog:     engine.Retained(cfg.HistorySize, cfg.MaxQueueSize),
+		WSPingInterval: cfg.WSPingInterval,
 	}, eng)
 	if err != nil {
 		return err
 	}
 
-	// Both listeners are bound before anything is served, so a bad or
+	// Every listener is bound before anything is served, so a bad or
 	// busy address stops the start before the service takes calls.
 	var mlis net.Listener
 	if cfg.MetricsAddress != "" {
@@ -102,6 +114,24 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 			mlis.Close()
 		}
 		return fmt.Errorf("listen %s: %w", cfg.GRPCListenAddress(), err)
+	}
+	wlis, err := net.Listen("tcp", cfg.WebListenAddress())
+	if err != nil {
+		lis.Close()
+		if mlis != nil {
+			mlis.Close()
+		}
+		return fmt.Errorf("WEB_SERVER_ADDRESS/WEB_SERVER_PORT %s: %w", cfg.WebListenAddress(), err)
+	}
+	ws := srv.WebSocket(cfg.WSAllowedOrigins)
+	web := &http.Server{
+		Handler: webHandler(cfg, srv, ws),
+		// Headers must come quickly; a WebSocket, once upgraded, is the
+		// stream core's to time out (Open timeout, pings).
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
 	}
 	// WaitForHandlers: GracefulStop and Stop return only after every
 	// handler has, so the final save below sees the rooms as they left.
@@ -123,6 +153,15 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	// claim on the database is lost, which stops the service.
 	go func() { errc <- keepClaim(bg, st.claim) }()
 
+	// Owner: serve. Exit: Serve returns after Shutdown/Close below.
+	go func() {
+		err := web.Serve(wlis)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	workers++
 	// Owner: serve. Exit: Serve returns after GracefulStop/Stop below.
 	go func() {
 		err := gs.Serve(lis)
@@ -131,7 +170,8 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 		}
 		errc <- err
 	}()
-	log.Info("serving", zap.Stringer("grpc", lis.Addr()), zap.String("metrics", cfg.MetricsAddress))
+	log.Info("serving", zap.Stringer("grpc", lis.Addr()), zap.String("web", "http://"+wlis.Addr().String()),
+		zap.String("metrics", cfg.MetricsAddress))
 	if o.ready != nil {
 		o.ready <- lis.Addr()
 	}
@@ -152,6 +192,18 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
 	srv.Drain(drainCtx)
 	cancelDrain()
+	// Shutdown stops accepting and waits for HTTP calls, and for every
+	// WebSocket handler to reach its upgrade; upgraded (hijacked)
+	// connections it leaves to ws.Wait: their handlers end once Drain has
+	// ended their streams (within DrainGrace and the close grace).
+	webCtx, cancelWeb := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
+	if err := web.Shutdown(webCtx); err != nil {
+		_ = web.Close()
+	}
+	if err := ws.Wait(webCtx); err != nil {
+		log.Warn("websocket streams still open", zap.Error(err))
+	}
+	cancelWeb()
 	done := make(chan struct{})
 	// Owner: serve. Exit: GracefulStop returns once handlers are done, or
 	// at the latest after Stop below closes every connection.

@@ -9,13 +9,26 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-
+	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
-// Chat runs one stream. Three goroutines serve it, each with one job:
+// Chat runs one gRPC stream (see serveChat).
+func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
+	adm, err := s.roomFrom(stream.Context())
+	if err != nil {
+		return err
+	}
+	return s.serveChat(grpcStream{stream}, &adm)
+}
+
+// serveChat runs one Chat stream over t, whatever its transport. adm is
+// the stream's admission when the transport authenticated the call before
+// it started (gRPC metadata); nil makes the token in the Open frame the
+// stream's credential (WebSocket).
+//
+// Three goroutines serve a stream, each with one job:
 //   - the handler (this one) opens the subscription and then waits for the
 //     stream's end reason (see ender), which it returns as the status;
 //   - a reader receives the client's frames and publishes them, so that
@@ -26,27 +39,24 @@ import (
 // Whatever ends the stream (the queue overflowing, the room token
 // expiring, Drain, the subscription's end once its last event is written,
 // a failed send or receive, a bad frame) hands its reason to the ender;
-// the first reason wins. The handler returning ends the stream for gRPC,
-// which cancels its context: that releases a writer blocked in SendMsg
-// and the reader blocked in RecvMsg.
-func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
-	ctx := stream.Context()
-	adm, err := s.roomFrom(ctx)
-	if err != nil {
-		return err
-	}
-	c := &conn{s: s, stream: stream, code: adm.Room, member: rooms.Member{ID: adm.UserID, Name: adm.UserName},
-		e: newEnder(), expires: adm.ExpiresAt}
-	return c.run(ctx)
+// the first reason wins. The handler returning ends the stream for the
+// transport, which cancels its context: that releases a writer blocked in
+// a send and the reader blocked in Recv.
+func (s *Server) serveChat(t transport, adm *token.Room) error {
+	c := &conn{s: s, t: t, e: newEnder()}
+	return c.run(t.Context(), adm)
 }
 
 // conn is one Chat stream.
 type conn struct {
-	s      *Server
-	stream grpc.ServerStream
+	s *Server
+	t transport
+	e *ender
+
+	// The stream's room and user, from its admission; set before the
+	// reader reads past Open.
 	code   string
 	member rooms.Member
-	e      *ender
 
 	sub atomic.Pointer[rooms.Subscription] // set once subscribed
 	w   *writer                            // set before the reader is started on the stream's frames
@@ -59,11 +69,11 @@ type conn struct {
 	prev, next *conn // in the server's open streams, guarded by its lock
 }
 
-func (c *conn) run(ctx context.Context) error {
+func (c *conn) run(ctx context.Context, adm *token.Room) error {
 	s := c.s
-	// The room token is the stream's credential: the stream ends when it
-	// expires, unless the client refreshes it first.
-	c.setExpiry(c.expires)
+	if adm != nil {
+		c.admit(*adm)
+	}
 	defer c.clearExpiry()
 	if !s.streams.add(c) {
 		return rooms.ErrShuttingDown
@@ -91,6 +101,14 @@ func (c *conn) run(ctx context.Context) error {
 		timer.Stop()
 		return c.e.result()
 	}
+	if adm == nil {
+		a, err := c.openToken(ctx, open.GetToken())
+		if err != nil {
+			c.e.end(err)
+			return c.e.result()
+		}
+		c.admit(a)
+	}
 	req := rooms.Open{Backlog: int(min(open.GetBacklog(), uint32(s.cfg.MaxBacklog)))}
 	if r := open.GetResume(); r != nil {
 		req.Resume = &rooms.Resume{Epoch: r.GetEpoch(), After: r.GetAfterSequence()}
@@ -111,8 +129,8 @@ func (c *conn) run(ctx context.Context) error {
 	c.mu.Lock()
 	expires := c.expires
 	c.mu.Unlock()
-	head := &chatv1.ChatResponse{Events: []*chatv1.Event{openedEvent(sub.TakeOpened(), s.cfg.MaxMessageBytes, expires)}}
-	c.w = newWriter(s, c.stream, sub, c.e.end, head)
+	head := openedEvent(sub.TakeOpened(), s.cfg.MaxMessageBytes, expires)
+	c.w = newWriter(s, c.t, sub, c.e.end, head)
 	c.sub.Store(sub)
 	sub.Watch(c.w)
 	c.w.kick()
@@ -131,7 +149,7 @@ func (c *conn) run(ctx context.Context) error {
 // error ends the stream with its reason. When the client half-closes,
 // what is already queued is still written, then the stream ends with OK.
 func (c *conn) read(ctx context.Context, openc chan<- *chatv1.Open, subscribed <-chan struct{}) {
-	req, err := recvRequest(c.stream)
+	req, err := c.t.Recv()
 	switch {
 	case errors.Is(err, io.EOF):
 		c.e.end(fmt.Errorf("%w, got end of stream", errNoOpen))
@@ -150,7 +168,7 @@ func (c *conn) read(ctx context.Context, openc chan<- *chatv1.Open, subscribed <
 		return
 	}
 	for {
-		req, err := recvRequest(c.stream)
+		req, err := c.t.Recv()
 		if errors.Is(err, io.EOF) {
 			// What the client sent must reach its queue before the queue
 			// is found empty.
@@ -227,6 +245,29 @@ func (c *conn) refresh(raw string) error {
 	return nil
 }
 
+// admit makes adm the stream's admission: its room, its user and, since
+// the room token is the stream's credential, its end when the token
+// expires, unless the client refreshes it first.
+func (c *conn) admit(adm token.Room) {
+	c.code = adm.Room
+	c.member = rooms.Member{ID: adm.UserID, Name: adm.UserName}
+	c.setExpiry(adm.ExpiresAt)
+}
+
+// openToken verifies the room token that a transport without call
+// metadata carries in Open.
+func (c *conn) openToken(ctx context.Context, raw string) (token.Room, error) {
+	if raw == "" {
+		return token.Room{}, errNoOpenToken
+	}
+	adm, err := c.s.cfg.Signer.VerifyRoom(raw)
+	if err != nil {
+		return token.Room{}, err
+	}
+	noteUser(ctx, adm.UserName)
+	return adm, nil
+}
+
 // setExpiry ends the stream with rooms.ErrRoomTokenExpired at at, instead
 // of when the previous token expires.
 func (c *conn) setExpiry(at time.Time) {
@@ -246,7 +287,9 @@ func (c *conn) clearExpiry() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ended = true
-	c.stopExpiry()
+	if c.stopExpiry != nil { // nil when the stream ended before its admission
+		c.stopExpiry()
+	}
 }
 
 // kindName names what a client sent instead of Open, for the error it gets.

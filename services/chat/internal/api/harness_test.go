@@ -54,6 +54,8 @@ type opts struct {
 	wrap func(Engine) Engine
 	// logger, if set, replaces the silent logger.
 	logger *zap.Logger
+	// wsPing paces WebSocket pings; 0 is the default.
+	wsPing time.Duration
 }
 
 // harness is a real server with a real generated client.
@@ -124,7 +126,8 @@ func newHarness(t testing.TB, o opts) *harness {
 		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute), Logger: logger, Metrics: metrics.New(func() int { return eng.Len(context.Background()) }),
 		MaxBacklog:      retain,
 		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
-		TokenTimer: tokenTimer(o.expire, o.realExpiry),
+		TokenTimer:     tokenTimer(o.expire, o.realExpiry),
+		WSPingInterval: o.wsPing,
 	}, served)
 	require.NoError(t, err)
 	gs, _ := srv.GRPCServer()

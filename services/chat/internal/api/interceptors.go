@@ -76,16 +76,24 @@ func (s *Server) guard(ctx context.Context, f func()) (err error) {
 // client when it sends a sane one so that both sides log the same, and
 // sent back in the response headers.
 func newCall(ctx context.Context) (*callInfo, metadata.MD) {
-	ci := &callInfo{}
 	md, _ := metadata.FromIncomingContext(ctx)
-	if ids := md.Get(requestIDKey); len(ids) == 1 && validRequestID(ids[0]) {
-		ci.requestID = ids[0]
-	} else {
-		var b [8]byte
-		_, _ = rand.Read(b[:]) // never fails
-		ci.requestID = hex.EncodeToString(b[:])
+	var id string
+	if ids := md.Get(requestIDKey); len(ids) == 1 {
+		id = ids[0]
 	}
+	ci := callWithID(id)
 	return ci, metadata.Pairs(requestIDKey, ci.requestID)
+}
+
+// callWithID starts a call's bookkeeping with the client's request ID if
+// it is sane, or a new one.
+func callWithID(id string) *callInfo {
+	if validRequestID(id) {
+		return &callInfo{requestID: id}
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return &callInfo{requestID: hex.EncodeToString(b[:])}
 }
 
 // validRequestID accepts 1 to 64 characters of [A-Za-z0-9._-], so that a

@@ -1,5 +1,8 @@
-// Package api is the gRPC transport of the chat service: authentication,
-// validation, status codes and the Chat stream, over an Engine.
+// Package api is the chat service's transports over an Engine: gRPC, and
+// for browsers the Chat stream over WebSocket and the unary calls over
+// HTTP/JSON. They share authentication, validation, the one status table
+// and the stream core (conn, writer), so a browser's stream behaves as a
+// gRPC one does.
 package api
 
 import (
@@ -55,6 +58,10 @@ type Config struct {
 	// than WriterLinger after the previous ones: sparser events would not
 	// come within the linger, so waiting would cost CPU for nothing.
 	WriterLinger time.Duration
+	// WSPingInterval is how often a WebSocket stream is pinged; one that
+	// answers no ping within as long again is dropped. 0 means
+	// DefaultWSPingInterval.
+	WSPingInterval time.Duration
 	// Now replaces time.Now, for tests.
 	Now func() time.Time
 	// TokenTimer replaces the timer that ends a Chat stream when its room

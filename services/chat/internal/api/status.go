@@ -16,6 +16,10 @@ import (
 // errNoToken means the call carried no token in its metadata.
 var errNoToken = errors.New("missing token: send `authorization: Bearer <jwt>` or `token: <jwt>`")
 
+// errNoOpenToken means an Open on a transport without call metadata
+// carried no room token.
+var errNoOpenToken = errors.New("missing token: send the room token in Open.token")
+
 // errNoOpen means the first Chat frame was not Open, or did not come in time.
 var errNoOpen = errors.New("first message must be Open")
 
@@ -28,6 +32,7 @@ var codeOf = []struct {
 	code codes.Code
 }{
 	{errNoToken, codes.Unauthenticated},
+	{errNoOpenToken, codes.Unauthenticated},
 	{token.ErrExpired, codes.Unauthenticated},
 	{token.ErrMalformed, codes.Unauthenticated},
 	{token.ErrSignature, codes.Unauthenticated},
@@ -46,6 +51,8 @@ var codeOf = []struct {
 	{rooms.ErrMalformed, codes.InvalidArgument},
 	{rooms.ErrShuttingDown, codes.Unavailable},
 	{errNoOpen, codes.InvalidArgument},
+	{errBinaryFrame, codes.InvalidArgument},
+	{errClientGone, codes.Canceled},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

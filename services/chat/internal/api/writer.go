@@ -5,14 +5,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-
-	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
+	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
 // writer sends a subscription's events on a stream from a goroutine of its
-// own, so that the Chat handler never blocks in SendMsg: a client that
+// own, so that the Chat handler never blocks in a send: a client that
 // stops reading stalls only the writer, while the subscription's overflow
 // still ends the stream at once.
 //
@@ -30,16 +28,16 @@ import (
 //
 // The writer ends the stream itself (through end, see ender) when it
 // stops for good: a send failed, the subscription ended (after its last
-// event, e.g. RoomDeleted, has been handed to SendMsg) or, after finish,
+// event, e.g. RoomDeleted, has been handed to the transport) or, after finish,
 // everything queued has been written.
 type writer struct {
-	s      *Server
-	stream grpc.ServerStream
-	sub    *rooms.Subscription
-	end    func(error) // ends the stream with a reason (ender.end)
+	s   *Server
+	t   transport
+	sub *rooms.Subscription
+	end func(error) // ends the stream with a reason (ender.end)
 
 	// Only the goroutine holding the subscription's claim may touch these.
-	head  any             // sent before the first event (the Opened frame)
+	head  *chatv1.Event   // sent alone before the first event (Opened)
 	batch *[]*rooms.Event // from batchPool while a writer goroutine runs
 	timer *time.Timer     // the linger timer, nil when no goroutine runs
 	wake  <-chan struct{} // the subscription's Wake, once a writer has lingered
@@ -55,8 +53,8 @@ type writer struct {
 // idle stream holds none and a busy one does not grow a new one per start.
 var batchPool = sync.Pool{New: func() any { return new([]*rooms.Event) }}
 
-func newWriter(s *Server, stream grpc.ServerStream, sub *rooms.Subscription, end func(error), head any) *writer {
-	return &writer{s: s, stream: stream, sub: sub, end: end, head: head, done: stream.Context().Done()}
+func newWriter(s *Server, t transport, sub *rooms.Subscription, end func(error), head *chatv1.Event) *writer {
+	return &writer{s: s, t: t, sub: sub, end: end, head: head, done: t.Context().Done()}
 }
 
 // kick starts a writer goroutine unless one is running; the handler calls
@@ -76,14 +74,14 @@ func (w *writer) Start() {
 	// ended or a send fails; a send blocked on a stalled client fails once
 	// the stream has ended (its context is cancelled then).
 	go func() {
-		if err := w.s.guard(w.stream.Context(), w.run); err != nil {
+		if err := w.s.guard(w.t.Context(), w.run); err != nil {
 			w.end(err)
 		}
 	}()
 }
 
 // Overflow ends the stream at once with rooms.ErrSlowConsumer, even while
-// a writer goroutine is blocked in SendMsg.
+// a writer goroutine is blocked in a send.
 func (w *writer) Overflow() { w.end(rooms.ErrSlowConsumer) }
 
 // finish makes the writer exit as soon as the queue is empty, without
@@ -212,7 +210,7 @@ func (w *writer) stopLingering() bool {
 // subscription's end reason once that is all that is left.
 func (w *writer) sendPending() error {
 	if w.head != nil {
-		if err := w.stream.SendMsg(w.head); err != nil {
+		if err := w.t.SendOpened(w.head); err != nil {
 			return err
 		}
 		w.head = nil
@@ -221,9 +219,7 @@ func (w *writer) sendPending() error {
 		batch, err := w.sub.Drain((*w.batch)[:0], w.s.cfg.MaxFrameEvents, w.s.cfg.MaxFrameBytes)
 		*w.batch = batch
 		if n := len(batch); n > 0 {
-			// SendMsg, not Send: the frame is already encoded and the
-			// server's codec passes it through.
-			serr := w.stream.SendMsg(wire.NewFrame(batch))
+			serr := w.t.SendEvents(batch)
 			clear(batch) // drop references to shared events promptly
 			if serr != nil {
 				return serr

@@ -44,7 +44,7 @@ func TestWriterLingersOnlyForDenseEvents(t *testing.T) {
 			defer sub.Close()
 			var ended []error // the writer's calls to end
 			var endMu sync.Mutex
-			w := newWriter(s, stream, sub, func(err error) { endMu.Lock(); ended = append(ended, err); endMu.Unlock() }, nil)
+			w := newWriter(s, grpcStream{stream}, sub, func(err error) { endMu.Lock(); ended = append(ended, err); endMu.Unlock() }, nil)
 			c := &countingConsumer{w: w}
 			sub.Watch(c)
 

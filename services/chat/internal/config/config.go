@@ -17,16 +17,30 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/internal/hostname"
+	"github.com/grpcchatter/grpcchatter/internal/origin"
 	"github.com/grpcchatter/grpcchatter/pkg/dburl"
-	"github.com/grpcchatter/grpcchatter/pkg/hostname"
 	"github.com/grpcchatter/grpcchatter/pkg/password"
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 )
 
 // Config is the chat service's configuration.
 type Config struct {
-	GRPCAddress       string        `envconfig:"GRPC_SERVER_ADDRESS" default:"0.0.0.0"`
-	GRPCPort          int           `envconfig:"GRPC_SERVER_PORT" default:"5050"`
+	GRPCAddress string `envconfig:"GRPC_SERVER_ADDRESS" default:"0.0.0.0"`
+	GRPCPort    int    `envconfig:"GRPC_SERVER_PORT" default:"5050"`
+	// The web listener: the browser page, the WebSocket Chat stream and
+	// the unary calls over HTTP/JSON.
+	WebAddress string `envconfig:"WEB_SERVER_ADDRESS" default:"0.0.0.0"`
+	WebPort    int    `envconfig:"WEB_SERVER_PORT" default:"8081"`
+	// WebAuthURL is the auth service's URL as browsers reach it, for the
+	// page; empty means the page's host on port 8080.
+	WebAuthURL string `envconfig:"WEB_AUTH_URL"`
+	// WSAllowedOrigins are other origins whose pages may open the
+	// WebSocket and call the HTTP API (the listener's own always may).
+	WSAllowedOrigins []string `envconfig:"WS_ALLOWED_ORIGINS"`
+	// WSPingInterval paces the WebSocket pings; a browser that answers
+	// none for as long again is dropped.
+	WSPingInterval    time.Duration `envconfig:"WS_PING_INTERVAL" default:"15s"`
 	Secret            string        `envconfig:"SECRET" required:"true"`
 	SecretPrevious    string        `envconfig:"SECRET_PREVIOUS"`
 	ShortCodeLength   int           `envconfig:"SHORT_CODE_LENGTH" default:"6"`
@@ -111,6 +125,7 @@ func Load(args []string) (Config, error) {
 	if err := envconfig.Process("", &c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
+	c.WSAllowedOrigins = trimList(c.WSAllowedOrigins)
 	return c, c.Validate()
 }
 
@@ -134,6 +149,17 @@ func (c Config) Validate() error {
 	}
 	check(c.GRPCPort > 0 && c.GRPCPort < 65536, "GRPC_SERVER_PORT", "must be 1-65535")
 	check(validHost(c.GRPCAddress), "GRPC_SERVER_ADDRESS", "must be an IP address or a host name (empty listens on all interfaces)")
+	check(c.WebPort > 0 && c.WebPort < 65536, "WEB_SERVER_PORT", "must be 1-65535")
+	check(validHost(c.WebAddress), "WEB_SERVER_ADDRESS", "must be an IP address or a host name (empty listens on all interfaces)")
+	check(c.WebPort != c.GRPCPort || c.WebAddress != c.GRPCAddress, "WEB_SERVER_PORT", "must differ from GRPC_SERVER_PORT")
+	check(c.WebAuthURL == "" || validBaseURL(c.WebAuthURL), "WEB_AUTH_URL",
+		"must be empty or the auth service's base URL as browsers reach it, e.g. https://auth.example.com")
+	for _, o := range c.WSAllowedOrigins {
+		if err := origin.Check(o); err != nil {
+			errs = append(errs, fmt.Errorf("WS_ALLOWED_ORIGINS must be comma-separated origins scheme://host[:port] as browsers send them, got %q: %w", o, err))
+		}
+	}
+	check(c.WSPingInterval >= time.Second && c.WSPingInterval <= 5*time.Minute, "WS_PING_INTERVAL", "must be 1s-5m")
 	check(c.MetricsAddress == "" || validHostPort(c.MetricsAddress), "METRICS_ADDRESS", "must be host:port, e.g. 127.0.0.1:9090, or empty to disable")
 	check(!c.PprofEnabled || c.MetricsAddress != "", "PPROF_ENABLED", "needs METRICS_ADDRESS, which serves it")
 	check(c.ShortCodeLength >= 4 && c.ShortCodeLength <= 32, "SHORT_CODE_LENGTH", "must be 4-32")
@@ -175,6 +201,11 @@ func (c Config) Argon2() password.Params {
 	return password.Params{MemoryKiB: c.Argon2MemoryKiB, Time: c.Argon2Time, Threads: c.Argon2Threads}
 }
 
+// WebListenAddress is host:port for the web listener.
+func (c Config) WebListenAddress() string {
+	return net.JoinHostPort(c.WebAddress, strconv.Itoa(c.WebPort))
+}
+
 // GRPCListenAddress is host:port for the gRPC listener.
 func (c Config) GRPCListenAddress() string {
 	return net.JoinHostPort(c.GRPCAddress, strconv.Itoa(c.GRPCPort))
@@ -194,6 +225,26 @@ func validNATSURLs(s string) bool {
 		}
 	}
 	return true
+}
+
+// trimList drops the blanks around and between comma-separated entries,
+// which envconfig keeps, so that "a, b," means [a b].
+func trimList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// validBaseURL accepts an http or https URL with a host, and maybe a
+// path, but no user, query or fragment.
+func validBaseURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && validHost(u.Hostname()) &&
+		u.User == nil && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
 }
 
 // validInstanceID accepts what can appear in a NATS subject token and a

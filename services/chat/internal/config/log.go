@@ -1,6 +1,10 @@
 package config
 
-import "go.uber.org/zap/zapcore"
+import (
+	"strings"
+
+	"go.uber.org/zap/zapcore"
+)
 
 // MarshalLogObject logs the configuration by its environment keys, with
 // secrets masked and durations readable.
@@ -8,6 +12,11 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	m := c.Masked()
 	enc.AddString("GRPC_SERVER_ADDRESS", m.GRPCAddress)
 	enc.AddInt("GRPC_SERVER_PORT", m.GRPCPort)
+	enc.AddString("WEB_SERVER_ADDRESS", m.WebAddress)
+	enc.AddInt("WEB_SERVER_PORT", m.WebPort)
+	enc.AddString("WEB_AUTH_URL", m.WebAuthURL)
+	enc.AddString("WS_ALLOWED_ORIGINS", strings.Join(m.WSAllowedOrigins, ","))
+	enc.AddString("WS_PING_INTERVAL", m.WSPingInterval.String())
 	enc.AddString("SECRET", m.Secret)
 	enc.AddString("SECRET_PREVIOUS", m.SecretPrevious)
 	enc.AddInt("SHORT_CODE_LENGTH", m.ShortCodeLength)

@@ -55,24 +55,37 @@ func Of(ev *rooms.Event) Event {
 	return ev.Prepared(rooms.FormatProtobuf, encode).(Event)
 }
 
-// encode encodes a domain event; it is the one place that maps the
-// domain's events to the API's.
+// encode encodes a domain event: messages by hand (see Message), the
+// rarer kinds through their proto form.
 func encode(ev *rooms.Event) any {
+	if ev.Kind == rooms.EventMessage {
+		return Message(&ev.Message)
+	}
+	return mustEncode(Proto(ev))
+}
+
+// Proto returns a domain event as the API's Event: the one place that
+// maps the domain's events to the API's, for every encoding.
+func Proto(ev *rooms.Event) *chatv1.Event {
 	switch ev.Kind {
 	case rooms.EventMessage:
-		return Message(&ev.Message)
+		m := &ev.Message
+		return &chatv1.Event{Kind: &chatv1.Event_Message{Message: &chatv1.Message{
+			Sequence: m.Seq, Epoch: m.Epoch, SentAt: timestamppb.New(m.SentAt),
+			Sender: m.Sender, Body: m.Body, ClientMessageId: m.ClientID,
+		}}}
 	case rooms.EventJoined:
 		return presence(chatv1.PresenceKind_PRESENCE_KIND_JOINED, ev.User, ev.At)
 	case rooms.EventLeft:
 		return presence(chatv1.PresenceKind_PRESENCE_KIND_LEFT, ev.User, ev.At)
 	case rooms.EventRoomDeleted:
-		return mustEncode(&chatv1.Event{Kind: &chatv1.Event_RoomDeleted{RoomDeleted: &chatv1.RoomDeleted{
+		return &chatv1.Event{Kind: &chatv1.Event_RoomDeleted{RoomDeleted: &chatv1.RoomDeleted{
 			At: timestamppb.New(ev.At),
-		}}})
+		}}}
 	case rooms.EventRefreshed:
-		return mustEncode(&chatv1.Event{Kind: &chatv1.Event_Refreshed{Refreshed: &chatv1.Refreshed{
+		return &chatv1.Event{Kind: &chatv1.Event_Refreshed{Refreshed: &chatv1.Refreshed{
 			ExpiresAt: timestamppb.New(ev.At),
-		}}})
+		}}}
 	default:
 		panic(fmt.Sprintf("wire: unknown event kind %d", ev.Kind))
 	}
@@ -179,13 +192,13 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	return protowire.AppendString(b, s)
 }
 
-// presence builds and encodes a presence event.
-func presence(kind chatv1.PresenceKind, user string, at time.Time) Event {
-	return mustEncode(&chatv1.Event{Kind: &chatv1.Event_Presence{Presence: &chatv1.Presence{
+// presence builds a presence event.
+func presence(kind chatv1.PresenceKind, user string, at time.Time) *chatv1.Event {
+	return &chatv1.Event{Kind: &chatv1.Event_Presence{Presence: &chatv1.Presence{
 		Kind:     kind,
 		UserName: user,
 		At:       timestamppb.New(at),
-	}}})
+	}}}
 }
 
 // Frame is a pre-encoded ChatResponse: send it with grpc.ServerStream.SendMsg
