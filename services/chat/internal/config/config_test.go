@@ -21,7 +21,8 @@ var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET
 	"MAX_MESSAGE_QUEUE_SIZE", "ROOM_TOKEN_DURATION", "HISTORY_SIZE", "MAX_MESSAGE_BYTES", "ROOM_IDLE_TTL",
 	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS",
 	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER", "PPROF_ENABLED", "DATABASE_URL", "HISTORY_STORE", "NATS_URL",
-	"NATS_TLS_CERT_FILE", "NATS_TLS_KEY_FILE", "NATS_REPLICAS", "INSTANCE_ID"}
+	"NATS_TLS_CERT_FILE", "NATS_TLS_KEY_FILE", "NATS_REPLICAS", "INSTANCE_ID",
+	"WEB_SERVER_ADDRESS", "WEB_SERVER_PORT", "WEB_AUTH_URL", "WS_ALLOWED_ORIGINS", "WS_PING_INTERVAL"}
 
 // clearEnv unsets every key for the test; t.Setenv restores them after.
 func clearEnv(t *testing.T) {
@@ -37,6 +38,9 @@ func TestDefaults(t *testing.T) {
 	c, err := Load(nil)
 	require.NoError(t, err)
 	assert.Equal(t, "0.0.0.0:5050", c.GRPCListenAddress())
+	assert.Equal(t, "0.0.0.0:8081", c.WebListenAddress())
+	assert.Empty(t, c.WSAllowedOrigins, "only the page's own origin")
+	assert.Equal(t, 15*time.Second, c.WSPingInterval)
 	assert.Equal(t, 6, c.ShortCodeLength)
 	assert.Equal(t, 256, c.MaxQueueSize)
 	assert.Equal(t, 100, c.HistorySize)
@@ -57,6 +61,15 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"port not a number", "GRPC_SERVER_PORT", "abc"},
 		{"address with a port", "GRPC_SERVER_ADDRESS", "0.0.0.0:5050"},
 		{"address not a host", "GRPC_SERVER_ADDRESS", "a b"},
+		{"web port out of range", "WEB_SERVER_PORT", "70000"},
+		{"web port same as gRPC", "WEB_SERVER_PORT", "5050"},
+		{"web address not a host", "WEB_SERVER_ADDRESS", "a b"},
+		{"auth URL without scheme", "WEB_AUTH_URL", "auth.example.com"},
+		{"auth URL with a query", "WEB_AUTH_URL", "https://auth.example.com/?x=1"},
+		{"origin with a path", "WS_ALLOWED_ORIGINS", "https://app.example/"},
+		{"origin without scheme", "WS_ALLOWED_ORIGINS", "https://ok.example, app.example"},
+		{"origin wildcard", "WS_ALLOWED_ORIGINS", "https://*.example"},
+		{"ping too often", "WS_PING_INTERVAL", "10ms"},
 		{"metrics without port", "METRICS_ADDRESS", "127.0.0.1"},
 		{"metrics bad port", "METRICS_ADDRESS", "127.0.0.1:http"},
 		{"metrics bad host", "METRICS_ADDRESS", "a/b:9090"},
@@ -114,6 +127,19 @@ func TestInvalidNamesKey(t *testing.T) {
 
 // Shared history lives in JetStream: an in-memory history cannot be
 // shared, and NATS URLs are logged without their passwords.
+func TestWebSettings(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("SECRET", goodSecret)
+	t.Setenv("WS_ALLOWED_ORIGINS", " https://app.example, http://127.0.0.1:3000 ,")
+	t.Setenv("WEB_AUTH_URL", "https://example.com/auth")
+	t.Setenv("WEB_SERVER_PORT", "9443")
+	c, err := Load(nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"https://app.example", "http://127.0.0.1:3000"}, c.WSAllowedOrigins)
+	assert.Equal(t, "0.0.0.0:9443", c.WebListenAddress())
+	assert.Equal(t, "https://example.com/auth", c.WebAuthURL)
+}
+
 func TestNATSSharedMode(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("SECRET", goodSecret)
