@@ -12,6 +12,7 @@
 #                         where a NATS server may already run)
 #   CHAT_PORT_BASE=5051   chat gRPC on BASE..BASE+2
 #   CHAT_METRICS_PORT_BASE=9091  chat metrics on BASE..BASE+2
+#   CHAT_WEB_PORT_BASE=8091  chat web (page, WebSocket) on BASE..BASE+2
 #   AUTH_PORT=8080
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ nats_server=${NATS_SERVER:-bin/tools/nats-server}
 nats_base=${NATS_PORT_BASE:-14222}
 chat_base=${CHAT_PORT_BASE:-5051}
 metrics_base=${CHAT_METRICS_PORT_BASE:-9091}
+web_base=${CHAT_WEB_PORT_BASE:-8091}
 auth_port=${AUTH_PORT:-8080}
 root=data/cluster
 logs=$root/logs
@@ -27,7 +29,7 @@ n=3
 
 die() { echo "run-cluster: $*" >&2; exit 1; }
 
-for v in NATS_PORT_BASE:nats_base CHAT_PORT_BASE:chat_base CHAT_METRICS_PORT_BASE:metrics_base AUTH_PORT:auth_port; do
+for v in NATS_PORT_BASE:nats_base CHAT_PORT_BASE:chat_base CHAT_METRICS_PORT_BASE:metrics_base CHAT_WEB_PORT_BASE:web_base AUTH_PORT:auth_port; do
 	var=${v#*:}
 	p=${!var}
 	[[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p + 4002 < 65536)) || die "${v%:*}=$p is not a usable port"
@@ -42,6 +44,7 @@ route_port() { echo $((nats_base + 2000 + $1 - 1)); }
 monitor_port() { echo $((nats_base + 4000 + $1 - 1)); }
 chat_port() { echo $((chat_base + $1 - 1)); }
 metrics_port() { echo $((metrics_base + $1 - 1)); }
+web_port() { echo $((web_base + $1 - 1)); }
 
 # A port taken by another program would fail a server late and obscurely.
 busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -51,6 +54,7 @@ for i in $(seq $n); do
 	done
 	busy "$(chat_port "$i")" && die "port $(chat_port "$i") is in use; set CHAT_PORT_BASE"
 	busy "$(metrics_port "$i")" && die "port $(metrics_port "$i") is in use; set CHAT_METRICS_PORT_BASE"
+	busy "$(web_port "$i")" && die "port $(web_port "$i") is in use; set CHAT_WEB_PORT_BASE"
 done
 busy "$auth_port" && die "port $auth_port is in use; set AUTH_PORT"
 
@@ -163,8 +167,11 @@ done
 
 # Auth on embedded SQLite, as scripts/run.sh has it; a DATABASE_URL from
 # the caller's environment is cleared.
+# The pages served by the chat instances call auth: their origins are let
+# through (CORS).
+origins=$(for i in $(seq $n); do printf 'http://127.0.0.1:%s,' "$(web_port "$i")"; done)
 start auth env DATABASE_URL= REST_SERVER_ADDRESS=127.0.0.1 REST_SERVER_PORT="$auth_port" \
-	DATA_DIR="$root/auth" bin/auth --config "$env_file"
+	CORS_ALLOWED_ORIGINS="${origins%,}" DATA_DIR="$root/auth" bin/auth --config "$env_file"
 ready auth "http://127.0.0.1:$auth_port/healthz"
 
 # The chat instances share one SQLite file, which the first one migrates
@@ -174,6 +181,7 @@ chat() {
 		NATS_URL="$nats_urls" NATS_REPLICAS=$n \
 		NATS_CREDS_FILE= NATS_TLS_CA_FILE= NATS_TLS_CERT_FILE= NATS_TLS_KEY_FILE= \
 		GRPC_SERVER_ADDRESS=127.0.0.1 GRPC_SERVER_PORT="$(chat_port "$1")" \
+		WEB_SERVER_ADDRESS=127.0.0.1 WEB_SERVER_PORT="$(web_port "$1")" WEB_AUTH_URL="http://127.0.0.1:$auth_port" \
 		METRICS_ADDRESS="127.0.0.1:$(metrics_port "$1")" bin/chat --config "$env_file"
 }
 chat 1
@@ -191,6 +199,8 @@ cat <<MSG
     auth   http://127.0.0.1:$auth_port   (POST /register, POST /login)
     chat   $chat_addrs
            (gRPC, instances chat-1..chat-$n; metrics on http://127.0.0.1:$(metrics_port 1)-$(metrics_port $n)/metrics)
+    web    http://127.0.0.1:$(web_port 1) .. http://127.0.0.1:$(web_port $n)
+           (the page of each instance: chat in a browser)
 
   NATS ports start at NATS_PORT_BASE=$nats_base, not 4222 by default, where
   a NATS server may already run. Data: $root/, logs: $logs/.
