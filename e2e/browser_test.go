@@ -339,6 +339,7 @@ func TestBrowserScreenshots(t *testing.T) {
 	alice.waitMessages(5)
 	assert.False(t, eval[bool](alice, `document.getElementById('online-panel').open`), "the online list is collapsed on a phone")
 	assert.Equal(t, "2", eval[string](alice, `document.getElementById('online-count').textContent`))
+	eval[chromedp.Void](alice, `document.activeElement.blur()`) // no focus ring in the picture
 	shoot("room-mobile.png", 375, 740, 2, true)
 	alice.assertClean()
 	bob.assertClean()

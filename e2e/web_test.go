@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
@@ -204,7 +206,13 @@ func (p *page) diagnostics() string {
 // typeInto focuses an input and types text into it with real key events.
 func (p *page) typeInto(id, text string) {
 	p.t.Helper()
-	p.do(chromedp.Clear(chromedp.ID(id)), chromedp.SendKeys(chromedp.ID(id), text))
+	// Not chromedp.Clear, which empties the value attribute but not what
+	// was typed.
+	clear := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[chromedp.Void](`document.getElementById(` + jsString(id) + `).value = ''`)(ctx, t)
+		return err
+	})
+	p.do(clear, chromedp.SendKeys(chromedp.ID(id), text))
 }
 
 func (p *page) click(id string) {
@@ -274,19 +282,39 @@ func (p *page) waitState(state string) {
 // with Shift+Enter.
 func (p *page) send(body string) {
 	p.t.Helper()
-	var steps []chromedp.Action[chromedp.Void]
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Focus(chromedp.ID("message-input"))}
 	for i, line := range strings.Split(body, "\n") {
 		if i > 0 {
-			steps = append(steps, chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierShift)))
+			steps = append(steps, pressEnter(kb.ModifierShift))
 		}
 		if line != "" {
 			steps = append(steps, chromedp.SendKeys(chromedp.ID("message-input"), line))
 		}
 	}
-	steps = append(steps, chromedp.KeyEvent(kb.Enter))
-	p.do(chromedp.Focus(chromedp.ID("message-input")))
+	steps = append(steps, pressEnter(kb.ModifierNone))
 	p.do(steps...)
 	p.waitJS("the composer emptied after sending", `document.getElementById('message-input').value === ''`)
+}
+
+// pressEnter presses Enter on the focused element as a keyboard does: one
+// key-down event that carries the text, which the page's handler can
+// cancel, then a key-up. (kb.Enter sends the text in a separate char event,
+// which no handler can cancel.)
+func pressEnter(mod kb.Modifier) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		down := input.DispatchKeyEventParams{
+			Type: input.DispatchKeyEventTypeKeyDown, Modifiers: int64(mod),
+			Key: "Enter", Code: "Enter", Text: "\r", UnmodifiedText: "\r",
+			WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
+		}
+		if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, down); err != nil {
+			return err
+		}
+		up := down
+		up.Type, up.Text, up.UnmodifiedText = input.DispatchKeyEventTypeKeyUp, "", ""
+		_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, up)
+		return err
+	})
 }
 
 // shown is a message as the page shows it.
