@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image/png"
 	"os"
@@ -343,4 +344,105 @@ func TestBrowserScreenshots(t *testing.T) {
 	shoot("room-mobile.png", 375, 740, 2, true)
 	alice.assertClean()
 	bob.assertClean()
+}
+
+// TestBrowserTokens runs with room tokens of 3 s and user tokens of 4 s:
+// the page renews its room token in-band, logging in again with the
+// password it keeps in memory, without a reconnection; after a reload,
+// which forgets the passwords, it asks for the room password once the
+// room token it kept expires.
+func TestBrowserTokens(t *testing.T) {
+	s := newStack(t, stackOptions{
+		authEnv: map[string]string{"TOKEN_DURATION": "4s"},
+		chatEnv: map[string]string{"ROOM_TOKEN_DURATION": "3s"},
+	})
+	s.waitWeb(t)
+	br := newBrowser(t)
+	alice := br.open(t, "alice", s.webURL)
+	alice.register("alice", pagePassword("alice"))
+	code := alice.createRoom("short passes", roomPassword)
+	r := &browserRoom{s: s, br: br, alice: alice, code: code}
+	carol, col := r.joinSDK(t, "carol")
+	alice.waitOnline("alice", "carol")
+
+	// Each renewal stores the new room token: count them from there.
+	alice.do(chromedp.Evaluate[chromedp.Void](`window.seenTokens = new Set();
+		window.seenUserTokens = new Set();
+		window.tokenWatch = setInterval(() => {
+			const s = JSON.parse(sessionStorage.getItem('grpcchatter'));
+			if (s.room) window.seenTokens.add(s.room.token);
+			window.seenUserTokens.add(s.userToken);
+		}, 100)`))
+	alice.waitJSFor(30*time.Second, "the room token renewed 4 times", `window.seenTokens.size >= 5`)
+	assert.GreaterOrEqual(t, eval[int](alice, `window.seenUserTokens.size`), 2, "the page logged in again for a new user token")
+
+	ctx := testCtx(t, 30*time.Second)
+	_, err := carol.Send(ctx, "still there?")
+	require.NoError(t, err)
+	alice.waitBody("still there?")
+	alice.send("yes")
+	col.waitUntil(t, 10*time.Second, "alice's answer", hasBody("yes"))
+	assert.NotContains(t, alice.systemLines(), "Reconnected.", "the page never reconnected")
+	for _, p := range eventsOf[*client.Presence](col.snapshot()) {
+		assert.NotEqual(t, "alice", p.User, "carol saw alice %s at %s", p.Kind, p.At)
+	}
+
+	// A reload forgets the passwords: once the kept room token expires,
+	// the page asks for the room password, with the room's code filled in.
+	// (Reloaded while the user token has a while to go, which the page
+	// keeps renewing: else it rightly asks to log in again first.)
+	alice.waitJS("a fresh user token", `Date.parse(JSON.parse(sessionStorage.getItem('grpcchatter')).userTokenExpiresAt) - Date.now() > 2500`)
+	alice.do(chromedp.Reload())
+	alice.waitJS("the page started again", `document.body.dataset.ready === 'true'`)
+	alice.waitJS("asked for the room password", `document.body.dataset.view === 'lobby' &&
+		document.getElementById('alert').textContent.includes('Enter the room password')`)
+	assert.Equal(t, code, eval[string](alice, `document.getElementById('join-code').value`))
+	alice.assertClean()
+}
+
+// TestBrowserClientRefusedSend drives chatter.js itself in the page: a
+// message queued before the stream told its body limit is refused by the
+// service, which ends the stream (4003); the client reports that message
+// as failed, reconnects, and delivers the next one once.
+func TestBrowserClientRefusedSend(t *testing.T) {
+	r := newBrowserRoom(t, "limits")
+	alice := r.alice
+	_, col := r.joinSDK(t, "carol")
+	script := fmt.Sprintf(`(async () => {
+		const { ChatClient, RoomConnection } = await import('/chatter.js');
+		const s = JSON.parse(sessionStorage.getItem('grpcchatter'));
+		const room = await new ChatClient().joinRoom(s.userToken, %s, %s);
+		const conn = new RoomConnection({ token: room.token, tokenExpiresAt: room.expiresAt, backlog: 0,
+			backoff: { initial: 50, max: 200 } });
+		window.events = [];
+		for (const type of ['state', 'opened', 'message', 'sendfailed', 'gap', 'deleted', 'error']) {
+			conn.addEventListener(type, (e) => window.events.push({ type, detail: e.detail }));
+		}
+		// Before the first stream opens, the limit is unknown: send takes both.
+		window.tooLong = conn.send('x'.repeat(5000));
+		window.fine = conn.send('fine');
+		conn.connect();
+		window.conn = conn;
+	})()`, jsString(r.code), jsString(roomPassword))
+	ctx, cancel := context.WithTimeout(alice.ctx, 20*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](script, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+
+	alice.waitJS("the refused message reported", `window.events.some(e => e.type === 'sendfailed' && e.detail.clientMessageId === window.tooLong)`)
+	alice.waitJS("the next message delivered", `window.events.some(e => e.type === 'message' && e.detail.clientMessageId === window.fine)`)
+	col.waitUntil(t, 10*time.Second, "the message at carol", hasBody("fine"))
+	failed := eval[string](alice, `JSON.stringify(window.events.find(e => e.type === 'sendfailed').detail)`)
+	assert.Contains(t, failed, "body", "the service's reason names the body: %s", failed)
+	assert.Equal(t, 1, eval[int](alice, `window.events.filter(e => e.type === 'message' && e.detail.body === 'fine').length`))
+	assert.Equal(t, 0, eval[int](alice, `window.events.filter(e => e.type === 'message' && e.detail.body.startsWith('xxx')).length`))
+	assert.Equal(t, 0, eval[int](alice, `window.conn.pending`), "nothing left unconfirmed")
+	assert.Equal(t, 4096, eval[int](alice, `window.conn.maxMessageBytes`))
+	assert.Equal(t, "connected", eval[string](alice, `window.conn.state`))
+	// A body over the now known limit is refused at once, never sent.
+	assert.True(t, eval[bool](alice, `(() => { try { window.conn.send('x'.repeat(4097)); return false } catch { return true } })()`))
+	for _, m := range col.messages() {
+		assert.NotEqual(t, 5000, len(m.Body), "the refused message reached carol")
+	}
+	alice.do(chromedp.Evaluate[chromedp.Void](`window.conn.close()`))
 }

@@ -130,16 +130,19 @@ function showLobby(focus = 'join-code') {
 // ---------- accounts ----------
 
 // userToken returns a user token that is still good, logging in again with
-// the password in memory when it is about to expire.
+// the password in memory when it is about to expire: within 30 s, or a
+// third of its life for short-lived tokens.
 async function userToken() {
   const s = load();
   const exp = Date.parse(s.userTokenExpiresAt || '') || 0;
-  if (s.userToken && (exp === 0 || exp - Date.now() > 30000)) return s.userToken;
+  const window = Math.min(30000, (s.userTokenLife || 0) / 3);
+  if (s.userToken && (exp === 0 || exp - Date.now() > window)) return s.userToken;
   if (secrets.userPassword) {
     const r = await auth.login(s.userName, secrets.userPassword);
     update((t) => {
       t.userToken = r.token;
       t.userTokenExpiresAt = r.expiresAt;
+      t.userTokenLife = lifeOf(r.expiresAt);
     });
     return r.token;
   }
@@ -147,10 +150,14 @@ async function userToken() {
   throw new ApiError(401, 'unauthenticated', 'your session expired: log in again');
 }
 
+function lifeOf(expiresAt) {
+  return Math.max(0, (Date.parse(expiresAt || '') || 0) - Date.now());
+}
+
 async function logIn(name, password) {
   const r = await auth.login(name, password);
   secrets.userPassword = password;
-  save({ userName: name, userToken: r.token, userTokenExpiresAt: r.expiresAt });
+  save({ userName: name, userToken: r.token, userTokenExpiresAt: r.expiresAt, userTokenLife: lifeOf(r.expiresAt) });
   clearError();
   showLobby();
 }
@@ -602,7 +609,8 @@ function updateCount() {
 
 function sendMessage() {
   const input = $('message-input');
-  const body = input.value;
+  // A pasted lone surrogate has no UTF-8 form: it becomes U+FFFD.
+  const body = typeof input.value.toWellFormed === 'function' ? input.value.toWellFormed() : input.value;
   if (!conn || body.trim() === '') return;
   if (utf8Length(body) > maxBytes) {
     showError('The message is ' + utf8Length(body) + ' bytes; the limit is ' + maxBytes + '.');

@@ -269,8 +269,7 @@ export class RoomConnection extends EventTarget {
    */
   constructor(opts) {
     super();
-    this.#token = opts.token;
-    this.#tokenExp = parseTime(opts.tokenExpiresAt);
+    this.#setToken(opts.token, opts.tokenExpiresAt);
     this.#backlog = opts.backlog ?? 50;
     this.#rejoin = opts.rejoin || null;
     this.#url = opts.url || defaultUrl();
@@ -279,7 +278,8 @@ export class RoomConnection extends EventTarget {
   }
 
   #token;
-  #tokenExp; // ms since the epoch, 0 if unknown
+  #tokenExp = 0; // ms since the epoch, 0 if unknown
+  #tokenLife = 0; // ms the token had left when it came
   #backlog;
   #rejoin;
   #url;
@@ -356,13 +356,16 @@ export class RoomConnection extends EventTarget {
    * send posts a message to the room. The connection owns it from then on:
    * it is written now or once the stream is back, and written again after
    * a break until it comes back as a message event (or a sendfailed event).
-   * @param {string} body non-empty, at most maxMessageBytes UTF-8 bytes
+   * @param {string} body non-empty, well-formed (no lone surrogates), at most
+   *   maxMessageBytes UTF-8 bytes once a stream has told the limit
    * @returns {string} the message's client message ID
    * @throws {Error} when the connection has ended, or the body is empty or too long
    */
   send(body) {
     if (this.#ended) throw new Error('the connection is closed');
     if (typeof body !== 'string' || body.length === 0) throw new Error('a message must not be empty');
+    // A lone surrogate has no UTF-8 form: the service would refuse it.
+    if (typeof body.isWellFormed === 'function' && !body.isWellFormed()) throw new Error('a message must be valid Unicode text');
     if (this.#maxBody > 0 && utf8Length(body) > this.#maxBody) {
       throw new Error('a message may be at most ' + this.#maxBody + ' bytes');
     }
@@ -466,8 +469,7 @@ export class RoomConnection extends EventTarget {
     try {
       const r = await this.#rejoin();
       if (this.#ended) return false;
-      this.#token = r.token;
-      this.#tokenExp = parseTime(r.expiresAt);
+      this.#setToken(r.token, r.expiresAt);
       this.#renewed = this.#tokenRefused;
       this.#tokenRefused = false;
       return true;
@@ -485,10 +487,18 @@ export class RoomConnection extends EventTarget {
     }
   }
 
-  // tokenDue says whether the room token expires within a tenth of a minute
-  // or so: not worth opening a stream with.
+  #setToken(token, expiresAt) {
+    this.#token = token;
+    this.#tokenExp = parseTime(expiresAt);
+    this.#tokenLife = this.#tokenExp > 0 ? this.#tokenExp - Date.now() : 0;
+  }
+
+  // tokenDue says whether the room token is about to expire (within 5 s,
+  // or a third of its life for short-lived tokens): not worth opening a
+  // stream with.
   #tokenDue() {
-    return this.#tokenExp > 0 && this.#tokenExp - Date.now() < 5000;
+    if (this.#tokenExp === 0) return false;
+    return this.#tokenExp - Date.now() < Math.min(5000, this.#tokenLife / 3);
   }
 
   #error(code, reason) {
@@ -560,8 +570,10 @@ export class RoomConnection extends EventTarget {
         return;
       } else if (ev.refreshed) {
         this.#refreshing = false;
+        // The stream now lives as long as the new token (the service's
+        // word for it, if it gives one).
         const exp = parseTime(ev.refreshed.expiresAt);
-        if (exp > this.#tokenExp) this.#tokenExp = exp;
+        if (exp > 0) this.#tokenExp = exp;
         this.#scheduleRefresh(ws);
       }
       if (!this.#live && this.#ws === ws && this.#replayed()) this.#goLive(ws);
@@ -695,7 +707,7 @@ export class RoomConnection extends EventTarget {
         return; // the stream ends when its token expires; see #broken
       }
       if (this.#ws !== ws || this.#ended || ws.readyState !== WebSocket.OPEN) return;
-      this.#token = r.token;
+      this.#setToken(r.token, r.expiresAt);
       this.#refreshing = true;
       ws.send(JSON.stringify({ refresh: { token: r.token } }));
     }, Math.min(left * 0.8, MAX_TIMER_MS));
