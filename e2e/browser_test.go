@@ -35,7 +35,12 @@ const roomPassword = "room-secret"
 
 func newBrowserRoom(t *testing.T, roomName string) *browserRoom {
 	t.Helper()
-	s := newStack(t, stackOptions{})
+	return newBrowserRoomWith(t, roomName, stackOptions{})
+}
+
+func newBrowserRoomWith(t *testing.T, roomName string, opts stackOptions) *browserRoom {
+	t.Helper()
+	s := newStack(t, opts)
 	s.waitWeb(t)
 	br := newBrowser(t)
 	alice := br.open(t, "alice", s.webURL)
@@ -203,41 +208,49 @@ func TestBrowserReload(t *testing.T) {
 }
 
 // TestBrowserRestart: chat restarts under the page, which reconnects,
-// resumes, and delivers once what was typed meanwhile.
+// resumes, and delivers once what was typed meanwhile. With the history in
+// memory the restart starts a new epoch, which the page shows as a gap.
 func TestBrowserRestart(t *testing.T) {
-	r := newBrowserRoom(t, "restart")
-	alice := r.alice
-	carol, col := r.joinSDK(t, "carol")
-	ctx := testCtx(t, 90*time.Second)
-	_, err := carol.Send(ctx, "before the restart")
-	require.NoError(t, err)
-	alice.waitBody("before the restart")
+	for _, hs := range historyStores {
+		t.Run(hs.name, func(t *testing.T) {
+			r := newBrowserRoomWith(t, "restart", stackOptions{chatEnv: map[string]string{"HISTORY_STORE": hs.name}})
+			alice := r.alice
+			carol, col := r.joinSDK(t, "carol")
+			ctx := testCtx(t, 90*time.Second)
+			_, err := carol.Send(ctx, "before the restart")
+			require.NoError(t, err)
+			alice.waitBody("before the restart")
 
-	r.s.chat.stop(t)
-	alice.waitState("reconnecting")
-	alice.send("typed while away")
-	alice.waitJS("the message waiting to be sent", `document.querySelectorAll('#outbox li').length === 1`)
-	assert.Equal(t, 1, len(alice.messages()), "nothing delivered while chat is down")
+			r.s.chat.stop(t)
+			alice.waitState("reconnecting")
+			alice.send("typed while away")
+			alice.waitJS("the message waiting to be sent", `document.querySelectorAll('#outbox li').length === 1`)
+			assert.Equal(t, 1, len(alice.messages()), "nothing delivered while chat is down")
 
-	r.s.startChat(t)
-	alice.waitState("connected")
-	_, err = carol.Send(ctx, "after the restart")
-	require.NoError(t, err)
-	alice.waitBody("after the restart")
-	alice.waitBody("typed while away")
-	// One more round trip settles whatever a resend could still bring.
-	alice.send("last")
-	alice.waitBody("last")
-	col.waitUntil(t, 30*time.Second, "alice's last message at carol", hasBody("last"))
-	alice.waitJS("the outbox emptied", `document.querySelectorAll('#outbox li').length === 0`)
+			r.s.startChat(t)
+			alice.waitState("connected")
+			_, err = carol.Send(ctx, "after the restart")
+			require.NoError(t, err)
+			alice.waitBody("after the restart")
+			alice.waitBody("typed while away")
+			// One more round trip settles whatever a resend could still bring.
+			alice.send("last")
+			alice.waitBody("last")
+			col.waitUntil(t, 30*time.Second, "alice's last message at carol", hasBody("last"))
+			alice.waitJS("the outbox emptied", `document.querySelectorAll('#outbox li').length === 0`)
 
-	atAlice := bodiesOf(alice.messages())
-	atCarol := sdkBodies(col.messages())
-	assert.Equal(t, 1, count(atAlice, "typed while away"), "at alice: %v", atAlice)
-	assert.Equal(t, 1, count(atCarol, "typed while away"), "at carol: %v", atCarol)
-	assert.Equal(t, atCarol, atAlice)
-	assert.Contains(t, alice.systemLines(), "Reconnected.")
-	alice.assertClean()
+			atAlice := bodiesOf(alice.messages())
+			atCarol := sdkBodies(col.messages())
+			assert.Equal(t, 1, count(atAlice, "typed while away"), "at alice: %v", atAlice)
+			assert.Equal(t, 1, count(atCarol, "typed while away"), "at carol: %v", atCarol)
+			assert.Equal(t, atCarol, atAlice)
+			lines := alice.systemLines()
+			assert.Contains(t, lines, "Reconnected.")
+			gaps := slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "may be missing") })
+			assert.Equal(t, !hs.durable, gaps, "a gap shown only when the history was lost: %v", lines)
+			alice.assertClean()
+		})
+	}
 }
 
 // TestBrowserDelete: only the owner may delete the room, and the other page
