@@ -209,7 +209,7 @@ func (p *page) typeInto(id, text string) {
 	// Not chromedp.Clear, which empties the value attribute but not what
 	// was typed.
 	clear := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[chromedp.Void](`document.getElementById(` + jsString(id) + `).value = ''`)(ctx, t)
+		_, err := chromedp.Evaluate[chromedp.Void](`document.getElementById(`+jsString(id)+`).value = ''`)(ctx, t)
 		return err
 	})
 	p.do(clear, chromedp.SendKeys(chromedp.ID(id), text))
