@@ -292,6 +292,7 @@ export class RoomConnection extends EventTarget {
   #timer = 0; // the reconnection or open timeout
   #refreshTimer = 0;
   #onOnline = null;
+  #attempting = false; // renewing the token before opening a stream
 
   // Where the room stands for this connection: the last message delivered.
   #epoch = '';
@@ -341,7 +342,7 @@ export class RoomConnection extends EventTarget {
     if (typeof globalThis.addEventListener === 'function') {
       // Back online: retry now rather than at the end of a long backoff.
       this.#onOnline = () => {
-        if (this.#state === 'reconnecting' && !this.#ws) {
+        if (this.#state === 'reconnecting' && !this.#ws && !this.#attempting) {
           clearTimeout(this.#timer);
           this.#attemptOpen();
         }
@@ -410,7 +411,10 @@ export class RoomConnection extends EventTarget {
     if (this.#ended) return;
     if (this.#tokenRefused || this.#tokenDue()) {
       // Renew first: the service refused the token or would soon.
-      if (!(await this.#renewToken())) return;
+      this.#attempting = true;
+      const ok = await this.#renewToken();
+      this.#attempting = false;
+      if (!ok) return;
     }
     if (this.#ended) return;
     let ws;
