@@ -40,6 +40,7 @@ func newBrowserRoom(t *testing.T, roomName string) *browserRoom {
 
 func newBrowserRoomWith(t *testing.T, roomName string, opts stackOptions) *browserRoom {
 	t.Helper()
+	needBrowser(t) // before starting anything
 	s := newStack(t, opts)
 	s.waitWeb(t)
 	br := newBrowser(t)
@@ -88,6 +89,7 @@ func count[T comparable](xs []T, x T) int {
 // TestBrowserChat: two browser users and an SDK user in one room see the
 // same messages in the same order, and each other online.
 func TestBrowserChat(t *testing.T) {
+	needBrowser(t)
 	s := newStack(t, stackOptions{})
 	s.waitWeb(t)
 	br := newBrowser(t)
@@ -365,6 +367,7 @@ func TestBrowserScreenshots(t *testing.T) {
 // which forgets the passwords, it asks for the room password once the
 // room token it kept expires.
 func TestBrowserTokens(t *testing.T) {
+	needBrowser(t)
 	s := newStack(t, stackOptions{
 		authEnv: map[string]string{"TOKEN_DURATION": "4s"},
 		chatEnv: map[string]string{"ROOM_TOKEN_DURATION": "3s"},
