@@ -9,6 +9,7 @@ replace (
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.1.2
+	github.com/coder/websocket v1.8.15
 	github.com/grpcchatter/grpcchatter/pkg v0.0.0-00010101000000-000000000000
 	github.com/grpcchatter/grpcchatter/proto v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats.go v1.56.0

@@ -128,32 +128,52 @@ func (b *bench) startChat(ctx context.Context) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, addr, metricsURL, err := b.startChatProcess(ctx, "chat", dir)
+	p, addrs, err := b.startChatProcess(ctx, "chat", dir)
 	if err != nil {
 		return nil, err
 	}
-	return &service{p: p, metricsURL: metricsURL, target: chatload.Target{
-		Name: "chat", Addr: addr, Signer: b.signer, CPU: p.CPU,
+	return &service{p: p, metricsURL: addrs.metricsURL, target: chatload.Target{
+		Name: "chat", Addr: addrs.grpc, WebAddr: addrs.web, Signer: b.signer, CPU: p.CPU,
 	}}, nil
+}
+
+// chatAddrs are where a started chat process listens.
+type chatAddrs struct {
+	grpc       string // host:port
+	web        string // host:port of the web listener (WebSocket, HTTP/JSON)
+	metricsURL string
 }
 
 // startChatProcess starts a chat process on free ports with the data
 // directory dir and env added to the run's settings, and returns it with
-// its gRPC address and metrics URL.
-func (b *bench) startChatProcess(ctx context.Context, name, dir string, env ...string) (*proc.Process, string, string, error) {
-	port, err := proc.FreePort()
-	if err != nil {
-		return nil, "", "", err
+// its addresses.
+func (b *bench) startChatProcess(ctx context.Context, name, dir string, env ...string) (*proc.Process, chatAddrs, error) {
+	var ports [3]int
+	for i := 0; i < len(ports); {
+		p, err := proc.FreePort()
+		if err != nil {
+			return nil, chatAddrs{}, err
+		}
+		// Each was free a moment ago, but the kernel may hand one out twice.
+		if !slices.Contains(ports[:i], p) {
+			ports[i] = p
+			i++
+		}
 	}
-	mport, err := proc.FreePort()
-	if err != nil {
-		return nil, "", "", err
+	port, wport, mport := ports[0], ports[1], ports[2]
+	addrs := chatAddrs{
+		grpc:       "127.0.0.1:" + strconv.Itoa(port),
+		web:        "127.0.0.1:" + strconv.Itoa(wport),
+		metricsURL: "http://127.0.0.1:" + strconv.Itoa(mport),
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	env = append([]string{
 		"SECRET=" + b.secret,
 		"GRPC_SERVER_ADDRESS=127.0.0.1",
 		"GRPC_SERVER_PORT=" + strconv.Itoa(port),
+		// A port of its own for the web listener: its default (8081) would
+		// clash between instances and with anything else on the machine.
+		"WEB_SERVER_ADDRESS=127.0.0.1",
+		"WEB_SERVER_PORT=" + strconv.Itoa(wport),
 		"DATA_DIR=" + dir,
 		"METRICS_ADDRESS=127.0.0.1:" + strconv.Itoa(mport),
 		// Warnings only: the engine is measured, not the request log.
@@ -164,11 +184,11 @@ func (b *bench) startChatProcess(ctx context.Context, name, dir string, env ...s
 	if b.cfg.QueueSize > 0 {
 		env = append(env, "MAX_MESSAGE_QUEUE_SIZE="+strconv.Itoa(b.cfg.QueueSize))
 	}
-	p, err := proc.Start(ctx, name, b.chatBin, env, addr)
+	p, err := proc.Start(ctx, name, b.chatBin, env, addrs.grpc)
 	if err != nil {
-		return nil, "", "", err
+		return nil, chatAddrs{}, err
 	}
-	return p, addr, "http://127.0.0.1:" + strconv.Itoa(mport), nil
+	return p, addrs, nil
 }
 
 func (b *bench) startBaseline(ctx context.Context) (*service, error) {
@@ -208,7 +228,7 @@ func (b *bench) fanout(ctx context.Context, s *service, fc chatload.FanoutConfig
 // fanoutKept is fanout that also says which attempt it kept (0 is the
 // first): a run made again on a noisy machine keeps its least noisy one.
 func (b *bench) fanoutKept(ctx context.Context, s *service, fc chatload.FanoutConfig) (*chatload.FanoutResult, int, error) {
-	label := fmt.Sprintf("%s %s: %d rooms × %d members", s.target.Name, fc.Mode, fc.Rooms, fc.Members)
+	label := fmt.Sprintf("%s %s%s: %d rooms × %d members", s.target.Name, fc.Mode, transportLabel(fc), fc.Rooms, fc.Members)
 	if fc.Senders > 1 {
 		label += fmt.Sprintf(", %d senders each", fc.Senders)
 	}
@@ -289,6 +309,12 @@ func (b *bench) runAll(ctx context.Context) (*report.Report, error) {
 		rep.StalledP99Ratio = rep.Stalled.Latency.P99 / chatPaced.Latency.P99
 	}
 	rep.Growth = growth(b.cfg.Sizes, chatBurst, rep.Machine.Cores)
+
+	if !b.cfg.Skip["ws"] {
+		if rep.WebSocket, err = b.webSocket(ctx, rep); err != nil {
+			return nil, err
+		}
+	}
 
 	if !b.cfg.Skip["cluster"] {
 		if rep.Cluster, err = b.cluster(ctx, rep, chatBurst[pacedSize(b.cfg.Sizes)]); err != nil {
@@ -430,9 +456,16 @@ func (b *bench) baselineFanout(ctx context.Context, rate float64) (map[int]*chat
 // address, and always of the generator itself.
 func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutConfig, generator bool) ([]report.Profile, error) {
 	fc.Duration = time.Duration(b.cfg.ProfileSeconds) * time.Second
-	what := fmt.Sprintf("%s fan-out, %d rooms × %d members", fc.Mode, fc.Rooms, fc.Members)
+	what := fmt.Sprintf("%s fan-out%s, %d rooms × %d members", fc.Mode, transportLabel(fc), fc.Rooms, fc.Members)
 	if fc.Mode == chatload.Paced {
 		what += fmt.Sprintf(" at %.0f msg/s", fc.Rate)
+	}
+	kind := string(fc.Mode)
+	switch {
+	case fc.Transport == chatload.WebSocket:
+		kind += "-websocket"
+	case fc.StreamsPerConn == 1:
+		kind += "-conn-per-member"
 	}
 	dir := b.tmp
 	if b.cfg.ProfileDir != "" {
@@ -441,12 +474,12 @@ func (b *bench) profile(ctx context.Context, chat *service, fc chatload.FanoutCo
 		}
 		dir = b.cfg.ProfileDir
 	}
-	genPath := filepath.Join(dir, fmt.Sprintf("generator-%s-%.0f.pprof", fc.Mode, fc.Rate))
+	genPath := filepath.Join(dir, fmt.Sprintf("generator-%s-%.0f.pprof", kind, fc.Rate))
 	f, err := os.Create(genPath)
 	if err != nil {
 		return nil, err
 	}
-	serverPath := filepath.Join(dir, fmt.Sprintf("chat-%s-%.0f.pprof", fc.Mode, fc.Rate))
+	serverPath := filepath.Join(dir, fmt.Sprintf("chat-%s-%.0f.pprof", kind, fc.Rate))
 	serverErr := make(chan error, 1)
 	started := make(chan struct{})
 	var startOnce sync.Once

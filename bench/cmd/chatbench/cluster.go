@@ -170,13 +170,13 @@ func (b *bench) withShared(ctx context.Context, nats *proc.NATSServer, dir strin
 		// Instance IDs are unique per start, as a restarted instance's
 		// would be: an instance's feed skips what its own ID appended.
 		id := fmt.Sprintf("bench-%d-%d", b.started, i+1)
-		p, addr, _, err := b.startChatProcess(ctx, "chat "+id, dir,
+		p, ca, err := b.startChatProcess(ctx, "chat "+id, dir,
 			"NATS_URL="+nats.URL, "NATS_REPLICAS=1", "INSTANCE_ID="+id)
 		if err != nil {
 			return err
 		}
 		instances = append(instances, p)
-		addrs = append(addrs, addr)
+		addrs = append(addrs, ca.grpc)
 	}
 	watched := append(append([]*proc.Process{}, instances...), nats.Process)
 	s := &service{p: instances[0], more: watched[1:], target: chatload.Target{

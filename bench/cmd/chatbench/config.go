@@ -46,9 +46,12 @@ type config struct {
 	Argon2Memory uint32
 	Argon2Time   uint32
 
+	WSRounds int     // rounds of the WebSocket section, each measuring every transport once
+	WSPaced  float64 // the WebSocket section's paced load, a fraction of the slowest transport's burst rate
+
 	ProfileSeconds int
 	ProfileDir     string          // keep the raw CPU profiles here ("": discard them)
-	Skip           map[string]bool // "auth", "idle", "stalled", "baseline", "cluster"
+	Skip           map[string]bool // "auth", "idle", "stalled", "baseline", "cluster", "ws"
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -78,6 +81,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.HotRoom, "hot-room", 300, "cross-instance section: members of the hot room, spread over 3 instances with a sender on each")
 	fs.Float64Var(&c.ClusterPaced, "cluster-paced", 0.02, "cross-instance section: also measure latency at this fraction of the chat service's burst rate (0: burst only)")
 	fs.StringVar(&c.NATSServerBin, "nats-server", os.Getenv("NATS_SERVER_BIN"), "nats-server ≥ 2.11 for the cross-instance section (default: $NATS_SERVER_BIN, else bin/tools/nats-server, else built from tools/go.mod)")
+	fs.IntVar(&c.WSRounds, "ws-rounds", 2, "WebSocket section: rounds, each measuring every transport once in burst and paced mode, in alternating order")
+	fs.Float64Var(&c.WSPaced, "ws-paced", 0.03, "WebSocket section: paced runs at this fraction of the slowest transport's burst rate, light so that latency is the path and not CPU queueing (0: burst only)")
 	fs.IntVar(&c.IdleStreams, "idle", 10000, "idle Chat streams, one connection each")
 	fs.IntVar(&c.IdleRoomSize, "idle-room-size", 100, "members per room in the idle run")
 	fs.IntVar(&c.IdleParallel, "idle-parallel", 64, "connections set up at once in the idle run")
@@ -87,7 +92,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.UintVar(&tim, "argon2-time", 2, "ARGON2_TIME for the auth service and the ceiling")
 	fs.IntVar(&c.ProfileSeconds, "profile", 5, "seconds of CPU profile taken during the size-100 burst (0: none)")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "also keep the raw CPU profiles (chat service and generator) in this directory")
-	fs.StringVar(&skip, "skip", "", "comma-separated parts to skip: baseline, stalled, cluster, idle, auth")
+	fs.StringVar(&skip, "skip", "", "comma-separated parts to skip: baseline, stalled, cluster, ws, idle, auth")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -115,11 +120,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 			c.Skip[s] = true
 		}
 	}
-	if c.Window < 1 || c.Streams < 1 || c.Duration <= 0 || c.IdleRoomSize < 1 || c.HotRoom < clusterInstances {
-		return c, fmt.Errorf("-window, -streams, -duration and -idle-room-size must be positive, -hot-room at least %d", clusterInstances)
+	if c.Window < 1 || c.Streams < 1 || c.Duration <= 0 || c.IdleRoomSize < 1 || c.WSRounds < 1 || c.HotRoom < clusterInstances {
+		return c, fmt.Errorf("-window, -streams, -duration, -idle-room-size and -ws-rounds must be positive, -hot-room at least %d", clusterInstances)
 	}
-	if c.ClusterPaced < 0 {
-		return c, fmt.Errorf("-cluster-paced must not be negative")
+	if c.ClusterPaced < 0 || c.WSPaced < 0 {
+		return c, fmt.Errorf("-cluster-paced and -ws-paced must not be negative")
 	}
 	c.Command = "go run ./bench/cmd/chatbench " + strings.Join(args, " ")
 	return c, nil

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +42,7 @@ func TestSmoke(t *testing.T) {
 		"-auth-duration", "300ms", "-auth-conc", "1,2",
 		"-profile", "1", "-quiet-wait", "0s", "-retries", "0",
 		"-hot-room", "9", "-cluster-paced", "0.05",
+		"-ws-rounds", "2", "-ws-paced", "0.1",
 	}
 	// CHATBENCH_REV builds the services from a commit, for checking the
 	// generator while the services' work tree is being edited.
@@ -111,6 +115,41 @@ func TestSmoke(t *testing.T) {
 	assert.GreaterOrEqual(t, c.HotRoomAppends.Published, c.HotRoomAppends.Stored)
 	assert.LessOrEqual(t, c.HotRoomAppends.Stored, c.HotRoom.Sent, "an append carries one message or more")
 
+	// The WebSocket section: every variant in both modes in each round,
+	// the rounds in opposite orders, and each WebSocket member on a
+	// connection of its own that carried every delivery.
+	require.NotNil(t, rep.WebSocket)
+	w := rep.WebSocket
+	assert.Equal(t, 10, w.Members)
+	require.Len(t, w.Runs, 2*2*3, "two rounds of three variants in burst and paced mode")
+	assert.Equal(t, w.Runs[0].Variant, w.Runs[5].Variant, "the second round runs the variants in reverse")
+	assert.Equal(t, w.Runs[2].Variant, w.Runs[3].Variant)
+	for _, r := range w.Runs {
+		f := r.Result
+		check(fmt.Sprintf("websocket section, round %d, %s, %s", r.Round, f.Mode, r.Variant), f)
+		switch r.Variant {
+		case report.VariantWebSocket:
+			assert.Equal(t, chatload.WebSocket, f.Transport)
+			assert.Equal(t, f.Rooms*f.Members, f.Conns, "one connection per WebSocket member")
+		case report.VariantGRPCOwnConn:
+			assert.Equal(t, chatload.GRPC, f.Transport)
+			assert.Equal(t, f.Rooms*f.Members, f.Conns)
+		case report.VariantGRPC:
+			assert.Equal(t, chatload.GRPC, f.Transport)
+			assert.Less(t, f.Conns, f.Rooms*f.Members, "gRPC members share connections")
+		default:
+			t.Errorf("unknown variant %q", r.Variant)
+		}
+	}
+	require.Len(t, w.Ratios, 2*2, "WebSocket against both gRPC variants in both modes")
+	for _, r := range w.Ratios {
+		assert.Positive(t, r.PerCPU, "%s %s", r.Mode, r.Against)
+		assert.Positive(t, r.P50)
+		assert.Positive(t, r.P99)
+		assert.Len(t, r.PerRound, 2)
+	}
+	assert.Positive(t, w.PacedRate)
+
 	require.NotNil(t, rep.Idle)
 	assert.Equal(t, 40, rep.Idle.Opened, rep.Idle.FirstError)
 	assert.Positive(t, rep.Idle.RSS[2])
@@ -137,6 +176,11 @@ func TestSmoke(t *testing.T) {
 
 	assert.NotEmpty(t, rep.Targets)
 	assert.NotEmpty(t, rep.Profiles)
+	assert.True(t, slices.ContainsFunc(rep.Profiles, func(p report.Profile) bool { return strings.Contains(p.Name, "over WebSocket") }),
+		"the chat service is profiled during a WebSocket fan-out")
+	md, err := os.ReadFile(filepath.Join(out, "BENCHMARKS.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "## WebSocket vs gRPC, 10 members")
 	for _, f := range []string{"BENCHMARKS.md", "img/latency.png", "img/throughput.png"} {
 		st, err := os.Stat(filepath.Join(out, f))
 		require.NoError(t, err)

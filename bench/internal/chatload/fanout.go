@@ -40,6 +40,10 @@ type FanoutConfig struct {
 	// senders stream to different instances, so their appends contend.
 	Senders int
 	Mode    Mode
+	// Transport is how members stream: GRPC (the default) or WebSocket.
+	// Rooms are set up through gRPC unary calls either way, so that only
+	// the stream's transport differs.
+	Transport Transport
 	// Duration is how long senders send; delivery then drains.
 	Duration time.Duration
 	// Window bounds a room's in-flight messages in Burst mode. It must be
@@ -51,9 +55,10 @@ type FanoutConfig struct {
 	BodyBytes int
 	// StreamsPerConn is how many member streams share one client
 	// connection, as they would behind a gateway or on a multi-room client.
+	// Over WebSocket every member has its own connection.
 	StreamsPerConn int
 	// Stalled adds to room 0 one extra member, on its own connection, that
-	// opens its stream and then never reads.
+	// opens its stream and then never reads. Over gRPC only.
 	Stalled bool
 	// DrainTimeout bounds the wait for the last deliveries.
 	DrainTimeout time.Duration
@@ -68,11 +73,12 @@ type FanoutConfig struct {
 
 // FanoutResult is what one fan-out run measured.
 type FanoutResult struct {
-	Target  string `json:"target"`
-	Mode    Mode   `json:"mode"`
-	Rooms   int    `json:"rooms"`
-	Members int    `json:"members"`
-	Senders int    `json:"senders_per_room"`
+	Target    string    `json:"target"`
+	Mode      Mode      `json:"mode"`
+	Transport Transport `json:"transport"`
+	Rooms     int       `json:"rooms"`
+	Members   int       `json:"members"`
+	Senders   int       `json:"senders_per_room"`
 	// Instances is how many instances of the service the members were
 	// spread over.
 	Instances int     `json:"instances"`
@@ -181,7 +187,7 @@ type receiver struct {
 	// also, when set, records this receiver's latencies a second time.
 	also   *recorder
 	shard  int
-	stream *chatStream
+	stream memberStream
 	next   []atomic.Int64 // next expected message number, per sender
 	// order hashes the client IDs in the order received (FNV-1a over
 	// IDs); only the receiving goroutine touches it.
@@ -212,9 +218,15 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	if cfg.Senders > cfg.Members {
 		return FanoutResult{}, fmt.Errorf("chatload: %d senders in rooms of %d members", cfg.Senders, cfg.Members)
 	}
-	total := cfg.Rooms * cfg.Members
+	if cfg.Transport == "" {
+		cfg.Transport = GRPC
+	}
 	addrs := t.instances()
-	res := FanoutResult{Target: t.Name, Mode: cfg.Mode, Rooms: cfg.Rooms, Members: cfg.Members, Senders: cfg.Senders,
+	if cfg.Transport == WebSocket && (t.WebAddr == "" || len(addrs) > 1 || cfg.Stalled) {
+		return FanoutResult{}, fmt.Errorf("chatload: WebSocket members need one instance with a web listener (Target.WebAddr) and no stalled member")
+	}
+	total := cfg.Rooms * cfg.Members
+	res := FanoutResult{Target: t.Name, Mode: cfg.Mode, Transport: cfg.Transport, Rooms: cfg.Rooms, Members: cfg.Members, Senders: cfg.Senders,
 		Instances: len(addrs), Stalled: cfg.Stalled}
 	if cfg.Mode == Paced {
 		res.Rate = cfg.Rate
@@ -231,6 +243,10 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 		for m := range cfg.Members {
 			perInstance[place(r, m)]++
 		}
+	}
+	if cfg.Transport == WebSocket {
+		// One gRPC connection, for setting up the rooms.
+		perInstance[0], cfg.StreamsPerConn = 1, 1
 	}
 	conns := make([][]*grpc.ClientConn, len(addrs))
 	for a, n := range perInstance {
@@ -255,6 +271,13 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 	recvs := make([]*receiver, 0, total)
 	ccs := make([]*grpc.ClientConn, 0, total)
 	used := make([]int, len(addrs))
+	openMember := func(ctx context.Context, i int, tok string) (memberStream, error) { return open(ctx, ccs[i], tok) }
+	if cfg.Transport == WebSocket {
+		d := newWSDialer(t.WebAddr)
+		defer d.close()
+		openMember = func(ctx context.Context, _ int, tok string) (memberStream, error) { return openWS(ctx, d, tok) }
+		res.Conns = total
+	}
 	for i := range rooms {
 		s := &roomState{members: int32(cfg.Members)}
 		for j := range cfg.Senders {
@@ -276,7 +299,7 @@ func Fanout(ctx context.Context, t Target, cfg FanoutConfig) (FanoutResult, erro
 			recvs = append(recvs, &receiver{room: s, shard: len(recvs), next: make([]atomic.Int64, cfg.Senders)})
 		}
 	}
-	if err := openAll(runCtx, ccs, rooms, recvs); err != nil {
+	if err := openAll(runCtx, rooms, recvs, openMember); err != nil {
 		return res, err
 	}
 
@@ -459,9 +482,8 @@ func cpuOf(clock func() (time.Duration, error)) time.Duration {
 	return d
 }
 
-// openAll opens every member's stream, member i on conns[i], 32 at a
-// time.
-func openAll(ctx context.Context, conns []*grpc.ClientConn, rooms []room, recvs []*receiver) error {
+// openAll opens every member's stream with openMember, 32 at a time.
+func openAll(ctx context.Context, rooms []room, recvs []*receiver, openMember func(ctx context.Context, i int, tok string) (memberStream, error)) error {
 	sem := make(chan struct{}, 32)
 	var mu sync.Mutex
 	var first error
@@ -469,14 +491,14 @@ func openAll(ctx context.Context, conns []*grpc.ClientConn, rooms []room, recvs 
 	i := 0
 	for _, rm := range rooms {
 		for _, m := range rm.members {
-			r, cc := recvs[i], conns[i]
+			r, idx := recvs[i], i
 			i++
 			sem <- struct{}{}
 			wg.Add(1)
 			// Owned by openAll; ends when the stream is open or failed.
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				s, err := open(ctx, cc, m.token)
+				s, err := openMember(ctx, idx, m.token)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil && first == nil {
@@ -559,7 +581,7 @@ var errWindowStall = errors.New("window stalled: in-flight messages not delivere
 // sendLoop sends one sender's messages to room. In Paced mode the k-th is
 // due at first + k×interval; when the generator is late it sends at once,
 // so the rate holds, and slip records by how much.
-func (s *senderState) sendLoop(ctx context.Context, room *roomState, stream *chatStream, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time,
+func (s *senderState) sendLoop(ctx context.Context, room *roomState, stream memberStream, cfg FanoutConfig, first time.Time, interval time.Duration, deadline time.Time,
 	slip *recorder, shard int) error {
 	pad := make([]byte, cfg.BodyBytes-16)
 	for i := range pad {
@@ -688,7 +710,7 @@ func (r *receiver) loop(rec *recorder) {
 			return
 		}
 		now = time.Now()
-		if _, err := walkFrame(frame, onMessage); err != nil {
+		if _, err := r.stream.walk(frame, onMessage); err != nil {
 			r.code, r.err = codes.Internal, err
 			return
 		}

@@ -1,7 +1,7 @@
 // Package chatload drives a ChatService over loopback: fan-out rooms in
-// burst and paced mode, a stalled member, and many idle connections. It
-// speaks only the public proto, so the same code measures the chat
-// service and the baseline.
+// burst and paced mode, over gRPC or WebSocket, a stalled member, and many
+// idle connections. It speaks only the public proto, so the same code
+// measures the chat service and the baseline.
 package chatload
 
 import (
@@ -25,6 +25,10 @@ type Target struct {
 	Name string
 	// Addr is host:port.
 	Addr string
+	// WebAddr is host:port of the chat service's web listener, which
+	// serves the Chat stream over WebSocket; "" when the target has none
+	// (the baseline).
+	WebAddr string
 	// Addrs, when set, are several instances of the service that share
 	// rooms. A fan-out run then creates its rooms on the first and spreads
 	// each room's members, senders included, evenly over all of them;

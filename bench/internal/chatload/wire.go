@@ -77,6 +77,10 @@ func (s *chatStream) recv() ([]byte, error) {
 	return s.frame.buf, nil
 }
 
+func (s *chatStream) walk(frame []byte, onMessage func(id, body []byte)) (bool, error) {
+	return walkFrame(frame, onMessage)
+}
+
 func newChatStream(ctx context.Context, cc *grpc.ClientConn) (*chatStream, error) {
 	desc := &chatv1.ChatService_ServiceDesc.Streams[0]
 	cs, err := cc.NewStream(ctx, desc, chatv1.ChatService_Chat_FullMethodName, grpc.ForceCodecV2(rawCodec{}))

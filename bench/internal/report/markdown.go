@@ -146,6 +146,10 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		p("\n")
 	}
 
+	if r.WebSocket != nil {
+		r.WebSocket.markdown(&b)
+	}
+
 	if r.Cluster != nil {
 		r.Cluster.markdown(&b)
 	}

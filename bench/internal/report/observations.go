@@ -44,6 +44,9 @@ func (r *Report) Observations() []string {
 				p.Ratios.PerCPU, p.Size))
 		}
 	}
+	if w := r.WebSocket; w != nil {
+		out = append(out, w.observations()...)
+	}
 	if i := r.Idle; i != nil && i.HeapExposed && i.Opened > 0 {
 		other := i.RSSPerStream - i.HeapPerStream - i.StackPerStream
 		out = append(out, fmt.Sprintf("An idle stream on its own connection costs %.1f KB of RSS: %.1f KB of Go heap (transport buffers, HTTP/2 and stream state, the subscription), %.1f KB of goroutine stacks for %.1f goroutines, and %.1f KB of runtime overhead and garbage not yet returned to the OS.",

@@ -40,6 +40,8 @@ type Report struct {
 
 	// Cluster is the cross-instance section: the shared mode on NATS.
 	Cluster *Cluster `json:"cluster,omitempty"`
+	// WebSocket is the fan-out over WebSocket against gRPC.
+	WebSocket *WebSocket `json:"websocket,omitempty"`
 
 	Idle   *chatload.IdleResult `json:"idle,omitempty"`
 	Auth   *Auth                `json:"auth,omitempty"`
@@ -207,7 +209,7 @@ func (r *Report) WriteJSON(path string) error {
 
 // ChatRuns lists every fan-out run of the chat service in the report,
 // each once: burst, paced, the further paced loads, the stalled-member
-// runs and the cross-instance runs.
+// runs, the cross-instance runs and the WebSocket section's.
 func (r *Report) ChatRuns() []*chatload.FanoutResult {
 	var out []*chatload.FanoutResult
 	for _, p := range r.Burst {
@@ -220,6 +222,9 @@ func (r *Report) ChatRuns() []*chatload.FanoutResult {
 	out = append(out, r.Stalled, r.StalledLow)
 	if r.Cluster != nil {
 		out = append(out, r.Cluster.Runs()...)
+	}
+	if r.WebSocket != nil {
+		out = append(out, r.WebSocket.Results()...)
 	}
 	seen := map[*chatload.FanoutResult]bool{nil: true}
 	return slices.DeleteFunc(out, func(f *chatload.FanoutResult) bool {

@@ -25,6 +25,12 @@ func (r *Report) Table(w io.Writer) error {
 		if f.Senders > 1 {
 			mode += fmt.Sprintf("+%dsenders", f.Senders)
 		}
+		switch {
+		case f.Transport == chatload.WebSocket:
+			mode += "+ws"
+		case f.Conns >= f.Rooms*f.Members:
+			mode += "+conn/member"
+		}
 		c := f.Cores
 		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%d/%d\t%d\t%d\t%.2f/%.2f/%.2f\t\n", f.Target, mode, f.Rooms, f.Members,
 			f.MessagesPerSec, f.DeliveriesPerSec, f.DeliveriesPerCPUSec, f.Latency.P50, f.Latency.P99, f.Latency.P999, f.Lost, f.Undelivered, f.SlowConsumerDisconnects, f.StreamErrors,
@@ -45,6 +51,11 @@ func (r *Report) Table(w io.Writer) error {
 	row(r.StalledLow)
 	if c := r.Cluster; c != nil {
 		for _, f := range c.Runs() {
+			row(f)
+		}
+	}
+	if w := r.WebSocket; w != nil {
+		for _, f := range w.Results() {
 			row(f)
 		}
 	}
