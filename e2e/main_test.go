@@ -17,7 +17,7 @@ import (
 // not be (no workspace), which skips every test.
 var (
 	bins struct {
-		auth, chat, chatter string
+		auth, chat, chatter, idleclient string
 	}
 	skipReason string
 )
@@ -43,7 +43,7 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	build := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator),
-		"./services/auth/cmd/auth", "./services/chat/cmd/chat", "./pkg/cmd/chatter")
+		"./services/auth/cmd/auth", "./services/chat/cmd/chat", "./pkg/cmd/chatter", "./e2e/internal/idleclient")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: building the binaries in %s: %v\n%s", root, err, out)
@@ -52,6 +52,7 @@ func buildAndRun(m *testing.M) int {
 	bins.auth = filepath.Join(dir, "auth")
 	bins.chat = filepath.Join(dir, "chat")
 	bins.chatter = filepath.Join(dir, "chatter")
+	bins.idleclient = filepath.Join(dir, "idleclient")
 	code := m.Run()
 	if code == 0 {
 		// Every process, proxy and reader goroutine is stopped in Cleanup.

@@ -55,8 +55,16 @@ type proc struct {
 
 func startProc(t *testing.T, name, bin string, env map[string]string) *proc {
 	t.Helper()
+	return startArgv(t, name, []string{bin}, env)
+}
+
+// startArgv is startProc for a command line, e.g. one that `ip netns exec`
+// runs in a namespace (it replaces itself with the command, so the
+// process is the service's).
+func startArgv(t *testing.T, name string, argv []string, env map[string]string) *proc {
+	t.Helper()
 	p := &proc{name: name, output: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)

@@ -77,10 +77,7 @@ func New(opts ...Option) (*Client, error) {
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 5 * time.Second}),
-		// Pings find a connection that died without a reset (a sleeping
-		// laptop, a dropped NAT entry) within 40s while a stream is open.
-		// The chat service allows one every 10s.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithKeepaliveParams(KeepaliveParams()),
 		grpc.WithDefaultServiceConfig(balancing),
 	}, targetOpts...)
 	dial = append(dial, cfg.dialOptions...)
@@ -89,6 +86,17 @@ func New(opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("client: chat address %q: %w", strings.Join(cfg.chatAddresses, ","), err)
 	}
 	return &Client{cfg: cfg, conn: conn, chat: chatv1.NewChatServiceClient(conn)}, nil
+}
+
+// KeepaliveParams are the HTTP/2 keepalive settings a Client dials chat
+// with: a PING after 30 s without activity, and the connection given up
+// when it is not answered within 10 s, so a connection that died without
+// a reset (a sleeping laptop, a dropped NAT entry) is found within 40 s.
+// The chat service allows one PING every 10 s. The PING is data to TCP,
+// sent again when a packet is lost, so packet loss alone does not end a
+// connection. Other gRPC clients of the service can use the same.
+func KeepaliveParams() keepalive.ClientParameters {
+	return keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}
 }
 
 // Close disconnects from the room, if any, and releases the connection. The

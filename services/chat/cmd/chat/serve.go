@@ -108,7 +108,7 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 			return fmt.Errorf("METRICS_ADDRESS %s: %w", cfg.MetricsAddress, err)
 		}
 	}
-	lis, err := net.Listen("tcp", cfg.GRPCListenAddress())
+	lis, err := api.ListenGRPC(ctx, cfg.GRPCListenAddress())
 	if err != nil {
 		if mlis != nil {
 			mlis.Close()

@@ -136,7 +136,7 @@ func newHarness(t testing.TB, o opts) *harness {
 	var dialer grpc.DialOption
 	target := "passthrough:///bufnet"
 	if o.tcp {
-		lis, err = net.Listen("tcp", "127.0.0.1:0")
+		lis, err = ListenGRPC(context.Background(), "127.0.0.1:0")
 		require.NoError(t, err)
 		target = lis.Addr().String()
 		dialer = grpc.WithTransportCredentials(insecure.NewCredentials())

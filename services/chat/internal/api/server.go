@@ -8,6 +8,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"go.uber.org/zap"
@@ -170,6 +171,31 @@ func (s *Server) Drain(ctx context.Context) {
 // writers now linger, about 8% more.
 const DefaultWriterLinger = 50 * time.Millisecond
 
+// Liveness of gRPC connections (see ListenGRPC and the README's
+// "Liveness"): a connection silent for KeepaliveTime gets an HTTP/2 PING,
+// and one whose PING, or any data, goes unacknowledged for
+// KeepaliveTimeout is closed, so a vanished client leaves its rooms
+// within their sum. The PING is data to TCP: a lost packet is sent again
+// within a fraction of a second, and only six or so losses in a row of
+// the same packet exhaust the timeout (grpc-go makes it the socket's
+// TCP_USER_TIMEOUT), where one lost kernel keepalive probe would.
+const (
+	KeepaliveTime    = 10 * time.Second
+	KeepaliveTimeout = 10 * time.Second
+)
+
+// ListenGRPC listens for the gRPC transport with the kernel's TCP
+// keepalive off. Go turns it on by default, probing every 15 s, and grpc-go
+// sets TCP_USER_TIMEOUT to KeepaliveTimeout on every connection: a probe
+// is not retransmitted before the next interval, so with both one lost
+// probe (or its ACK) aborted an idle connection, and thousands of idle
+// connections probed in step lost some of theirs together. The HTTP/2
+// PINGs above do the kernel probes' job, retransmitted like any data.
+func ListenGRPC(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(ctx, "tcp", addr)
+}
+
 // MaxRecvMsgSize is the transport's limit on a request for a service
 // whose bodies are at most maxBody bytes: 4×maxBody + 64 KiB.
 func MaxRecvMsgSize(maxBody int) int { return 4*maxBody + 64<<10 }
@@ -193,7 +219,7 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.S
 		grpc.WriteBufferSize(8 << 10),
 		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
 	}
 	opts = append(opts, s.interceptors()...)
 	gs := grpc.NewServer(append(opts, extra...)...)
