@@ -232,7 +232,11 @@ func (w *WebSocket) markdown(b *strings.Builder) {
 	p("The fan-out of %d rooms × %d members with every member streaming over WebSocket (`/v1/chat` on the web listener: protojson text frames, one connection per member, as browsers have), ", w.Rooms, w.Members)
 	p("against gRPC with members sharing connections as in the fan-out runs (%d streams per connection) and with one connection per member, so that only the protocol on the connection differs. ", w.StreamsPerConn)
 	p("Rooms are created and tokens minted as in every run, through gRPC; only the members' streams change transport. ")
-	p("All runs are on one chat process, in %d round(s) that each measure every transport once per mode, in alternating order; figures are means over the rounds. ", w.Rounds)
+	if w.Rounds == 1 {
+		p("All runs are on one chat process, in one round that measures every transport once per mode. ")
+	} else {
+		p("All runs are on one chat process, in %d rounds that each measure every transport once per mode, in alternating order; figures are means over the rounds. ", w.Rounds)
+	}
 	if w.PacedRate > 0 {
 		p("Paced runs send %.0f msg/s, %.0f%% of the slowest transport's burst rate (-ws-paced): a light load, at which latency is the path a message takes rather than CPU queueing, and a delivery's CPU is that of a frame carrying one event. ", w.PacedRate, 100*w.PacedFraction)
 	}
