@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -107,7 +109,8 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := callWithID(r.Header.Get(requestIDKey))
 	start := time.Now()
 	w.Header().Set(requestIDKey, ci.requestID)
-	c, err := websocket.Accept(w, r, &h.opts)
+	hj := &hijacker{ResponseWriter: w}
+	c, err := websocket.Accept(hj, r, &h.opts)
 	if err != nil {
 		// Accept has answered (403 for a foreign origin, 426 without an
 		// upgrade); it is the client's mistake, logged at debug only.
@@ -115,11 +118,14 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(MaxWSFrameSize(s.cfg.MaxMessageBytes))
-	// The stream's context: cancelled once the stream has ended, which
-	// fails a send still blocked on the client.
+	// The stream's context, for its reads and pings: cancelled once the
+	// handler returns.
 	ctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(r.Context()), callInfoKey{}, ci))
 	defer cancel()
 	t := &wsStream{c: c, ctx: ctx}
+	// From here on the connection is the handler's to close: the close
+	// grace below drops it.
+	defer hj.conn.Close()
 	gone := make(chan error, 1)
 	t.gone = gone
 	// Owner: this handler. Exit: when ctx is cancelled below, or after
@@ -138,9 +144,41 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-closed:
 	case <-timer.C:
-		cancel() // fails a blocked send, which drops the connection
+		hj.conn.Close() // fails a blocked send, and the handshake with it
 		<-closed
 	}
+}
+
+// wsWriteBuffer is a WebSocket's write buffer. net/http hands a hijacked
+// connection over with a 4 KiB one, which split a catching-up stream's
+// frames (up to 64 events, ~7 KiB at a chat line's size) into two write
+// system calls; 8 KiB writes most in one.
+const wsWriteBuffer = 8 << 10
+
+// hijacker hands websocket.Accept the connection with a write buffer of
+// wsWriteBuffer and keeps it, so that the handler can drop it at once.
+type hijacker struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the connection cannot be taken over (HTTP/2?)")
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// net/http has sent the handshake's 101 by now; anything it still
+	// buffers goes out before the new writer takes over.
+	if err := brw.Writer.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	h.conn = conn
+	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
 }
 
 // pingLoop pings the client every interval; once a ping goes unanswered
@@ -244,9 +282,11 @@ func (t *wsStream) SendEvents(evs []*rooms.Event) error {
 
 // write sends one text frame from b, kept as the buffer of the next.
 // Large buffers are not kept: a stream that once sent a big backlog does
-// not hold it while idle.
+// not hold it while idle. The write takes no cancellable context, which
+// would cost the library a watcher per frame: a write blocked on a client
+// that does not read is failed by the handler dropping the connection.
 func (t *wsStream) write(b []byte) error {
-	err := t.c.Write(t.ctx, websocket.MessageText, b)
+	err := t.c.Write(context.Background(), websocket.MessageText, b)
 	if cap(b) <= 64<<10 {
 		t.buf = b
 	} else {
