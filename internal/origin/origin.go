@@ -67,3 +67,19 @@ func Check(s string) error {
 	}
 	return nil
 }
+
+// List is a setting of comma-separated origins, as envconfig decodes it:
+// the blanks around and between entries are dropped, so that "a, b,"
+// means [a b]. Check each entry.
+type List []string
+
+// Decode implements envconfig.Decoder.
+func (l *List) Decode(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

@@ -37,7 +37,7 @@ type Config struct {
 	WebAuthURL string `envconfig:"WEB_AUTH_URL"`
 	// WSAllowedOrigins are other origins whose pages may open the
 	// WebSocket and call the HTTP API (the listener's own always may).
-	WSAllowedOrigins []string `envconfig:"WS_ALLOWED_ORIGINS"`
+	WSAllowedOrigins origin.List `envconfig:"WS_ALLOWED_ORIGINS"`
 	// WSPingInterval paces the WebSocket pings; a browser that answers
 	// none for as long again is dropped.
 	WSPingInterval    time.Duration `envconfig:"WS_PING_INTERVAL" default:"15s"`
@@ -125,7 +125,6 @@ func Load(args []string) (Config, error) {
 	if err := envconfig.Process("", &c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	c.WSAllowedOrigins = trimList(c.WSAllowedOrigins)
 	return c, c.Validate()
 }
 
@@ -225,18 +224,6 @@ func validNATSURLs(s string) bool {
 		}
 	}
 	return true
-}
-
-// trimList drops the blanks around and between comma-separated entries,
-// which envconfig keeps, so that "a, b," means [a b].
-func trimList(in []string) []string {
-	var out []string
-	for _, s := range in {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // validBaseURL accepts an http or https URL with a host, and maybe a

@@ -135,7 +135,7 @@ func TestWebSettings(t *testing.T) {
 	t.Setenv("WEB_SERVER_PORT", "9443")
 	c, err := Load(nil)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"https://app.example", "http://127.0.0.1:3000"}, c.WSAllowedOrigins)
+	assert.Equal(t, []string{"https://app.example", "http://127.0.0.1:3000"}, []string(c.WSAllowedOrigins))
 	assert.Equal(t, "0.0.0.0:9443", c.WebListenAddress())
 	assert.Equal(t, "https://example.com/auth", c.WebAuthURL)
 }
