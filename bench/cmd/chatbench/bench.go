@@ -550,7 +550,7 @@ func (b *bench) idle(ctx context.Context) (*chatload.IdleResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.logf("idle: %d streams, one connection each, rooms of %d", b.cfg.IdleStreams, b.cfg.IdleRoomSize)
+	b.logf("idle: %d streams, one connection each, rooms of %d, held for %s", b.cfg.IdleStreams, b.cfg.IdleRoomSize, b.cfg.IdleHold)
 	res, err := b.idleRun(ctx, false)
 	if err != nil {
 		return nil, err
@@ -568,7 +568,7 @@ func (b *bench) idleRun(ctx context.Context, connectionsOnly bool) (*chatload.Id
 	b.waitQuiet(ctx)
 	res, err := chatload.Idle(ctx, chat.target, chatload.IdleConfig{
 		Streams: b.cfg.IdleStreams, RoomSize: b.cfg.IdleRoomSize, Parallel: b.cfg.IdleParallel,
-		Settle: 2 * time.Second, ConnectionsOnly: connectionsOnly,
+		Settle: 2 * time.Second, ConnectionsOnly: connectionsOnly, Hold: b.cfg.IdleHold,
 		Memory: func() (int64, map[string]float64) {
 			rss, _ := chat.p.RSS()
 			return rss, proc.Metrics(ctx, chat.metricsURL+"/metrics",
@@ -580,6 +580,10 @@ func (b *bench) idleRun(ctx context.Context, connectionsOnly bool) (*chatload.Id
 	}
 	b.logf("  opened %d (failed %d) in %.1f s; %.0f B RSS and %.0f B heap each %s",
 		res.Opened, res.Failed, res.ConnectSeconds, res.RSSPerStream, res.HeapPerStream, res.FirstError)
+	if res.Held > 0 {
+		b.logf("  held %d for %.0f s: %d reset; chat CPU %.3f s per minute, %.4f s per minute per 1,000 streams %s",
+			res.Held, res.HoldSeconds, res.ResetDuringHold, res.HoldCPUPerMinute, res.HoldCPUPerMinutePer1k, res.ResetError)
+	}
 	return &res, nil
 }
 

@@ -40,6 +40,7 @@ type config struct {
 	IdleStreams  int
 	IdleRoomSize int
 	IdleParallel int
+	IdleHold     time.Duration // how long the idle streams are held after the memory readings
 
 	AuthDuration time.Duration
 	AuthConc     []int
@@ -86,6 +87,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.IdleStreams, "idle", 10000, "idle Chat streams, one connection each")
 	fs.IntVar(&c.IdleRoomSize, "idle-room-size", 100, "members per room in the idle run")
 	fs.IntVar(&c.IdleParallel, "idle-parallel", 64, "connections set up at once in the idle run")
+	fs.DurationVar(&c.IdleHold, "idle-hold", 3*time.Minute, "hold the idle streams this long after reading memory, counting resets and the chat process's CPU (0: no hold)")
 	fs.DurationVar(&c.AuthDuration, "auth-duration", 4*time.Second, "time per auth measurement")
 	fs.StringVar(&conc, "auth-conc", "1,2,8,64", "auth concurrencies")
 	fs.UintVar(&mem, "argon2-memory", 19*1024, "ARGON2_MEMORY_KIB for the auth service and the ceiling")
@@ -123,8 +125,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	if c.Window < 1 || c.Streams < 1 || c.Duration <= 0 || c.IdleRoomSize < 1 || c.WSRounds < 1 || c.HotRoom < clusterInstances {
 		return c, fmt.Errorf("-window, -streams, -duration, -idle-room-size and -ws-rounds must be positive, -hot-room at least %d", clusterInstances)
 	}
-	if c.ClusterPaced < 0 || c.WSPaced < 0 {
-		return c, fmt.Errorf("-cluster-paced and -ws-paced must not be negative")
+	if c.ClusterPaced < 0 || c.WSPaced < 0 || c.IdleHold < 0 {
+		return c, fmt.Errorf("-cluster-paced, -ws-paced and -idle-hold must not be negative")
 	}
 	c.Command = "go run ./bench/cmd/chatbench " + strings.Join(args, " ")
 	return c, nil

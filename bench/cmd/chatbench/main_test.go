@@ -38,7 +38,7 @@ func TestSmoke(t *testing.T) {
 	args := []string{
 		"-out", out, "-json", jsonPath,
 		"-sizes", "5,10", "-streams", "20", "-duration", "1s", "-window", "8",
-		"-idle", "40", "-idle-room-size", "10",
+		"-idle", "40", "-idle-room-size", "10", "-idle-hold", "3s",
 		"-auth-duration", "300ms", "-auth-conc", "1,2",
 		"-profile", "1", "-quiet-wait", "0s", "-retries", "0",
 		"-hot-room", "9", "-cluster-paced", "0.05",
@@ -153,10 +153,19 @@ func TestSmoke(t *testing.T) {
 	require.NotNil(t, rep.Idle)
 	assert.Equal(t, 40, rep.Idle.Opened, rep.Idle.FirstError)
 	assert.Positive(t, rep.Idle.RSS[2])
+	// The hold ran on every stream, and none was reset meanwhile.
+	assert.Equal(t, 40, rep.Idle.Held)
+	assert.Zero(t, rep.Idle.DroppedWhileIdle)
+	assert.Zero(t, rep.Idle.ResetDuringHold, rep.Idle.ResetError)
+	assert.True(t, slices.ContainsFunc(rep.Targets, func(tg report.Target) bool {
+		return strings.HasPrefix(tg.Name, "Idle streams held (40 ")
+	}), "the hold has its target")
 	// The floor holds bare connections on a fresh process: the same count,
 	// and fewer goroutines each than a connection that carries a stream.
+	// It has no streams to hold.
 	require.NotNil(t, rep.Idle.Floor)
 	assert.True(t, rep.Idle.Floor.ConnectionsOnly)
+	assert.Zero(t, rep.Idle.Floor.Held)
 	assert.Equal(t, 40, rep.Idle.Floor.Opened, rep.Idle.Floor.FirstError)
 	assert.Positive(t, rep.Idle.Floor.GoroutinesPerStream)
 	assert.Less(t, rep.Idle.Floor.GoroutinesPerStream, rep.Idle.GoroutinesPerStream)

@@ -2,6 +2,7 @@ package chatload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpcchatter/grpcchatter/pkg/client"
 )
 
 // IdleConfig sizes the idle-connections run.
@@ -21,6 +24,12 @@ type IdleConfig struct {
 	Parallel int
 	// Settle is the pause before each memory reading.
 	Settle time.Duration
+	// Hold is how long the streams are kept open after the last memory
+	// reading, each watched by its reader: one that ends is a reset. The
+	// target's CPU is read at the start and end of the hold (Target.CPU),
+	// for what keeping idle connections alive costs the service. A
+	// ConnectionsOnly run has no streams to watch and does not hold.
+	Hold time.Duration
 	// ConnectionsOnly opens the connections without streams: each makes
 	// one health check and then stays open, idle. On a fresh process this
 	// measures what the gRPC transport costs per connection before any
@@ -50,8 +59,27 @@ type IdleResult struct {
 	Failed          int     `json:"failed"`
 	FirstError      string  `json:"first_error,omitempty"`
 	ConnectSeconds  float64 `json:"connect_s"`
-	// DroppedWhileIdle counts streams that ended during the hold.
-	DroppedWhileIdle int        `json:"dropped_while_idle"`
+	// DroppedWhileIdle counts streams that ended before the hold, while
+	// the others were opened and memory was read.
+	DroppedWhileIdle int `json:"dropped_while_idle"`
+	// Held is how many streams were open when the hold began; 0 when there
+	// was no hold (see IdleConfig.Hold).
+	Held        int     `json:"held,omitempty"`
+	HoldSeconds float64 `json:"hold_s,omitempty"`
+	// ResetDuringHold counts held streams that ended during the hold;
+	// ResetError is the first one's error.
+	ResetDuringHold int    `json:"reset_during_hold"`
+	ResetError      string `json:"reset_first_error,omitempty"`
+	// HoldCPUSeconds is the target's CPU time over the hold, and the two
+	// after it the same per minute of hold, overall and per 1,000 held
+	// streams. All three are 0 when the target's CPU could not be read.
+	HoldCPUSeconds        float64 `json:"hold_cpu_s,omitempty"`
+	HoldCPUPerMinute      float64 `json:"hold_cpu_s_per_min,omitempty"`
+	HoldCPUPerMinutePer1k float64 `json:"hold_cpu_s_per_min_per_1000_streams,omitempty"`
+	// KeepaliveTime and KeepaliveTimeout are the client connections'
+	// keepalive settings (client.KeepaliveParams), in seconds.
+	KeepaliveTime    float64    `json:"client_keepalive_s"`
+	KeepaliveTimeout float64    `json:"client_keepalive_timeout_s"`
 	RSS              [3]int64   `json:"rss_bytes"`
 	Heap             [3]float64 `json:"heap_inuse_bytes,omitempty"`
 	Stack            [3]float64 `json:"stack_inuse_bytes,omitempty"`
@@ -69,10 +97,13 @@ type IdleResult struct {
 	Floor *IdleResult `json:"floor,omitempty"`
 }
 
-// Idle opens cfg.Streams Chat streams, each on its own connection, keeps
-// them open and reads what the target's memory grew by.
+// Idle opens cfg.Streams Chat streams, each on its own connection, reads
+// what the target's memory grew by, then holds them for cfg.Hold and
+// counts those that were reset.
 func Idle(ctx context.Context, t Target, cfg IdleConfig) (IdleResult, error) {
-	res := IdleResult{Streams: cfg.Streams, RoomSize: cfg.RoomSize, ConnectionsOnly: cfg.ConnectionsOnly}
+	ka := client.KeepaliveParams()
+	res := IdleResult{Streams: cfg.Streams, RoomSize: cfg.RoomSize, ConnectionsOnly: cfg.ConnectionsOnly,
+		KeepaliveTime: ka.Time.Seconds(), KeepaliveTimeout: ka.Timeout.Seconds()}
 	if cfg.Parallel < 1 {
 		cfg.Parallel = 64
 	}
@@ -93,7 +124,7 @@ func Idle(ctx context.Context, t Target, cfg IdleConfig) (IdleResult, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	o := &opener{t: t, cfg: cfg, rooms: rooms, conns: make([]*grpc.ClientConn, cfg.Streams)}
-	o.holding.Store(true)
+	o.phase.Store(phaseOpening)
 	defer func() {
 		cancel()
 		o.closeAll()
@@ -119,13 +150,18 @@ func Idle(ctx context.Context, t Target, cfg IdleConfig) (IdleResult, error) {
 	o.open(runCtx, tenth, cfg.Streams)
 	elapsed += time.Since(start)
 	read(2)
-	o.holding.Store(false)
+	if cfg.Hold > 0 && !cfg.ConnectionsOnly {
+		o.hold(ctx, cfg.Hold, &res)
+	}
+	o.phase.Store(phaseDone)
 
 	res.ConnectSeconds = elapsed.Seconds()
 	res.Opened = int(o.opened.Load())
 	res.Failed = int(o.failed.Load())
-	res.FirstError = o.firstErr
 	res.DroppedWhileIdle = int(o.dropped.Load())
+	o.mu.Lock()
+	res.FirstError, res.ResetError = o.firstErr, o.resetErr
+	o.mu.Unlock()
 	res.HeapExposed = heapOK[0] && heapOK[1] && heapOK[2]
 	if res.Opened == cfg.Streams && cfg.Streams > tenth {
 		all := float64(cfg.Streams)
@@ -140,8 +176,59 @@ func Idle(ctx context.Context, t Target, cfg IdleConfig) (IdleResult, error) {
 	return res, nil
 }
 
+// hold keeps the open streams for d, or until every one has ended, and
+// records in res how many ended and what the target's CPU did meanwhile.
+func (o *opener) hold(ctx context.Context, d time.Duration, res *IdleResult) {
+	// Streams that end from here on count as resets.
+	o.phase.Store(phaseHolding)
+	cpu0, cpuErr := o.cpu()
+	start := time.Now()
+	gone := make(chan struct{})
+	// Owned by hold; ends when every reader has, at the latest once Idle
+	// closes the connections. No stream is opened after this point.
+	go func() {
+		o.readers.Wait()
+		close(gone)
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-gone:
+	case <-ctx.Done():
+	}
+	res.HoldSeconds = time.Since(start).Seconds()
+	// dropped stopped counting when the hold began.
+	res.Held = int(o.opened.Load() - o.dropped.Load())
+	res.ResetDuringHold = int(o.reset.Load())
+	cpu1, err := o.cpu()
+	if cpuErr != nil || err != nil || res.HoldSeconds <= 0 {
+		return
+	}
+	res.HoldCPUSeconds = (cpu1 - cpu0).Seconds()
+	res.HoldCPUPerMinute = res.HoldCPUSeconds * 60 / res.HoldSeconds
+	if res.Held > 0 {
+		res.HoldCPUPerMinutePer1k = res.HoldCPUPerMinute * 1000 / float64(res.Held)
+	}
+}
+
+func (o *opener) cpu() (time.Duration, error) {
+	if o.t.CPU == nil {
+		return 0, errors.New("the target's CPU is not known")
+	}
+	return o.t.CPU()
+}
+
+// Phases of an idle run, which decide what a stream that ends counts as.
+const (
+	phaseOpening = iota // dropped while idle
+	phaseHolding        // reset during the hold
+	phaseDone           // closed by Idle
+)
+
 // opener opens idle streams, each on a new connection, and keeps a reader
-// on each so that presence events never back up.
+// on each so that presence events never back up and an ended stream is
+// noticed at once.
 type opener struct {
 	t     Target
 	cfg   IdleConfig
@@ -150,10 +237,11 @@ type opener struct {
 	mu       sync.Mutex
 	conns    []*grpc.ClientConn
 	firstErr string
+	resetErr string // the first stream's to end during the hold
 
-	readers                 sync.WaitGroup
-	opened, failed, dropped atomic.Int64
-	holding                 atomic.Bool
+	readers                        sync.WaitGroup
+	opened, failed, dropped, reset atomic.Int64
+	phase                          atomic.Int32
 }
 
 // open opens streams [from, to), cfg.Parallel at a time.
@@ -186,8 +274,11 @@ func (o *opener) open(ctx context.Context, from, to int) {
 func (o *opener) openOne(ctx context.Context, i int, tok string) error {
 	// Small transport buffers: the generator holds the client side of every
 	// connection and should not crowd the service out of memory. The
-	// service's own buffers are what is measured.
-	cc, err := dial(o.t.Addr, grpc.WithReadBufferSize(4<<10), grpc.WithWriteBufferSize(4<<10))
+	// service's own buffers are what is measured. Keepalive as the SDK
+	// dials; grpc-go's own dialer leaves Go's TCP keepalive off, as the
+	// chat service's listener does (see its ListenGRPC).
+	cc, err := dial(o.t.Addr, grpc.WithReadBufferSize(4<<10), grpc.WithWriteBufferSize(4<<10),
+		grpc.WithKeepaliveParams(client.KeepaliveParams()))
 	if err != nil {
 		return err
 	}
@@ -215,14 +306,30 @@ func (o *opener) openOne(ctx context.Context, i int, tok string) error {
 		defer o.readers.Done()
 		for {
 			if _, err := stream.recv(); err != nil {
-				if o.holding.Load() && status.Code(err) != codes.Canceled {
-					o.dropped.Add(1)
-				}
+				o.ended(err)
 				return
 			}
 		}
 	}()
 	return nil
+}
+
+// ended counts a stream that ended with err by the phase it ended in.
+func (o *opener) ended(err error) {
+	if status.Code(err) == codes.Canceled { // Idle's context, not the service
+		return
+	}
+	switch o.phase.Load() {
+	case phaseOpening:
+		o.dropped.Add(1)
+	case phaseHolding:
+		o.reset.Add(1)
+		o.mu.Lock()
+		if o.resetErr == "" {
+			o.resetErr = err.Error()
+		}
+		o.mu.Unlock()
+	}
 }
 
 func (o *opener) closeAll() {

@@ -166,9 +166,26 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 			p("| Go heap in use, same points | %.1f MB → %.1f MB → %.1f MB |\n| Go heap per stream | %.1f KB |\n", i.Heap[0]/1e6, i.Heap[1]/1e6, i.Heap[2]/1e6, i.HeapPerStream/1000)
 			p("| Goroutine stacks per stream | %.1f KB |\n| Goroutines per stream | %.2f |\n", i.StackPerStream/1000, i.GoroutinesPerStream)
 		}
-		p("| Streams dropped while idle | %d |\n\n", i.DroppedWhileIdle)
+		if i.Held == 0 {
+			p("| Streams dropped while idle | %d |\n\n", i.DroppedWhileIdle)
+		} else {
+			p("| Streams ended before the hold | %d |\n", i.DroppedWhileIdle)
+			p("| Held, every stream watched | %d streams for %.0f s |\n| **Streams reset during the hold** | **%d** |\n", i.Held, i.HoldSeconds, i.ResetDuringHold)
+			if i.HoldCPUSeconds > 0 {
+				p("| Chat CPU while holding | %.2f CPU-s per minute (%.1f%% of a core) |\n| Chat CPU per 1,000 idle streams | %.3f CPU-s per minute |\n",
+					i.HoldCPUPerMinute, 100*i.HoldCPUPerMinute/60, i.HoldCPUPerMinutePer1k)
+			}
+			p("\n")
+			p("After the last memory reading the streams are held for %.0f s, each watched by its reader: a stream that ends is a reset. ", i.HoldSeconds)
+			p("Each client connection uses the SDK's keepalive settings (`client.KeepaliveParams()`: a PING after %.0f s without activity, %.0f s to answer) and, as grpc-go's own dialer does, no Go TCP keepalive; ", i.KeepaliveTime, i.KeepaliveTimeout)
+			p("the chat service PINGs each silent connection itself (`KeepaliveTime` in services/chat/internal/api, see the chat README's \"Liveness\"). ")
+			p("No stream carries a message, so the chat process's CPU over the hold (utime+stime from /proc/<pid>/stat at its start and end) is what keeping idle connections alive costs.\n\n")
+		}
 		if i.FirstError != "" {
 			p("First error: `%s`\n\n", i.FirstError)
+		}
+		if i.ResetError != "" {
+			p("First reset during the hold: `%s`\n\n", i.ResetError)
 		}
 		if f := i.Floor; f != nil {
 			p("The floor, measured in the same run on a fresh chat process: %d bare connections, each made by one health check and then left open with no stream. ", f.Streams)
