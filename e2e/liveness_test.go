@@ -139,7 +139,9 @@ func TestIdleStreamsSurvivePacketLoss(t *testing.T) {
 	}
 	gone := time.Since(vanished)
 	t.Logf("the vanished member was dropped after %s", gone.Round(100*time.Millisecond))
-	assert.LessOrEqual(t, gone, 30*time.Second, "the documented bound")
+	// The bound is api.KeepaliveTime + api.KeepaliveTimeout (20 s) plus
+	// the presence update; 30 s leaves room for a loaded machine.
+	assert.LessOrEqual(t, gone, 30*time.Second, "a vanished member is dropped within the keepalive bound")
 	assert.Len(t, online(), members-1, "only the vanished member left")
 	for _, e := range ends() {
 		assert.True(t, strings.HasPrefix(e, "end 0 "), "only the vanished member's stream ended: %s", e)

@@ -201,7 +201,13 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 		_ = web.Close()
 	}
 	if err := ws.Wait(webCtx); err != nil {
-		log.Warn("websocket streams still open", zap.Error(err))
+		// A handler held up (e.g. by a store that does not answer): its
+		// stream is ended and its connection dropped.
+		log.Warn("websocket streams still open; closing them", zap.Error(err))
+		ws.Close()
+		closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
+		_ = ws.Wait(closeCtx)
+		cancelClose()
 	}
 	cancelWeb()
 	done := make(chan struct{})

@@ -40,8 +40,9 @@ func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 // expiring, Drain, the subscription's end once its last event is written,
 // a failed send or receive, a bad frame) hands its reason to the ender;
 // the first reason wins. The handler returning ends the stream for the
-// transport, which cancels its context: that releases a writer blocked in
-// a send and the reader blocked in Recv.
+// transport (gRPC cancels its context, the WebSocket handler drops the
+// connection): that releases a writer blocked in a send and the reader
+// blocked in Recv.
 func (s *Server) serveChat(t transport, adm *token.Room) error {
 	c := &conn{s: s, t: t, e: newEnder()}
 	return c.run(t.Context(), adm)
@@ -82,8 +83,9 @@ func (c *conn) run(ctx context.Context, adm *token.Room) error {
 
 	openc := make(chan *chatv1.Open, 1)
 	subscribed := make(chan struct{})
-	// Owner: run. Exit: when RecvMsg fails, which it does once the client
-	// half-closes or the stream ends (run returning ends it).
+	// Owner: run. Exit: when Recv fails, which it does once the client
+	// half-closes or the stream has ended for the transport (run
+	// returning ends it).
 	go func() {
 		if err := s.guard(ctx, func() { c.read(ctx, openc, subscribed) }); err != nil {
 			c.e.end(err)

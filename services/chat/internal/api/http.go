@@ -41,6 +41,9 @@ import (
 // HTTPPrefix is the path under which the HTTP handler serves the calls.
 const HTTPPrefix = "/grpcchatter.chat.v1.ChatService/"
 
+// bodyTimeout bounds the reading of a call's body.
+const bodyTimeout = 10 * time.Second
+
 // unaryJSON decodes a request from JSON and calls its handler.
 type unaryJSON func(ctx context.Context, body []byte) (proto.Message, error)
 
@@ -60,8 +63,8 @@ func jsonCall[Req any, PReq interface {
 	}
 }
 
-// HTTPAPI is the HTTP/JSON handler of the unary calls.
-type HTTPAPI struct {
+// HTTPCalls is the HTTP/JSON handler of the unary calls.
+type HTTPCalls struct {
 	s       *Server
 	calls   map[string]unaryJSON
 	origins []string // besides the page's own, whose pages may call (CORS)
@@ -71,8 +74,8 @@ type HTTPAPI struct {
 // HTTPPrefix. origins, as scheme://host[:port], are the other origins
 // whose pages may call it (CORS); a page served by the same origin needs
 // none.
-func (s *Server) HTTP(origins []string) *HTTPAPI {
-	return &HTTPAPI{s: s, origins: origins, calls: map[string]unaryJSON{
+func (s *Server) HTTP(origins []string) *HTTPCalls {
+	return &HTTPCalls{s: s, origins: origins, calls: map[string]unaryJSON{
 		chatv1.ChatService_CreateChatRoom_FullMethodName:    jsonCall(s.CreateChatRoom),
 		chatv1.ChatService_JoinChatRoom_FullMethodName:      jsonCall(s.JoinChatRoom),
 		chatv1.ChatService_ListChatRoomUsers_FullMethodName: jsonCall(s.ListChatRoomUsers),
@@ -80,7 +83,11 @@ func (s *Server) HTTP(origins []string) *HTTPAPI {
 	}}
 }
 
-func (h *HTTPAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one call.
+func (h *HTTPCalls) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(h.origins) > 0 {
+		w.Header().Add("Vary", "Origin")
+	}
 	if origin := r.Header.Get("Origin"); origin != "" && slices.Contains(h.origins, origin) {
 		w.Header().Set("Access-Control-Allow-Origin", origin)
 		w.Header().Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
@@ -91,9 +98,6 @@ func (h *HTTPAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-	}
-	if len(h.origins) > 0 {
-		w.Header().Add("Vary", "Origin")
 	}
 	method := r.URL.Path
 	call, ok := h.calls[method]
@@ -111,14 +115,20 @@ func (h *HTTPAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status.New(codes.InvalidArgument, "Content-Type must be application/json"))
 		return
 	}
+	// The listener has no read timeout (its WebSockets live long): a body
+	// must come within bodyTimeout.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 	limit := int64(MaxRecvMsgSize(h.s.cfg.MaxMessageBytes))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeHTTPError(w, status.Newf(codes.InvalidArgument, "%v: body over %d bytes", rooms.ErrMalformed, limit))
+		} else {
+			// A broken or late body; if the client is gone, nobody reads this.
+			writeHTTPError(w, status.Newf(codes.InvalidArgument, "%v: reading the body: %v", rooms.ErrMalformed, err))
 		}
-		return // the client broke the request off: nobody to answer
+		return
 	}
 	ci := callWithID(r.Header.Get(requestIDKey))
 	w.Header().Set(requestIDKey, ci.requestID)
@@ -144,7 +154,7 @@ func (h *HTTPAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // call runs a handler, turning a panic into errPanic as the gRPC
 // transport's recovery interceptor does.
-func (h *HTTPAPI) call(ctx context.Context, call unaryJSON, body []byte) (resp proto.Message, err error) {
+func (h *HTTPCalls) call(ctx context.Context, call unaryJSON, body []byte) (resp proto.Message, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = h.s.recovered(ctx, p, debug.Stack())

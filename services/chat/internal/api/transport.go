@@ -16,8 +16,10 @@ import (
 // cuts and shutdown. Recv is called from one goroutine, the sends from
 // one other (the writer holding the subscription's claim).
 type transport interface {
-	// Context ends when the stream has ended for the transport; a send
-	// blocked on a stalled client fails then.
+	// Context ends when the stream has ended for the transport. A send or
+	// Recv blocked on a stalled client fails once the stream has ended:
+	// gRPC cancels the context, the WebSocket handler drops the
+	// connection.
 	Context() context.Context
 	// Recv returns the client's next request: io.EOF once the client has
 	// half-closed, an error wrapping rooms.ErrMalformed for one that does

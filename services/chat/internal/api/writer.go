@@ -72,7 +72,7 @@ func (w *writer) Start() {
 	// subscription for this writer. Exit: when the queue has stayed empty
 	// for the linger time, the stream's context ends, the subscription has
 	// ended or a send fails; a send blocked on a stalled client fails once
-	// the stream has ended (its context is cancelled then).
+	// the stream has ended for the transport (see transport.Context).
 	go func() {
 		if err := w.s.guard(w.t.Context(), w.run); err != nil {
 			w.end(err)

@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,12 +60,21 @@ const wsCloseGrace = time.Second
 func MaxWSFrameSize(maxBody int) int64 { return 6*int64(maxBody) + 64<<10 }
 
 // WebSocket serves the Chat stream over WebSocket at one path. Wait, once
-// Drain has ended every stream, returns when their handlers have.
+// Drain has ended every stream, returns when their handlers have; Close
+// ends those that do not.
 type WebSocket struct {
-	s    *Server
-	opts websocket.AcceptOptions
-	ping time.Duration
-	wg   sync.WaitGroup // running handlers
+	s       *Server
+	opts    websocket.AcceptOptions
+	origins []string
+	ping    time.Duration
+	wg      sync.WaitGroup // running handlers
+
+	// base is every stream's context; Close cancels it, which releases a
+	// handler waiting on the engine, and drops every connection in conns.
+	base   context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
 }
 
 // WebSocket returns the WebSocket transport's handler. origins are the
@@ -74,12 +86,49 @@ func (s *Server) WebSocket(origins []string) *WebSocket {
 	if ping <= 0 {
 		ping = DefaultWSPingInterval
 	}
-	return &WebSocket{s: s, ping: ping, opts: websocket.AcceptOptions{
-		// Patterns with a scheme match "scheme://host" exactly (no
-		// wildcard survives config validation).
-		OriginPatterns:  origins,
-		CompressionMode: websocket.CompressionDisabled,
-	}}
+	base, cancel := context.WithCancel(context.Background())
+	return &WebSocket{s: s, ping: ping, origins: origins, base: base, cancel: cancel, conns: map[net.Conn]struct{}{},
+		// The origin is checked before Accept (allowedOrigin), as the HTTP
+		// calls check it: the library's patterns are path.Match globs, in
+		// which an IPv6 origin's brackets would be a character class.
+		opts: websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled}}
+}
+
+// allowedOrigin reports whether a page of origin may open a stream: one
+// served by this listener (the origin's host is the request's), one of
+// the configured origins, or no page at all (no Origin header: a
+// program, which needs a room token like anyone).
+func (h *WebSocket) allowedOrigin(origin string, r *http.Request) bool {
+	if origin == "" || slices.Contains(h.origins, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// Close ends every stream that is still open at once, without its close
+// handshake: the shutdown's last resort once Wait has given up.
+func (h *WebSocket) Close() {
+	h.cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.conns {
+		c.Close()
+	}
+}
+
+func (h *WebSocket) track(c net.Conn, live bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !live {
+		delete(h.conns, c)
+		return
+	}
+	if h.base.Err() != nil {
+		c.Close() // closed already: no new stream
+		return
+	}
+	h.conns[c] = struct{}{}
 }
 
 // Wait blocks until every handler has returned or ctx ends.
@@ -96,12 +145,18 @@ func (h *WebSocket) Wait(ctx context.Context) error {
 	}
 }
 
+// ServeHTTP upgrades a request to a WebSocket and runs a Chat stream on
+// it until the stream ends, then closes it with the stream's status.
 func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	if r.URL.RawQuery != "" {
 		// A token in a URL ends up in proxies' and servers' access logs.
 		writeHTTPError(w, status.New(codes.InvalidArgument,
 			"the chat endpoint takes no query string: send the room token in Open.token"))
+		return
+	}
+	if origin := r.Header.Get("Origin"); !h.allowedOrigin(origin, r) {
+		writeHTTPError(w, status.Newf(codes.PermissionDenied, "origin %q may not open a chat stream (WS_ALLOWED_ORIGINS)", origin))
 		return
 	}
 	h.wg.Add(1)
@@ -118,20 +173,26 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(MaxWSFrameSize(s.cfg.MaxMessageBytes))
-	// The stream's context, for its reads and pings: cancelled once the
-	// handler returns.
-	ctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(r.Context()), callInfoKey{}, ci))
+	// The stream's context, for its reads, pings and engine calls:
+	// cancelled once the handler returns, or by Close.
+	ctx, cancel := context.WithCancel(context.WithValue(h.base, callInfoKey{}, ci))
 	defer cancel()
 	t := &wsStream{c: c, ctx: ctx}
 	// From here on the connection is the handler's to close: the close
-	// grace below drops it.
-	defer hj.conn.Close()
+	// grace below, or Close, drops it.
+	h.track(hj.conn, true)
+	defer func() {
+		h.track(hj.conn, false)
+		hj.conn.Close()
+	}()
 	gone := make(chan error, 1)
 	t.gone = gone
 	// Owner: this handler. Exit: when ctx is cancelled below, or after
 	// dropping the connection when a ping goes unanswered.
 	go h.pingLoop(ctx, c, gone)
-	err = s.serveChat(t, nil)
+	if perr := s.guard(ctx, func() { err = s.serveChat(t, nil) }); perr != nil {
+		err = perr
+	}
 	st := status.Convert(s.finish(wsMethod, ci, start, err))
 	code, reason := closeCode(st)
 	closed := make(chan struct{})

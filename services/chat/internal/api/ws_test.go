@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
 func openWith(tok string) *chatv1.Open { return &chatv1.Open{Token: tok} }
@@ -222,4 +223,54 @@ func TestWebSocketRefresh(t *testing.T) {
 	c.sendReq(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Refresh{Refresh: &chatv1.Refresh{Token: h.join(other, otherCode, "pw")}}})
 	code2, _ := c.closed()
 	assert.Equal(t, 4000+websocket.StatusCode(codes.PermissionDenied), code2, "a token for another room")
+}
+
+// stuckSubscribe is an engine whose Subscribe waits for its context, as
+// one would on a store that does not answer.
+type stuckSubscribe struct {
+	Engine
+	entered chan struct{}
+}
+
+func (e stuckSubscribe) Subscribe(ctx context.Context, _ string, _ rooms.Member, _ rooms.Open) (*rooms.Subscription, error) {
+	e.entered <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A handler that Drain cannot end (it waits on the engine) holds Wait;
+// Close releases it at once.
+func TestWebSocketCloseReleasesStuckHandlers(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	h := newHarness(t, opts{tcp: true, wrap: func(e Engine) Engine { return stuckSubscribe{e, entered} }})
+	w := h.web()
+	owner := h.userToken("u1", "ann")
+	code := h.room(owner, "r", "pw")
+	c, _, err := w.dial(t, nil)
+	require.NoError(t, err)
+	c.sendReq(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: openWith(h.join(owner, code, "pw"))}})
+	<-entered
+
+	h.srv.Drain(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, w.ws.Wait(ctx), context.DeadlineExceeded, "the handler waits on the engine")
+	w.ws.Close()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	require.NoError(t, w.ws.Wait(ctx2), "Close ended it")
+	_, err = c.recv()
+	assert.Error(t, err, "the connection is gone")
+}
+
+// An IPv6 page origin, brackets and all, is compared as it is written.
+func TestWebSocketIPv6Origin(t *testing.T) {
+	h := newHarness(t, opts{tcp: true})
+	w := h.web("http://[::1]:3000")
+	c, resp, err := w.dial(t, http.Header{"Origin": []string{"http://[::1]:3000"}})
+	require.NoError(t, err, "%v", resp)
+	require.NoError(t, c.c.Close(websocket.StatusNormalClosure, ""))
+	_, resp, err = w.dial(t, http.Header{"Origin": []string{"http://[::1]:3001"}})
+	require.Error(t, err)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 }

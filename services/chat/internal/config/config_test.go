@@ -73,7 +73,7 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"metrics without port", "METRICS_ADDRESS", "127.0.0.1"},
 		{"metrics bad port", "METRICS_ADDRESS", "127.0.0.1:http"},
 		{"metrics bad host", "METRICS_ADDRESS", "a/b:9090"},
-		// The same host rule as the auth service's (pkg/hostname).
+		// The same host rule as the auth service's (internal/hostname).
 		{"address a mistyped IP", "GRPC_SERVER_ADDRESS", "256.0.0.1"},
 		{"metrics host a mistyped IP", "METRICS_ADDRESS", "10.0.0:9090"},
 		{"rooms per user zero", "MAX_ROOMS_PER_USER", "0"},
@@ -125,8 +125,8 @@ func TestInvalidNamesKey(t *testing.T) {
 	}
 }
 
-// Shared history lives in JetStream: an in-memory history cannot be
-// shared, and NATS URLs are logged without their passwords.
+// The web listener's settings: origins listed with blanks, an auth URL
+// with a path, a port of its own.
 func TestWebSettings(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("SECRET", goodSecret)
@@ -140,6 +140,8 @@ func TestWebSettings(t *testing.T) {
 	assert.Equal(t, "https://example.com/auth", c.WebAuthURL)
 }
 
+// Shared history lives in JetStream: an in-memory history cannot be
+// shared, and NATS URLs are logged without their passwords.
 func TestNATSSharedMode(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("SECRET", goodSecret)

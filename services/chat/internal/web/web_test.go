@@ -61,7 +61,8 @@ func TestServesPageAndRoutes(t *testing.T) {
 			assert.Contains(t, body(t, resp), tt.wantBody)
 			csp := resp.Header.Get("Content-Security-Policy")
 			assert.Contains(t, csp, "script-src 'self'", "every answer confines scripts")
-			assert.Contains(t, csp, "connect-src 'self' https://auth.example.com;")
+			assert.Contains(t, csp, "connect-src 'self' ws://example.com wss://example.com https://auth.example.com;")
+			assert.Contains(t, csp, "form-action 'none'")
 			assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
 		})
 	}
@@ -83,7 +84,7 @@ func TestConfigJSON(t *testing.T) {
 			}
 			require.NoError(t, json.NewDecoder(resp.Body).Decode(&cfg))
 			assert.Equal(t, tt.want, cfg.AuthURL)
-			assert.True(t, strings.Contains(resp.Header.Get("Content-Security-Policy"), "connect-src 'self' "+tt.want+";"))
+			assert.True(t, strings.Contains(resp.Header.Get("Content-Security-Policy"), " "+tt.want+";"))
 		})
 	}
 }

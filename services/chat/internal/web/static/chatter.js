@@ -211,6 +211,10 @@ export function utf8Length(s) {
 }
 
 // Close codes of the chat service's WebSocket: 4000 + the gRPC status code.
+// STABLE_MS is how long a stream must stay up for the backoff to start
+// over when it breaks.
+const STABLE_MS = 10000;
+
 const CLOSE = {
   normal: 1000,
   invalid: 4003, // INVALID_ARGUMENT: a bad frame or a refused Send
@@ -219,7 +223,7 @@ const CLOSE = {
   exhausted: 4008, // RESOURCE_EXHAUSTED: too slow, or too many streams
   unavailable: 4014, // UNAVAILABLE: shutting down, store unavailable
   unauthenticated: 4016, // UNAUTHENTICATED: room token missing, invalid or expired
-  unsupported: 1003, // binary frame
+  unsupported: 1003, // unsupported data (the server answers a binary frame with 4003)
   tooBig: 1009, // frame too big
 };
 
@@ -302,6 +306,7 @@ export class RoomConnection extends EventTarget {
   #earlierSeq = 0n;
 
   #attempt = 0;
+  #openedAt = 0; // when the current stream opened, ms; 0 while none is open
   #renewed = false; // the token was renewed after a refusal, since the last open
   #tokenRefused = false; // the next attempt must renew the token first
   #refreshing = false; // a Refresh is on its way and not confirmed
@@ -550,6 +555,8 @@ export class RoomConnection extends EventTarget {
 
   #retryLater(code, reason, atLeast) {
     const b = this.#backoff;
+    if (this.#openedAt && Date.now() - this.#openedAt >= STABLE_MS) this.#attempt = 0;
+    this.#openedAt = 0;
     let d = Math.min(b.initial * 2 ** this.#attempt, b.max);
     d *= 1 + b.jitter * (2 * Math.random() - 1);
     d = Math.max(Math.round(d), atLeast);
@@ -597,7 +604,10 @@ export class RoomConnection extends EventTarget {
     this.#maxBody = op.maxMessageBytes || 0;
     const t = parseTime(op.tokenExpiresAt);
     if (t > 0) this.#tokenExp = t;
-    this.#attempt = 0;
+    // The backoff starts over only once this stream has stayed up a while
+    // (see #retryLater): one cut right after opening, e.g. as a slow
+    // consumer during a long replay, must not reconnect at full speed.
+    this.#openedAt = Date.now();
     this.#renewed = false;
     this.#head = 0n;
     let gap = null;
