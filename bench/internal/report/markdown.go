@@ -179,7 +179,7 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 			p("After the last memory reading the streams are held for %.0f s, each watched by its reader: a stream that ends is a reset. ", i.HoldSeconds)
 			p("Each client connection uses the SDK's keepalive settings (`client.KeepaliveParams()`: a PING after %.0f s without activity, %.0f s to answer) and, as grpc-go's own dialer does, no Go TCP keepalive; ", i.KeepaliveTime, i.KeepaliveTimeout)
 			p("the chat service PINGs each silent connection itself (`KeepaliveTime` in services/chat/internal/api, see the chat README's \"Liveness\"). ")
-			p("No stream carries a message, so the chat process's CPU over the hold (utime+stime from /proc/<pid>/stat at its start and end) is what keeping idle connections alive costs.\n\n")
+			p("No stream carries a message, so the chat process's CPU over the hold (utime+stime from /proc/<pid>/stat at its start and end) is what keeping idle connections and their rooms alive costs: the PINGs, the engine's periodic upkeep (presence leases, rooms' idle times) and the Go runtime's own work, an upper bound on the PINGs' cost.\n\n")
 		}
 		if i.FirstError != "" {
 			p("First error: `%s`\n\n", i.FirstError)

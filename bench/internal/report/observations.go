@@ -57,7 +57,7 @@ func (r *Report) Observations() []string {
 		}
 	}
 	if i := r.Idle; i != nil && i.Held > 0 && i.HoldCPUSeconds > 0 {
-		out = append(out, fmt.Sprintf("Holding %d idle streams for %.0f s cost the chat process %.2f CPU-s per minute (%.1f%% of one core), %.3f CPU-s per minute per 1,000 streams or %.1f µs of CPU per stream each second: the keepalive PINGs of connections that carry nothing. %d of them were reset during the hold.",
+		out = append(out, fmt.Sprintf("Holding %d idle streams for %.0f s cost the chat process %.2f CPU-s per minute (%.1f%% of one core), %.3f CPU-s per minute per 1,000 streams or %.1f µs of CPU per stream each second, with no message on any stream: the keepalive PINGs, the engine's periodic upkeep and the Go runtime together. %d of them were reset during the hold.",
 			i.Held, i.HoldSeconds, i.HoldCPUPerMinute, 100*i.HoldCPUPerMinute/60, i.HoldCPUPerMinutePer1k, 1e6*i.HoldCPUSeconds/i.HoldSeconds/float64(i.Held), i.ResetDuringHold))
 	}
 	if a := r.Auth; a != nil {
