@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-flags=(-race -count=1 -timeout "${TEST_TIMEOUT:-15m}")
+flags=(-race -count=1 -timeout "${TEST_TIMEOUT:-30m}")
 status=0
 for dir in $(go list -m -f '{{.Dir}}'); do
 	echo "==> $(realpath --relative-to=. "$dir")"
