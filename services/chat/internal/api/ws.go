@@ -167,8 +167,8 @@ func (h *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hj := &hijacker{ResponseWriter: w}
 	c, err := websocket.Accept(hj, r, &h.opts)
 	if err != nil {
-		// Accept has answered (403 for a foreign origin, 426 without an
-		// upgrade); it is the client's mistake, logged at debug only.
+		// Accept has answered (426 without an upgrade, 400 for a bad
+		// handshake); it is the client's mistake, logged at debug only.
 		s.cfg.Logger.Debug("websocket refused", zap.Error(err))
 		return
 	}
