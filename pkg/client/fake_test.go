@@ -389,10 +389,9 @@ func (f *fakeChat) DeleteChatRoom(ctx context.Context, req *chatv1.DeleteChatRoo
 		return nil, status.Error(codes.PermissionDenied, "only the owner may delete the room")
 	}
 	delete(f.rooms, r.code)
+	// Each stream ends with NOT_FOUND once it has written this event, as
+	// the service's do (see Chat).
 	r.broadcast(&chatv1.Event{Kind: &chatv1.Event_RoomDeleted{RoomDeleted: &chatv1.RoomDeleted{At: timestamppb.Now()}}})
-	for s := range r.subs {
-		s.stop(status.Error(codes.NotFound, "room deleted"))
-	}
 	return &chatv1.DeleteChatRoomResponse{}, nil
 }
 
@@ -571,6 +570,11 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 		case ev := <-sub.ch:
 			if err := stream.Send(&chatv1.ChatResponse{Events: []*chatv1.Event{ev}}); err != nil {
 				return err
+			}
+			if ev.GetRoomDeleted() != nil {
+				// Ended after the event, not beside it: a separate end
+				// signal could win a select against the queued event.
+				return status.Error(codes.NotFound, "room deleted")
 			}
 		case <-expiry.C:
 			return status.Error(codes.Unauthenticated, "room token expired")
