@@ -51,6 +51,7 @@ func TestIdleStreamsSurvivePacketLoss(t *testing.T) {
 		"SECRET": secret, "GRPC_SERVER_ADDRESS": "127.0.0.1", "GRPC_SERVER_PORT": "5050",
 		"WEB_SERVER_ADDRESS": "127.0.0.1", "WEB_SERVER_PORT": "8081", "METRICS_ADDRESS": "",
 		"DATA_DIR": t.TempDir(), "SHUTDOWN_TIMEOUT": "3s", "LOG_LEVEL": "warn",
+		"ROOM_CREATE_BURST": fmt.Sprint(rooms), // one owner creates every room at once
 	})
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(client.KeepaliveParams()), grpc.WithContextDialer(ns.dial))

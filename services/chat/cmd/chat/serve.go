@@ -18,6 +18,7 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/throttle"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/web"
 )
 
@@ -92,6 +93,9 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 		Signer: signer, Hasher: hasher,
 		Limiter: st.limiters[0], UserLimiter: st.limiters[1],
 		RoomLimiter: st.limiters[2], Logger: log, Metrics: met,
+		// Per instance: it guards this process's CPU from hashing;
+		// MAX_ROOMS_PER_USER bounds the rooms across instances.
+		CreateLimiter:   throttle.NewRate(cfg.RoomCreateBurst, cfg.RoomCreateInterval),
 		MaxMessageBytes: cfg.MaxMessageBytes, RoomTokenTTL: cfg.RoomTokenDuration,
 		MaxBacklog:     engine.Retained(cfg.HistorySize, cfg.MaxQueueSize),
 		WSPingInterval: cfg.WSPingInterval,

@@ -31,6 +31,10 @@ import (
 //   - Events are domain values shared by every subscription; the transport
 //     encodes each once (wire.Of) and sends the same bytes to all.
 type Engine interface {
+	// CanCreate gives rooms.ErrTooManyRooms when ownerID owns as many
+	// rooms as allowed, without the atomicity of CreateRoom's check: a
+	// cheap refusal before the password is hashed.
+	CanCreate(ctx context.Context, ownerID string) error
 	CreateRoom(ctx context.Context, name, passwordHash, ownerID string) (rooms.Room, error)
 	Room(ctx context.Context, code string) (rooms.Room, error)
 	Touch(ctx context.Context, code string) error

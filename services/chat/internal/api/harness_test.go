@@ -56,6 +56,10 @@ type opts struct {
 	logger *zap.Logger
 	// wsPing paces WebSocket pings; 0 is the default.
 	wsPing time.Duration
+	// createBurst and createInterval pace CreateChatRoom per user; 0 is
+	// 1000 at once, as good as none.
+	createBurst    int
+	createInterval time.Duration
 }
 
 // harness is a real server with a real generated client.
@@ -117,13 +121,20 @@ func newHarness(t testing.TB, o opts) *harness {
 	if o.wrap != nil {
 		served = o.wrap(eng)
 	}
+	if o.createBurst == 0 {
+		o.createBurst = 1000
+	}
+	if o.createInterval == 0 {
+		o.createInterval = time.Second
+	}
 	logger := zap.NewNop()
 	if o.logger != nil {
 		logger = o.logger
 	}
 	srv, err := New(Config{
 		Signer: signer, Hasher: hasher,
-		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute), Logger: logger, Metrics: metrics.New(func() int { return eng.Len(context.Background()) }),
+		Limiter: throttle.New(5, time.Minute), UserLimiter: throttle.New(20, time.Minute), RoomLimiter: throttle.New(50, time.Minute),
+		CreateLimiter: throttle.NewRate(o.createBurst, o.createInterval), Logger: logger, Metrics: metrics.New(func() int { return eng.Len(context.Background()) }),
 		MaxBacklog:      retain,
 		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
 		TokenTimer:     tokenTimer(o.expire, o.realExpiry),

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +35,8 @@ import (
 // application/json, the protojson request as the body and the protojson
 // response as the answer; the token in `Authorization: Bearer <jwt>`; an
 // error as {"code":"not_found","message":"..."} with the HTTP status of
-// its code (httpStatusOf) and, for a throttled call, Retry-After. The
+// its code (httpStatusOf) and, for a refused call, its details (the
+// ErrorInfo reason, the RetryInfo) and Retry-After. The
 // handlers are the gRPC ones, behind the same access log and status
 // table (finish), so both transports answer alike.
 
@@ -190,7 +192,9 @@ func writeHTTPError(w http.ResponseWriter, st *status.Status) {
 }
 
 // writeHTTPErrorStatus answers with st as a Connect error at an HTTP
-// status of the caller's choosing, and a RetryInfo as Retry-After.
+// status of the caller's choosing, with the status's details (the
+// ErrorInfo reason a client acts on, the RetryInfo) and a RetryInfo as
+// Retry-After too.
 func writeHTTPErrorStatus(w http.ResponseWriter, httpStatus int, st *status.Status) {
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok {
@@ -199,12 +203,42 @@ func writeHTTPErrorStatus(w http.ResponseWriter, httpStatus int, st *status.Stat
 		}
 	}
 	body, _ := json.Marshal(struct {
-		Code    string `json:"code"`
-		Message string `json:"message,omitempty"`
-	}{connectCode(st.Code()), st.Message()}) // strings always marshal
+		Code    string          `json:"code"`
+		Message string          `json:"message,omitempty"`
+		Details []connectDetail `json:"details,omitempty"`
+	}{connectCode(st.Code()), st.Message(), connectDetails(st)}) // strings and raw JSON always marshal
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(body)
+}
+
+// connectDetail is an error detail as the Connect protocol carries it:
+// the message's full name, its protobuf encoding in unpadded base64, and
+// its JSON form in debug, which a page can read without protobuf
+// (details[].debug.reason).
+type connectDetail struct {
+	Type  string          `json:"type"`
+	Value string          `json:"value"`
+	Debug json.RawMessage `json:"debug,omitempty"`
+}
+
+// connectDetails converts a status's details; one that cannot be decoded
+// is passed on without its debug form.
+func connectDetails(st *status.Status) []connectDetail {
+	var out []connectDetail
+	for _, a := range st.Proto().GetDetails() {
+		d := connectDetail{
+			Type:  strings.TrimPrefix(a.GetTypeUrl(), "type.googleapis.com/"),
+			Value: base64.RawStdEncoding.EncodeToString(a.GetValue()),
+		}
+		if m, err := a.UnmarshalNew(); err == nil {
+			if js, err := protojson.Marshal(m); err == nil {
+				d.Debug = js
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // connectCode names a code as the Connect protocol does: "not_found".

@@ -14,31 +14,52 @@ import (
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
-// CreateChatRoom creates a room owned by the caller.
+// CreateChatRoom creates a room owned by the caller. Every refusal comes
+// before the password is hashed (argon2id, tens of milliseconds of a
+// core): the input, the caller's create rate (CreateLimiter) and the
+// rooms it owns (MAX_ROOMS_PER_USER, checked again atomically by the
+// store).
 func (s *Server) CreateChatRoom(ctx context.Context, req *chatv1.CreateChatRoomRequest) (*chatv1.CreateChatRoomResponse, error) {
 	u, err := s.userFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := rooms.ValidateName(req.GetName()); err != nil {
+	name, err := rooms.NormalizeName(req.GetName())
+	if err != nil {
 		return nil, err
 	}
 	if err := rooms.ValidatePassword(req.GetPassword()); err != nil {
+		return nil, err
+	}
+	wait, err := s.cfg.CreateLimiter.Allow(ctx, u.ID, s.cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("create throttle: %w", err)
+	}
+	if wait > 0 {
+		return nil, &rooms.ThrottledError{What: "rooms created", RetryAfter: wait}
+	}
+	if err := s.engine.CanCreate(ctx, u.ID); err != nil {
 		return nil, err
 	}
 	hash, err := s.cfg.Hasher.Hash(ctx, req.GetPassword())
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.engine.CreateRoom(ctx, req.GetName(), hash, u.ID)
+	r, err := s.engine.CreateRoom(ctx, name, hash, u.ID)
 	if err != nil {
 		return nil, err
 	}
 	return &chatv1.CreateChatRoomResponse{ShortCode: r.Code, Name: r.Name}, nil
 }
 
-// JoinChatRoom checks the room password and issues a room token. Wrong
-// passwords are limited per user and room.
+// JoinChatRoom checks the room password and issues a room token.
+//
+// Wrong passwords are limited per user and room, per user across rooms
+// (unknown codes too, so that codes cannot be probed for free) and per
+// room across users, except the room's owner: others' failures must not
+// lock the owner out of their own room, so the owner's joins neither
+// count toward nor are refused by the per-room limit. The room is looked
+// up first, which costs no hash, to know its owner.
 func (s *Server) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomRequest) (*chatv1.JoinChatRoomResponse, error) {
 	u, err := s.userFrom(ctx)
 	if err != nil {
@@ -51,21 +72,28 @@ func (s *Server) JoinChatRoom(ctx context.Context, req *chatv1.JoinChatRoomReque
 	if err := rooms.ValidatePassword(req.GetPassword()); err != nil {
 		return nil, err
 	}
-	// Reserve the attempt before any work, so that guesses in flight count
-	// toward the limits and parallel guesses get no more verifications.
-	release, err := s.acquire(ctx, []limit{
-		{s.cfg.Limiter, u.ID + "\x00" + code},
-		{s.cfg.UserLimiter, u.ID},
-		{s.cfg.RoomLimiter, code},
-	})
+	r, err := s.engine.Room(ctx, code)
+	if errors.Is(err, rooms.ErrNotFound) {
+		// A throttled user gets RATE_LIMITED whether or not the code
+		// exists, so that throttling does not tell codes apart.
+		release, lerr := s.acquire(ctx, []limit{{s.cfg.UserLimiter, u.ID}})
+		if lerr != nil {
+			return nil, lerr
+		}
+		release(true)
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.engine.Room(ctx, code)
+	// Reserve the attempt before hashing, so that guesses in flight count
+	// toward the limits and parallel guesses get no more verifications.
+	limits := []limit{{s.cfg.Limiter, u.ID + "\x00" + code}, {s.cfg.UserLimiter, u.ID}}
+	if u.ID != r.OwnerID {
+		limits = append(limits, limit{s.cfg.RoomLimiter, code})
+	}
+	release, err := s.acquire(ctx, limits)
 	if err != nil {
-		// An unknown code counts against the user, so codes cannot be
-		// probed for free.
-		release(errors.Is(err, rooms.ErrNotFound))
 		return nil, err
 	}
 	ok, _, err := s.cfg.Hasher.Verify(ctx, req.GetPassword(), r.PasswordHash)
@@ -157,7 +185,7 @@ func (s *Server) acquire(ctx context.Context, limits []limit) (release func(fail
 		if err != nil {
 			return nil, fmt.Errorf("join throttle: %w", err)
 		}
-		return nil, &rooms.ThrottledError{RetryAfter: wait}
+		return nil, &rooms.ThrottledError{What: "wrong room passwords", RetryAfter: wait}
 	}
 	return func(failed bool) {
 		now := s.cfg.Now()

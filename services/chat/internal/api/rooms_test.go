@@ -245,9 +245,9 @@ func TestParallelWrongPasswordsThrottled(t *testing.T) {
 		case codes.PermissionDenied:
 			denied++
 		case codes.ResourceExhausted:
-			require.Len(t, st.Details(), 1)
-			_, ok := st.Details()[0].(*errdetails.RetryInfo)
-			assert.True(t, ok, "RetryInfo")
+			reason, retry := detailsOf(t, st)
+			assert.Equal(t, "RATE_LIMITED", reason)
+			assert.Positive(t, retry, "RetryInfo")
 		default:
 			t.Fatalf("unexpected %v", err)
 		}

@@ -30,12 +30,14 @@ type Config struct {
 	Hasher Hasher
 	// Limiter counts wrong passwords per user and room; UserLimiter
 	// wrong passwords and unknown codes per user, across rooms;
-	// RoomLimiter wrong passwords per room, across users.
+	// RoomLimiter wrong passwords per room, across users but its owner.
 	Limiter     Limiter
 	UserLimiter Limiter
 	RoomLimiter Limiter
-	Logger      *zap.Logger
-	Metrics     *metrics.Metrics
+	// CreateLimiter paces CreateChatRoom per user.
+	CreateLimiter RateLimiter
+	Logger        *zap.Logger
+	Metrics       *metrics.Metrics
 
 	// MaxMessageBytes bounds a message body.
 	MaxMessageBytes int
@@ -91,6 +93,13 @@ type Limiter interface {
 	Reset(ctx context.Context, key string) error
 }
 
+// RateLimiter paces an action per key (throttle.Rate): Allow takes one
+// action and returns 0, or returns how long the caller must wait and
+// takes nothing.
+type RateLimiter interface {
+	Allow(ctx context.Context, key string, now time.Time) (time.Duration, error)
+}
+
 // Hasher hashes room passwords and checks them against stored hashes
 // (pkg/password.Hasher). Verify's stale is ignored: a room's hash is
 // kept as it was made, since rewriting the registry on a join is not
@@ -113,7 +122,7 @@ type Server struct {
 // New returns a Server over engine.
 func New(cfg Config, engine Engine) (*Server, error) {
 	if cfg.Signer == nil || cfg.Hasher == nil || cfg.Limiter == nil || cfg.UserLimiter == nil || cfg.RoomLimiter == nil ||
-		cfg.Logger == nil || cfg.Metrics == nil {
+		cfg.CreateLimiter == nil || cfg.Logger == nil || cfg.Metrics == nil {
 		return nil, errors.New("api: signer, hasher, limiters, logger and metrics are required")
 	}
 	if cfg.MaxMessageBytes <= 0 || cfg.RoomTokenTTL <= 0 {

@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/grpcchatter/grpcchatter/pkg/token"
@@ -26,35 +28,84 @@ var errNoOpen = errors.New("first message must be Open")
 // errWrongUser means a Refresh carried a room token for another user.
 var errWrongUser = errors.New("room token is for another user")
 
-// codeOf is the one table from sentinel errors to status codes.
+// errorDomain is the google.rpc.ErrorInfo domain of the service's errors.
+const errorDomain = "grpcchatter.chat.v1"
+
+// The google.rpc.ErrorInfo reasons, which tell a client what to do about
+// a refusal (the README's "Status codes"): every RESOURCE_EXHAUSTED has
+// one, so that a client never has to guess from the code alone.
+const (
+	// reasonSlowConsumer: the stream's queue overflowed; resume at once.
+	reasonSlowConsumer = "SLOW_CONSUMER"
+	// reasonRateLimited: a throttle refused; retry after the RetryInfo.
+	reasonRateLimited = "RATE_LIMITED"
+	// reasonStreamLimit: MAX_STREAMS_PER_USER streams are open; retry
+	// after the RetryInfo, by when a vanished one has been dropped.
+	reasonStreamLimit = "STREAM_LIMIT"
+	// reasonRoomLimit: MAX_ROOMS_PER_USER rooms owned; delete one first.
+	reasonRoomLimit = "ROOM_LIMIT"
+	// reasonNoCode: no free short code; retry after the RetryInfo.
+	reasonNoCode = "NO_CODE"
+	// reasonRoomFull: the room has as many members as allowed; retry
+	// after the RetryInfo.
+	reasonRoomFull = "ROOM_FULL"
+	// reasonStreamReplaced (with ABORTED): a newer stream of the same
+	// user took this one's place; do not reconnect it.
+	reasonStreamReplaced = "STREAM_REPLACED"
+)
+
+// streamLimitRetry is how long a client refused for MAX_STREAMS_PER_USER
+// is asked to wait: by then a stream of its own that vanished without a
+// word has missed its keepalive and been dropped (see KeepaliveTime).
+const streamLimitRetry = KeepaliveTime + KeepaliveTimeout
+
+// noCodeRetry is how long a client refused for want of a free short code
+// is asked to wait. Codes come free as rooms are deleted or go idle and
+// their tombstones expire; a retry draws new random codes anyway.
+const noCodeRetry = 30 * time.Second
+
+// codeOf is the one table from sentinel errors to the status a client
+// sees: the code, and for a refusal a client must act on, the ErrorInfo
+// reason and the RetryInfo delay. An error that carries its own delay
+// (retryDelayer, e.g. *rooms.ThrottledError) overrides the row's.
+// The first row whose error matches (errors.Is) wins.
 var codeOf = []struct {
-	err  error
-	code codes.Code
+	err    error
+	code   codes.Code
+	reason string        // ErrorInfo reason; "" adds no ErrorInfo
+	retry  time.Duration // RetryInfo delay; 0 adds no RetryInfo
 }{
-	{errNoToken, codes.Unauthenticated},
-	{errNoOpenToken, codes.Unauthenticated},
-	{token.ErrExpired, codes.Unauthenticated},
-	{token.ErrMalformed, codes.Unauthenticated},
-	{token.ErrSignature, codes.Unauthenticated},
-	{token.ErrWrongKind, codes.Unauthenticated},
-	{rooms.ErrWrongRoom, codes.PermissionDenied},
-	{errWrongUser, codes.PermissionDenied},
-	{rooms.ErrNotOwner, codes.PermissionDenied},
-	{rooms.ErrWrongPassword, codes.PermissionDenied},
-	{rooms.ErrNotFound, codes.NotFound},
-	{rooms.ErrDeleted, codes.NotFound},
-	{rooms.ErrSlowConsumer, codes.ResourceExhausted},
-	{rooms.ErrTooManyRooms, codes.ResourceExhausted},
-	{rooms.ErrTooManyStreams, codes.ResourceExhausted},
-	{rooms.ErrNoCode, codes.ResourceExhausted},
-	{rooms.ErrRoomTokenExpired, codes.Unauthenticated},
-	{rooms.ErrMalformed, codes.InvalidArgument},
-	{rooms.ErrShuttingDown, codes.Unavailable},
-	{errNoOpen, codes.InvalidArgument},
-	{errBinaryFrame, codes.InvalidArgument},
-	{errClientGone, codes.Canceled},
-	{context.Canceled, codes.Canceled},
-	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{errNoToken, codes.Unauthenticated, "", 0},
+	{errNoOpenToken, codes.Unauthenticated, "", 0},
+	{token.ErrExpired, codes.Unauthenticated, "", 0},
+	{token.ErrMalformed, codes.Unauthenticated, "", 0},
+	{token.ErrSignature, codes.Unauthenticated, "", 0},
+	{token.ErrWrongKind, codes.Unauthenticated, "", 0},
+	{rooms.ErrWrongRoom, codes.PermissionDenied, "", 0},
+	{errWrongUser, codes.PermissionDenied, "", 0},
+	{rooms.ErrNotOwner, codes.PermissionDenied, "", 0},
+	{rooms.ErrWrongPassword, codes.PermissionDenied, "", 0},
+	{rooms.ErrNotFound, codes.NotFound, "", 0},
+	{rooms.ErrDeleted, codes.NotFound, "", 0},
+	{rooms.ErrSlowConsumer, codes.ResourceExhausted, reasonSlowConsumer, 0},
+	{rooms.ErrThrottled, codes.ResourceExhausted, reasonRateLimited, 0}, // the delay is the error's
+	{rooms.ErrTooManyRooms, codes.ResourceExhausted, reasonRoomLimit, 0},
+	{rooms.ErrTooManyStreams, codes.ResourceExhausted, reasonStreamLimit, streamLimitRetry},
+	{rooms.ErrNoCode, codes.ResourceExhausted, reasonNoCode, noCodeRetry},
+	{rooms.ErrRoomTokenExpired, codes.Unauthenticated, "", 0},
+	{rooms.ErrMalformed, codes.InvalidArgument, "", 0},
+	{rooms.ErrShuttingDown, codes.Unavailable, "", 0},
+	{errNoOpen, codes.InvalidArgument, "", 0},
+	{errBinaryFrame, codes.InvalidArgument, "", 0},
+	{errClientGone, codes.Canceled, "", 0},
+	{context.Canceled, codes.Canceled, "", 0},
+	{context.DeadlineExceeded, codes.DeadlineExceeded, "", 0},
+}
+
+// retryDelayer is an error that knows when a retry may succeed, such as
+// a throttle's refusal.
+type retryDelayer interface {
+	RetryDelay() time.Duration
 }
 
 // toStatus maps an error from a handler to the status the client sees. It
@@ -73,18 +124,16 @@ func toStatus(err error) (st *status.Status, internal bool) {
 	if errors.As(err, &inv) {
 		return status.New(codes.InvalidArgument, inv.Error()), false
 	}
-	var thr *rooms.ThrottledError
-	if errors.As(err, &thr) {
-		st := status.New(codes.ResourceExhausted, thr.Error())
-		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(thr.RetryAfter)}); derr == nil {
-			st = d
-		}
-		return st, false
-	}
 	for _, m := range codeOf {
-		if errors.Is(err, m.err) {
-			return status.New(m.code, err.Error()), false
+		if !errors.Is(err, m.err) {
+			continue
 		}
+		retry := m.retry
+		var rd retryDelayer
+		if errors.As(err, &rd) {
+			retry = rd.RetryDelay()
+		}
+		return withDetails(status.New(m.code, err.Error()), m.reason, retry), false
 	}
 	// Errors that already carry a status come from gRPC itself, e.g. Recv
 	// reporting an over-size message or a cancelled stream.
@@ -92,4 +141,24 @@ func toStatus(err error) (st *status.Status, internal bool) {
 		return st, false
 	}
 	return status.New(codes.Internal, "internal error"), true
+}
+
+// withDetails adds an ErrorInfo of reason, if any, and a RetryInfo of
+// retry, if positive.
+func withDetails(st *status.Status, reason string, retry time.Duration) *status.Status {
+	var details []protoadapt.MessageV1
+	if reason != "" {
+		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain})
+	}
+	if retry > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(retry)})
+	}
+	if len(details) == 0 {
+		return st
+	}
+	d, err := st.WithDetails(details...)
+	if err != nil { // only for an OK status, which has no details
+		return st
+	}
+	return d
 }

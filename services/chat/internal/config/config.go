@@ -49,9 +49,13 @@ type Config struct {
 	HistorySize       int           `envconfig:"HISTORY_SIZE" default:"100"`
 	MaxRoomsPerUser   int           `envconfig:"MAX_ROOMS_PER_USER" default:"100"`
 	MaxStreamsPerUser int           `envconfig:"MAX_STREAMS_PER_USER" default:"16"`
-	MaxMessageBytes   int           `envconfig:"MAX_MESSAGE_BYTES" default:"4096"`
-	RoomIdleTTL       time.Duration `envconfig:"ROOM_IDLE_TTL" default:"24h"`
-	MetricsAddress    string        `envconfig:"METRICS_ADDRESS" default:"127.0.0.1:9090"`
+	// RoomCreateBurst rooms may be created by one user at once, and one
+	// more every RoomCreateInterval: each costs a password hash.
+	RoomCreateBurst    int           `envconfig:"ROOM_CREATE_BURST" default:"10"`
+	RoomCreateInterval time.Duration `envconfig:"ROOM_CREATE_INTERVAL" default:"6s"`
+	MaxMessageBytes    int           `envconfig:"MAX_MESSAGE_BYTES" default:"4096"`
+	RoomIdleTTL        time.Duration `envconfig:"ROOM_IDLE_TTL" default:"24h"`
+	MetricsAddress     string        `envconfig:"METRICS_ADDRESS" default:"127.0.0.1:9090"`
 	// PprofEnabled also serves net/http/pprof under /debug/pprof/ on
 	// METRICS_ADDRESS, for profiling a live service.
 	PprofEnabled bool   `envconfig:"PPROF_ENABLED" default:"false"`
@@ -168,6 +172,8 @@ func (c Config) Validate() error {
 	check(c.MaxMessageBytes >= 1 && c.MaxMessageBytes <= 1<<20, "MAX_MESSAGE_BYTES", "must be 1-1048576")
 	check(c.MaxRoomsPerUser >= 1, "MAX_ROOMS_PER_USER", "must be at least 1")
 	check(c.MaxStreamsPerUser >= 1, "MAX_STREAMS_PER_USER", "must be at least 1")
+	check(c.RoomCreateBurst >= 1 && c.RoomCreateBurst <= 1000, "ROOM_CREATE_BURST", "must be 1-1000")
+	check(c.RoomCreateInterval >= time.Millisecond && c.RoomCreateInterval <= 24*time.Hour, "ROOM_CREATE_INTERVAL", "must be 1ms-24h")
 	check(c.RoomIdleTTL > 0, "ROOM_IDLE_TTL", "must be positive")
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive")
 	check(c.DataDir != "", "DATA_DIR", "must not be empty")

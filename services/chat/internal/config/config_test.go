@@ -20,7 +20,7 @@ const goodSecret = "0123456789abcdef0123456789abcdef"
 var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET_PREVIOUS", "SHORT_CODE_LENGTH",
 	"MAX_MESSAGE_QUEUE_SIZE", "ROOM_TOKEN_DURATION", "HISTORY_SIZE", "MAX_MESSAGE_BYTES", "ROOM_IDLE_TTL",
 	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS",
-	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER", "PPROF_ENABLED", "DATABASE_URL", "HISTORY_STORE", "NATS_URL",
+	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER", "ROOM_CREATE_BURST", "ROOM_CREATE_INTERVAL", "PPROF_ENABLED", "DATABASE_URL", "HISTORY_STORE", "NATS_URL",
 	"NATS_TLS_CERT_FILE", "NATS_TLS_KEY_FILE", "NATS_REPLICAS", "INSTANCE_ID",
 	"WEB_SERVER_ADDRESS", "WEB_SERVER_PORT", "WEB_AUTH_URL", "WS_ALLOWED_ORIGINS", "WS_PING_INTERVAL"}
 
@@ -45,6 +45,8 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 256, c.MaxQueueSize)
 	assert.Equal(t, 100, c.HistorySize)
 	assert.Equal(t, time.Hour, c.RoomTokenDuration)
+	assert.Equal(t, 10, c.RoomCreateBurst)
+	assert.Equal(t, 6*time.Second, c.RoomCreateInterval)
 	assert.Equal(t, "./data", c.DataDir)
 	assert.Equal(t, password.Params{MemoryKiB: 19456, Time: 2, Threads: 1}, c.Argon2(), "the OWASP minimum")
 	assert.Equal(t, "********", c.Masked().Secret)
@@ -78,6 +80,10 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"metrics host a mistyped IP", "METRICS_ADDRESS", "10.0.0:9090"},
 		{"rooms per user zero", "MAX_ROOMS_PER_USER", "0"},
 		{"streams per user zero", "MAX_STREAMS_PER_USER", "0"},
+		{"create burst zero", "ROOM_CREATE_BURST", "0"},
+		{"create burst huge", "ROOM_CREATE_BURST", "1001"},
+		{"create interval zero", "ROOM_CREATE_INTERVAL", "0s"},
+		{"create interval not a duration", "ROOM_CREATE_INTERVAL", "often"},
 		{"port out of range", "GRPC_SERVER_PORT", "70000"},
 		{"queue zero", "MAX_MESSAGE_QUEUE_SIZE", "0"},
 		{"bad duration", "ROOM_TOKEN_DURATION", "soon"},

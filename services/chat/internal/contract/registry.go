@@ -26,6 +26,7 @@ func Registry(t *testing.T, open func(t *testing.T) engine.Registry) {
 		{"code of a live room is taken", registryLiveCodeTaken},
 		{"code of a deleted room is taken until ReuseAfter", registryTombstone},
 		{"MaxOwned limits an owner's rooms", registryMaxOwned},
+		{"Owned counts an owner's live rooms", registryOwned},
 		{"MaxOwned holds under concurrent creates", registryMaxOwnedConcurrent},
 		{"concurrent creates of one code: exactly one wins", registryCodeConcurrent},
 		{"Touch moves IdleSince forward only", registryTouch},
@@ -160,6 +161,29 @@ func registryMaxOwned(t *testing.T, reg engine.Registry) {
 	n, err := reg.Count(ctx(t))
 	require.NoError(t, err)
 	assert.Equal(t, 3+1+10, n)
+}
+
+func registryOwned(t *testing.T, reg engine.Registry) {
+	owned := func(owner string) int {
+		n, err := reg.Owned(ctx(t), owner)
+		require.NoError(t, err)
+		return n
+	}
+	assert.Zero(t, owned("u1"), "an owner of nothing")
+	require.NoError(t, reg.Create(ctx(t), room("MINE2", "u1"), free))
+	require.NoError(t, reg.Create(ctx(t), room("MINE3", "u1"), free))
+	require.NoError(t, reg.Create(ctx(t), room("YOURS2", "u2"), free))
+	assert.ErrorIs(t, reg.Create(ctx(t), room("MINE4", "u1"), engine.CreateRules{MaxOwned: 2}), rooms.ErrTooManyRooms)
+	assert.Equal(t, 2, owned("u1"), "a refused create is not counted")
+	assert.Equal(t, 1, owned("u2"))
+	assert.Zero(t, owned("U1"), "owner IDs compare exactly")
+
+	require.NoError(t, reg.Delete(ctx(t), "MINE2", "u1", t0))
+	assert.Equal(t, 1, owned("u1"), "a deleted room no longer counts")
+	deleted, err := reg.DeleteIdle(ctx(t), "MINE3", t0.Add(100*time.Hour), t0)
+	require.NoError(t, err)
+	require.True(t, deleted)
+	assert.Zero(t, owned("u1"), "nor an idle one deleted")
 }
 
 func registryMaxOwnedConcurrent(t *testing.T, reg engine.Registry) {

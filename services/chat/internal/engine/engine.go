@@ -146,6 +146,24 @@ func (m *Engine) Len(ctx context.Context) int {
 	return n
 }
 
+// CanCreate returns rooms.ErrTooManyRooms when ownerID owns as many rooms
+// as it may already, so that a caller can refuse before hashing the new
+// room's password. It reads the count without holding it: CreateRoom
+// checks again, atomically with the insert.
+func (m *Engine) CanCreate(ctx context.Context, ownerID string) error {
+	if m.cfg.MaxRoomsPerUser <= 0 {
+		return nil
+	}
+	n, err := m.reg.Owned(ctx, ownerID)
+	if err != nil {
+		return err
+	}
+	if n >= m.cfg.MaxRoomsPerUser {
+		return fmt.Errorf("%w (%d)", rooms.ErrTooManyRooms, m.cfg.MaxRoomsPerUser)
+	}
+	return nil
+}
+
 // CreateRoom registers a room with a fresh short code.
 func (m *Engine) CreateRoom(ctx context.Context, name, passwordHash, ownerID string) (rooms.Room, error) {
 	// Microseconds: what every store keeps, so the room returned is the

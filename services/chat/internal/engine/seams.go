@@ -49,6 +49,10 @@ type Registry interface {
 	Idle(ctx context.Context, before time.Time) ([]string, error)
 	// Count is the number of rooms.
 	Count(ctx context.Context) (int, error)
+	// Owned is the number of rooms ownerID owns: what Create's MaxOwned
+	// check counts, read without it, so that a caller can refuse a room
+	// before paying for its password hash. Create stays the authority.
+	Owned(ctx context.Context, ownerID string) (int, error)
 }
 
 // Log is the rooms' message history.

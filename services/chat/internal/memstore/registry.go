@@ -132,6 +132,13 @@ func (reg *Registry) Idle(_ context.Context, before time.Time) ([]string, error)
 	return codes, nil
 }
 
+// Owned is the number of rooms ownerID owns.
+func (reg *Registry) Owned(_ context.Context, ownerID string) (int, error) {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	return reg.owners[ownerID], nil
+}
+
 // Count is the number of rooms.
 func (reg *Registry) Count(context.Context) (int, error) {
 	reg.mu.Lock()

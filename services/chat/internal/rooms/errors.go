@@ -44,6 +44,8 @@ var (
 	ErrUnavailable = errors.New("chat storage unavailable; try again later")
 	// ErrMalformed means a request could not be decoded.
 	ErrMalformed = errors.New("malformed request")
+	// ErrThrottled is what every *ThrottledError matches.
+	ErrThrottled = errors.New("throttled")
 )
 
 // InvalidError reports a bad input field.
@@ -59,11 +61,24 @@ func Invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// ThrottledError means too many wrong passwords; retry after RetryAfter.
+// ThrottledError means a throttle refused the call: too many wrong
+// passwords, or rooms created too fast. A retry after RetryAfter may
+// succeed.
 type ThrottledError struct {
+	// What was tried too often, for the message: "wrong room passwords".
+	What       string
 	RetryAfter time.Duration
 }
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many wrong room passwords; retry in %s", e.RetryAfter.Round(time.Second))
+	// Whole seconds, rounded up: "retry in 0s" would invite a retry that
+	// is refused again.
+	secs := max(1, (e.RetryAfter+time.Second-1)/time.Second)
+	return fmt.Sprintf("too many %s; retry in %s", e.What, secs*time.Second)
 }
+
+// Unwrap makes every ThrottledError match ErrThrottled.
+func (e *ThrottledError) Unwrap() error { return ErrThrottled }
+
+// RetryDelay is how long the caller should wait before trying again.
+func (e *ThrottledError) RetryDelay() time.Duration { return e.RetryAfter }

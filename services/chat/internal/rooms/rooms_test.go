@@ -54,13 +54,73 @@ func TestNormalizeCode(t *testing.T) {
 	}
 }
 
-func TestValidateName(t *testing.T) {
-	assert.NoError(t, ValidateName(strings.Repeat("ü", MaxNameChars)))
-	for _, bad := range []string{"", "  ", strings.Repeat("a", MaxNameChars+1), "a\xff"} {
-		var inv *InvalidError
-		require.ErrorAs(t, ValidateName(bad), &inv, "%q", bad)
-		assert.Equal(t, "name", inv.Field)
+func TestNormalizeName(t *testing.T) {
+	good := []struct{ in, want string }{
+		{strings.Repeat("ü", MaxNameChars), strings.Repeat("ü", MaxNameChars)},
+		{"  team chat \t\n", "team chat"},
+		{" " + strings.Repeat("a", MaxNameChars) + " ", strings.Repeat("a", MaxNameChars)},           // counted after trimming
+		{"caf\u00e9\u00a0bar", "caf\u00e9\u00a0bar"},                                                 // a no-break space inside is a space
+		{"\U0001F468\u200D\U0001F469\u200D\U0001F467", "\U0001F468\u200D\U0001F469\u200D\U0001F467"}, // an emoji sequence joins with ZWJ
+		{"\u0645\u06cc\u200C\u062e\u0648\u0627\u0645", "\u0645\u06cc\u200C\u062e\u0648\u0627\u0645"}, // Persian needs ZWNJ
+		{"\u2764\uFE0F", "\u2764\uFE0F"},                                                             // a variation selector is a mark, not a format character
 	}
+	for _, tc := range good {
+		got, err := NormalizeName(tc.in)
+		require.NoError(t, err, "%q", tc.in)
+		assert.Equal(t, tc.want, got)
+	}
+	bad := []struct{ in, reason string }{
+		{"", "empty"},
+		{"  \t ", "empty"},
+		{strings.Repeat("a", MaxNameChars+1), "at most"},
+		{"a\xff", "UTF-8"},
+		{"red\x1b[31malert", "U+001B at character 4"}, // ESC: terminal escapes
+		{"nul\x00", "U+0000"},
+		{"two\nlines", "U+000A"},
+		{"tab\there", "U+0009"},
+		{"del\x7f", "U+007F"},
+		{"c1\u009b31m", "U+009B"},       // CSI as a C1 control
+		{"evil\u202Etxt.exe", "U+202E"}, // right-to-left override
+		{"\u2066iso\u2069", "U+2066"},
+		{"zero\u200Bwidth", "U+200B"},
+		{"soft\u00ADhyphen", "U+00AD"},
+		{"\uFEFFbom", "U+FEFF"},
+		{"line\u2028sep", "U+2028"},
+		{"para\u2029sep", "U+2029"},
+		{"tag\U000E0041", "U+E0041"}, // invisible tag characters
+	}
+	for _, tc := range bad {
+		_, err := NormalizeName(tc.in)
+		var inv *InvalidError
+		require.ErrorAs(t, err, &inv, "%q", tc.in)
+		assert.Equal(t, "name", inv.Field)
+		assert.Contains(t, inv.Reason, tc.reason, "%q", tc.in)
+	}
+}
+
+// FuzzNormalizeName checks that an accepted name is valid UTF-8, trimmed,
+// within the length, free of hidden characters, and its own normal form.
+func FuzzNormalizeName(f *testing.F) {
+	for _, s := range []string{"room", " room ", "a\x1bb", "\u202Ex", "\U0001F468\u200D\U0001F469", "\xff", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := NormalizeName(in)
+		if err != nil {
+			var inv *InvalidError
+			require.ErrorAs(t, err, &inv)
+			assert.Equal(t, "name", inv.Field)
+			return
+		}
+		assert.True(t, utf8.ValidString(out))
+		assert.Equal(t, strings.TrimSpace(out), out)
+		assert.NotEmpty(t, out)
+		assert.LessOrEqual(t, utf8.RuneCountInString(out), MaxNameChars)
+		assert.False(t, strings.ContainsFunc(out, hiddenRune), "%q", out)
+		again, err := NormalizeName(out)
+		require.NoError(t, err)
+		assert.Equal(t, out, again)
+	})
 }
 
 // FuzzValidateSend checks that ValidateSend accepts exactly the messages

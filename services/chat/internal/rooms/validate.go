@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -12,17 +13,48 @@ const (
 	MaxClientIDBytes = 64
 )
 
-// ValidateName checks a room name: 1 to MaxNameChars characters of UTF-8.
-func ValidateName(name string) error {
-	switch {
-	case !utf8.ValidString(name):
-		return Invalid("name", "must be valid UTF-8")
-	case strings.TrimSpace(name) == "":
-		return Invalid("name", "must not be empty")
-	case utf8.RuneCountInString(name) > MaxNameChars:
-		return Invalid("name", "must be at most %d characters", MaxNameChars)
+// NormalizeName returns a room name as it is stored and shown: trimmed
+// of white space at either end, then 1 to MaxNameChars characters of
+// UTF-8 with no control or invisible formatting character (see
+// hiddenRune). Others see the name in their terminals and pages, where
+// such characters could move the cursor, recolour the screen or reorder
+// the text around the name.
+func NormalizeName(name string) (string, error) {
+	if !utf8.ValidString(name) {
+		return "", Invalid("name", "must be valid UTF-8")
 	}
-	return nil
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", Invalid("name", "must not be empty")
+	}
+	n := 0
+	for _, r := range name {
+		n++
+		if hiddenRune(r) {
+			return "", Invalid("name", "must not contain control or formatting characters (%U at character %d)", r, n)
+		}
+	}
+	if n > MaxNameChars {
+		return "", Invalid("name", "must be at most %d characters", MaxNameChars)
+	}
+	return name, nil
+}
+
+// hiddenRune reports a character a name must not hold: a control
+// character (C0 and C1, tab and newline included: a name is one line), a
+// line or paragraph separator, or a formatting character (bidirectional
+// overrides and isolates, zero-width space, soft hyphen, byte order mark,
+// tag characters...). The zero-width joiner and non-joiner are allowed:
+// emoji sequences and several scripts need them. Spaces other than at
+// either end are ordinary characters.
+func hiddenRune(r rune) bool {
+	switch {
+	case r == '\u200C' || r == '\u200D':
+		return false
+	case unicode.IsControl(r), unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+		return true
+	}
+	return false
 }
 
 // ValidatePassword checks a room password: 1 to MaxPasswordBytes bytes.

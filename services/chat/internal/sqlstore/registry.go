@@ -237,6 +237,18 @@ func (s *Store) Idle(ctx context.Context, before time.Time) ([]string, error) {
 	return codes, nil
 }
 
+// Owned is the number of rooms ownerID owns (an index scan of
+// rooms_owner_id_idx).
+func (s *Store) Owned(ctx context.Context, ownerID string) (int, error) {
+	ctx, cancel := s.pool.Bound(ctx)
+	defer cancel()
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&roomRow{}).Where("owner_id = ?", ownerID).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count rooms owned: %w", classify(ctx, err))
+	}
+	return int(n), nil
+}
+
 // Count is the number of rooms.
 func (s *Store) Count(ctx context.Context) (int, error) {
 	ctx, cancel := s.pool.Bound(ctx)

@@ -1,5 +1,7 @@
 // Package throttle limits failed attempts (wrong room passwords, unknown
-// codes) per key: a user and room, a user, a room.
+// codes) per key: a user and room, a user, a room (Limiter); and paces
+// actions per key: the rooms a user creates (Rate). Both hold their
+// counts in this process.
 package throttle
 
 import (
