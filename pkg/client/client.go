@@ -355,7 +355,8 @@ func (c *Client) Send(ctx context.Context, body string) (string, error) {
 // Receive returns the room's next event. It blocks until there is one, ctx
 // is done, or the session ends: then it returns ErrDisconnected after
 // Disconnect or Close, ErrRoomDeleted after a *RoomDeleted event, or the
-// error that ended the session (e.g. ErrUnauthenticated, ErrNotFound).
+// error that ended the session (e.g. ErrUnauthenticated, ErrNotFound,
+// ErrReplaced).
 func (c *Client) Receive(ctx context.Context) (Event, error) {
 	s, err := c.session()
 	if err != nil {
@@ -401,5 +402,5 @@ func newMessageID() string {
 // isTerminal tells errors that end a session from those worth retrying.
 func isTerminal(err error) bool {
 	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrPermissionDenied) ||
-		errors.Is(err, ErrNotLoggedIn) || errors.Is(err, ErrClosed)
+		errors.Is(err, ErrNotLoggedIn) || errors.Is(err, ErrClosed) || errors.Is(err, ErrReplaced)
 }

@@ -19,8 +19,10 @@
 // it breaks (the service restarts or shuts down, the stream fell too far
 // behind, the network failed) it reopens it with exponential backoff and
 // jitter, asking the service to resume after the last message Receive has
-// returned. Within the service's history window nothing is lost and nothing
-// is delivered twice; when the service cannot replay (it restarted, or the
+// returned. The backoff starts over once a reopened stream has stayed open
+// for Backoff.ResetAfter (10s by default): a stream the service cuts right
+// after opening it is retried ever more slowly, not every 100ms. Within the
+// service's history window nothing is lost and nothing is delivered twice; when the service cannot replay (it restarted, or the
 // client was away too long) Receive returns a *Gap before the live events.
 // Connection changes are reported as *Connection events so that a user
 // interface can show them.
@@ -141,10 +143,36 @@
 // ErrNotJoined, and those of a Client not made by New with ErrNotCreated,
 // rather than panic.
 //
+// # Limits
+//
+// The chat service gives a reason with every limit it enforces
+// (Error.Reason), and the Client acts on it:
+//
+//   - A stream cut for falling behind (ErrSlowConsumer) is resumed at once,
+//     after the first backoff delay, whatever attempts came before.
+//   - A reopening refused by a throttle (ErrRateLimited), the user's stream
+//     limit (ErrStreamLimit), a full room (ErrRoomFull) or a want of room
+//     codes is waited out for the delay the service asks for, if longer
+//     than the backoff, capped at MaxRetryAfter and cut short by
+//     Disconnect or Close; then the Client tries again. The *Connection
+//     event says why (Err) and for how long (Retry). The Client never
+//     retries in a tight loop.
+//   - A stream that a newer stream of the same user replaced ends the
+//     session with ErrReplaced: reopening it would replace the newer one.
+//
+// Calls other than the session's reconnection return every refusal to the
+// caller, who decides: CreateChatRoom returns ErrRoomLimit when the user
+// owns as many rooms as allowed (deleting one helps, waiting does not) and
+// ErrRateLimited, with RetryAfter, when the user creates rooms too fast;
+// JoinChatRoom returns ErrRateLimited after too many wrong passwords, and
+// ErrStreamLimit or ErrRoomFull, with RetryAfter, when its stream is
+// refused.
+//
 // # Errors
 //
 // Errors returned by the services match the package's sentinels with
 // errors.Is (ErrUnauthenticated, ErrNotFound, ErrAlreadyTaken, ...) and carry
-// the service's message; errors.As with *Error gives the details, including
-// the retry-after delay of ErrRateLimited when the service sent one.
+// the service's message; errors.As with *Error gives the details: the
+// chat service's Reason, and the retry-after delay (also RetryAfter(err))
+// when the service sent one.
 package client

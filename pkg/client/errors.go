@@ -54,13 +54,36 @@ var (
 	// ErrInvalidArgument means the request was rejected as malformed: an empty
 	// or too long name, password or message.
 	ErrInvalidArgument = errors.New("invalid argument")
-	// ErrRateLimited means too many attempts; Error.RetryAfter tells how long to
-	// wait when the service said so.
+	// ErrRateLimited means too many attempts (wrong passwords, logins, rooms
+	// created), or the chat service found no free room code for now (Reason
+	// ReasonNoCode); Error.RetryAfter tells how long to wait when the
+	// service said so.
 	ErrRateLimited = errors.New("rate limited")
 	// ErrSlowConsumer is the Err of a *Connection event when the service
 	// dropped the stream because the Client fell too far behind reading it
 	// (Receive was not called often enough). The Client resumes by itself.
 	ErrSlowConsumer = errors.New("stream fell too far behind")
+	// ErrRoomLimit means the user owns as many rooms as the chat service
+	// allows (MAX_ROOMS_PER_USER): CreateChatRoom succeeds again once the
+	// user deletes one. Waiting does not help, and the Client does not
+	// retry.
+	ErrRoomLimit = errors.New("room limit reached")
+	// ErrStreamLimit means the user has as many streams open in the room as
+	// the chat service allows (MAX_STREAMS_PER_USER), none of which it could
+	// replace. JoinChatRoom returns it, with the RetryAfter the service
+	// asked for; a session reopening its stream waits that long and tries
+	// again (a *Connection event whose Err matches it), by when a stream
+	// of the user's that vanished has been dropped.
+	ErrStreamLimit = errors.New("stream limit reached")
+	// ErrRoomFull means the room has as many members online as the chat
+	// service allows. JoinChatRoom returns it, with RetryAfter; a session
+	// reopening its stream waits that long and tries again.
+	ErrRoomFull = errors.New("room full")
+	// ErrReplaced ends a session whose stream the chat service closed
+	// because a newer stream of the same user took its place (the user
+	// joined the room elsewhere, at its stream limit). The Client does not
+	// reconnect it: that would replace the newer stream in turn.
+	ErrReplaced = errors.New("stream replaced by a newer one of the same user")
 	// ErrUnavailable means the service is down, shutting down or overloaded.
 	ErrUnavailable = errors.New("service unavailable")
 	// ErrServer is any other failure on the service's side.
@@ -79,6 +102,44 @@ type Error struct {
 	Code codes.Code
 	// RetryAfter is how long the service asked to wait, 0 when unknown.
 	RetryAfter time.Duration
+	// Reason is the chat service's reason for the error (its
+	// google.rpc.ErrorInfo), one of the Reason constants, or "" when it
+	// gave none. Kind already reflects it.
+	Reason string
+}
+
+// The reasons the chat service gives for a refusal (Error.Reason).
+const (
+	// ReasonSlowConsumer: the stream fell too far behind (ErrSlowConsumer).
+	ReasonSlowConsumer = "SLOW_CONSUMER"
+	// ReasonRateLimited: a throttle refused (ErrRateLimited).
+	ReasonRateLimited = "RATE_LIMITED"
+	// ReasonStreamLimit: too many streams of the user (ErrStreamLimit).
+	ReasonStreamLimit = "STREAM_LIMIT"
+	// ReasonRoomLimit: too many rooms owned by the user (ErrRoomLimit).
+	ReasonRoomLimit = "ROOM_LIMIT"
+	// ReasonNoCode: no free room code for now (ErrRateLimited).
+	ReasonNoCode = "NO_CODE"
+	// ReasonRoomFull: the room is full (ErrRoomFull).
+	ReasonRoomFull = "ROOM_FULL"
+	// ReasonStreamReplaced: a newer stream replaced this one (ErrReplaced).
+	ReasonStreamReplaced = "STREAM_REPLACED"
+)
+
+// errorDomain is the ErrorInfo domain of the chat service's reasons; an
+// ErrorInfo of another domain (a proxy's) is not the service's to read.
+const errorDomain = "grpcchatter.chat.v1"
+
+// reasonKinds maps the chat service's reasons to sentinels; they take
+// precedence over the status code's.
+var reasonKinds = map[string]error{
+	ReasonSlowConsumer:   ErrSlowConsumer,
+	ReasonRateLimited:    ErrRateLimited,
+	ReasonStreamLimit:    ErrStreamLimit,
+	ReasonRoomLimit:      ErrRoomLimit,
+	ReasonNoCode:         ErrRateLimited,
+	ReasonRoomFull:       ErrRoomFull,
+	ReasonStreamReplaced: ErrReplaced,
 }
 
 func (e *Error) Error() string {
@@ -187,21 +248,25 @@ func fromGRPC(err error) error {
 	case codes.DeadlineExceeded:
 		return context.DeadlineExceeded
 	}
-	kind, ok := grpcKinds[st.Code()]
-	if !ok {
-		kind = ErrServer
-	}
-	return &Error{Kind: kind, Message: st.Message(), Code: st.Code(), RetryAfter: retryAfter(st)}
-}
-
-// retryAfter reads the retry delay from a status's RetryInfo detail.
-func retryAfter(st *status.Status) time.Duration {
+	e := &Error{Message: st.Message(), Code: st.Code()}
 	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
-			return capRetry(ri.GetRetryDelay().AsDuration())
+		switch d := d.(type) {
+		case *errdetails.RetryInfo:
+			if d.GetRetryDelay() != nil {
+				e.RetryAfter = capRetry(d.GetRetryDelay().AsDuration())
+			}
+		case *errdetails.ErrorInfo:
+			if d.GetDomain() == errorDomain {
+				e.Reason = d.GetReason()
+			}
 		}
 	}
-	return 0
+	if e.Kind, ok = reasonKinds[e.Reason]; !ok {
+		if e.Kind, ok = grpcKinds[st.Code()]; !ok {
+			e.Kind = ErrServer
+		}
+	}
+	return e
 }
 
 // MaxRetryAfter bounds a retry delay a service asks for, so that a wrong

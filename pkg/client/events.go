@@ -133,7 +133,8 @@ func (s ConnectionState) String() string {
 // Connection reports a change in the stream's state after JoinChatRoom.
 type Connection struct {
 	State ConnectionState
-	// Attempt counts failed attempts since the stream broke (Reconnecting).
+	// Attempt counts the attempts since the stream last stayed open for
+	// Backoff.ResetAfter (Reconnecting): 0 after a stable stream broke.
 	Attempt int
 	// Err is why the stream broke or the last attempt failed (Reconnecting).
 	Err error

@@ -18,12 +18,15 @@ import (
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -278,6 +281,29 @@ type fakeChat struct {
 	refuseRefresh int
 	refuseCode    codes.Code
 	refreshes     map[string]int // Refresh frames accepted, per user
+	// refuseCreate, when set, is CreateChatRoom's answer.
+	refuseCreate error
+	// refuseStreams are the answers of the next Chat streams, one each,
+	// given once the stream has sent Open and before Opened, as the
+	// service refuses a stream at a limit.
+	refuseStreams []error
+	// cutOpened, when set, ends every stream right after its Opened frame.
+	cutOpened error
+}
+
+// limitStatus is a refusal as the chat service makes it: the code, an
+// ErrorInfo with the reason, and a RetryInfo when retry is positive.
+func limitStatus(code codes.Code, reason string, retry time.Duration) error {
+	st := status.New(code, strings.ToLower(reason))
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: "grpcchatter.chat.v1"}}
+	if retry > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(retry)})
+	}
+	st, err := st.WithDetails(details...)
+	if err != nil {
+		panic(err) // a non-OK status always takes details
+	}
+	return st.Err()
 }
 
 // fakeOpen is an Open a stream started with, and whose stream it was.
@@ -322,6 +348,9 @@ func (f *fakeChat) CreateChatRoom(ctx context.Context, req *chatv1.CreateChatRoo
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.refuseCreate != nil {
+		return nil, f.refuseCreate
+	}
 	code := fmt.Sprintf("ROOM%d", len(f.rooms)+1)
 	f.rooms[code] = &fakeRoom{code: code, name: req.GetName(), password: req.GetPassword(), owner: u.ID, subs: map[*fakeSub]struct{}{}}
 	return &chatv1.CreateChatRoomResponse{ShortCode: code, Name: req.GetName()}, nil
@@ -423,7 +452,7 @@ func (r *fakeRoom) broadcast(ev *chatv1.Event) {
 		select {
 		case s.ch <- ev:
 		default:
-			s.stop(status.Error(codes.ResourceExhausted, "stream too slow"))
+			s.stop(limitStatus(codes.ResourceExhausted, "SLOW_CONSUMER", 0))
 		}
 	}
 }
@@ -454,6 +483,13 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 	}
 	f.mu.Lock()
 	f.opens = append(f.opens, fakeOpen{user: rt.UserName, open: open})
+	if len(f.refuseStreams) > 0 {
+		err := f.refuseStreams[0]
+		f.refuseStreams = f.refuseStreams[1:]
+		f.mu.Unlock()
+		return err
+	}
+	cut := f.cutOpened
 	if f.stall {
 		f.mu.Unlock()
 		select {
@@ -519,6 +555,9 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 	}()
 	if err := stream.Send(&chatv1.ChatResponse{Events: frame}); err != nil {
 		return err
+	}
+	if cut != nil {
+		return cut
 	}
 	if len(backlog) > 0 {
 		if err := stream.Send(&chatv1.ChatResponse{Events: backlog}); err != nil {

@@ -18,15 +18,21 @@ const (
 // Backoff shapes the delays between reconnection attempts: the n-th retry
 // waits about Initial*Multiplier^n, capped at Max, spread by ±Jitter (a
 // fraction, 0 to 1) so that many clients do not come back in lockstep.
+// The count starts over once a reopened stream has stayed open for
+// ResetAfter, so a stream the service cuts right after opening it is
+// retried ever more slowly rather than every Initial. A delay the service
+// asks for (Error.RetryAfter) replaces a shorter one.
 type Backoff struct {
 	Initial    time.Duration
 	Max        time.Duration
 	Multiplier float64
 	Jitter     float64
+	ResetAfter time.Duration
 }
 
-// DefaultBackoff starts at 100ms and backs off to 5s.
-var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
+// DefaultBackoff starts at 100ms and backs off to 5s; a stream open for
+// 10s starts it over.
+var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2, ResetAfter: 10 * time.Second}
 
 type config struct {
 	authURL       string
@@ -179,6 +185,9 @@ func newConfig(opts []Option) config {
 	}
 	if c.backoff.Jitter < 0 || c.backoff.Jitter > 1 {
 		c.backoff.Jitter = d.Jitter
+	}
+	if c.backoff.ResetAfter <= 0 {
+		c.backoff.ResetAfter = d.ResetAfter
 	}
 	if c.bufferSize <= 0 {
 		c.bufferSize = 256

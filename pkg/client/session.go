@@ -344,7 +344,16 @@ func (s *session) run(first *conn) {
 				continue
 			}
 		} else {
+			if errors.Is(err, ErrSlowConsumer) {
+				// Falling behind is the reader's doing, not the service
+				// failing, and a resume makes progress: resume at once,
+				// after the first delay, whatever came before.
+				attempt = 0
+			}
 			delay := s.c.cfg.backoff.delay(attempt)
+			// A limit (a throttle, the stream limit, a full room) says
+			// when a retry can succeed: wait that long (capped by
+			// MaxRetryAfter), never less than the backoff.
 			if d, ok := RetryAfter(err); ok && d > delay {
 				delay = d
 			}
@@ -368,9 +377,16 @@ func (s *session) run(first *conn) {
 		}); err != nil {
 			continue
 		}
-		attempt, renewed = 0, false
+		renewed = false
 		s.log.Info("chat stream reopened", zap.String("epoch", cn.opened.GetEpoch()), zap.Stringer("recovery", cn.opened.GetRecovery()))
+		opened := time.Now()
 		err = s.serve(cn)
+		// Only a stream that stayed up starts the delays over: one cut
+		// right after it opened (a service that accepts and then fails,
+		// a limit enforced after Opened) keeps backing off.
+		if time.Since(opened) >= s.c.cfg.backoff.ResetAfter {
+			attempt = 0
+		}
 	}
 }
 
@@ -481,12 +497,14 @@ func (s *session) recv(cn *conn) error {
 	return s.deliver(cn, resp.GetEvents())
 }
 
-// streamError is fromGRPC for a broken Chat stream, where RESOURCE_EXHAUSTED
-// without a retry delay means the stream fell behind, not a rate limit.
+// streamError is fromGRPC for a broken Chat stream. A service that gives
+// no reason (a version before reasons) ends a stream with
+// RESOURCE_EXHAUSTED and no retry delay when it fell behind: a slow
+// consumer, not a rate limit.
 func streamError(err error) error {
 	err = fromGRPC(err)
 	var e *Error
-	if errors.As(err, &e) && e.Code == codes.ResourceExhausted && e.RetryAfter == 0 {
+	if errors.As(err, &e) && e.Code == codes.ResourceExhausted && e.Reason == "" && e.RetryAfter == 0 {
 		e.Kind = ErrSlowConsumer
 	}
 	return err
