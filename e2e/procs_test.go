@@ -187,6 +187,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		"ARGON2_TIME":         "2",
 		// The page chat serves calls auth from its own origin.
 		"CORS_ALLOWED_ORIGINS": s.webURL,
+		// Not auth's default metrics port, which stacks side by side would share.
+		"METRICS_ADDRESS": "127.0.0.1:0",
 	}
 	for k, v := range opts.authEnv {
 		authEnv[k] = v

@@ -14,6 +14,7 @@
 #   CHAT_METRICS_PORT_BASE=9091  chat metrics on BASE..BASE+2
 #   CHAT_WEB_PORT_BASE=8091  chat web (page, WebSocket) on BASE..BASE+2
 #   AUTH_PORT=8080
+#   AUTH_METRICS_PORT=9090  auth metrics (its own default, 9091, is chat-1's here)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,13 +24,14 @@ chat_base=${CHAT_PORT_BASE:-5051}
 metrics_base=${CHAT_METRICS_PORT_BASE:-9091}
 web_base=${CHAT_WEB_PORT_BASE:-8091}
 auth_port=${AUTH_PORT:-8080}
+auth_metrics_port=${AUTH_METRICS_PORT:-9090}
 root=data/cluster
 logs=$root/logs
 n=3
 
 die() { echo "run-cluster: $*" >&2; exit 1; }
 
-for v in NATS_PORT_BASE:nats_base CHAT_PORT_BASE:chat_base CHAT_METRICS_PORT_BASE:metrics_base CHAT_WEB_PORT_BASE:web_base AUTH_PORT:auth_port; do
+for v in NATS_PORT_BASE:nats_base CHAT_PORT_BASE:chat_base CHAT_METRICS_PORT_BASE:metrics_base CHAT_WEB_PORT_BASE:web_base AUTH_PORT:auth_port AUTH_METRICS_PORT:auth_metrics_port; do
 	var=${v#*:}
 	p=${!var}
 	[[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p + 4002 < 65536)) || die "${v%:*}=$p is not a usable port"
@@ -57,6 +59,7 @@ for i in $(seq $n); do
 	busy "$(web_port "$i")" && die "port $(web_port "$i") is in use; set CHAT_WEB_PORT_BASE"
 done
 busy "$auth_port" && die "port $auth_port is in use; set AUTH_PORT"
+busy "$auth_metrics_port" && die "port $auth_metrics_port is in use; set AUTH_METRICS_PORT"
 
 # shellcheck source=scripts/env-local.sh
 source scripts/env-local.sh
@@ -171,6 +174,7 @@ done
 # through (CORS).
 origins=$(for i in $(seq $n); do printf 'http://127.0.0.1:%s,' "$(web_port "$i")"; done)
 start auth env DATABASE_URL= REST_SERVER_ADDRESS=127.0.0.1 REST_SERVER_PORT="$auth_port" \
+	METRICS_ADDRESS="127.0.0.1:$auth_metrics_port" \
 	CORS_ALLOWED_ORIGINS="${origins%,}" DATA_DIR="$root/auth" bin/auth --config "$env_file"
 ready auth "http://127.0.0.1:$auth_port/healthz"
 
@@ -196,7 +200,7 @@ cat <<MSG
   GRPCChatter cluster is up:
     nats   $nats_urls
            (JetStream, replicas $n; monitoring on http://127.0.0.1:$(monitor_port 1)-$(monitor_port $n))
-    auth   http://127.0.0.1:$auth_port   (POST /register, POST /login)
+    auth   http://127.0.0.1:$auth_port   (POST /register, POST /login; metrics on http://127.0.0.1:$auth_metrics_port/metrics)
     chat   $chat_addrs
            (gRPC, instances chat-1..chat-$n; metrics on http://127.0.0.1:$(metrics_port 1)-$(metrics_port $n)/metrics)
     web    http://127.0.0.1:$(web_port 1) .. http://127.0.0.1:$(web_port $n)

@@ -12,6 +12,7 @@ auth_port=${AUTH_PORT:-8080}
 chat_port=${CHAT_PORT:-5050}
 web_port=${WEB_PORT:-8081}
 metrics_addr=${CHAT_METRICS_ADDRESS:-127.0.0.1:9090}
+auth_metrics_addr=${AUTH_METRICS_ADDRESS:-127.0.0.1:9091}
 mkdir -p data/auth data/chat
 
 pids=()
@@ -27,7 +28,7 @@ trap stop INT TERM EXIT
 # Embedded defaults: a DATABASE_URL from the caller's environment would
 # point both services at one database, so it is cleared here.
 # The page is served by chat on its web port and calls auth from there.
-DATABASE_URL= REST_SERVER_ADDRESS=127.0.0.1 REST_SERVER_PORT=$auth_port DATA_DIR=data/auth \
+DATABASE_URL= REST_SERVER_ADDRESS=127.0.0.1 REST_SERVER_PORT=$auth_port DATA_DIR=data/auth METRICS_ADDRESS=$auth_metrics_addr \
 	CORS_ALLOWED_ORIGINS="http://127.0.0.1:$web_port,http://localhost:$web_port" \
 	bin/auth --config "$env_file" &
 pids+=($!)
@@ -39,7 +40,7 @@ pids+=($!)
 cat <<MSG
 
   GRPCChatter is starting:
-    auth  http://127.0.0.1:$auth_port   (POST /register, POST /login, GET /metrics)
+    auth  http://127.0.0.1:$auth_port   (POST /register, POST /login; metrics on http://$auth_metrics_addr/metrics)
     chat  127.0.0.1:$chat_port          (gRPC; metrics on http://$metrics_addr/metrics)
 
   Chat in a browser:    http://127.0.0.1:$web_port

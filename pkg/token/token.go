@@ -7,14 +7,17 @@
 //
 // The algorithm is pinned to HS256, so "none", other HMAC sizes and
 // asymmetric algorithms (and with them key-confusion attacks) are rejected
-// before any signature work. Every token must carry exp and iat; iss and aud
+// before any signature work. Every token must carry exp and iat, as JSON
+// numbers (exp, nbf and iat given as strings are malformed); iss and aud
 // are checked. A previous secret may be configured for verification only so
 // that the signing secret can be rotated without logging everybody out.
 package token
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -206,14 +209,53 @@ func (s *Signer) parse(raw string, key []byte) (*claims, error) {
 		jwt.WithStrictDecoding(),
 	)
 	var c claims
-	_, err := p.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return key, nil })
+	tok, err := p.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return key, nil })
 	if err != nil {
 		return nil, classify(err)
+	}
+	if err := numericTimes(p, tok.Raw); err != nil {
+		return nil, err
 	}
 	if c.IssuedAt == nil {
 		return nil, fmt.Errorf("%w: iat is required", ErrMalformed)
 	}
 	return &c, nil
+}
+
+// numericTimes refuses a token whose exp, nbf or iat is anything but a
+// JSON number. RFC 7519 makes them NumericDates, which are numbers, but
+// golang-jwt decodes them through json.Number, which also takes a string
+// holding digits ("exp":"1999999999"): no issuer of ours writes that, so
+// such a token was made by someone else and is refused as malformed.
+func numericTimes(p *jwt.Parser, raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("%w: not three segments", ErrMalformed)
+	}
+	payload, err := p.DecodeSegment(parts[1])
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	var times struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(payload, &times); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	for _, t := range []struct {
+		name  string
+		value json.RawMessage
+	}{{"exp", times.Exp}, {"nbf", times.Nbf}, {"iat", times.Iat}} {
+		if t.value == nil {
+			continue // absent: exp and iat are required elsewhere
+		}
+		if c := t.value[0]; c != '-' && (c < '0' || c > '9') {
+			return fmt.Errorf("%w: %s must be a number, got %.20s", ErrMalformed, t.name, t.value)
+		}
+	}
+	return nil
 }
 
 func classify(err error) error {

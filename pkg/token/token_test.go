@@ -3,6 +3,7 @@ package token_test
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,59 @@ func TestRejections(t *testing.T) {
 			_, err := s.VerifyUser(tt.raw)
 			require.Error(t, err)
 			assert.ErrorIs(t, err, tt.want)
+		})
+	}
+}
+
+// TestTimesMustBeNumbers: exp, nbf and iat given as JSON strings, which
+// golang-jwt's NumericDate would read as numbers, are refused as
+// malformed in user and room tokens alike, even when correctly signed and
+// otherwise valid; so are other non-numbers.
+func TestTimesMustBeNumbers(t *testing.T) {
+	s := newSigner(t, secret, "")
+	later := time.Now().Add(time.Hour).Unix()
+	earlier := time.Now().Add(-time.Minute).Unix()
+	roomClaims := func() jwt.MapClaims {
+		c := validUserClaims()
+		c["aud"] = []string{string(token.KindRoom)}
+		c["knd"] = string(token.KindRoom)
+		c["room"] = "ABCDEF"
+		return c
+	}
+	kinds := []struct {
+		name   string
+		claims func() jwt.MapClaims
+		verify func(raw string) error
+	}{
+		{"user", validUserClaims, func(raw string) error { _, err := s.VerifyUser(raw); return err }},
+		{"room", roomClaims, func(raw string) error { _, err := s.VerifyRoom(raw); return err }},
+	}
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			require.NoError(t, k.verify(forge(t, jwt.SigningMethodHS256, []byte(secret), k.claims())), "the valid token verifies")
+			withNbf := k.claims()
+			withNbf["nbf"] = earlier
+			require.NoError(t, k.verify(forge(t, jwt.SigningMethodHS256, []byte(secret), withNbf)), "a numeric nbf is fine")
+
+			for _, tt := range []struct {
+				claim string
+				value any
+			}{
+				{"exp", strconv.FormatInt(later, 10)},
+				{"exp", "1999999999"},
+				{"exp", strconv.FormatInt(later, 10) + ".0"},
+				{"iat", strconv.FormatInt(earlier, 10)},
+				{"nbf", strconv.FormatInt(earlier, 10)},
+				{"exp", true},
+				{"exp", []int64{later}},
+				{"exp", map[string]int64{"t": later}},
+				{"nbf", nil},
+			} {
+				c := k.claims()
+				c[tt.claim] = tt.value
+				err := k.verify(forge(t, jwt.SigningMethodHS256, []byte(secret), c))
+				assert.ErrorIs(t, err, token.ErrMalformed, "%s = %#v", tt.claim, tt.value)
+			}
 		})
 	}
 }

@@ -25,6 +25,10 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 	if err != nil {
 		return nil, err
 	}
+	metricsPort, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := b.dataDir("auth")
 	if err != nil {
 		return nil, err
@@ -35,6 +39,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 		"REST_SERVER_ADDRESS=127.0.0.1",
 		"REST_SERVER_PORT=" + strconv.Itoa(port),
 		"DATA_DIR=" + dir,
+		"METRICS_ADDRESS=127.0.0.1:" + strconv.Itoa(metricsPort),
 		"LOG_LEVEL=warn",
 		"ARGON2_MEMORY_KIB=" + strconv.Itoa(int(params.MemoryKiB)),
 		"ARGON2_TIME=" + strconv.Itoa(int(params.Time)),
@@ -43,6 +48,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 		// Failed logins are part of the measurement, not an attack.
 		"LOGIN_MAX_FAILURES=1000",
 		"LOGIN_MAX_ADDRESS_FAILURES=100000",
+		"LOGIN_MAX_ACCOUNT_FAILURES=100000",
 		// Every registration comes from one loopback address.
 		"REGISTER_RATE=1000000",
 		"REGISTER_BURST=1000000",
@@ -62,7 +68,7 @@ func (b *bench) auth(ctx context.Context) (*report.Auth, error) {
 	a := &report.Auth{Params: params, Cores: runtime.NumCPU()}
 	// hashtime runs with the service's GOGC, so that the ceiling is the
 	// same hashes in the same runtime, with nothing else around them.
-	if a.GCPercent, err = c.GCPercent(ctx); err != nil {
+	if a.GCPercent, err = c.GCPercent(ctx, "http://127.0.0.1:"+strconv.Itoa(metricsPort)); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	b.logf("auth: timing argon2id hashes (m=%d KiB, t=%d, p=1, GOGC=%d) in fresh processes", params.MemoryKiB, params.Time, a.GCPercent)

@@ -113,9 +113,10 @@ func (c *Client) Do(ctx context.Context, path, name, password string) (int, erro
 	return resp.StatusCode, nil
 }
 
-// GCPercent reads the service's GOGC from its /metrics.
-func (c *Client) GCPercent(ctx context.Context) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/metrics", nil)
+// GCPercent reads the service's GOGC from its /metrics, served on its
+// METRICS_ADDRESS, at metricsBase (http://host:port).
+func (c *Client) GCPercent(ctx context.Context, metricsBase string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsBase+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -137,7 +138,7 @@ func (c *Client) GCPercent(ctx context.Context) (int, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("no go_gc_gogc_percent in %s/metrics", c.base)
+	return 0, fmt.Errorf("no go_gc_gogc_percent in %s/metrics", metricsBase)
 }
 
 // Password is the password of every account the generator registers.

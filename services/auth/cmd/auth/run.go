@@ -40,10 +40,11 @@ func withHashParams(p password.Params) option {
 
 // run starts the service and serves until ctx ends, then shuts down
 // gracefully. Settings come from args and the process environment (see
-// config.Load), logs go to logOut, and ready,
-// if not nil, is called with the listening address once the service
-// accepts connections (tests listen on port 0 and need to know where).
-func run(ctx context.Context, args []string, logOut io.Writer, ready func(net.Addr), opts ...option) error {
+// config.Load), logs go to logOut, and ready, if not nil, is called with
+// the API's and the metrics listener's addresses (nil when
+// METRICS_ADDRESS is empty) once the service accepts connections (tests
+// listen on port 0 and need to know where).
+func run(ctx context.Context, args []string, logOut io.Writer, ready func(api, metrics net.Addr), opts ...option) error {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -94,15 +95,17 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func(net.Ad
 	defer debug.SetGCPercent(debug.SetGCPercent(gc))
 	log.Info("garbage collector", zap.Int("gc_percent", gc), zap.Bool("from_GOGC", cfg.GCPercent != nil),
 		zap.Int("hash_slots", hasher.Slots()))
-	accounts := throttle.New(throttle.Config{
-		MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginFailureWindow,
-		Lockout: cfg.LoginLockout, MaxEntries: cfg.ThrottleMaxEntries,
+	logins := throttle.NewLogins(throttle.LoginConfig{
+		PairFailures:    cfg.LoginMaxFailures,
+		AddressFailures: cfg.LoginMaxAddressFailures,
+		AccountFailures: cfg.LoginMaxAccountFailures,
+		Window:          cfg.LoginFailureWindow,
+		Lockout:         cfg.LoginLockout,
+		MaxLockout:      cfg.LoginMaxLockout,
+		KnownFor:        cfg.LoginKnownAddressTTL,
+		MaxEntries:      cfg.ThrottleMaxEntries,
 	}, time.Now)
-	addresses := throttle.New(throttle.Config{
-		MaxFailures: cfg.LoginMaxAddressFailures, Window: cfg.LoginFailureWindow,
-		Lockout: cfg.LoginLockout, MaxEntries: cfg.ThrottleMaxEntries,
-	}, time.Now)
-	svc, err := users.NewService(ctx, db, hasher, accounts, addresses, log)
+	svc, err := users.NewService(ctx, db, hasher, logins, log)
 	if err != nil {
 		return err
 	}
@@ -121,8 +124,19 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func(net.Ad
 		return err
 	}
 
+	// Both listeners are bound before anything is served, so a bad or
+	// busy address stops the start before the service takes requests.
+	var mlis net.Listener
+	if cfg.MetricsAddress != "" {
+		if mlis, err = net.Listen("tcp", cfg.MetricsAddress); err != nil {
+			return fmt.Errorf("listen on METRICS_ADDRESS %s: %w", cfg.MetricsAddress, err)
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port)))
 	if err != nil {
+		if mlis != nil {
+			_ = mlis.Close()
+		}
 		return fmt.Errorf("listen on REST_SERVER_ADDRESS:REST_SERVER_PORT: %w", err)
 	}
 	srv := &http.Server{
@@ -136,14 +150,41 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func(net.Ad
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }() // returns once Shutdown or Close is called
-	log.Info("listening", zap.Stringer("address", ln.Addr()))
+
+	metricsCtx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	var metricsDone chan error // nil, never ready, while no metrics listener runs
+	if mlis != nil {
+		metricsDone = make(chan error, 1)
+		// Owner: run. Exit: Serve returns when stopMetrics is called below,
+		// after the API has drained, so a last scrape sees every request;
+		// or at once if the listener fails, which stops the service.
+		go func() { metricsDone <- m.Serve(metricsCtx, mlis) }()
+	}
+	log.Info("listening", zap.Stringer("address", ln.Addr()), zap.String("metrics", listenAddr(mlis)))
 	if ready != nil {
-		ready(ln.Addr())
+		var maddr net.Addr
+		if mlis != nil {
+			maddr = mlis.Addr()
+		}
+		ready(ln.Addr(), maddr)
 	}
 
+	var failed error
 	select {
 	case err := <-served:
+		stopMetrics()
+		if metricsDone != nil {
+			<-metricsDone
+		}
 		return fmt.Errorf("serve: %w", err)
+	case err := <-metricsDone:
+		metricsDone = nil // ended already
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		failed = fmt.Errorf("metrics on METRICS_ADDRESS: %w", err)
+		log.Error("metrics listener failed; stopping", zap.Error(err))
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout))
@@ -154,9 +195,26 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready func(net.Ad
 		log.Warn("in-flight requests did not finish in time; closing connections", zap.Error(err))
 		_ = srv.Close()
 	}
+	stopMetrics()
+	if metricsDone != nil {
+		if merr := <-metricsDone; merr != nil {
+			log.Warn("metrics listener", zap.Error(merr))
+		}
+	}
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serr)
 	}
+	if failed != nil {
+		return failed
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenAddr is l's address for the log, or "off".
+func listenAddr(l net.Listener) string {
+	if l == nil {
+		return "off"
+	}
+	return l.Addr().String()
 }

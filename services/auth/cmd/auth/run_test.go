@@ -37,9 +37,10 @@ const secret = "run-test-secret-0123456789abcdef0123"
 var cheap = withHashParams(password.Params{MemoryKiB: 256, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
 
 // setEnv gives t an environment in which, of the keys the service reads,
-// only those in m are set; the previous values return when t ends. Tests
-// that call it cannot run in parallel, since the environment belongs to
-// the process.
+// only those in m are set, and METRICS_ADDRESS, unless m sets it, to a free
+// loopback port rather than the default one, which another process may
+// hold; the previous values return when t ends. Tests that call it cannot
+// run in parallel, since the environment belongs to the process.
 func setEnv(t *testing.T, m map[string]string) {
 	t.Helper()
 	typ := reflect.TypeFor[config.Config]()
@@ -47,6 +48,9 @@ func setEnv(t *testing.T, m map[string]string) {
 		k := typ.Field(i).Tag.Get("envconfig")
 		t.Setenv(k, "") // registers the restore
 		require.NoError(t, os.Unsetenv(k))
+	}
+	if _, ok := m["METRICS_ADDRESS"]; !ok {
+		t.Setenv("METRICS_ADDRESS", "127.0.0.1:0")
 	}
 	for k, v := range m {
 		t.Setenv(k, v)
@@ -96,15 +100,17 @@ func TestRun(t *testing.T) {
 
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			addr := make(chan net.Addr, 1)
+			addr := make(chan [2]net.Addr, 1)
 			logs := &syncBuffer{}
 			done := make(chan error, 1)
-			go func() { done <- run(ctx, nil, logs, func(a net.Addr) { addr <- a }, cheap) }() // ends when ctx is cancelled
+			go func() { // ends when ctx is cancelled
+				done <- run(ctx, nil, logs, func(a, m net.Addr) { addr <- [2]net.Addr{a, m} }, cheap)
+			}()
 
-			var base string
+			var base, metricsBase string
 			select {
 			case a := <-addr:
-				base = "http://" + a.String()
+				base, metricsBase = "http://"+a[0].String(), "http://"+a[1].String()
 			case err := <-done:
 				t.Fatalf("run ended before serving: %v\n%s", err, logs)
 			case <-time.After(20 * time.Second):
@@ -148,6 +154,23 @@ func TestRun(t *testing.T) {
 			assert.Equal(t, http.StatusNoContent, resp.StatusCode)
 			assert.Equal(t, "http://127.0.0.1:8081", resp.Header.Get("Access-Control-Allow-Origin"))
 
+			// Metrics on their own listener only.
+			resp, err = client.Get(base + "/metrics")
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusNotFound, resp.StatusCode, "no metrics on the public port")
+			resp, err = client.Get(metricsBase + "/metrics")
+			require.NoError(t, err)
+			scraped, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Contains(t, string(scraped), `auth_http_requests_total{method="POST",route="/login",status="200"} 1`)
+			resp, err = client.Get(metricsBase + "/login")
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusNotFound, resp.StatusCode, "the metrics listener serves nothing else")
+
 			cancel()
 			select {
 			case err := <-done:
@@ -157,6 +180,8 @@ func TestRun(t *testing.T) {
 			}
 			_, err = client.Get(base + "/healthz")
 			assert.Error(t, err, "the listener is closed")
+			_, err = client.Get(metricsBase + "/metrics")
+			assert.Error(t, err, "the metrics listener is closed")
 
 			out := logs.String()
 			assert.Contains(t, out, `"msg":"stopped"`)
@@ -204,6 +229,37 @@ func TestRunFailsWhenPortIsTaken(t *testing.T) {
 	setEnv(t, env)
 	err = run(context.Background(), nil, &syncBuffer{}, nil, cheap)
 	assert.ErrorContains(t, err, "listen on REST_SERVER_ADDRESS:REST_SERVER_PORT")
+
+	env["REST_SERVER_PORT"] = "0"
+	env["METRICS_ADDRESS"] = ln.Addr().String()
+	setEnv(t, env)
+	err = run(context.Background(), nil, &syncBuffer{}, nil, cheap)
+	assert.ErrorContains(t, err, "listen on METRICS_ADDRESS "+ln.Addr().String())
+}
+
+// TestRunWithoutMetrics: an empty METRICS_ADDRESS serves no metrics at all.
+func TestRunWithoutMetrics(t *testing.T) {
+	setEnv(t, map[string]string{
+		"SECRET": secret, "REST_SERVER_ADDRESS": "127.0.0.1", "REST_SERVER_PORT": "0",
+		"DATA_DIR": t.TempDir(), "METRICS_ADDRESS": "",
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan [2]net.Addr, 1)
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { // ends when ctx is cancelled
+		done <- run(ctx, nil, logs, func(a, m net.Addr) { addrs <- [2]net.Addr{a, m} }, cheap)
+	}()
+	select {
+	case a := <-addrs:
+		assert.Nil(t, a[1], "no metrics listener")
+	case err := <-done:
+		t.Fatalf("run ended before serving: %v\n%s", err, logs)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	assert.Contains(t, logs.String(), `"metrics":"off"`)
 }
 
 // TestRunDrainsInFlightRequests starts a request, shuts the service down
@@ -220,7 +276,7 @@ func TestRunDrainsInFlightRequests(t *testing.T) {
 	addr := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() { // ends when ctx is cancelled and the request is answered
-		done <- run(ctx, nil, &syncBuffer{}, func(a net.Addr) { addr <- a }, cheap)
+		done <- run(ctx, nil, &syncBuffer{}, func(a, _ net.Addr) { addr <- a }, cheap)
 	}()
 	a := (<-addr).String()
 
@@ -323,7 +379,7 @@ func TestRunSetsGCPercent(t *testing.T) {
 			ready := make(chan struct{})
 			logs := &syncBuffer{}
 			done := make(chan error, 1)
-			go func() { done <- run(ctx, nil, logs, func(net.Addr) { close(ready) }, cheap) }() // ends when ctx is cancelled
+			go func() { done <- run(ctx, nil, logs, func(_, _ net.Addr) { close(ready) }, cheap) }() // ends when ctx is cancelled
 			select {
 			case <-ready:
 			case err := <-done:

@@ -1,6 +1,7 @@
 // Package api is the HTTP transport of the auth service: a gin router
-// with the JSON endpoints /register and /login, the probes /healthz and
-// /readyz, and /metrics.
+// with the JSON endpoints /register and /login and the probes /healthz and
+// /readyz. /metrics is not here: it is served on a listener of its own
+// (metrics.Serve), off the public port.
 //
 // Errors from every layer are turned into status codes in one place,
 // status in errors.go. Every error response is {"error": "..."}.
@@ -10,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -72,6 +74,13 @@ type handlers struct {
 	cfg     Config
 	origins origins
 	Deps
+	// sampled logs what an outside client can cause at will, refusals and
+	// server errors, through a sampler (see newSampled); Deps.Log logs
+	// the rest, which the hashing rate bounds.
+	sampled *zap.Logger
+	// proxyHint warns once that X-Forwarded-For arrives while
+	// TRUSTED_PROXIES is empty.
+	proxyHint sync.Once
 }
 
 // New returns the router.
@@ -88,7 +97,8 @@ func New(cfg Config, deps Deps) (*gin.Engine, error) {
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("api: TRUSTED_PROXIES: %w", err)
 	}
-	h := &handlers{cfg: cfg, origins: newOrigins(cfg.CORSAllowedOrigins), Deps: deps}
+	h := &handlers{cfg: cfg, origins: newOrigins(cfg.CORSAllowedOrigins), Deps: deps,
+		sampled: newSampled(deps.Log, deps.Metrics)}
 
 	r.Use(requestID, h.observe, h.recover)
 	if len(cfg.CORSAllowedOrigins) > 0 {
@@ -108,6 +118,5 @@ func New(cfg Config, deps Deps) (*gin.Engine, error) {
 	r.OPTIONS("/login", preflight)
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
-	r.GET("/metrics", gin.WrapH(deps.Metrics.Handler()))
 	return r, nil
 }

@@ -104,7 +104,7 @@ func TestCORS(t *testing.T) {
 // TestCORSErrorsAreReadable: the page can read why a request failed and
 // when to retry, not only successes.
 func TestCORSErrorsAreReadable(t *testing.T) {
-	e := newEnv(t, dbtest.SQLite(t), withCORS(page), withLimits(1, 10, 1000))
+	e := newEnv(t, dbtest.SQLite(t), withCORS(page), withLimits(1, 10, 8, 1000))
 	require.Equal(t, http.StatusOK, e.register("alice", "correct horse").Code)
 
 	for _, tt := range []struct {
@@ -134,7 +134,7 @@ func TestCORSErrorsAreReadable(t *testing.T) {
 // TestPreflightsAreNotAttempts: preflights never reach the registration
 // limit, the login throttles or password hashing.
 func TestPreflightsAreNotAttempts(t *testing.T) {
-	e := newEnv(t, dbtest.SQLite(t), withCORS(page), withLimits(3, 10, 1)) // one registration per address
+	e := newEnv(t, dbtest.SQLite(t), withCORS(page), withLimits(3, 10, 8, 1)) // one registration per address
 	for range 20 {
 		require.Equal(t, http.StatusNoContent, e.preflight("/register", page).Code)
 	}

@@ -95,11 +95,12 @@ func (h *handlers) fail(c *gin.Context, err error) {
 	case code == http.StatusServiceUnavailable:
 		c.Header("Retry-After", "1")
 	}
+	// Sampled: a client can cause both at will (see observe).
 	switch {
 	case code == statusClientClosedRequest:
-		h.Log.Debug("client closed request", zap.String("request_id", c.GetString(requestIDKey)), zap.Error(err))
+		h.sampled.Debug("client closed request", zap.String("request_id", c.GetString(requestIDKey)), zap.Error(err))
 	case code >= 500:
-		h.Log.Error("request failed", zap.String("request_id", c.GetString(requestIDKey)), zap.Error(err))
+		h.sampled.Error("request failed", zap.String("request_id", c.GetString(requestIDKey)), zap.Error(err))
 	}
 	c.AbortWithStatusJSON(code, gin.H{"error": msg})
 }

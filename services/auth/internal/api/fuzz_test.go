@@ -30,7 +30,7 @@ var seeds = []string{
 // fuzzLimits keeps the throttles and the registration limit out of the
 // way: the clock is frozen and the env shared by every input, so with the
 // usual limits all but the first few inputs would only reach a 429.
-var fuzzLimits = withLimits(1_000_000, 1_000_000, 1_000_000)
+var fuzzLimits = withLimits(1_000_000, 1_000_000, 2_000_000, 1_000_000)
 
 func FuzzRegister(f *testing.F) {
 	for _, s := range seeds {

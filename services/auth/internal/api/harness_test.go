@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/grpcchatter/grpcchatter/pkg/password"
@@ -41,6 +42,10 @@ type clock struct {
 }
 
 func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+// NewTicker makes clock a zapcore.Clock, so that log entries carry its
+// time and the log sampler's per-second budget follows it.
+func (c *clock) NewTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -63,12 +68,18 @@ type option func(*settings)
 
 type settings struct {
 	params          password.Params
-	maxFailures     int
+	maxFailures     int // per (account, address)
 	maxAddrFailures int
+	maxAcctFailures int // per account, from addresses it has not logged in from
 	registerBurst   int
 	requestTimeout  time.Duration
 	corsOrigins     []string
+	logLevel        zapcore.Level
 }
+
+// withLogLevel sets the level the logs are recorded at, as LOG_LEVEL
+// does; the default records everything (debug).
+func withLogLevel(l zapcore.Level) option { return func(s *settings) { s.logLevel = l } }
 
 func withParams(p password.Params) option { return func(s *settings) { s.params = p } }
 
@@ -77,32 +88,37 @@ func withRequestTimeout(d time.Duration) option { return func(s *settings) { s.r
 // withCORS sets CORS_ALLOWED_ORIGINS; the default allows none.
 func withCORS(origins ...string) option { return func(s *settings) { s.corsOrigins = origins } }
 
-// withLimits sets the failures per account and per address that lock
-// logins, and the registrations a client address may make at once (the
-// bucket refills at one an hour, which the frozen clock never reaches).
-func withLimits(account, address, registrations int) option {
+// withLimits sets the failures per (account, address), per address and
+// per account that lock logins, and the registrations a client address
+// may make at once (the bucket refills at one an hour, which the frozen
+// clock never reaches).
+func withLimits(pair, address, account, registrations int) option {
 	return func(s *settings) {
-		s.maxFailures, s.maxAddrFailures, s.registerBurst = account, address, registrations
+		s.maxFailures, s.maxAddrFailures, s.maxAcctFailures, s.registerBurst = pair, address, account, registrations
 	}
 }
 
 func newEnv(t testing.TB, s *store.Store, opts ...option) *env {
 	t.Helper()
-	set := settings{params: cheap, maxFailures: 3, maxAddrFailures: 10, registerBurst: 1000, requestTimeout: 10 * time.Second}
+	set := settings{
+		params: cheap, maxFailures: 3, maxAddrFailures: 10, maxAcctFailures: 8, registerBurst: 1000,
+		requestTimeout: 10 * time.Second, logLevel: zap.DebugLevel,
+	}
 	for _, o := range opts {
 		o(&set)
 	}
-	core, logs := observer.New(zap.DebugLevel)
-	log := zap.New(core)
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	core, logs := observer.New(set.logLevel)
+	log := zap.New(core, zap.WithClock(clk))
 	m := metrics.New()
 	hasher, err := password.New(set.params, password.WithObserver(m.ObserveHash))
 	require.NoError(t, err)
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	tcfg := func(n int) throttle.Config {
-		return throttle.Config{MaxFailures: n, Window: 15 * time.Minute, Lockout: 5 * time.Minute, MaxEntries: 1000}
-	}
-	svc, err := users.NewService(context.Background(), s, hasher,
-		throttle.New(tcfg(set.maxFailures), clk.Now), throttle.New(tcfg(set.maxAddrFailures), clk.Now), log)
+	logins := throttle.NewLogins(throttle.LoginConfig{
+		PairFailures: set.maxFailures, AddressFailures: set.maxAddrFailures, AccountFailures: set.maxAcctFailures,
+		Window: 15 * time.Minute, Lockout: 5 * time.Minute, MaxLockout: time.Hour,
+		KnownFor: 30 * 24 * time.Hour, MaxEntries: 1000,
+	}, clk.Now)
+	svc, err := users.NewService(context.Background(), s, hasher, logins, log)
 	require.NoError(t, err)
 	signer, err := token.NewSigner(testSecret, "")
 	require.NoError(t, err)

@@ -12,6 +12,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/metrics"
 )
 
 const (
@@ -50,8 +53,37 @@ func saneRequestID(id string) bool {
 	return true
 }
 
+// Log sampling: of each message at each level, the sampled logger writes
+// the first LogSampleFirst entries in every LogSampleTick and drops the
+// rest, counting them in auth_log_lines_dropped_total.
+const (
+	LogSampleFirst = 20
+	LogSampleTick  = time.Second
+)
+
+// newSampled wraps log in the sampler for lines that outside clients can
+// cause at will: without it a login flood wrote one line per refusal
+// (75 MB in 20 s).
+func newSampled(log *zap.Logger, m *metrics.Metrics) *zap.Logger {
+	hook := zapcore.SamplerHook(func(ent zapcore.Entry, d zapcore.SamplingDecision) {
+		if d&zapcore.LogDropped != 0 {
+			m.DroppedLogLine(ent.Level.String())
+		}
+	})
+	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, LogSampleTick, LogSampleFirst, 0, hook)
+	}))
+}
+
 // observe logs one line per request and records its metrics. It never
 // logs bodies, query strings or headers, which may hold passwords or tokens.
+//
+// A successful /register or /login is logged at info level, unsampled: each
+// cost a password hash, so their rate is bounded by the hashing slots.
+// Everything a client can cause without that cost is logged through the
+// sampler: refusals (4xx, 499) and other successes (probes, preflights)
+// at debug level, server errors (5xx) at warn level. Every request is
+// counted in the metrics either way.
 func (h *handlers) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -62,11 +94,14 @@ func (h *handlers) observe(c *gin.Context) {
 	}
 	st := c.Writer.Status()
 	h.Metrics.ObserveRequest(route, c.Request.Method, st, d)
-	level := zap.InfoLevel
-	if st >= 500 {
+	log, level := h.sampled, zap.DebugLevel
+	switch {
+	case st >= 500:
 		level = zap.WarnLevel
+	case st < 400 && c.Request.Method == http.MethodPost && (route == "/register" || route == "/login"):
+		log, level = h.Log, zap.InfoLevel
 	}
-	h.Log.Log(level, "request",
+	log.Log(level, "request",
 		zap.String("request_id", c.GetString(requestIDKey)),
 		zap.String("method", c.Request.Method),
 		zap.String("route", route),
@@ -74,6 +109,13 @@ func (h *handlers) observe(c *gin.Context) {
 		zap.Duration("latency", d),
 		zap.String("client_ip", c.ClientIP()),
 	)
+	if len(h.cfg.TrustedProxies) == 0 && c.GetHeader("X-Forwarded-For") != "" {
+		h.proxyHint.Do(func() {
+			h.Log.Warn("X-Forwarded-For ignored because TRUSTED_PROXIES is empty: if this service is behind "+
+				"a reverse proxy, every client shares the proxy's address and its login limits; set TRUSTED_PROXIES",
+				zap.String("peer", c.RemoteIP()))
+		})
+	}
 }
 
 // recover turns a panic in a handler into a logged 500 instead of a

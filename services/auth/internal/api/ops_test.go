@@ -132,12 +132,23 @@ func TestMetricsEndpoint(t *testing.T) {
 	assert.NotContains(t, text, "/some/random/path", "raw paths never become labels")
 }
 
-// metricsText scrapes /metrics.
+// TestNoMetricsOnThePublicPort: /metrics is served on METRICS_ADDRESS
+// only (see cmd/auth); the API answers it like any unknown path.
+func TestNoMetricsOnThePublicPort(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t))
+	r := e.do(http.MethodGet, "/metrics", nil)
+	assert.Equal(t, http.StatusNotFound, r.Code)
+	assert.JSONEq(t, `{"error":"no such route"}`, r.Raw)
+	assert.NotContains(t, r.Raw, "go_goroutines")
+}
+
+// metricsText scrapes the registry through the handler that the metrics
+// listener serves.
 func metricsText(t *testing.T, e *env) string {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	rec := httptest.NewRecorder()
-	e.handler.ServeHTTP(rec, req)
+	e.metrics.Handler().ServeHTTP(rec, req)
 	require.Equal(t, http.StatusOK, rec.Code)
 	body, err := io.ReadAll(rec.Body)
 	require.NoError(t, err)

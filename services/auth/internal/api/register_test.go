@@ -56,6 +56,9 @@ func TestRegisterRejects(t *testing.T) {
 		{"short name", creds("ab", "password1"), nil, 400, "invalid user_name: must be 3 to 32 characters"},
 		{"long name", creds(strings.Repeat("a", 33), "password1"), nil, 400, "invalid user_name: must be 3 to 32"},
 		{"space in name", creds("bob smith", "password1"), nil, 400, "invalid user_name: may contain only"},
+		{"escape in name", creds("bob\x1b[31m", "password1"), nil, 400, "invalid user_name: may contain only"},
+		{"NUL in name", creds("bob\x00x", "password1"), nil, 400, "invalid user_name: may contain only"},
+		{"DEL in name", creds("bob\x7f", "password1"), nil, 400, "invalid user_name: may contain only"},
 		{"look-alike Unicode", creds("аlice", "password1"), nil, 400, "invalid user_name: may contain only"}, // Cyrillic а
 		{"missing password", creds("bob", ""), nil, 400, "invalid password: is required"},
 		{"short password", creds("bob", "1234567"), nil, 400, "invalid password: must be 8 to 128 bytes"},

@@ -31,6 +31,10 @@ import (
 type Config struct {
 	Address string `envconfig:"REST_SERVER_ADDRESS" default:"0.0.0.0"`
 	Port    int    `envconfig:"REST_SERVER_PORT" default:"8080"` // 0 picks a free port
+	// MetricsAddress (host:port) serves /metrics on a listener of its own,
+	// off the public API port; empty disables it. The default is loopback
+	// only, next to the chat service's 127.0.0.1:9090.
+	MetricsAddress string `envconfig:"METRICS_ADDRESS" default:"127.0.0.1:9091"`
 
 	TokenDuration  time.Duration `envconfig:"TOKEN_DURATION" default:"15m"`
 	Secret         string        `envconfig:"SECRET"`          // signs user tokens
@@ -58,11 +62,17 @@ type Config struct {
 	// allows none but the service's own.
 	CORSAllowedOrigins []string `envconfig:"CORS_ALLOWED_ORIGINS"`
 
-	LoginMaxFailures        int           `envconfig:"LOGIN_MAX_FAILURES" default:"5"`          // per account
-	LoginMaxAddressFailures int           `envconfig:"LOGIN_MAX_ADDRESS_FAILURES" default:"20"` // per client address
-	LoginFailureWindow      time.Duration `envconfig:"LOGIN_FAILURE_WINDOW" default:"15m"`
-	LoginLockout            time.Duration `envconfig:"LOGIN_LOCKOUT" default:"5m"`
-	ThrottleMaxEntries      int           `envconfig:"THROTTLE_MAX_ENTRIES" default:"100000"` // per table
+	// Failed logins are limited per (account, client address), per client
+	// address across accounts, and per account from addresses it has not
+	// logged in from within LOGIN_KNOWN_ADDRESS_TTL; see throttle.Logins.
+	LoginMaxFailures        int           `envconfig:"LOGIN_MAX_FAILURES" default:"5"`           // per account and client address
+	LoginMaxAddressFailures int           `envconfig:"LOGIN_MAX_ADDRESS_FAILURES" default:"100"` // per client address
+	LoginMaxAccountFailures int           `envconfig:"LOGIN_MAX_ACCOUNT_FAILURES" default:"50"`  // per account, from new addresses
+	LoginFailureWindow      time.Duration `envconfig:"LOGIN_FAILURE_WINDOW" default:"15m"`       // how long a failure counts
+	LoginLockout            time.Duration `envconfig:"LOGIN_LOCKOUT" default:"5m"`               // first lockout; doubles with each further one
+	LoginMaxLockout         time.Duration `envconfig:"LOGIN_MAX_LOCKOUT" default:"1h"`           // cap of the doubling
+	LoginKnownAddressTTL    time.Duration `envconfig:"LOGIN_KNOWN_ADDRESS_TTL" default:"720h"`   // exempts an owner's address from the account ceiling
+	ThrottleMaxEntries      int           `envconfig:"THROTTLE_MAX_ENTRIES" default:"100000"`    // per table
 
 	RegisterRate  int `envconfig:"REGISTER_RATE" default:"30"`  // registrations per hour per client address
 	RegisterBurst int `envconfig:"REGISTER_BURST" default:"10"` // registrations at once per client address
@@ -133,10 +143,20 @@ func (c Config) Validate() error {
 	if why := checkHost(c.Address); why != "" {
 		fail("REST_SERVER_ADDRESS", why)
 	}
+	if c.MetricsAddress != "" && !validHostPort(c.MetricsAddress) {
+		fail("METRICS_ADDRESS", fmt.Sprintf("must be host:port, e.g. 127.0.0.1:9091, or empty to disable, got %q", c.MetricsAddress))
+	}
 	for _, n := range c.numbers() {
 		if n.value < n.lo || n.value > n.hi {
 			fail(n.key, fmt.Sprintf("%s, got %s", n.want(), n.format(n.value)))
 		}
+	}
+	if c.LoginMaxAccountFailures <= c.LoginMaxFailures {
+		fail("LOGIN_MAX_ACCOUNT_FAILURES", fmt.Sprintf("must be greater than LOGIN_MAX_FAILURES (%d), or one client address alone could lock the account for everyone, got %d",
+			c.LoginMaxFailures, c.LoginMaxAccountFailures))
+	}
+	if c.LoginMaxLockout < c.LoginLockout {
+		fail("LOGIN_MAX_LOCKOUT", fmt.Sprintf("must be at least LOGIN_LOCKOUT (%s), got %s", c.LoginLockout, c.LoginMaxLockout))
 	}
 	if g := c.GCPercent; g != nil && (*g < MinGCPercent || *g > MaxGCPercent) {
 		fail("GOGC", fmt.Sprintf("%s, got %d", gcHelp, *g))
@@ -205,8 +225,11 @@ func (c Config) numbers() []number {
 		i("MAX_BODY_BYTES", c.MaxBodyBytes, 512, 1<<20),
 		i("LOGIN_MAX_FAILURES", int64(c.LoginMaxFailures), 1, 1000),
 		i("LOGIN_MAX_ADDRESS_FAILURES", int64(c.LoginMaxAddressFailures), 1, 100000),
+		i("LOGIN_MAX_ACCOUNT_FAILURES", int64(c.LoginMaxAccountFailures), 2, 100000),
 		d("LOGIN_FAILURE_WINDOW", c.LoginFailureWindow, time.Second, 24*time.Hour),
 		d("LOGIN_LOCKOUT", c.LoginLockout, time.Second, 24*time.Hour),
+		d("LOGIN_MAX_LOCKOUT", c.LoginMaxLockout, time.Second, 7*24*time.Hour),
+		d("LOGIN_KNOWN_ADDRESS_TTL", c.LoginKnownAddressTTL, 0, 365*24*time.Hour),
 		i("THROTTLE_MAX_ENTRIES", int64(c.ThrottleMaxEntries), 10, 10000000),
 		i("REGISTER_RATE", int64(c.RegisterRate), 1, 1000000),
 		i("REGISTER_BURST", int64(c.RegisterBurst), 1, 1000000),
@@ -270,11 +293,23 @@ func checkHost(addr string) string {
 	return ""
 }
 
+// validHostPort reports whether a is host:port with a port from 0 to 65535
+// and an IP address, a host name or nothing (every interface) as host.
+func validHostPort(a string) bool {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535 && (host == "" || hostname.Valid(host))
+}
+
 // Fields returns the settings for the start-up log line, secrets masked.
 func (c Config) Fields() []zap.Field {
 	return []zap.Field{
 		zap.String("REST_SERVER_ADDRESS", c.Address),
 		zap.Int("REST_SERVER_PORT", c.Port),
+		zap.String("METRICS_ADDRESS", c.MetricsAddress),
 		zap.Duration("TOKEN_DURATION", c.TokenDuration),
 		zap.String("SECRET", mask(c.Secret)),
 		zap.String("SECRET_PREVIOUS", mask(c.SecretPrevious)),
@@ -292,8 +327,11 @@ func (c Config) Fields() []zap.Field {
 		zap.Strings("CORS_ALLOWED_ORIGINS", c.CORSAllowedOrigins), // not secret
 		zap.Int("LOGIN_MAX_FAILURES", c.LoginMaxFailures),
 		zap.Int("LOGIN_MAX_ADDRESS_FAILURES", c.LoginMaxAddressFailures),
+		zap.Int("LOGIN_MAX_ACCOUNT_FAILURES", c.LoginMaxAccountFailures),
 		zap.Duration("LOGIN_FAILURE_WINDOW", c.LoginFailureWindow),
 		zap.Duration("LOGIN_LOCKOUT", c.LoginLockout),
+		zap.Duration("LOGIN_MAX_LOCKOUT", c.LoginMaxLockout),
+		zap.Duration("LOGIN_KNOWN_ADDRESS_TTL", c.LoginKnownAddressTTL),
 		zap.Int("THROTTLE_MAX_ENTRIES", c.ThrottleMaxEntries),
 		zap.Int("REGISTER_RATE", c.RegisterRate),
 		zap.Int("REGISTER_BURST", c.RegisterBurst),

@@ -68,9 +68,13 @@ func TestDefaults(t *testing.T) {
 	assert.Nil(t, c.TrustedProxies)
 	assert.Nil(t, c.CORSAllowedOrigins, "no other origin by default")
 	assert.Equal(t, 5, c.LoginMaxFailures)
-	assert.Equal(t, 20, c.LoginMaxAddressFailures)
+	assert.Equal(t, 100, c.LoginMaxAddressFailures)
+	assert.Equal(t, 50, c.LoginMaxAccountFailures)
 	assert.Equal(t, 15*time.Minute, c.LoginFailureWindow)
 	assert.Equal(t, 5*time.Minute, c.LoginLockout)
+	assert.Equal(t, time.Hour, c.LoginMaxLockout)
+	assert.Equal(t, 30*24*time.Hour, c.LoginKnownAddressTTL)
+	assert.Equal(t, "127.0.0.1:9091", c.MetricsAddress, "loopback only, off the API port")
 	assert.Equal(t, 100000, c.ThrottleMaxEntries)
 	assert.Equal(t, 30, c.RegisterRate)
 	assert.Equal(t, 10, c.RegisterBurst)
@@ -113,6 +117,13 @@ func TestInvalidValuesNameTheKey(t *testing.T) {
 		{"argon2 threads overflow", map[string]string{"SECRET": secret, "ARGON2_THREADS": "256"}, `ARGON2_THREADS: must be an integer from 1 to 255, got "256"`},
 		{"throttle", map[string]string{"SECRET": secret, "LOGIN_MAX_FAILURES": "0"}, "LOGIN_MAX_FAILURES: must be an integer from 1 to 1000"},
 		{"address throttle", map[string]string{"SECRET": secret, "LOGIN_MAX_ADDRESS_FAILURES": "100001"}, "LOGIN_MAX_ADDRESS_FAILURES: must be an integer from 1 to 100000"},
+		{"account ceiling", map[string]string{"SECRET": secret, "LOGIN_MAX_ACCOUNT_FAILURES": "1"}, "LOGIN_MAX_ACCOUNT_FAILURES: must be an integer from 2 to 100000"},
+		{"account ceiling below pair", map[string]string{"SECRET": secret, "LOGIN_MAX_FAILURES": "10", "LOGIN_MAX_ACCOUNT_FAILURES": "10"}, "LOGIN_MAX_ACCOUNT_FAILURES: must be greater than LOGIN_MAX_FAILURES (10), or one client address alone could lock the account for everyone, got 10"},
+		{"max lockout", map[string]string{"SECRET": secret, "LOGIN_MAX_LOCKOUT": "169h"}, "LOGIN_MAX_LOCKOUT: must be a duration"},
+		{"max lockout below lockout", map[string]string{"SECRET": secret, "LOGIN_LOCKOUT": "10m", "LOGIN_MAX_LOCKOUT": "5m"}, "LOGIN_MAX_LOCKOUT: must be at least LOGIN_LOCKOUT (10m0s), got 5m0s"},
+		{"known address TTL", map[string]string{"SECRET": secret, "LOGIN_KNOWN_ADDRESS_TTL": "-1h"}, "LOGIN_KNOWN_ADDRESS_TTL: must be a duration"},
+		{"metrics address without port", map[string]string{"SECRET": secret, "METRICS_ADDRESS": "127.0.0.1"}, `METRICS_ADDRESS: must be host:port, e.g. 127.0.0.1:9091, or empty to disable, got "127.0.0.1"`},
+		{"metrics port", map[string]string{"SECRET": secret, "METRICS_ADDRESS": "127.0.0.1:70000"}, "METRICS_ADDRESS: must be host:port"},
 		{"failure window", map[string]string{"SECRET": secret, "LOGIN_FAILURE_WINDOW": "25h"}, "LOGIN_FAILURE_WINDOW: must be a duration"},
 		{"lockout", map[string]string{"SECRET": secret, "LOGIN_LOCKOUT": "500ms"}, "LOGIN_LOCKOUT: must be a duration"},
 		{"throttle entries", map[string]string{"SECRET": secret, "THROTTLE_MAX_ENTRIES": "9"}, "THROTTLE_MAX_ENTRIES: must be an integer from 10"},
@@ -215,6 +226,11 @@ func TestValidValues(t *testing.T) {
 		"previous secret":  {"SECRET_PREVIOUS": "fedcba9876543210fedcba9876543210"},
 		"lowest GOGC":      {"GOGC": "25"},
 		"highest GOGC":     {"GOGC": "1000"},
+		"metrics off":      {"METRICS_ADDRESS": ""},
+		"metrics anywhere": {"METRICS_ADDRESS": ":9091"},
+		"metrics by name":  {"METRICS_ADDRESS": "localhost:0"},
+		"no known address": {"LOGIN_KNOWN_ADDRESS_TTL": "0s"},
+		"fixed lockout":    {"LOGIN_LOCKOUT": "1m", "LOGIN_MAX_LOCKOUT": "1m"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m["SECRET"] = secret

@@ -4,6 +4,9 @@
 package metrics
 
 import (
+	"context"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,6 +23,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	hashing  *prometheus.HistogramVec
+	dropped  *prometheus.CounterVec
 }
 
 // New registers the collectors, plus Go runtime and process metrics, on a
@@ -41,8 +45,12 @@ func New() *Metrics {
 			Help:    "Time spent in argon2id, by operation (hash or verify), excluding queueing.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "auth", Name: "log_lines_dropped_total",
+			Help: "Log lines about requests that the log sampler dropped, by level.",
+		}, []string{"level"}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.hashing,
+	m.Registry.MustRegister(m.requests, m.latency, m.hashing, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -60,7 +68,46 @@ func (m *Metrics) ObserveHash(op string, d time.Duration) {
 	m.hashing.WithLabelValues(op).Observe(d.Seconds())
 }
 
-// Handler serves the registry in the Prometheus exposition format.
+// DroppedLogLine counts one log line at level that the sampler dropped.
+func (m *Metrics) DroppedLogLine(level string) {
+	m.dropped.WithLabelValues(level).Inc()
+}
+
+// Handler serves the registry in the Prometheus exposition format; Serve
+// mounts it.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// Serve serves the registry at /metrics on lis, a listener of its own off
+// the public API port (METRICS_ADDRESS), until ctx ends; then it shuts
+// down, giving a scrape in progress a few seconds, and returns nil.
+func (m *Metrics) Serve(ctx context.Context, lis net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	errc := make(chan error, 1)
+	// Owner: Serve. Exit: srv.Serve returns once Shutdown or Close below runs.
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

@@ -41,8 +41,9 @@ var ErrTimeout = sqldb.ErrTimeout
 
 // Store is a GORM-backed account store. It is safe for concurrent use.
 type Store struct {
-	pool *sqldb.DB
-	db   *gorm.DB
+	pool   *sqldb.DB
+	db     *gorm.DB
+	health writeHealth
 }
 
 // Open connects to the configured database and migrates it to the latest
@@ -58,14 +59,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return &Store{pool: pool, db: pool.Gorm()}, nil
+	return &Store{pool: pool, db: pool.Gorm(), health: writeHealth{interval: probeInterval}}, nil
 }
 
 // Dialect returns "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.pool.Dialect() }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return unavailable(s.pool.Ping(ctx)) }
+// Ping checks that the database answers and that writes work: after a
+// write failed for lack of space (a full disk, SQLITE_FULL, PostgreSQL's
+// disk_full) it fails with users.ErrUnavailable until a write succeeds
+// again, probing with a write of its own at most once a second meanwhile.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := unavailable(s.pool.Ping(ctx)); err != nil {
+		return err
+	}
+	return s.writable(ctx)
+}
 
 // Close closes the database. Calls after Close fail with
 // users.ErrUnavailable.

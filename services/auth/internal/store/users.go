@@ -36,7 +36,9 @@ func (s *Store) Create(ctx context.Context, name, passwordHash string) (users.Us
 	// returned time equals the one read back later.
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	row := userRow{Name: name, NameKey: users.Key(name), PasswordHash: passwordHash, CreatedAt: now, UpdatedAt: now}
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+	err := s.db.WithContext(ctx).Create(&row).Error
+	s.health.wrote(err)
+	if err != nil {
 		return users.User{}, fmt.Errorf("create user: %w", classify(ctx, err))
 	}
 	return row.user(), nil
@@ -60,6 +62,7 @@ func (s *Store) UpdateHash(ctx context.Context, id int64, passwordHash string) e
 	defer cancel()
 	res := s.db.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).
 		Updates(map[string]any{"password_hash": passwordHash, "updated_at": time.Now().UTC()})
+	s.health.wrote(res.Error)
 	if res.Error != nil {
 		return fmt.Errorf("update hash: %w", classify(ctx, res.Error))
 	}

@@ -1,5 +1,8 @@
-// Package throttle counts failures per key (an account or a client
-// address) and locks a key out once it has too many within a window.
+// Package throttle counts failures per key and locks a key out once it
+// has too many within a window, for longer each time it comes back
+// (Table); it combines three such tables into the login policy of the
+// auth service (Logins) and limits the rate of registrations per client
+// address (Limiter).
 //
 // An attempt is reserved with Acquire before the expensive work and ended
 // with Done, so attempts still in flight count toward the limit: a burst
@@ -28,8 +31,12 @@ const Backoff = time.Second
 type Config struct {
 	MaxFailures int           // failures within Window that trigger a lockout
 	Window      time.Duration // how long a failure counts
-	Lockout     time.Duration // how long a key stays locked
-	MaxEntries  int           // bound on the number of keys remembered
+	// Lockout is how long a key stays locked the first time. Each further
+	// lockout doubles it, up to MaxLockout, until the key has stayed
+	// quiet (no lockout) for a whole Window after its last one ended.
+	Lockout    time.Duration
+	MaxLockout time.Duration // cap of the doubling; below Lockout means Lockout
+	MaxEntries int           // bound on the number of keys remembered
 }
 
 type entry struct {
@@ -38,14 +45,17 @@ type entry struct {
 	inFlight    int
 	windowStart time.Time
 	lockedUntil time.Time
+	strikes     int           // lockouts in a row, for the doubling
 	elem        *list.Element // position in Table.lru
 }
 
 func (e *entry) locked(now time.Time) bool { return now.Before(e.lockedUntil) }
 
-// expired reports whether the entry carries no information any more.
+// expired reports whether the entry carries no information any more: no
+// attempt in flight, no failure within the window, and no lockout within
+// a window (which would still make the next one longer).
 func (e *entry) expired(now time.Time, window time.Duration) bool {
-	return e.inFlight == 0 && !e.locked(now) && now.Sub(e.windowStart) >= window
+	return e.inFlight == 0 && now.Sub(e.windowStart) >= window && now.Sub(e.lockedUntil) >= window
 }
 
 // Table is a failure counter keyed by string. It is safe for concurrent use.
@@ -68,6 +78,9 @@ func New(cfg Config, now func() time.Time) *Table {
 	}
 	if cfg.MaxFailures < 1 {
 		cfg.MaxFailures = 1
+	}
+	if cfg.MaxLockout < cfg.Lockout {
+		cfg.MaxLockout = cfg.Lockout
 	}
 	return &Table{cfg: cfg, now: now, entries: make(map[string]*entry), lru: list.New()}
 }
@@ -125,11 +138,28 @@ func (t *Table) Done(key string, failed bool) {
 	}
 	e.failures++
 	if e.failures >= t.cfg.MaxFailures && !e.locked(now) {
-		e.lockedUntil = now.Add(t.cfg.Lockout)
+		if now.Sub(e.lockedUntil) >= t.cfg.Window {
+			e.strikes = 0 // quiet for a whole window since the last lockout
+		}
+		e.lockedUntil = now.Add(t.lockout(e.strikes))
+		e.strikes++
 		// A new window starts with the lockout, so one more failure
 		// after it ends does not lock again at once.
 		e.failures, e.windowStart = 0, now
 	}
+}
+
+// lockout is the length of a key's lockout after strikes earlier ones in
+// a row: Lockout doubled that many times, at most MaxLockout.
+func (t *Table) lockout(strikes int) time.Duration {
+	d := t.cfg.Lockout
+	for range strikes {
+		if d >= t.cfg.MaxLockout {
+			break
+		}
+		d *= 2
+	}
+	return min(d, t.cfg.MaxLockout)
 }
 
 // Blocked returns how long key stays locked out, or 0 if it is not.
@@ -143,8 +173,8 @@ func (t *Table) Blocked(key string) time.Duration {
 	return max(0, e.lockedUntil.Sub(t.now()))
 }
 
-// Reset forgets the failures of key, after a successful login. Attempts
-// still in flight stay reserved.
+// Reset forgets the failures and lockouts of key, after a successful
+// login. Attempts still in flight stay reserved.
 func (t *Table) Reset(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -153,7 +183,7 @@ func (t *Table) Reset(key string) {
 		return
 	}
 	if e.inFlight > 0 {
-		e.failures, e.lockedUntil = 0, time.Time{}
+		e.failures, e.lockedUntil, e.strikes = 0, time.Time{}, 0
 		return
 	}
 	t.remove(e)

@@ -191,3 +191,45 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	assert.LessOrEqual(t, tb.Len(), 10)
 }
+
+// TestLockoutsDoubleUpToTheCap: a key that keeps coming back is locked
+// for twice as long each time, up to MaxLockout; after a whole quiet
+// window it starts again from Lockout.
+func TestLockoutsDoubleUpToTheCap(t *testing.T) {
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	tb := throttle.New(throttle.Config{
+		MaxFailures: 3, Window: 10 * time.Minute, Lockout: time.Minute, MaxLockout: 5 * time.Minute, MaxEntries: 10,
+	}, c.Now)
+	for _, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute, 5 * time.Minute} {
+		for range 3 {
+			require.True(t, fail(tb, "k"))
+		}
+		assert.Equal(t, want, tb.Blocked("k"))
+		c.now = c.now.Add(want)
+	}
+	c.now = c.now.Add(10*time.Minute - time.Second)
+	for range 3 {
+		fail(tb, "k")
+	}
+	assert.Equal(t, 5*time.Minute, tb.Blocked("k"), "not quiet for a whole window yet")
+	c.now = c.now.Add(5*time.Minute + 10*time.Minute)
+	for range 3 {
+		fail(tb, "k")
+	}
+	assert.Equal(t, time.Minute, tb.Blocked("k"), "forgiven after a quiet window")
+}
+
+// TestResetForgetsLockouts: after a success the next lockout is the first.
+func TestResetForgetsLockouts(t *testing.T) {
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	tb := throttle.New(throttle.Config{
+		MaxFailures: 1, Window: 10 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour, MaxEntries: 10,
+	}, c.Now)
+	fail(tb, "k")
+	c.now = c.now.Add(time.Minute)
+	fail(tb, "k")
+	require.Equal(t, 2*time.Minute, tb.Blocked("k"))
+	tb.Reset("k")
+	fail(tb, "k")
+	assert.Equal(t, time.Minute, tb.Blocked("k"))
+}

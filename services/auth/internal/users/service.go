@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/grpcchatter/grpcchatter/services/auth/internal/throttle"
 )
 
 // Store persists accounts. Implementations enforce uniqueness of Key(name)
@@ -25,22 +27,19 @@ type Hasher interface {
 	Verify(ctx context.Context, password, encoded string) (ok, stale bool, err error)
 }
 
-// Throttle counts failures per key and locks a key out after too many.
-// Acquire reserves an attempt (0) or says how long to wait; every
-// reserved attempt ends with one Done.
+// Throttle limits failed logins; *throttle.Logins implements it. Acquire
+// either says how long to wait, reserving nothing, or reserves the attempt
+// (wait 0), which then ends with exactly one call of end.
 type Throttle interface {
-	Acquire(key string) time.Duration
-	Done(key string, failed bool)
-	Reset(key string)
+	Acquire(account, address string) (end func(throttle.Outcome), wait time.Duration)
 }
 
 // Service runs registration and login. It is safe for concurrent use.
 type Service struct {
-	store     Store
-	hasher    Hasher
-	accounts  Throttle
-	addresses Throttle
-	log       *zap.Logger
+	store    Store
+	hasher   Hasher
+	throttle Throttle
+	log      *zap.Logger
 	// dummy is verified against for unknown names so that they cost the
 	// same time as a wrong password and cannot be told apart.
 	dummy string
@@ -48,12 +47,12 @@ type Service struct {
 
 // NewService returns a Service. It hashes one dummy password up front,
 // which takes as long as one real hash.
-func NewService(ctx context.Context, store Store, hasher Hasher, accounts, addresses Throttle, log *zap.Logger) (*Service, error) {
+func NewService(ctx context.Context, store Store, hasher Hasher, logins Throttle, log *zap.Logger) (*Service, error) {
 	dummy, err := hasher.Hash(ctx, "dummy password for unknown users")
 	if err != nil {
 		return nil, fmt.Errorf("hash dummy password: %w", err)
 	}
-	return &Service{store: store, hasher: hasher, accounts: accounts, addresses: addresses, log: log, dummy: dummy}, nil
+	return &Service{store: store, hasher: hasher, throttle: logins, log: log, dummy: dummy}, nil
 }
 
 // Register creates an account.
@@ -73,13 +72,13 @@ func (s *Service) Register(ctx context.Context, name, password string) (User, er
 
 // Login checks a name and password on behalf of the client at address and
 // returns the account. Unknown names and wrong passwords both give
-// ErrBadCredentials after the same amount of work. While the account or
-// the address has too many recent failures it returns a *ThrottledError
-// without hashing anything.
+// ErrBadCredentials after the same amount of work. While the throttle
+// refuses the attempt it returns a *ThrottledError without hashing
+// anything.
 //
-// The attempt is reserved in both throttles before any work, so attempts
-// in flight count toward the limits and a burst of simultaneous wrong
-// passwords cannot get more than the limit of verifications.
+// The attempt is reserved before any work, so attempts in flight count
+// toward the limits and a burst of simultaneous wrong passwords cannot get
+// more verifications than the limits allow.
 func (s *Service) Login(ctx context.Context, name, password, address string) (User, error) {
 	if err := ValidateName(name); err != nil {
 		return User{}, err
@@ -87,20 +86,18 @@ func (s *Service) Login(ctx context.Context, name, password, address string) (Us
 	if err := ValidatePassword(password); err != nil {
 		return User{}, err
 	}
-	key := Key(name)
-	if wait := s.accounts.Acquire(key); wait > 0 {
-		return User{}, &ThrottledError{RetryAfter: wait}
-	}
-	if wait := s.addresses.Acquire(address); wait > 0 {
-		s.accounts.Done(key, false)
+	end, wait := s.throttle.Acquire(Key(name), address)
+	if wait > 0 {
 		return User{}, &ThrottledError{RetryAfter: wait}
 	}
 	u, err := s.login(ctx, name, password)
-	failed := errors.Is(err, ErrBadCredentials)
-	s.accounts.Done(key, failed)
-	s.addresses.Done(address, failed)
-	if err == nil {
-		s.accounts.Reset(key)
+	switch {
+	case err == nil:
+		end(throttle.Succeeded)
+	case errors.Is(err, ErrBadCredentials):
+		end(throttle.Failed)
+	default:
+		end(throttle.Aborted)
 	}
 	return u, err
 }

@@ -47,8 +47,8 @@ type User struct {
 	CreatedAt    time.Time
 }
 
-// ThrottledError is returned by Login while an account or client address
-// is locked out. It matches ErrThrottled with errors.Is.
+// ThrottledError is returned by Login while the throttle refuses the
+// attempt (see throttle.Logins). It matches ErrThrottled with errors.Is.
 type ThrottledError struct {
 	RetryAfter time.Duration
 }
