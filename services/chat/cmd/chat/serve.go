@@ -222,6 +222,13 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	defer timer.Stop()
 	select {
 	case <-done:
+	case <-callsEnded(srv, done):
+		// A client that stopped reading cannot take its stream's status:
+		// gRPC keeps it behind the data the client has not read, and the
+		// connection would hold GracefulStop until SHUTDOWN_TIMEOUT.
+		log.Warn("every call has ended; closing the connections still open (clients that stopped reading)")
+		gs.Stop()
+		<-done
 	case <-timer.C:
 		log.Warn("graceful stop timed out; closing connections")
 		gs.Stop()
@@ -246,4 +253,41 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// connectionGrace is how long connections may take to finish once every
+// gRPC handler has returned: what a handler's end queues (the status, the
+// last frames) goes out within milliseconds to a client that reads.
+const connectionGrace = 500 * time.Millisecond
+
+// callsEnded returns a channel that is closed once no gRPC handler has
+// run for connectionGrace. After Drain, Chat handlers return within the
+// drain grace even for clients that stopped reading; unary calls when
+// they are done.
+func callsEnded(srv *api.Server, done <-chan struct{}) <-chan struct{} {
+	ended := make(chan struct{})
+	// Owner: serve's shutdown. Exit: once the handlers have ended, or
+	// when done closes (GracefulStop returned).
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		var since time.Time // when the handlers were last seen to have ended
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				switch {
+				case srv.Calls() > 0:
+					since = time.Time{}
+				case since.IsZero():
+					since = now
+				case now.Sub(since) >= connectionGrace:
+					close(ended)
+					return
+				}
+			}
+		}
+	}()
+	return ended
 }

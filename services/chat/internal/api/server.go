@@ -9,10 +9,13 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -21,6 +24,7 @@ import (
 	"github.com/grpcchatter/grpcchatter/pkg/token"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/h2guard"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
 )
 
@@ -45,7 +49,7 @@ type Config struct {
 	// Open: the rooms' history size.
 	MaxBacklog int
 	// DrainGrace is how long Drain lets a stream write what is queued for
-	// it before it ends the stream regardless; 0 means 2 s.
+	// it before it ends the stream regardless; 0 means DefaultDrainGrace.
 	DrainGrace time.Duration
 	// RoomTokenTTL is the lifetime of a room token.
 	RoomTokenTTL time.Duration
@@ -116,7 +120,13 @@ type Server struct {
 	cfg    Config
 	engine Engine
 
-	streams openStreams // the Chat streams that Drain ends
+	streams openStreams  // the Chat streams that Drain ends
+	calls   atomic.Int64 // gRPC handlers running (see Calls)
+
+	// resetLog logs connections refused for resetting too many streams,
+	// sampled: each costs its client a connection, but clients may have
+	// many.
+	resetLog *zap.Logger
 }
 
 // New returns a Server over engine.
@@ -132,7 +142,7 @@ func New(cfg Config, engine Engine) (*Server, error) {
 		return nil, errors.New("api: MaxBacklog must not be negative")
 	}
 	if cfg.DrainGrace <= 0 {
-		cfg.DrainGrace = 2 * time.Second
+		cfg.DrainGrace = DefaultDrainGrace
 	}
 	if cfg.OpenTimeout <= 0 {
 		cfg.OpenTimeout = 10 * time.Second
@@ -156,8 +166,23 @@ func New(cfg Config, engine Engine) (*Server, error) {
 			return func() { t.Stop() }
 		}
 	}
-	return &Server{cfg: cfg, engine: engine}, nil
+	resetLog := cfg.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, resetLogsPerSecond, 0)
+	}))
+	return &Server{cfg: cfg, engine: engine, resetLog: resetLog}, nil
 }
+
+// DefaultDrainGrace is how long a stream may take, once Drain has ended
+// it, to take what is queued for it: a client that reads gets a queue's
+// worth within milliseconds, and one that does not would otherwise hold
+// the shutdown. Its stream ends then; its client resumes from the last
+// message it did read.
+const DefaultDrainGrace = time.Second
+
+// resetLogsPerSecond bounds the warnings about connections refused for
+// resetting too many streams; chat_grpc_reset_floods_total counts them
+// all.
+const resetLogsPerSecond = 5
 
 // Drain ends every open Chat stream, and every one opened later, with
 // Unavailable, so that clients reconnect to another (or the restarted)
@@ -170,6 +195,12 @@ func (s *Server) Drain(ctx context.Context) {
 	}
 	s.streams.drain(s.cfg.DrainGrace)
 }
+
+// Calls returns how many gRPC calls have a handler running. After Drain,
+// every Chat handler returns within DrainGrace; the shutdown waits for
+// this to reach zero before it closes the connections that still hold
+// frames they cannot send (see the README's "Shutdown").
+func (s *Server) Calls() int64 { return s.calls.Load() }
 
 // DefaultWriterLinger keeps a stream's writer through the gaps of a room
 // that sends 20 or more messages a second, so that such a room costs no
@@ -205,15 +236,68 @@ func ListenGRPC(ctx context.Context, addr string) (net.Listener, error) {
 	return lc.Listen(ctx, "tcp", addr)
 }
 
+// MaxHeaderListSize bounds the metadata of one call, as HTTP/2 counts it
+// (each field's name and value plus 32 bytes). Our clients send a JWT of
+// under 1 KiB, a request ID and a few short keys, under 2 KiB in all;
+// 16 KiB leaves room for what proxies and tracing add. grpc-go's default,
+// 16 MiB, let one stream hold 15 MB of heap for as long as it stayed open;
+// now a connection holds at most MaxConcurrentStreams × 16 KiB of it. A
+// header list over the limit gets its stream reset (FRAME_SIZE_ERROR);
+// one sent in further CONTINUATION frames past it closes the connection.
+const MaxHeaderListSize = 16 << 10
+
+// Flow-control windows for what clients send. Fixed windows turn off
+// grpc-go's bandwidth estimation, which can grow a stream's window to
+// 16 MiB: a stream whose handler reads nothing for a while (a paused
+// sender) holds at most StreamWindow of its client's data, so a
+// connection holds at most MaxConcurrentStreams × StreamWindow (8 MiB).
+// Chat requests are small: 64 KiB per round trip is still thousands of
+// messages a second on a 100 ms path. The connection's window is returned
+// as data arrives, not as handlers read it, so it bounds no memory; 1 MiB
+// lets 16 streams send at once at their full window.
+const (
+	StreamWindow = 64 << 10
+	ConnWindow   = 1 << 20
+)
+
+// MaxConnectionIdle closes (GOAWAY) a connection that has had no call for
+// this long: an idle connection still costs two goroutines, buffers and a
+// PING every KeepaliveTime. gRPC clients reconnect on their next call.
+//
+// MaxConnectionAge is deliberately not set: it would end every Chat
+// stream on a connection at that age, and each end costs the client a
+// resume and the room a leave and a join. Connections move between
+// instances when one drains (deploys, scaling).
+const MaxConnectionIdle = 5 * time.Minute
+
 // MaxRecvMsgSize is the transport's limit on a request for a service
 // whose bodies are at most maxBody bytes: 4×maxBody + 64 KiB.
 func MaxRecvMsgSize(maxBody int) int { return 4*maxBody + 64<<10 }
 
 // GRPCServer returns a gRPC server with the chat, health and reflection
 // services registered, and the health server to flip on shutdown. extra
-// options come after the server's own.
+// options come after the server's own; a grpc.Creds among them would
+// replace the reset guard's, so TLS, if it comes, goes inside it (see
+// h2guard.Credentials).
 func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+	byClient := s.cfg.Metrics.StreamResets.WithLabelValues("client")
+	byServer := s.cfg.Metrics.StreamResets.WithLabelValues("server")
 	opts := []grpc.ServerOption{
+		// Every connection's frames pass the rapid-reset guard.
+		grpc.Creds(h2guard.Credentials(insecure.NewCredentials(), h2guard.Config{
+			Reset: func(client bool) {
+				if client {
+					byClient.Inc()
+				} else {
+					byServer.Inc()
+				}
+			},
+			Refused: func(remote net.Addr, last uint32) {
+				s.cfg.Metrics.ResetFloods.Inc()
+				s.resetLog.Warn("connection reset too many streams: sent GOAWAY and closed it",
+					zap.Stringer("remote", remote), zap.Uint32("last_stream_id", last))
+			},
+		})),
 		grpc.ForceServerCodecV2(wire.NewCodec()),
 		// Well above the largest valid request (a body, a client ID and
 		// framing), so that realistic over-size input reaches validation
@@ -222,13 +306,20 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) (*grpc.Server, *health.S
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize(s.cfg.MaxMessageBytes)),
 		// Streams per connection; each costs goroutines and a queue.
 		grpc.MaxConcurrentStreams(128),
+		// The HPACK table a client fills in the server's decoder stays at
+		// HTTP/2's 4 KiB (grpc.HeaderTableSize unset): one per connection,
+		// enough for the token and the few keys a client repeats.
+		grpc.MaxHeaderListSize(MaxHeaderListSize),
+		grpc.StaticStreamWindowSize(StreamWindow),
+		grpc.StaticConnWindowSize(ConnWindow),
 		// Small buffers, and a write buffer shared (released) between
 		// writes, keep an idle stream's connection cheap.
 		grpc.ReadBufferSize(8 << 10),
 		grpc.WriteBufferSize(8 << 10),
 		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout,
+			MaxConnectionIdle: MaxConnectionIdle}),
 	}
 	opts = append(opts, s.interceptors()...)
 	gs := grpc.NewServer(append(opts, extra...)...)

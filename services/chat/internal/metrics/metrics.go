@@ -37,6 +37,13 @@ type Metrics struct {
 	RPCSeconds *prometheus.HistogramVec
 	// Panics counts panics recovered in handlers and stream goroutines.
 	Panics prometheus.Counter
+	// StreamResets counts the RST_STREAM frames on gRPC connections, by
+	// who sent them ("client": a cancelled call or stream; "server": a
+	// stream that ended before its client had finished sending);
+	// ResetFloods the connections sent GOAWAY and closed for resetting
+	// streams faster than the guard allows.
+	StreamResets *prometheus.CounterVec
+	ResetFloods  prometheus.Counter
 }
 
 // New registers the collectors; rooms reports the current number of rooms.
@@ -58,8 +65,13 @@ func New(rooms func() int) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 12),
 		}, []string{"method"}),
 		Panics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "panics_total", Help: "Panics recovered in handlers and stream goroutines."}),
+		StreamResets: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "chat", Name: "grpc_stream_resets_total",
+			Help: "RST_STREAM frames on gRPC connections, by the side that sent them."}, []string{"by"}),
+		ResetFloods: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "grpc_reset_floods_total",
+			Help: "gRPC connections sent GOAWAY (ENHANCE_YOUR_CALM) and closed for resetting streams too fast."}),
 	}
 	m.Registry.MustRegister(m.OpenStreams, m.MessagesIn, m.MessagesOut, m.SlowConsumers, m.FanoutSeconds, m.RPCs, m.RPCSeconds, m.Panics,
+		m.StreamResets, m.ResetFloods,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "chat", Name: "rooms", Help: "Rooms in the registry."},
 			func() float64 { return float64(rooms()) }),
 		collectors.NewGoCollector(),

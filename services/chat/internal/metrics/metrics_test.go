@@ -22,6 +22,8 @@ func TestServeExposesCollectors(t *testing.T) {
 	m.RPCs.WithLabelValues("/m", "OK").Inc()
 	m.RPCSeconds.WithLabelValues("/m").Observe(0.01)
 	m.Panics.Inc()
+	m.StreamResets.WithLabelValues("client").Inc()
+	m.ResetFloods.Inc()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -34,7 +36,8 @@ func TestServeExposesCollectors(t *testing.T) {
 	require.NoError(t, res.Body.Close())
 	require.NoError(t, err)
 	for _, want := range []string{"chat_rooms 3", "chat_messages_in_total 1", "chat_slow_consumer_disconnects_total 1", "chat_fanout_seconds_count 1", "chat_open_streams 0",
-		`chat_rpcs_total{code="OK",method="/m"} 1`, `chat_rpc_duration_seconds_count{method="/m"} 1`, "chat_panics_total 1"} {
+		`chat_rpcs_total{code="OK",method="/m"} 1`, `chat_rpc_duration_seconds_count{method="/m"} 1`, "chat_panics_total 1",
+		`chat_grpc_stream_resets_total{by="client"} 1`, "chat_grpc_reset_floods_total 1"} {
 		assert.Contains(t, string(body), want)
 	}
 	cancel()
