@@ -47,6 +47,7 @@ var codeOf = []struct {
 	{rooms.ErrTooManyRooms, codes.ResourceExhausted},
 	{rooms.ErrTooManyStreams, codes.ResourceExhausted},
 	{rooms.ErrNoCode, codes.ResourceExhausted},
+	{rooms.ErrRoomFull, codes.ResourceExhausted},
 	{rooms.ErrRoomTokenExpired, codes.Unauthenticated},
 	{rooms.ErrMalformed, codes.InvalidArgument},
 	{rooms.ErrShuttingDown, codes.Unavailable},

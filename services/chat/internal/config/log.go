@@ -25,6 +25,8 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("HISTORY_SIZE", m.HistorySize)
 	enc.AddInt("MAX_ROOMS_PER_USER", m.MaxRoomsPerUser)
 	enc.AddInt("MAX_STREAMS_PER_USER", m.MaxStreamsPerUser)
+	enc.AddInt("MAX_ROOM_MEMBERS", m.MaxRoomMembers)
+	enc.AddString("PRESENCE_WINDOW", m.PresenceWindow.String())
 	enc.AddInt("MAX_MESSAGE_BYTES", m.MaxMessageBytes)
 	enc.AddString("ROOM_IDLE_TTL", m.RoomIdleTTL.String())
 	enc.AddString("METRICS_ADDRESS", m.MetricsAddress)
