@@ -37,6 +37,8 @@ type bench struct {
 	baseBin string
 	hashBin string
 	started int
+	// stormBaseBin is the chat service built at -storm-base, or "".
+	stormBaseBin string
 }
 
 func newBench(ctx context.Context, cfg config, log io.Writer) (*bench, error) {
@@ -76,6 +78,20 @@ func newBench(ctx context.Context, cfg config, log io.Writer) (*bench, error) {
 		return nil, err
 	}
 	b.chatBin, b.authBin, b.baseBin, b.hashBin = bins[0], bins[1], bins[2], bins[3]
+	if cfg.StormBase != "" && !cfg.Skip["storm"] {
+		base := filepath.Join(tmp, "storm-base-src")
+		b.logf("exporting %s to %s for the join storm's before", cfg.StormBase, base)
+		if err := proc.Export(ctx, root, cfg.StormBase, base); err != nil {
+			b.close()
+			return nil, err
+		}
+		bins, err := proc.Build(ctx, base, filepath.Join(tmp, "storm-base-bin"), "./services/chat/cmd/chat")
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		b.stormBaseBin = bins[0]
+	}
 	return b, nil
 }
 
@@ -128,7 +144,7 @@ func (b *bench) startChat(ctx context.Context) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, addrs, err := b.startChatProcess(ctx, "chat", dir)
+	p, addrs, err := b.startChatProcess(ctx, "chat", b.chatBin, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +163,7 @@ type chatAddrs struct {
 // startChatProcess starts a chat process on free ports with the data
 // directory dir and env added to the run's settings, and returns it with
 // its addresses.
-func (b *bench) startChatProcess(ctx context.Context, name, dir string, env ...string) (*proc.Process, chatAddrs, error) {
+func (b *bench) startChatProcess(ctx context.Context, name, bin, dir string, env ...string) (*proc.Process, chatAddrs, error) {
 	var ports [3]int
 	for i := 0; i < len(ports); {
 		p, err := proc.FreePort()
@@ -184,7 +200,7 @@ func (b *bench) startChatProcess(ctx context.Context, name, dir string, env ...s
 	if b.cfg.QueueSize > 0 {
 		env = append(env, "MAX_MESSAGE_QUEUE_SIZE="+strconv.Itoa(b.cfg.QueueSize))
 	}
-	p, err := proc.Start(ctx, name, b.chatBin, env, addrs.grpc)
+	p, err := proc.Start(ctx, name, bin, env, addrs.grpc)
 	if err != nil {
 		return nil, chatAddrs{}, err
 	}
@@ -287,10 +303,14 @@ func (b *bench) runAll(ctx context.Context) (*report.Report, error) {
 		rep.Settings.QueueSize = strconv.Itoa(b.cfg.QueueSize)
 	}
 
-	chatBurst, chatPaced, err := b.chatFanout(ctx, rep)
-	if err != nil {
-		return nil, err
+	chatBurst, chatPaced := map[int]*chatload.FanoutResult{}, (*chatload.FanoutResult)(nil)
+	if !b.cfg.Skip["fanout"] {
+		var err error
+		if chatBurst, chatPaced, err = b.chatFanout(ctx, rep); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	var baseBurst map[int]*chatload.FanoutResult
 	var basePaced *chatload.FanoutResult
 	if !b.cfg.Skip["baseline"] {
@@ -299,7 +319,9 @@ func (b *bench) runAll(ctx context.Context) (*report.Report, error) {
 		}
 	}
 	for _, size := range b.cfg.Sizes {
-		rep.Burst = append(rep.Burst, report.NewPair(size, chatBurst[size], baseBurst[size]))
+		if chatBurst[size] != nil {
+			rep.Burst = append(rep.Burst, report.NewPair(size, chatBurst[size], baseBurst[size]))
+		}
 	}
 	if chatPaced != nil {
 		p := report.NewPair(pacedSize(b.cfg.Sizes), chatPaced, basePaced)
@@ -318,6 +340,12 @@ func (b *bench) runAll(ctx context.Context) (*report.Report, error) {
 
 	if !b.cfg.Skip["cluster"] {
 		if rep.Cluster, err = b.cluster(ctx, rep, chatBurst[pacedSize(b.cfg.Sizes)]); err != nil {
+			return nil, err
+		}
+	}
+
+	if !b.cfg.Skip["storm"] {
+		if rep.JoinStorm, err = b.joinStorm(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -170,7 +170,7 @@ func (b *bench) withShared(ctx context.Context, nats *proc.NATSServer, dir strin
 		// Instance IDs are unique per start, as a restarted instance's
 		// would be: an instance's feed skips what its own ID appended.
 		id := fmt.Sprintf("bench-%d-%d", b.started, i+1)
-		p, ca, err := b.startChatProcess(ctx, "chat "+id, dir,
+		p, ca, err := b.startChatProcess(ctx, "chat "+id, b.chatBin, dir,
 			"NATS_URL="+nats.URL, "NATS_REPLICAS=1", "INSTANCE_ID="+id)
 		if err != nil {
 			return err

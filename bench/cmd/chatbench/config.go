@@ -37,6 +37,9 @@ type config struct {
 	ClusterPaced  float64 // light paced load of the cross-instance runs, a fraction of the burst rate
 	NATSServerBin string  // "" finds or builds one
 
+	StormMembers int    // members of the join storm's room
+	StormBase    string // also run the join storm on the chat service built at this revision
+
 	IdleStreams  int
 	IdleRoomSize int
 	IdleParallel int
@@ -52,7 +55,7 @@ type config struct {
 
 	ProfileSeconds int
 	ProfileDir     string          // keep the raw CPU profiles here ("": discard them)
-	Skip           map[string]bool // "auth", "idle", "stalled", "baseline", "cluster", "ws"
+	Skip           map[string]bool // "fanout", "auth", "idle", "stalled", "baseline", "cluster", "ws", "storm"
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -84,6 +87,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.NATSServerBin, "nats-server", os.Getenv("NATS_SERVER_BIN"), "nats-server ≥ 2.11 for the cross-instance section (default: $NATS_SERVER_BIN, else bin/tools/nats-server, else built from tools/go.mod)")
 	fs.IntVar(&c.WSRounds, "ws-rounds", 2, "WebSocket section: rounds, each measuring every transport once in burst and paced mode, in alternating order")
 	fs.Float64Var(&c.WSPaced, "ws-paced", 0.03, "WebSocket section: paced runs at this fraction of the slowest transport's burst rate, light so that latency is the path and not CPU queueing (0: burst only)")
+	fs.IntVar(&c.StormMembers, "storm", 3000, "join storm: members of the room that all open a stream at once")
+	fs.StringVar(&c.StormBase, "storm-base", "", "join storm: also build the chat service at this git revision and run the storm on it first, for a before/after comparison in one run")
 	fs.IntVar(&c.IdleStreams, "idle", 10000, "idle Chat streams, one connection each")
 	fs.IntVar(&c.IdleRoomSize, "idle-room-size", 100, "members per room in the idle run")
 	fs.IntVar(&c.IdleParallel, "idle-parallel", 64, "connections set up at once in the idle run")
@@ -94,7 +99,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.UintVar(&tim, "argon2-time", 2, "ARGON2_TIME for the auth service and the ceiling")
 	fs.IntVar(&c.ProfileSeconds, "profile", 5, "seconds of CPU profile taken during the size-100 burst (0: none)")
 	fs.StringVar(&c.ProfileDir, "profile-dir", "", "also keep the raw CPU profiles (chat service and generator) in this directory")
-	fs.StringVar(&skip, "skip", "", "comma-separated parts to skip: baseline, stalled, cluster, ws, idle, auth")
+	fs.StringVar(&skip, "skip", "", "comma-separated parts to skip: fanout (and with it baseline, stalled, cluster and ws, which compare with it), baseline, stalled, cluster, ws, storm, idle, auth")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -121,6 +126,14 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		if s = strings.TrimSpace(s); s != "" {
 			c.Skip[s] = true
 		}
+	}
+	if c.Skip["fanout"] {
+		for _, s := range []string{"baseline", "stalled", "cluster", "ws"} {
+			c.Skip[s] = true
+		}
+	}
+	if c.StormMembers < 2 {
+		return c, fmt.Errorf("-storm must be at least 2")
 	}
 	if c.Window < 1 || c.Streams < 1 || c.Duration <= 0 || c.IdleRoomSize < 1 || c.WSRounds < 1 || c.HotRoom < clusterInstances {
 		return c, fmt.Errorf("-window, -streams, -duration, -idle-room-size and -ws-rounds must be positive, -hot-room at least %d", clusterInstances)

@@ -43,6 +43,7 @@ func TestSmoke(t *testing.T) {
 		"-profile", "1", "-quiet-wait", "0s", "-retries", "0",
 		"-hot-room", "9", "-cluster-paced", "0.05",
 		"-ws-rounds", "2", "-ws-paced", "0.1",
+		"-storm", "60",
 	}
 	// CHATBENCH_REV builds the services from a commit, for checking the
 	// generator while the services' work tree is being edited.
@@ -150,6 +151,15 @@ func TestSmoke(t *testing.T) {
 	}
 	assert.Positive(t, w.PacedRate)
 
+	// The join storm: every member opened and learned the whole room.
+	require.NotNil(t, rep.JoinStorm)
+	js := rep.JoinStorm.After
+	require.NotNil(t, js)
+	assert.Equal(t, 60, js.Opened, js.FirstError)
+	assert.Zero(t, js.Incomplete, js.FirstError)
+	assert.Positive(t, js.ServerCPUSeconds)
+	assert.GreaterOrEqual(t, js.PresenceEvents, int64(60*59/2), "each member hears of every later arrival")
+
 	require.NotNil(t, rep.Idle)
 	assert.Equal(t, 40, rep.Idle.Opened, rep.Idle.FirstError)
 	assert.Positive(t, rep.Idle.RSS[2])
@@ -190,6 +200,7 @@ func TestSmoke(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(out, "BENCHMARKS.md"))
 	require.NoError(t, err)
 	assert.Contains(t, string(md), "## WebSocket vs gRPC, 10 members")
+	assert.Contains(t, string(md), "## Join storm")
 	for _, f := range []string{"BENCHMARKS.md", "img/latency.png", "img/throughput.png"} {
 		st, err := os.Stat(filepath.Join(out, f))
 		require.NoError(t, err)

@@ -151,6 +151,8 @@ func targets(r *report.Report) []report.Target {
 		add("Hot room across instances", "every member receives every message once, all in one order", "not run", report.NotMeasured)
 	}
 
+	add(joinStormTarget(r.JoinStorm))
+
 	var lost int64
 	drops, stalls, runs := 0, 0, 0
 	for _, f := range r.ChatRuns() {
@@ -163,6 +165,37 @@ func targets(r *report.Report) []report.Target {
 		fmt.Sprintf("%d lost or undelivered, %d slow-consumer drops, %d stalled burst windows in %d runs", lost, drops, stalls, runs),
 		status(lost == 0 && drops == 0 && stalls == 0))
 	return ts
+}
+
+// stormMembers and stormCPU are the join storm's goal: a room of
+// stormMembers filling up at once costs the chat process at most
+// stormCPU CPU-seconds, with every member learning the whole room. The
+// cost grows with the square of the room (each member learns of every
+// later one), so another size is not held to it.
+const (
+	stormMembers = 3000
+	stormCPU     = 5.0
+)
+
+// joinStormTarget is the goal of the join storm.
+func joinStormTarget(j *report.JoinStorm) (name, goal, measured, st string) {
+	name = fmt.Sprintf("Join storm, %d members", stormMembers)
+	goal = fmt.Sprintf("≤ %.0f CPU-s of the chat process, every member learns the whole room", stormCPU)
+	if j == nil {
+		return name, goal, "not run", report.NotMeasured
+	}
+	a := j.After
+	measured = fmt.Sprintf("%.2f CPU-s for %d members, %d incomplete, %d frames of presence", a.ServerCPUSeconds, a.Members, a.Incomplete, a.Frames)
+	if b := j.Before; b != nil && a.ServerCPUSeconds > 0 {
+		measured += fmt.Sprintf("; %s: %.2f CPU-s, %d frames (%.1f×)", j.BaseRev, b.ServerCPUSeconds, b.Frames, b.ServerCPUSeconds/a.ServerCPUSeconds)
+	}
+	switch {
+	case a.Members != stormMembers || a.ServerCPUSeconds == 0:
+		st = report.NotMeasured
+	default:
+		st = status(a.ServerCPUSeconds <= stormCPU && a.Incomplete == 0)
+	}
+	return name, goal, measured, st
 }
 
 // minIdleHold is the shortest hold that the idle-reset goal counts: long

@@ -26,8 +26,10 @@ func (b *bench) write(rep *report.Report, stdout io.Writer) error {
 	if err := os.MkdirAll(img, 0o755); err != nil {
 		return err
 	}
-	if err := rep.Plots(img); err != nil {
-		return err
+	if len(rep.Burst) > 0 { // nothing to plot without the fan-out
+		if err := rep.Plots(img); err != nil {
+			return err
+		}
 	}
 	var md bytes.Buffer
 	if err := rep.Markdown(&md, "img"); err != nil {

@@ -150,6 +150,10 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 		r.WebSocket.markdown(&b)
 	}
 
+	if r.JoinStorm != nil {
+		r.JoinStorm.markdown(&b)
+	}
+
 	if r.Cluster != nil {
 		r.Cluster.markdown(&b)
 	}

@@ -43,6 +43,9 @@ type Report struct {
 	// WebSocket is the fan-out over WebSocket against gRPC.
 	WebSocket *WebSocket `json:"websocket,omitempty"`
 
+	// JoinStorm is one room that every member opens at once.
+	JoinStorm *JoinStorm `json:"join_storm,omitempty"`
+
 	Idle   *chatload.IdleResult `json:"idle,omitempty"`
 	Auth   *Auth                `json:"auth,omitempty"`
 	Growth []Growth             `json:"growth,omitempty"`
@@ -232,4 +235,17 @@ func (r *Report) ChatRuns() []*chatload.FanoutResult {
 		seen[f] = true
 		return dup
 	})
+}
+
+// JoinStorm is the join-storm section: Members open a stream in one room
+// at once on a fresh chat process, built from Rev (After) and, when
+// BaseRev is set, from BaseRev too (Before), in the same run.
+type JoinStorm struct {
+	Members int                       `json:"members"`
+	Rev     string                    `json:"rev"`
+	BaseRev string                    `json:"base_rev,omitempty"`
+	Before  *chatload.JoinStormResult `json:"before,omitempty"`
+	After   *chatload.JoinStormResult `json:"after"`
+	// Profiles are the chat process's CPU profiles of each storm.
+	Profiles []Profile `json:"profiles,omitempty"`
 }

@@ -99,6 +99,7 @@ func engineConfig(cfg config.Config, log *zap.Logger) engine.Config {
 		// code unused until every token for it has expired.
 		ReuseAfter:      cfg.RoomTokenDuration + token.Leeway + time.Minute,
 		MaxRoomsPerUser: cfg.MaxRoomsPerUser, MaxStreamsPerUser: cfg.MaxStreamsPerUser,
+		MaxRoomMembers: cfg.MaxRoomMembers, PresenceWindow: cfg.PresenceWindow,
 		PresenceTTL: presenceTTL,
 		Report:      func(err error) { log.Error("engine", zap.Error(err)) },
 	}

@@ -60,6 +60,11 @@ type opts struct {
 	// 1000 at once, as good as none.
 	createBurst    int
 	createInterval time.Duration
+	// maxMembers is the engine's MaxRoomMembers; presenceWindow and
+	// afterFunc its PresenceWindow and AfterFunc.
+	maxMembers     int
+	presenceWindow time.Duration
+	afterFunc      func(time.Duration, func())
 }
 
 // harness is a real server with a real generated client.
@@ -103,6 +108,7 @@ func newHarness(t testing.TB, o opts) *harness {
 		CodeLength: 6, HistorySize: o.history, QueueSize: o.queue, IdleTTL: time.Hour,
 		ReuseAfter: time.Hour + token.Leeway + time.Minute, NewCode: o.newCode,
 		MaxRoomsPerUser: o.maxRooms, MaxStreamsPerUser: o.maxStreams,
+		MaxRoomMembers: o.maxMembers, PresenceWindow: o.presenceWindow, AfterFunc: o.afterFunc,
 		Report: func(err error) { t.Logf("engine: %v", err) },
 	}, st, history)
 	require.NoError(t, err)

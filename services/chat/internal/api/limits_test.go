@@ -58,6 +58,7 @@ func TestLimitDetails(t *testing.T) {
 		{"rooms per user", fmt.Errorf("%w (100)", rooms.ErrTooManyRooms), "ROOM_LIMIT", noRetry},
 		{"streams per user", fmt.Errorf("%w (16)", rooms.ErrTooManyStreams), "STREAM_LIMIT", 20 * time.Second},
 		{"no free code", fmt.Errorf("engine: 16 tries at length 4: %w", rooms.ErrNoCode), "NO_CODE", 30 * time.Second},
+		{"room full", fmt.Errorf("%w (5000)", rooms.ErrRoomFull), "ROOM_FULL", 10 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -64,6 +64,12 @@ const streamLimitRetry = KeepaliveTime + KeepaliveTimeout
 // their tombstones expire; a retry draws new random codes anyway.
 const noCodeRetry = 30 * time.Second
 
+// roomFullRetry is how long a client refused because the room has
+// MAX_ROOM_MEMBERS users online is asked to wait: places come free as
+// members leave, and spreading the retries of a reconnect storm over
+// seconds keeps a full room from being hammered.
+const roomFullRetry = 10 * time.Second
+
 // codeOf is the one table from sentinel errors to the status a client
 // sees: the code, and for a refusal a client must act on, the ErrorInfo
 // reason and the RetryInfo delay. An error that carries its own delay
@@ -92,6 +98,7 @@ var codeOf = []struct {
 	{rooms.ErrTooManyRooms, codes.ResourceExhausted, reasonRoomLimit, 0},
 	{rooms.ErrTooManyStreams, codes.ResourceExhausted, reasonStreamLimit, streamLimitRetry},
 	{rooms.ErrNoCode, codes.ResourceExhausted, reasonNoCode, noCodeRetry},
+	{rooms.ErrRoomFull, codes.ResourceExhausted, reasonRoomFull, roomFullRetry},
 	{rooms.ErrRoomTokenExpired, codes.Unauthenticated, "", 0},
 	{rooms.ErrMalformed, codes.InvalidArgument, "", 0},
 	{rooms.ErrShuttingDown, codes.Unavailable, "", 0},

@@ -56,6 +56,13 @@ type Config struct {
 	MaxMessageBytes    int           `envconfig:"MAX_MESSAGE_BYTES" default:"4096"`
 	RoomIdleTTL        time.Duration `envconfig:"ROOM_IDLE_TTL" default:"24h"`
 	MetricsAddress     string        `envconfig:"METRICS_ADDRESS" default:"127.0.0.1:9090"`
+
+	// MaxRoomMembers bounds the users online in one room (0: unlimited):
+	// a further user's stream is refused with ROOM_FULL.
+	MaxRoomMembers int `envconfig:"MAX_ROOM_MEMBERS" default:"5000"`
+	// PresenceWindow is how long a room gathers joins and leaves before
+	// its streams hear of them, together (0: each at once).
+	PresenceWindow time.Duration `envconfig:"PRESENCE_WINDOW" default:"200ms"`
 	// PprofEnabled also serves net/http/pprof under /debug/pprof/ on
 	// METRICS_ADDRESS, for profiling a live service.
 	PprofEnabled bool   `envconfig:"PPROF_ENABLED" default:"false"`
@@ -174,6 +181,8 @@ func (c Config) Validate() error {
 	check(c.MaxStreamsPerUser >= 1, "MAX_STREAMS_PER_USER", "must be at least 1")
 	check(c.RoomCreateBurst >= 1 && c.RoomCreateBurst <= 1000, "ROOM_CREATE_BURST", "must be 1-1000")
 	check(c.RoomCreateInterval >= time.Millisecond && c.RoomCreateInterval <= 24*time.Hour, "ROOM_CREATE_INTERVAL", "must be 1ms-24h")
+	check(c.MaxRoomMembers >= 0 && c.MaxRoomMembers <= 1_000_000, "MAX_ROOM_MEMBERS", "must be 0 (unlimited) to 1000000")
+	check(c.PresenceWindow >= 0 && c.PresenceWindow <= 5*time.Second, "PRESENCE_WINDOW", "must be 0 (no coalescing) to 5s")
 	check(c.RoomIdleTTL > 0, "ROOM_IDLE_TTL", "must be positive")
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive")
 	check(c.DataDir != "", "DATA_DIR", "must not be empty")

@@ -21,7 +21,7 @@ var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET
 	"MAX_MESSAGE_QUEUE_SIZE", "ROOM_TOKEN_DURATION", "HISTORY_SIZE", "MAX_MESSAGE_BYTES", "ROOM_IDLE_TTL",
 	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS",
 	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER", "ROOM_CREATE_BURST", "ROOM_CREATE_INTERVAL", "PPROF_ENABLED", "DATABASE_URL", "HISTORY_STORE", "NATS_URL",
-	"NATS_TLS_CERT_FILE", "NATS_TLS_KEY_FILE", "NATS_REPLICAS", "INSTANCE_ID",
+	"NATS_TLS_CERT_FILE", "NATS_TLS_KEY_FILE", "NATS_REPLICAS", "INSTANCE_ID", "MAX_ROOM_MEMBERS", "PRESENCE_WINDOW",
 	"WEB_SERVER_ADDRESS", "WEB_SERVER_PORT", "WEB_AUTH_URL", "WS_ALLOWED_ORIGINS", "WS_PING_INTERVAL"}
 
 // clearEnv unsets every key for the test; t.Setenv restores them after.
@@ -44,6 +44,8 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 6, c.ShortCodeLength)
 	assert.Equal(t, 256, c.MaxQueueSize)
 	assert.Equal(t, 100, c.HistorySize)
+	assert.Equal(t, 5000, c.MaxRoomMembers)
+	assert.Equal(t, 200*time.Millisecond, c.PresenceWindow)
 	assert.Equal(t, time.Hour, c.RoomTokenDuration)
 	assert.Equal(t, 10, c.RoomCreateBurst)
 	assert.Equal(t, 6*time.Second, c.RoomCreateInterval)
@@ -84,6 +86,10 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"create burst huge", "ROOM_CREATE_BURST", "1001"},
 		{"create interval zero", "ROOM_CREATE_INTERVAL", "0s"},
 		{"create interval not a duration", "ROOM_CREATE_INTERVAL", "often"},
+		{"room members negative", "MAX_ROOM_MEMBERS", "-1"},
+		{"room members above a million", "MAX_ROOM_MEMBERS", "1000001"},
+		{"presence window negative", "PRESENCE_WINDOW", "-1ms"},
+		{"presence window above 5s", "PRESENCE_WINDOW", "6s"},
 		{"port out of range", "GRPC_SERVER_PORT", "70000"},
 		{"queue zero", "MAX_MESSAGE_QUEUE_SIZE", "0"},
 		{"bad duration", "ROOM_TOKEN_DURATION", "soon"},

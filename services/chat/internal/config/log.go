@@ -27,6 +27,8 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("MAX_STREAMS_PER_USER", m.MaxStreamsPerUser)
 	enc.AddInt("ROOM_CREATE_BURST", m.RoomCreateBurst)
 	enc.AddString("ROOM_CREATE_INTERVAL", m.RoomCreateInterval.String())
+	enc.AddInt("MAX_ROOM_MEMBERS", m.MaxRoomMembers)
+	enc.AddString("PRESENCE_WINDOW", m.PresenceWindow.String())
 	enc.AddInt("MAX_MESSAGE_BYTES", m.MaxMessageBytes)
 	enc.AddString("ROOM_IDLE_TTL", m.RoomIdleTTL.String())
 	enc.AddString("METRICS_ADDRESS", m.MetricsAddress)

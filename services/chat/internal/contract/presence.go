@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func Presence(t *testing.T, open PresenceTable) {
 
 	join := func(t *testing.T, p engine.Presence, room string, m rooms.Member, limit int) bool {
 		t.Helper()
-		first, err := p.Join(ctx(t), room, m, limit)
+		first, err := p.Join(ctx(t), room, m, engine.JoinLimits{Streams: limit})
 		require.NoError(t, err)
 		return first
 	}
@@ -65,7 +66,7 @@ func Presence(t *testing.T, open PresenceTable) {
 		a, b := holder("a"), holder("b")
 		join(t, a, "R", ann, 2)
 		assert.False(t, join(t, b, "R", ann, 2), "counted across holders")
-		_, err := a.Join(ctx(t), "R", ann, 2)
+		_, err := a.Join(ctx(t), "R", ann, engine.JoinLimits{Streams: 2})
 		require.ErrorIs(t, err, rooms.ErrTooManyStreams)
 		assert.Equal(t, []rooms.User{{Name: "ann", Streams: 2}}, users(t, b, "R"), "a refused join counts nothing")
 		assert.True(t, join(t, a, "R", bob, 2), "per user")
@@ -75,12 +76,46 @@ func Presence(t *testing.T, open PresenceTable) {
 	t.Run("concurrent joins respect the limit", func(t *testing.T) {
 		holder := open(t, ttl, clock)
 		o := race(20, rooms.ErrTooManyStreams, func(i int) error {
-			_, err := holder([]string{"a", "b"}[i%2]).Join(ctx(t), "R", ann, 5)
+			_, err := holder([]string{"a", "b"}[i%2]).Join(ctx(t), "R", ann, engine.JoinLimits{Streams: 5})
 			return err
 		})
 		assert.Empty(t, o.others)
 		assert.Equal(t, 5, o.ok)
 		assert.Equal(t, 15, o.want)
+	})
+	t.Run("room member limit across holders", func(t *testing.T) {
+		holder := open(t, ttl, clock)
+		a, b := holder("a"), holder("b")
+		full := engine.JoinLimits{Members: 2}
+		cy := rooms.Member{ID: "u3", Name: "cy"}
+		_, err := a.Join(ctx(t), "R", ann, full)
+		require.NoError(t, err)
+		_, err = b.Join(ctx(t), "R", bob, full)
+		require.NoError(t, err)
+		_, err = a.Join(ctx(t), "R", cy, full)
+		require.ErrorIs(t, err, rooms.ErrRoomFull, "a third user, counted across holders")
+		first, err := b.Join(ctx(t), "R", ann, full)
+		require.NoError(t, err, "a member's further stream is no new member")
+		assert.False(t, first)
+		assert.Equal(t, []rooms.User{{Name: "ann", Streams: 2}, {Name: "bob", Streams: 1}}, users(t, a, "R"), "a refused join counts nothing")
+		_, err = a.Join(ctx(t), "OTHER", cy, full)
+		require.NoError(t, err, "per room")
+		assert.True(t, leave(t, b, "R", bob))
+		assert.True(t, join(t, a, "R", cy, 0), "room again once one left")
+		_, err = b.Join(ctx(t), "R", bob, full)
+		require.ErrorIs(t, err, rooms.ErrRoomFull)
+	})
+	t.Run("concurrent first joins respect the member limit", func(t *testing.T) {
+		holder := open(t, ttl, clock)
+		o := race(12, rooms.ErrRoomFull, func(i int) error {
+			m := rooms.Member{ID: fmt.Sprintf("c%d", i), Name: fmt.Sprintf("c%d", i)}
+			_, err := holder([]string{"a", "b"}[i%2]).Join(ctx(t), "R", m, engine.JoinLimits{Members: 4})
+			return err
+		})
+		assert.Empty(t, o.others)
+		assert.Equal(t, 4, o.ok)
+		assert.Equal(t, 8, o.want)
+		assert.Len(t, users(t, holder("a"), "R"), 4)
 	})
 	t.Run("a holder that stops renewing disappears within the TTL", func(t *testing.T) {
 		holder := open(t, ttl, clock)

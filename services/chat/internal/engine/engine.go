@@ -46,6 +46,17 @@ type Config struct {
 	// MaxStreamsPerUser bounds one user's open streams in a room; 0 is
 	// unlimited.
 	MaxStreamsPerUser int
+	// MaxRoomMembers bounds the users online in a room, counted by the
+	// Presence table across the instances that share it: the first
+	// stream of a user who is not online in a full room is refused with
+	// rooms.ErrRoomFull, further streams of a user who is are not. 0 is
+	// unlimited.
+	MaxRoomMembers int
+	// PresenceWindow is how long a room gathers presence changes before
+	// its streams hear of them, together, as one rooms.EventPresence
+	// batch per stream (see presenceLocked); 0 sends each change to every
+	// stream at once, as its own event.
+	PresenceWindow time.Duration
 	// Presence counts streams per user and room; nil makes the engine the
 	// single holder of a MemoryPresence of its own.
 	Presence Presence
@@ -62,6 +73,9 @@ type Config struct {
 	Now func() time.Time
 	// NewCode replaces rooms.NewCode, for tests.
 	NewCode func(length int) (string, error)
+	// AfterFunc replaces time.AfterFunc, which ends presence windows, for
+	// tests.
+	AfterFunc func(d time.Duration, f func())
 }
 
 // codeAttempts is how many random codes CreateRoom tries before it reports
@@ -98,6 +112,9 @@ func New(cfg Config, reg Registry, log Log) (*Engine, error) {
 	if cfg.NewCode == nil {
 		cfg.NewCode = rooms.NewCode
 	}
+	if cfg.AfterFunc == nil {
+		cfg.AfterFunc = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 16384
 	}
@@ -112,6 +129,9 @@ func New(cfg Config, reg Registry, log Log) (*Engine, error) {
 	}
 	if cfg.CodeLength < 1 || cfg.HistorySize < 1 || cfg.QueueSize < 1 {
 		return nil, errors.New("engine: code length, history size and queue size must be positive")
+	}
+	if cfg.MaxRoomMembers < 0 || cfg.PresenceWindow < 0 {
+		return nil, errors.New("engine: the room member limit and the presence window must not be negative")
 	}
 	if reg == nil || log == nil {
 		return nil, errors.New("engine: a registry and a log are required")

@@ -32,7 +32,8 @@ func (m *Engine) Apply(code string, msgs []rooms.Message, dropped bool) {
 }
 
 // Notify hands another instance's presence change in the room (an
-// EventJoined or EventLeft) to the room's streams here, if it is loaded.
+// EventJoined or EventLeft) to the room's streams here, if it is loaded,
+// in the same window as the room's own changes (see presenceLocked).
 func (m *Engine) Notify(code string, ev *rooms.Event) {
 	if ev == nil || (ev.Kind != rooms.EventJoined && ev.Kind != rooms.EventLeft) {
 		return
@@ -48,9 +49,7 @@ func (m *Engine) Notify(code string, ev *rooms.Event) {
 	if r.deleted || r.gone {
 		return
 	}
-	for _, s := range r.subs {
-		s.Push(ev)
-	}
+	m.presenceLocked(r, ev)
 }
 
 // addRemote queues what feeds reported and wakes the committer.

@@ -50,6 +50,13 @@ type room struct {
 	// usedAt is when a stream or a message last came: rooms unused for a
 	// while are forgotten (see evict).
 	usedAt time.Time
+	// changes are the presence changes of the current window, in order,
+	// and fresh the streams opened during it, each with how many of
+	// changes its Opened already showed; flushing is set while a window
+	// is open. See presenceLocked.
+	changes  []*rooms.Event
+	fresh    map[*rooms.Subscription]int
+	flushing bool
 }
 
 // sentKey identifies a message by its sender's user ID and client ID.
@@ -226,7 +233,7 @@ func (m *Engine) Subscribe(ctx context.Context, code string, member rooms.Member
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	first, err := m.presence.Join(ctx, code, member, m.cfg.MaxStreamsPerUser)
+	first, err := m.presence.Join(ctx, code, member, JoinLimits{Streams: m.cfg.MaxStreamsPerUser, Members: m.cfg.MaxRoomMembers})
 	if err != nil {
 		return nil, err
 	}
@@ -243,10 +250,7 @@ func (m *Engine) Subscribe(ctx context.Context, code string, member rooms.Member
 	if first {
 		// Only other users' streams hear of the arrival: the new stream's
 		// Opened already lists its own user.
-		joined := &rooms.Event{Kind: rooms.EventJoined, User: member.Name, At: now}
-		for _, s := range r.subs {
-			s.Push(joined)
-		}
+		m.presenceLocked(r, &rooms.Event{Kind: rooms.EventJoined, User: member.Name, At: now})
 	}
 	opened := rooms.Opened{
 		Code: r.meta.Code, Name: r.meta.Name, Epoch: m.log.Epoch(),
@@ -256,6 +260,7 @@ func (m *Engine) Subscribe(ctx context.Context, code string, member rooms.Member
 	sub = rooms.NewSubscription(opened, backlog, m.cfg.QueueSize, func() { m.unsubscribe(r, sub, member) })
 	r.subIdx[sub] = len(r.subs)
 	r.subs = append(r.subs, sub)
+	r.openedLocked(sub)
 	return sub, nil
 }
 
@@ -323,6 +328,7 @@ func (m *Engine) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 	r.subs[last] = nil
 	r.subs = r.subs[:last]
 	delete(r.subIdx, sub)
+	delete(r.fresh, sub)
 	if len(r.subs) == 0 {
 		// The registry hears of it on the next tick.
 		r.idleSince, r.idleDirty, r.usedAt = now, true, now
@@ -333,12 +339,8 @@ func (m *Engine) unsubscribe(r *room, sub *rooms.Subscription, member rooms.Memb
 	if err != nil {
 		m.cfg.Report(fmt.Errorf("engine: room %s: leave: %w", r.meta.Code, err))
 	}
-	if !gone {
-		return
-	}
-	left := &rooms.Event{Kind: rooms.EventLeft, User: member.Name, At: now}
-	for _, s := range r.subs {
-		s.Push(left)
+	if gone {
+		m.presenceLocked(r, &rooms.Event{Kind: rooms.EventLeft, User: member.Name, At: now})
 	}
 }
 

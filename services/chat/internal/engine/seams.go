@@ -87,6 +87,14 @@ type Log interface {
 	Drop(ctx context.Context, code string) error
 }
 
+// JoinLimits are the bounds a Presence Join checks; 0 is unlimited.
+type JoinLimits struct {
+	// Streams bounds one user's open streams in a room.
+	Streams int
+	// Members bounds the users online in a room.
+	Members int
+}
+
 // Presence counts each user's open streams per room, for every instance
 // that shares it. Each instance (holder) counts its own streams under a
 // lease: counts whose holder has not renewed within the implementation's
@@ -94,9 +102,14 @@ type Log interface {
 // disappear within the TTL.
 //
 //   - Join counts one more stream of m in the room and reports whether it
-//     is m's only one there now; with limit > 0 it fails with
-//     rooms.ErrTooManyStreams, counting nothing, when m has limit streams
-//     there already (across holders, atomically with the count).
+//     is m's only one there now. It fails, counting nothing, with
+//     rooms.ErrTooManyStreams when m has lim.Streams streams there
+//     already, and with rooms.ErrRoomFull when m has none there and
+//     lim.Members users have (each check across holders, atomically with
+//     the count, and only when its limit is above 0). An implementation
+//     may count among the members users whose holder's lease has lapsed
+//     and who are not forgotten yet: the bound is then approximate, never
+//     exceeded.
 //   - Leave uncounts one of this holder's streams of m and reports whether
 //     m has none left in the room; leaving a stream never joined does
 //     nothing and reports false.
@@ -107,7 +120,7 @@ type Log interface {
 // The engine calls Join and Leave with the room's lock held, so that
 // presence events keep the room's order: they must not wait long.
 type Presence interface {
-	Join(ctx context.Context, room string, m rooms.Member, limit int) (first bool, err error)
+	Join(ctx context.Context, room string, m rooms.Member, lim JoinLimits) (first bool, err error)
 	Leave(ctx context.Context, room string, m rooms.Member) (last bool, err error)
 	Users(ctx context.Context, room string) ([]rooms.User, error)
 	Renew(ctx context.Context) error

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
@@ -226,8 +227,11 @@ type mirrored struct {
 }
 
 // Join counts one more stream of m in the room; see engine.Presence. A
-// first stream is announced to the other holders' Watch.
-func (h *PresenceHolder) Join(ctx context.Context, room string, m rooms.Member, limit int) (bool, error) {
+// first stream is announced to the other holders' Watch. The room's
+// members are counted exactly, as the users with a stream under a live
+// lease in the room's key, which the compare-and-set makes atomic with
+// the count across instances.
+func (h *PresenceHolder) Join(ctx context.Context, room string, m rooms.Member, lim engine.JoinLimits) (bool, error) {
 	if err := checkRoom(room); err != nil {
 		return false, err
 	}
@@ -240,8 +244,11 @@ func (h *PresenceHolder) Join(ctx context.Context, room string, m rooms.Member, 
 	err := h.updateRoom(ctx, room, now, func(v roomValue, live map[string]bool) (bool, error) {
 		u := v.Users[m.ID]
 		n := u.count(live)
-		if limit > 0 && int(n) >= limit {
-			return false, fmt.Errorf("%w (%d)", rooms.ErrTooManyStreams, limit)
+		if lim.Streams > 0 && int(n) >= lim.Streams {
+			return false, fmt.Errorf("%w (%d)", rooms.ErrTooManyStreams, lim.Streams)
+		}
+		if n == 0 && lim.Members > 0 && v.Users.online(live) >= lim.Members {
+			return false, fmt.Errorf("%w (%d)", rooms.ErrRoomFull, lim.Members)
 		}
 		if u == nil {
 			u = &roomUser{Streams: make(map[string]uint32)}
@@ -393,7 +400,8 @@ func (h *PresenceHolder) end(room string, m rooms.Member, delta int, err error) 
 	if h.busy[room]--; h.busy[room] == 0 {
 		delete(h.busy, room)
 	}
-	if err != nil && !errors.Is(err, rooms.ErrTooManyStreams) {
+	// A refusal counted nothing and leaves nothing in doubt.
+	if err != nil && !errors.Is(err, rooms.ErrTooManyStreams) && !errors.Is(err, rooms.ErrRoomFull) {
 		h.dirty[room] = true
 	}
 	if err != nil && delta > 0 {
@@ -931,6 +939,17 @@ func (p *Presence) publish(room string, e presenceEvent) {
 	if err == nil {
 		_ = p.nc.Publish(p.cfg.Subject+"."+room, b)
 	}
+}
+
+// online is how many of the users have a stream under a live holder.
+func (us roomUsers) online(live map[string]bool) int {
+	n := 0
+	for _, u := range us {
+		if u.count(live) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // count is u's streams under the live holders; 0 for no user.

@@ -102,7 +102,7 @@ func newInstance(t *testing.T, url, id string, clock *fakeClock) *instance {
 
 func (in *instance) join(t *testing.T, room string, m rooms.Member) bool {
 	t.Helper()
-	first, err := in.Join(natsCtx(t), room, m, 0)
+	first, err := in.Join(natsCtx(t), room, m, engine.JoinLimits{})
 	require.NoError(t, err)
 	return first
 }
@@ -290,7 +290,7 @@ func TestPresenceUnavailable(t *testing.T) {
 		assert.ErrorIs(t, err, rooms.ErrUnavailable)
 		assert.Less(t, time.Since(start), 5*time.Second)
 	}
-	bounded(func(ctx context.Context) error { _, err := in.Join(ctx, "R", bob, 0); return err })
+	bounded(func(ctx context.Context) error { _, err := in.Join(ctx, "R", bob, engine.JoinLimits{}); return err })
 	bounded(func(ctx context.Context) error { _, err := in.Leave(ctx, "R", ann); return err })
 	bounded(func(ctx context.Context) error { _, err := in.Users(ctx, "R"); return err })
 	bounded(in.Renew)
@@ -324,7 +324,7 @@ func TestPresenceRenewRacesCleanup(t *testing.T) {
 		m := rooms.Member{ID: name, Name: name}
 		for _, room := range roomCodes {
 			for range i + 1 {
-				_, err := x.Join(natsCtx(t), room, m, 0)
+				_, err := x.Join(natsCtx(t), room, m, engine.JoinLimits{})
 				require.NoError(t, err)
 			}
 		}

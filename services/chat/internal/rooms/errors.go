@@ -31,6 +31,10 @@ var (
 	// ErrTooManyStreams means the user has as many streams open in the
 	// room as allowed.
 	ErrTooManyStreams = errors.New("too many open streams for this user in this room")
+	// ErrRoomFull means the room has as many users online as allowed
+	// (MAX_ROOM_MEMBERS): a user not online there yet may retry once some
+	// have left.
+	ErrRoomFull = errors.New("room full; try again later")
 	// ErrRoomTokenExpired ends a stream whose room token has expired.
 	ErrRoomTokenExpired = errors.New("room token expired; join again")
 	// ErrCodeTaken means a short code names a room, or a room deleted too

@@ -41,6 +41,12 @@ const (
 	// EventRefreshed is sent to one stream only: its credential was
 	// renewed and now lasts until At.
 	EventRefreshed
+	// EventPresence is a batch of presence changes, Batch: the
+	// EventJoined and EventLeft events of one coalescing window, in the
+	// order they happened. Transports send it as those events, each in its
+	// own shared encoding, so a batch costs a stream one queue entry
+	// however many changes it holds, and no encoding of its own.
+	EventPresence
 )
 
 // Event is one thing that happened in a room, as plain values: engines
@@ -57,9 +63,16 @@ type Event struct {
 	// User is the user concerned by EventJoined and EventLeft.
 	User string
 	// At is when a presence change or the deletion happened, or when a
-	// refreshed credential expires; for a message it is Message.SentAt.
+	// refreshed credential expires; for a message it is Message.SentAt;
+	// for a presence batch, its last change's.
 	At time.Time
+	// Batch holds an EventPresence's changes, each an EventJoined or
+	// EventLeft event. Batches of the same window share the events and
+	// their backing array: a batch never changes once made.
+	Batch []*Event
 
+	// size caches Size for a batch, which sums its changes.
+	size     int
 	prepared [numFormats]prepared
 }
 
@@ -101,6 +114,8 @@ func (ev *Event) Size() int {
 		return overhead + len(m.Epoch) + len(m.Sender) + len(m.Body) + len(m.ClientID)
 	case EventJoined, EventLeft:
 		return overhead + len(ev.User)
+	case EventPresence:
+		return ev.size
 	default:
 		return overhead
 	}
@@ -109,4 +124,15 @@ func (ev *Event) Size() int {
 // NewMessageEvent returns the event of m.
 func NewMessageEvent(m Message) *Event {
 	return &Event{Kind: EventMessage, Message: m, At: m.SentAt}
+}
+
+// NewPresenceBatch returns the EventPresence event of changes, EventJoined
+// and EventLeft events in the order they happened; it keeps the slice,
+// which must not change afterwards. changes must not be empty.
+func NewPresenceBatch(changes []*Event) *Event {
+	size := 0
+	for _, c := range changes {
+		size += c.Size()
+	}
+	return &Event{Kind: EventPresence, Batch: changes, At: changes[len(changes)-1].At, size: size}
 }

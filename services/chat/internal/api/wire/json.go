@@ -20,7 +20,12 @@ func JSON(ev *rooms.Event) []byte {
 	return ev.Prepared(rooms.FormatJSON, encodeJSON).([]byte)
 }
 
-func encodeJSON(ev *rooms.Event) any { return mustJSON(Proto(ev)) }
+func encodeJSON(ev *rooms.Event) any {
+	if ev.Kind == rooms.EventPresence {
+		return appendJSONEvents(nil, ev.Batch)
+	}
+	return mustJSON(Proto(ev))
+}
 
 // mustJSON encodes a message built from validated values (valid UTF-8
 // strings), which cannot fail to marshal.
@@ -33,16 +38,35 @@ func mustJSON(m proto.Message) []byte {
 }
 
 // AppendJSONFrame appends the protojson form of a ChatResponse holding
-// evs to b: their shared encodings, joined.
+// evs to b: their shared encodings, joined. A presence batch is its
+// changes, each a Presence event in its own shared encoding (as in
+// NewFrame).
 func AppendJSONFrame(b []byte, evs []*rooms.Event) []byte {
 	b = append(b, `{"events":[`...)
-	for i, ev := range evs {
-		if i > 0 {
+	b = appendJSONEvents(b, evs)
+	return append(b, "]}"...)
+}
+
+// appendJSONEvents appends the shared encodings of evs, comma-separated,
+// with presence batches' changes in their place.
+func appendJSONEvents(b []byte, evs []*rooms.Event) []byte {
+	start := len(b) // every encoding is non-empty: past start, separate
+	for _, ev := range evs {
+		if ev.Kind == rooms.EventPresence {
+			for _, c := range ev.Batch {
+				if len(b) > start {
+					b = append(b, ',')
+				}
+				b = append(b, JSON(c)...)
+			}
+			continue
+		}
+		if len(b) > start {
 			b = append(b, ',')
 		}
 		b = append(b, JSON(ev)...)
 	}
-	return append(b, "]}"...)
+	return b
 }
 
 // DecodeJSON decodes a client's protojson frame into m strictly: unknown

@@ -55,17 +55,27 @@ func Of(ev *rooms.Event) Event {
 	return ev.Prepared(rooms.FormatProtobuf, encode).(Event)
 }
 
-// encode encodes a domain event: messages by hand (see Message), the
-// rarer kinds through their proto form.
+// encode encodes a domain event: messages by hand (see Message), a
+// presence batch as its changes' shared encodings joined (frames take
+// them one by one instead, see NewFrame), the rarer kinds through their
+// proto form.
 func encode(ev *rooms.Event) any {
-	if ev.Kind == rooms.EventMessage {
+	switch ev.Kind {
+	case rooms.EventMessage:
 		return Message(&ev.Message)
+	case rooms.EventPresence:
+		var b []byte
+		for _, c := range ev.Batch {
+			b = append(b, Of(c).Bytes()...)
+		}
+		return Event{buf: mem.SliceBuffer(b)}
 	}
 	return mustEncode(Proto(ev))
 }
 
 // Proto returns a domain event as the API's Event: the one place that
-// maps the domain's events to the API's, for every encoding.
+// maps the domain's events to the API's, for every encoding. A presence
+// batch is no one Event but its changes, each mapped on its own.
 func Proto(ev *rooms.Event) *chatv1.Event {
 	switch ev.Kind {
 	case rooms.EventMessage:
@@ -211,15 +221,32 @@ type Frame struct {
 }
 
 // NewFrame makes a frame of domain events, each in its shared encoding.
+// A presence batch becomes its changes, each a Presence event in its own
+// shared encoding, so that clients see the events they always did and a
+// batch sent to many streams is neither encoded nor copied per stream.
 func NewFrame(events []*rooms.Event) *Frame {
 	f := &Frame{}
-	if len(events) == 1 {
+	n := 0
+	for _, e := range events {
+		if e.Kind == rooms.EventPresence {
+			n += len(e.Batch)
+		} else {
+			n++
+		}
+	}
+	if n == 1 {
 		f.events = f.one[:0]
 	} else {
-		f.events = make(mem.BufferSlice, 0, len(events))
+		f.events = make(mem.BufferSlice, 0, n)
 	}
 	for _, e := range events {
-		f.events = append(f.events, Of(e).buf)
+		if e.Kind != rooms.EventPresence {
+			f.events = append(f.events, Of(e).buf)
+			continue
+		}
+		for _, c := range e.Batch {
+			f.events = append(f.events, Of(c).buf)
+		}
 	}
 	return f
 }
