@@ -59,6 +59,11 @@ type Config struct {
 	// than WriterLinger after the previous ones: sparser events would not
 	// come within the linger, so waiting would cost CPU for nothing.
 	WriterLinger time.Duration
+	// SendLimit paces the frames a Chat stream's client sends after Open;
+	// UserSendLimit paces those of all a user's streams on this instance
+	// together (see sendrate.go). A zero Rate means no limit.
+	SendLimit     SendLimit
+	UserSendLimit SendLimit
 	// WSPingInterval is how often a WebSocket stream is pinged; one that
 	// answers no ping within as long again is dropped. 0 means
 	// DefaultWSPingInterval.
@@ -108,6 +113,8 @@ type Server struct {
 	engine Engine
 
 	streams openStreams // the Chat streams that Drain ends
+	users   userStreams // the subscribed Chat streams by user
+	flow    flow        // the senders' pacing (sendrate.go)
 }
 
 // New returns a Server over engine.
@@ -147,7 +154,11 @@ func New(cfg Config, engine Engine) (*Server, error) {
 			return func() { t.Stop() }
 		}
 	}
-	return &Server{cfg: cfg, engine: engine}, nil
+	fl, err := newFlow(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, engine: engine, flow: fl}, nil
 }
 
 // Drain ends every open Chat stream, and every one opened later, with

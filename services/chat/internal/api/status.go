@@ -46,6 +46,7 @@ var codeOf = []struct {
 	{rooms.ErrSlowConsumer, codes.ResourceExhausted},
 	{rooms.ErrTooManyRooms, codes.ResourceExhausted},
 	{rooms.ErrTooManyStreams, codes.ResourceExhausted},
+	{rooms.ErrReplaced, codes.Aborted},
 	{rooms.ErrNoCode, codes.ResourceExhausted},
 	{rooms.ErrRoomTokenExpired, codes.Unauthenticated},
 	{rooms.ErrMalformed, codes.InvalidArgument},

@@ -37,6 +37,12 @@ type Metrics struct {
 	RPCSeconds *prometheus.HistogramVec
 	// Panics counts panics recovered in handlers and stream goroutines.
 	Panics prometheus.Counter
+	// SendsPaced counts client frames whose reading waited for the
+	// sender's rate (MAX_SEND_RATE, MAX_USER_SEND_RATE).
+	SendsPaced prometheus.Counter
+	// StreamsReplaced counts streams ended because a newer stream of the
+	// same user in the same room took their place (MAX_STREAMS_PER_USER).
+	StreamsReplaced prometheus.Counter
 }
 
 // New registers the collectors; rooms reports the current number of rooms.
@@ -58,8 +64,13 @@ func New(rooms func() int) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 12),
 		}, []string{"method"}),
 		Panics: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "panics_total", Help: "Panics recovered in handlers and stream goroutines."}),
+		SendsPaced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "sends_paced_total",
+			Help: "Client frames read only after waiting for the sender's rate limit."}),
+		StreamsReplaced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "streams_replaced_total",
+			Help: "Streams ended because a newer stream of the same user in the same room replaced them."}),
 	}
 	m.Registry.MustRegister(m.OpenStreams, m.MessagesIn, m.MessagesOut, m.SlowConsumers, m.FanoutSeconds, m.RPCs, m.RPCSeconds, m.Panics,
+		m.SendsPaced, m.StreamsReplaced,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "chat", Name: "rooms", Help: "Rooms in the registry."},
 			func() float64 { return float64(rooms()) }),
 		collectors.NewGoCollector(),

@@ -31,6 +31,11 @@ var (
 	// ErrTooManyStreams means the user has as many streams open in the
 	// room as allowed.
 	ErrTooManyStreams = errors.New("too many open streams for this user in this room")
+	// ErrReplaced ends a stream that a newer stream of the same user in
+	// the same room replaced, because the user had as many streams open
+	// there as allowed: the user opened the room elsewhere, so the client
+	// should not reconnect.
+	ErrReplaced = errors.New("stream replaced by a newer stream of the same user in this room")
 	// ErrRoomTokenExpired ends a stream whose room token has expired.
 	ErrRoomTokenExpired = errors.New("room token expired; join again")
 	// ErrCodeTaken means a short code names a room, or a room deleted too
