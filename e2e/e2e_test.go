@@ -333,6 +333,8 @@ func TestSlowConsumerResumes(t *testing.T) {
 	s := newStack(t, stackOptions{chatEnv: map[string]string{
 		"MAX_MESSAGE_QUEUE_SIZE": "16",
 		"HISTORY_SIZE":           "1000",
+		// Alice is not slowed down (MAX_SEND_RATE): bob is the subject.
+		"MAX_SEND_RATE": "1000000", "MAX_USER_SEND_RATE": "1000000",
 	}})
 	alice := newUser(t, s, "alice")
 	bob := newUser(t, s, "bob", client.WithEventBuffer(1))

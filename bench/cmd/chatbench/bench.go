@@ -196,6 +196,10 @@ func (b *bench) startChatProcess(ctx context.Context, name, bin, dir string, env
 		"LOG_LEVEL=warn",
 		// /debug/pprof on the metrics listener, for the profiled runs.
 		"PPROF_ENABLED=true",
+		// Senders unpaced (the highest rates allowed): the fan-out's
+		// capacity is measured, not MAX_SEND_RATE. Older binaries ignore
+		// these keys.
+		"MAX_SEND_RATE=1000000", "MAX_USER_SEND_RATE=1000000",
 	}, env...)
 	if b.cfg.QueueSize > 0 {
 		env = append(env, "MAX_MESSAGE_QUEUE_SIZE="+strconv.Itoa(b.cfg.QueueSize))

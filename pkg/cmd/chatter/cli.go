@@ -60,7 +60,7 @@ flags (every command):
 join flags:
   --json              print one JSON object per event
   --backlog N         first print up to N of the room's latest messages, marked earlier (default 50, 0 for none)
-  --wait DURATION     at end of input, how long to wait for the echo of what was sent (default 10s)
+  --wait DURATION     at end of input, wait for the echo of what was sent until none comes for this long (default 10s)
 
 passwords come from CHATTER_PASSWORD and CHATTER_ROOM_PASSWORD, or a prompt on a terminal.
 exit codes: 0 ok, 1 runtime error, 2 usage or invalid input, 3 authentication, 4 room not found, 5 name taken,
@@ -214,7 +214,7 @@ func (a *app) dispatch(ctx context.Context, cmd string, args []string) error {
 		return a.users(ctx, rest[0])
 	case "join":
 		fs.BoolVar(&a.json, "json", false, "print one JSON object per event")
-		fs.DurationVar(&a.wait, "wait", 10*time.Second, "how long to wait for the echo of sent lines at end of input")
+		fs.DurationVar(&a.wait, "wait", 10*time.Second, "at end of input, wait for the echo of sent lines until none comes for this long")
 		fs.IntVar(&a.backlog, "backlog", client.DefaultBacklog, "how many of the room's latest messages to print first")
 		rest, err := a.parse(fs, args, 1, "CODE")
 		if err != nil {

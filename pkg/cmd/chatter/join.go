@@ -171,17 +171,21 @@ func (a *app) join(ctx context.Context, code string) error {
 		}
 	}
 	// End of input, or a line that could not be sent: wait for the echo of
-	// what was sent before, then leave.
+	// what was sent before, then leave. The wait ends only when echoes stop
+	// coming for a.wait: the service reads a fast sender no faster than
+	// its rate limit, so a long paste is echoed over a long time, and
+	// leaving before would drop what it had not read yet.
 	deadline := time.NewTimer(a.wait)
 	defer deadline.Stop()
 	for track.outstanding() > 0 {
 		select {
 		case <-track.changed:
+			deadline.Reset(a.wait)
 		case err := <-recvErr:
 			return sessionEnded(err)
 		case <-deadline.C:
 			leave()
-			return errors.Join(inputErr, fmt.Errorf("%d sent message(s) not echoed by the room within %s", track.outstanding(), a.wait))
+			return errors.Join(inputErr, fmt.Errorf("%d sent message(s) not echoed by the room: no echo for %s", track.outstanding(), a.wait))
 		case <-ctx.Done():
 			leave()
 			return nil

@@ -99,6 +99,8 @@ func serve(ctx context.Context, cfg config.Config, o options) error {
 		MaxMessageBytes: cfg.MaxMessageBytes, RoomTokenTTL: cfg.RoomTokenDuration,
 		MaxBacklog:     engine.Retained(cfg.HistorySize, cfg.MaxQueueSize),
 		WSPingInterval: cfg.WSPingInterval,
+		SendLimit:      api.SendLimit{Rate: cfg.MaxSendRate, Burst: cfg.MaxSendBurst},
+		UserSendLimit:  api.SendLimit{Rate: cfg.MaxUserSendRate, Burst: cfg.MaxUserSendBurst},
 	}, eng)
 	if err != nil {
 		return err

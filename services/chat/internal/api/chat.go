@@ -26,19 +26,23 @@ func (s *Server) Chat(stream chatv1.ChatService_ChatServer) error {
 // serveChat runs one Chat stream over t, whatever its transport. adm is
 // the stream's admission when the transport authenticated the call before
 // it started (gRPC metadata); nil makes the token in the Open frame the
-// stream's credential (WebSocket).
+// stream's credential (WebSocket). At the user's stream limit in the
+// room, the stream takes the place of the user's oldest one there (see
+// replaceOldest).
 //
 // Three goroutines serve a stream, each with one job:
 //   - the handler (this one) opens the subscription and then waits for the
 //     stream's end reason (see ender), which it returns as the status;
-//   - a reader receives the client's frames and publishes them, so that
-//     nothing the client does or fails to do can delay the end;
+//   - a reader receives the client's frames and publishes them, at the
+//     pace the send limits allow (see pace), so that nothing the client
+//     does or fails to do can delay the end;
 //   - a writer, which exists only while events are pending (see writer),
 //     sends frames, so a client that stops reading blocks only the writer.
 //
 // Whatever ends the stream (the queue overflowing, the room token
 // expiring, Drain, the subscription's end once its last event is written,
-// a failed send or receive, a bad frame) hands its reason to the ender;
+// a failed send or receive, a bad frame, a newer stream of the user taking
+// its place) hands its reason to the ender;
 // the first reason wins. The handler returning ends the stream for the
 // transport (gRPC cancels its context, the WebSocket handler drops the
 // connection): that releases a writer blocked in a send and the reader
@@ -68,6 +72,14 @@ type conn struct {
 	ended      bool      // the handler has returned: no more timers
 
 	prev, next *conn // in the server's open streams, guarded by its lock
+
+	// Set once subscribed, before the reader reads past Open.
+	user *userEntry // the stream's user on this instance (userStreams)
+	send bucket     // the stream's own send bucket (pace), the reader's alone
+
+	// Guarded by the server's userStreams lock.
+	uprev, unext *conn         // in the user's streams, oldest first
+	released     chan struct{} // made by a stream waiting to replace this one
 }
 
 func (c *conn) run(ctx context.Context, adm *token.Room) error {
@@ -116,11 +128,20 @@ func (c *conn) run(ctx context.Context, adm *token.Room) error {
 		req.Resume = &rooms.Resume{Epoch: r.GetEpoch(), After: r.GetAfterSequence()}
 	}
 	sub, err := s.engine.Subscribe(ctx, c.code, c.member, req)
+	if errors.Is(err, rooms.ErrTooManyStreams) {
+		sub, err = c.replaceOldest(ctx, req, err)
+	}
 	if err != nil {
 		c.e.end(err)
 		return c.e.result()
 	}
-	defer sub.Close()
+	c.user = s.users.add(c)
+	defer func() {
+		// The subscription gives the user's slot back before a stream
+		// waiting to replace this one is woken (see replaceOldest).
+		sub.Close()
+		s.users.remove(c, s.flow.clock())
+	}()
 	s.cfg.Metrics.OpenStreams.Inc()
 	defer s.cfg.Metrics.OpenStreams.Dec()
 
@@ -188,6 +209,13 @@ func (c *conn) read(ctx context.Context, openc chan<- *chatv1.Open, subscribed <
 		if c.e.ended() {
 			// RecvMsg may return frames that were already buffered when
 			// the stream ended; an ended stream publishes nothing more.
+			return
+		}
+		// Flow control: the frame waits for its token, and nothing more
+		// is read meanwhile, so a fast sender is slowed down by its
+		// transport's back-pressure rather than cut, and cannot flood the
+		// room. An idle stream takes no token.
+		if !c.pace(ctx) {
 			return
 		}
 		switch k := req.GetKind().(type) {

@@ -248,16 +248,3 @@ func TestStreamEndsAtTokenExpiry(t *testing.T) {
 	assert.Equal(t, codes.Unauthenticated, status.Code(err))
 	assert.Contains(t, status.Convert(err).Message(), "room token expired; join again")
 }
-
-// A user may hold only so many streams in one room.
-func TestStreamsPerUserLimit(t *testing.T) {
-	h := newHarness(t, opts{maxStreams: 2})
-	ann := h.userToken("u1", "ann")
-	code := h.room(ann, "room", "pw")
-	tok := h.join(ann, code, "pw")
-	h.open(h.client, tok, nil)
-	h.open(h.client, tok, nil)
-	s := h.start(h.client, tok, 5*time.Second)
-	require.NoError(t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}))
-	assert.Equal(t, codes.ResourceExhausted, s.end())
-}

@@ -65,6 +65,8 @@ type opts struct {
 	maxMembers     int
 	presenceWindow time.Duration
 	afterFunc      func(time.Duration, func())
+	// send and userSend pace senders; the zero value does not.
+	send, userSend SendLimit
 }
 
 // harness is a real server with a real generated client.
@@ -145,6 +147,7 @@ func newHarness(t testing.TB, o opts) *harness {
 		MaxMessageBytes: o.maxBody, RoomTokenTTL: time.Hour, OpenTimeout: o.openTimeout,
 		TokenTimer:     tokenTimer(o.expire, o.realExpiry),
 		WSPingInterval: o.wsPing,
+		SendLimit:      o.send, UserSendLimit: o.userSend,
 	}, served)
 	require.NoError(t, err)
 	gs, _ := srv.GRPCServer()
@@ -321,8 +324,13 @@ func (s *stream) end() codes.Code {
 
 func statusCode(err error) codes.Code { return status.Code(err) }
 
-// newHarnessB is a TCP harness for benchmarks.
-func newHarnessB(b *testing.B) *harness { return newHarness(b, opts{tcp: true}) }
+// newHarnessB is a TCP harness for benchmarks. Senders are paced, at a
+// rate no benchmark reaches, so that the pacing's cost is measured
+// without its waits.
+func newHarnessB(b *testing.B) *harness {
+	unreached := SendLimit{Rate: 1e9, Burst: 1}
+	return newHarness(b, opts{tcp: true, send: unreached, userSend: unreached})
+}
 
 // tokenTimer is a room token timer that fires when the test sends on
 // expire, or never if expire is nil.

@@ -115,13 +115,17 @@ func TestRoomLimitReason(t *testing.T) {
 	h.room(ann, "b", "pw")
 }
 
-// MAX_STREAMS_PER_USER: STREAM_LIMIT with a RetryInfo of 20 s.
+// MAX_STREAMS_PER_USER with none of the user's streams in the room on
+// this instance to replace: STREAM_LIMIT with a RetryInfo of 20 s. A
+// stream replaced by a newer one of its user ends ABORTED with
+// STREAM_REPLACED and no RetryInfo: it must not come back.
 func TestStreamLimitReason(t *testing.T) {
-	h := newHarness(t, opts{maxStreams: 1})
+	refuse := &refuseStreams{}
+	h := newHarness(t, opts{maxStreams: 1, wrap: func(e Engine) Engine { refuse.Engine = e; return refuse }})
 	ann := h.userToken("u1", "ann")
 	code := h.room(ann, "room", "pw")
 	tok := h.join(ann, code, "pw")
-	h.open(h.client, tok, nil)
+	refuse.room.Store(&code)
 	s := h.start(h.client, tok, 5*time.Second)
 	require.NoError(t, s.c.Send(&chatv1.ChatRequest{Kind: &chatv1.ChatRequest_Open{Open: &chatv1.Open{}}}))
 	_, err := s.recv()
@@ -130,6 +134,19 @@ func TestStreamLimitReason(t *testing.T) {
 	reason, retry := detailsOf(t, st)
 	assert.Equal(t, "STREAM_LIMIT", reason)
 	assert.Equal(t, 20*time.Second, retry)
+
+	refuse.room.Store(nil)
+	old := h.open(h.client, tok, nil)
+	h.open(h.client, tok, nil)
+	var end error
+	for end == nil {
+		_, end = old.recv()
+	}
+	st = status.Convert(end)
+	require.Equal(t, codes.Aborted, st.Code(), "%v", end)
+	reason, retry = detailsOf(t, st)
+	assert.Equal(t, "STREAM_REPLACED", reason)
+	assert.Equal(t, noRetry, retry)
 }
 
 // A stream cut for falling behind: SLOW_CONSUMER, no RetryInfo (resume at

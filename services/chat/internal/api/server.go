@@ -65,6 +65,11 @@ type Config struct {
 	// than WriterLinger after the previous ones: sparser events would not
 	// come within the linger, so waiting would cost CPU for nothing.
 	WriterLinger time.Duration
+	// SendLimit paces the frames a Chat stream's client sends after Open;
+	// UserSendLimit paces those of all a user's streams on this instance
+	// together (see sendrate.go). A zero Rate means no limit.
+	SendLimit     SendLimit
+	UserSendLimit SendLimit
 	// WSPingInterval is how often a WebSocket stream is pinged; one that
 	// answers no ping within as long again is dropped. 0 means
 	// DefaultWSPingInterval.
@@ -121,6 +126,8 @@ type Server struct {
 	engine Engine
 
 	streams openStreams  // the Chat streams that Drain ends
+	users   userStreams  // the subscribed Chat streams by user
+	flow    flow         // the senders' pacing (sendrate.go)
 	calls   atomic.Int64 // gRPC handlers running (see Calls)
 
 	// resetLog logs connections refused for resetting too many streams,
@@ -166,10 +173,14 @@ func New(cfg Config, engine Engine) (*Server, error) {
 			return func() { t.Stop() }
 		}
 	}
+	fl, err := newFlow(cfg)
+	if err != nil {
+		return nil, err
+	}
 	resetLog := cfg.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, resetLogsPerSecond, 0)
 	}))
-	return &Server{cfg: cfg, engine: engine, resetLog: resetLog}, nil
+	return &Server{cfg: cfg, engine: engine, resetLog: resetLog, flow: fl}, nil
 }
 
 // DefaultDrainGrace is how long a stream may take, once Drain has ended

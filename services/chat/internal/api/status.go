@@ -97,6 +97,7 @@ var codeOf = []struct {
 	{rooms.ErrThrottled, codes.ResourceExhausted, reasonRateLimited, 0}, // the delay is the error's
 	{rooms.ErrTooManyRooms, codes.ResourceExhausted, reasonRoomLimit, 0},
 	{rooms.ErrTooManyStreams, codes.ResourceExhausted, reasonStreamLimit, streamLimitRetry},
+	{rooms.ErrReplaced, codes.Aborted, reasonStreamReplaced, 0},
 	{rooms.ErrNoCode, codes.ResourceExhausted, reasonNoCode, noCodeRetry},
 	{rooms.ErrRoomFull, codes.ResourceExhausted, reasonRoomFull, roomFullRetry},
 	{rooms.ErrRoomTokenExpired, codes.Unauthenticated, "", 0},

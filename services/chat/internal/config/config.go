@@ -98,6 +98,16 @@ type Config struct {
 	Argon2MemoryKiB uint32 `envconfig:"ARGON2_MEMORY_KIB" default:"19456"`
 	Argon2Time      uint32 `envconfig:"ARGON2_TIME" default:"2"`
 	Argon2Threads   uint8  `envconfig:"ARGON2_THREADS" default:"1"`
+
+	// Flow control of senders: after a burst of MaxSendBurst frames, a
+	// Chat stream's client may send MaxSendRate a second, and a user's
+	// streams on this instance together MaxUserSendRate after a burst of
+	// MaxUserSendBurst. A faster client is not cut: the service reads it
+	// no faster, and its transport makes it wait.
+	MaxSendRate      float64 `envconfig:"MAX_SEND_RATE" default:"20"`
+	MaxSendBurst     int     `envconfig:"MAX_SEND_BURST" default:"50"`
+	MaxUserSendRate  float64 `envconfig:"MAX_USER_SEND_RATE" default:"40"`
+	MaxUserSendBurst int     `envconfig:"MAX_USER_SEND_BURST" default:"100"`
 }
 
 // The OWASP minimum for argon2id, below which Load refuses to start: room
@@ -108,6 +118,14 @@ const (
 	MinArgon2Time      = password.MinTime
 	MaxArgon2MemoryKiB = password.MaxMemoryKiB
 	MaxArgon2Time      = password.MaxTime
+)
+
+// The range of MAX_SEND_RATE and MAX_USER_SEND_RATE: a million messages a
+// second is beyond what one instance publishes, so it is as good as no
+// limit, for benchmarks.
+const (
+	minSendRate = 0.001
+	maxSendRate = 1_000_000
 )
 
 // Usage is the command line the service accepts.
@@ -183,6 +201,10 @@ func (c Config) Validate() error {
 	check(c.RoomCreateInterval >= time.Millisecond && c.RoomCreateInterval <= 24*time.Hour, "ROOM_CREATE_INTERVAL", "must be 1ms-24h")
 	check(c.MaxRoomMembers >= 0 && c.MaxRoomMembers <= 1_000_000, "MAX_ROOM_MEMBERS", "must be 0 (unlimited) to 1000000")
 	check(c.PresenceWindow >= 0 && c.PresenceWindow <= 5*time.Second, "PRESENCE_WINDOW", "must be 0 (no coalescing) to 5s")
+	check(c.MaxSendRate >= minSendRate && c.MaxSendRate <= maxSendRate, "MAX_SEND_RATE", "must be 0.001-1000000 messages a second")
+	check(c.MaxSendBurst >= 1 && c.MaxSendBurst <= 1<<20, "MAX_SEND_BURST", "must be 1-1048576")
+	check(c.MaxUserSendRate >= minSendRate && c.MaxUserSendRate <= maxSendRate, "MAX_USER_SEND_RATE", "must be 0.001-1000000 messages a second")
+	check(c.MaxUserSendBurst >= 1 && c.MaxUserSendBurst <= 1<<20, "MAX_USER_SEND_BURST", "must be 1-1048576")
 	check(c.RoomIdleTTL > 0, "ROOM_IDLE_TTL", "must be positive")
 	check(c.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "must be positive")
 	check(c.DataDir != "", "DATA_DIR", "must not be empty")

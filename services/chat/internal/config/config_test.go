@@ -22,7 +22,8 @@ var keys = []string{"GRPC_SERVER_ADDRESS", "GRPC_SERVER_PORT", "SECRET", "SECRET
 	"METRICS_ADDRESS", "DATA_DIR", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "ARGON2_MEMORY_KIB", "ARGON2_TIME", "ARGON2_THREADS",
 	"MAX_ROOMS_PER_USER", "MAX_STREAMS_PER_USER", "ROOM_CREATE_BURST", "ROOM_CREATE_INTERVAL", "PPROF_ENABLED", "DATABASE_URL", "HISTORY_STORE", "NATS_URL",
 	"NATS_TLS_CERT_FILE", "NATS_TLS_KEY_FILE", "NATS_REPLICAS", "INSTANCE_ID", "MAX_ROOM_MEMBERS", "PRESENCE_WINDOW",
-	"WEB_SERVER_ADDRESS", "WEB_SERVER_PORT", "WEB_AUTH_URL", "WS_ALLOWED_ORIGINS", "WS_PING_INTERVAL"}
+	"WEB_SERVER_ADDRESS", "WEB_SERVER_PORT", "WEB_AUTH_URL", "WS_ALLOWED_ORIGINS", "WS_PING_INTERVAL",
+	"MAX_SEND_RATE", "MAX_SEND_BURST", "MAX_USER_SEND_RATE", "MAX_USER_SEND_BURST"}
 
 // clearEnv unsets every key for the test; t.Setenv restores them after.
 func clearEnv(t *testing.T) {
@@ -46,6 +47,11 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 100, c.HistorySize)
 	assert.Equal(t, 5000, c.MaxRoomMembers)
 	assert.Equal(t, 200*time.Millisecond, c.PresenceWindow)
+	assert.Equal(t, 20.0, c.MaxSendRate)
+	assert.Equal(t, 50, c.MaxSendBurst)
+	assert.Equal(t, 40.0, c.MaxUserSendRate)
+	assert.Equal(t, 100, c.MaxUserSendBurst)
+	assert.Less(t, c.MaxUserSendBurst, c.MaxQueueSize, "a user's burst fits in a reader's queue")
 	assert.Equal(t, time.Hour, c.RoomTokenDuration)
 	assert.Equal(t, 10, c.RoomCreateBurst)
 	assert.Equal(t, 6*time.Second, c.RoomCreateInterval)
@@ -90,6 +96,15 @@ func TestInvalidNamesKey(t *testing.T) {
 		{"room members above a million", "MAX_ROOM_MEMBERS", "1000001"},
 		{"presence window negative", "PRESENCE_WINDOW", "-1ms"},
 		{"presence window above 5s", "PRESENCE_WINDOW", "6s"},
+		{"send rate zero", "MAX_SEND_RATE", "0"},
+		{"send rate below the minimum", "MAX_SEND_RATE", "0.0001"},
+		{"send rate negative", "MAX_SEND_RATE", "-5"},
+		{"send rate not a number", "MAX_SEND_RATE", "NaN"},
+		{"send rate above the cap", "MAX_SEND_RATE", "2e6"},
+		{"send burst zero", "MAX_SEND_BURST", "0"},
+		{"user send rate zero", "MAX_USER_SEND_RATE", "0"},
+		{"user send rate infinite", "MAX_USER_SEND_RATE", "+Inf"},
+		{"user send burst zero", "MAX_USER_SEND_BURST", "0"},
 		{"port out of range", "GRPC_SERVER_PORT", "70000"},
 		{"queue zero", "MAX_MESSAGE_QUEUE_SIZE", "0"},
 		{"bad duration", "ROOM_TOKEN_DURATION", "soon"},
@@ -208,6 +223,7 @@ func TestLogMasksSecrets(t *testing.T) {
 	assert.Equal(t, "********", enc.Fields["SECRET_PREVIOUS"])
 	assert.Equal(t, "1h0m0s", enc.Fields["ROOM_TOKEN_DURATION"])
 	assert.Contains(t, enc.Fields, "ARGON2_MEMORY_KIB")
+	assert.Contains(t, enc.Fields, "MAX_SEND_RATE")
 	assert.NotContains(t, fmt.Sprint(enc.Fields), goodSecret)
 }
 

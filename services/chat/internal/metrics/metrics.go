@@ -44,6 +44,12 @@ type Metrics struct {
 	// streams faster than the guard allows.
 	StreamResets *prometheus.CounterVec
 	ResetFloods  prometheus.Counter
+	// SendsPaced counts client frames whose reading waited for the
+	// sender's rate (MAX_SEND_RATE, MAX_USER_SEND_RATE).
+	SendsPaced prometheus.Counter
+	// StreamsReplaced counts streams ended because a newer stream of the
+	// same user in the same room took their place (MAX_STREAMS_PER_USER).
+	StreamsReplaced prometheus.Counter
 }
 
 // New registers the collectors; rooms reports the current number of rooms.
@@ -69,9 +75,14 @@ func New(rooms func() int) *Metrics {
 			Help: "RST_STREAM frames on gRPC connections, by the side that sent them."}, []string{"by"}),
 		ResetFloods: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "grpc_reset_floods_total",
 			Help: "gRPC connections sent GOAWAY (ENHANCE_YOUR_CALM) and closed for resetting streams too fast."}),
+		SendsPaced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "sends_paced_total",
+			Help: "Client frames read only after waiting for the sender's rate limit."}),
+		StreamsReplaced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "chat", Name: "streams_replaced_total",
+			Help: "Streams ended because a newer stream of the same user in the same room replaced them."}),
 	}
 	m.Registry.MustRegister(m.OpenStreams, m.MessagesIn, m.MessagesOut, m.SlowConsumers, m.FanoutSeconds, m.RPCs, m.RPCSeconds, m.Panics,
 		m.StreamResets, m.ResetFloods,
+		m.SendsPaced, m.StreamsReplaced,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "chat", Name: "rooms", Help: "Rooms in the registry."},
 			func() float64 { return float64(rooms()) }),
 		collectors.NewGoCollector(),

@@ -35,6 +35,11 @@ var (
 	// (MAX_ROOM_MEMBERS): a user not online there yet may retry once some
 	// have left.
 	ErrRoomFull = errors.New("room full; try again later")
+	// ErrReplaced ends a stream that a newer stream of the same user in
+	// the same room replaced, because the user had as many streams open
+	// there as allowed: the user opened the room elsewhere, so the client
+	// should not reconnect.
+	ErrReplaced = errors.New("stream replaced by a newer stream of the same user in this room")
 	// ErrRoomTokenExpired ends a stream whose room token has expired.
 	ErrRoomTokenExpired = errors.New("room token expired; join again")
 	// ErrCodeTaken means a short code names a room, or a room deleted too

@@ -530,9 +530,10 @@ function onConnError(d) {
   }
   showLobby('join-password');
   $('join-code').value = code;
-  showError(d.code === 'unauthenticated'
-    ? 'Your pass for room ' + code + ' expired. Enter the room password to join again.'
-    : 'You left room ' + code + ': ' + d.reason);
+  let text = 'You left room ' + code + ': ' + d.reason;
+  if (d.code === 'unauthenticated') text = 'Your pass for room ' + code + ' expired. Enter the room password to join again.';
+  if (d.code === 'aborted') text = 'Room ' + code + ' was opened elsewhere (in another tab or on another device), so it was closed here. Enter the room password to open it here again.';
+  showError(text);
 }
 
 function setComposerEnabled(on) {

@@ -221,6 +221,7 @@ const CLOSE = {
   notFound: 4005, // NOT_FOUND: the room was deleted
   denied: 4007, // PERMISSION_DENIED
   exhausted: 4008, // RESOURCE_EXHAUSTED: too slow, or too many streams
+  replaced: 4010, // ABORTED: a newer stream of the same user in the room took this one's place
   unavailable: 4014, // UNAVAILABLE: shutting down, store unavailable
   unauthenticated: 4016, // UNAUTHENTICATED: room token missing, invalid or expired
   unsupported: 1003, // unsupported data (the server answers a binary frame with 4003)
@@ -255,7 +256,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  *   message; it will never come back.
  * - "deleted" {at}: the room was deleted; the connection is closed.
  * - "error" {code, reason}: the connection ended for good (e.g. the user is
- *   no longer admitted); it is closed.
+ *   no longer admitted); it is closed. code "aborted": the user opened the
+ *   room elsewhere (another tab or device) and that stream took this one's
+ *   place; reconnecting would only take it back, so this one stays closed.
  */
 export class RoomConnection extends EventTarget {
   /**
@@ -532,6 +535,12 @@ export class RoomConnection extends EventTarget {
       case CLOSE.denied:
         this.#error('permission_denied', reason);
         return;
+      case CLOSE.replaced:
+        // The user's newer stream (another tab or device) replaced this
+        // one at the per-user stream limit: reconnecting would replace it
+        // in turn, and the two would take turns for ever.
+        this.#error('aborted', 'the room was opened elsewhere (another tab or device)');
+        return;
       case CLOSE.unauthenticated:
         // The token expired or was refused: renew it once, right away.
         this.#tokenRefused = true;
@@ -754,6 +763,7 @@ function closeText(code) {
     case 1012: return 'the service is restarting';
     case 1013: return 'the service is overloaded; try again later';
     case 4008: return 'too many streams or too slow';
+    case 4010: return 'the room was opened elsewhere';
     case 4014: return 'the chat service is unavailable';
     case 4016: return 'the room pass was refused';
     default: return 'the stream ended (' + code + ')';
