@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"google.golang.org/grpc"
@@ -21,9 +20,14 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// Client is a GRPCChatter user: an account, its user token and at most one
-// open room at a time. It is safe for concurrent use. Create it with New and
-// release it with Close.
+// Client is a GRPCChatter user: an account, its user token, and the rooms
+// it has joined, all over one connection to the chat service. It is safe
+// for concurrent use. Create it with New and release it with Close.
+//
+// JoinRoom joins any number of rooms, each a *Room with its own events.
+// JoinChatRoom joins one room that the Client's own Send, Receive,
+// ListChatRoomUsers and Disconnect then act on, for programs that use one
+// room at a time.
 type Client struct {
 	cfg  config
 	conn *grpc.ClientConn
@@ -39,7 +43,11 @@ type Client struct {
 	credsGen int
 	login    login
 	renewing *renewal // the login in flight, if any
-	sess     *session
+	// sess is the room JoinChatRoom joined, which the Client's own Send,
+	// Receive, ListChatRoomUsers and Disconnect act on; nil if none.
+	sess *session
+	// rooms are the sessions joined and not left, sess among them.
+	rooms map[*session]struct{}
 }
 
 // New returns a Client. It does not contact the services: the chat
@@ -85,7 +93,7 @@ func New(opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: chat address %q: %w", strings.Join(cfg.chatAddresses, ","), err)
 	}
-	return &Client{cfg: cfg, conn: conn, chat: chatv1.NewChatServiceClient(conn)}, nil
+	return &Client{cfg: cfg, conn: conn, chat: chatv1.NewChatServiceClient(conn), rooms: map[*session]struct{}{}}, nil
 }
 
 // KeepaliveParams are the HTTP/2 keepalive settings a Client dials chat
@@ -99,8 +107,8 @@ func KeepaliveParams() keepalive.ClientParameters {
 	return keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}
 }
 
-// Close disconnects from the room, if any, and releases the connection. The
-// Client cannot be used afterwards.
+// Close leaves every room the Client joined and releases the connection.
+// The Client cannot be used afterwards.
 func (c *Client) Close() error {
 	if c.conn == nil {
 		return ErrNotCreated
@@ -112,11 +120,17 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	c.login = login{} // the password is not kept past Close
-	s := c.sess
+	rooms := c.rooms
+	c.rooms = nil
 	c.sess = nil
 	c.mu.Unlock()
-	if s != nil {
-		s.stop()
+	// All are cancelled before any is waited for, so that they end
+	// together.
+	for s := range rooms {
+		s.cancel()
+	}
+	for s := range rooms {
+		<-s.done
 	}
 	return c.conn.Close()
 }
@@ -192,11 +206,18 @@ func (c *Client) joinRPC(ctx context.Context, shortCode, password string) (roomA
 	return a, nil
 }
 
-// JoinChatRoom joins the room and opens its stream, returning once the
-// service has accepted it; the caller then shows as online to the others.
-// The room password is kept in memory to renew the room token. One room can
-// be open at a time: Disconnect before joining another.
+// JoinChatRoom joins the room as JoinRoom does, as the Client's single
+// room: the Client's own Send, Receive, ListChatRoomUsers and Disconnect
+// act on it, and so do the returned Room's methods. It returns
+// ErrAlreadyJoined while that room is open: Disconnect before joining
+// another. Rooms joined with JoinRoom stay open beside it.
 func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (*Room, error) {
+	return c.join(ctx, shortCode, password, true)
+}
+
+// join joins a room and opens its stream. single makes it the Client's
+// single room (JoinChatRoom).
+func (c *Client) join(ctx context.Context, shortCode, password string, single bool) (*Room, error) {
 	if c.chat == nil {
 		return nil, ErrNotCreated
 	}
@@ -205,17 +226,20 @@ func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (
 	case c.closed:
 		c.mu.Unlock()
 		return nil, ErrClosed
-	case c.sess != nil && !c.sess.ended():
+	case single && c.sess != nil && !c.sess.ended():
 		c.mu.Unlock()
 		return nil, ErrAlreadyJoined
-	case c.sess != nil:
-		c.sess.cancel() // it ended by itself; release its context
 	}
 	c.mu.Unlock()
 
 	adm, err := c.joinRPC(ctx, shortCode, password)
 	if err != nil {
 		return nil, c.closedOr(err)
+	}
+	// The service's short code is the room's own spelling: checked before
+	// opening a stream, which others would see as the caller joining.
+	if err := c.mayJoin(adm.shortCode, single); err != nil {
+		return nil, err
 	}
 	s := newSession(c, adm, password)
 	octx, cancel := context.WithTimeout(ctx, c.cfg.openTimeout)
@@ -238,6 +262,7 @@ func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (
 		HeadSequence: head,
 		Backlog:      int(backlog),
 		Users:        usersFromProto(cn.opened.GetUsers()),
+		s:            s,
 	}
 	if n := cn.opened.GetName(); n != "" {
 		room.Name = n
@@ -250,23 +275,61 @@ func (c *Client) JoinChatRoom(ctx context.Context, shortCode, password string) (
 		s.earlierEpoch, s.earlierSeq = cn.opened.GetEpoch(), head
 	}
 	s.backlog = 0
+	s.in.start(s.epoch, s.lastSeq)
 
 	c.mu.Lock()
-	if c.closed || (c.sess != nil && !c.sess.ended()) {
-		// Another JoinChatRoom or Close won the race.
-		closed := c.closed
-		c.mu.Unlock()
+	// Another join or Close may have won the race.
+	err = c.mayJoinLocked(adm.shortCode, single)
+	if err == nil {
+		if single {
+			c.sess = s
+		}
+		c.rooms[s] = struct{}{}
+	}
+	c.mu.Unlock()
+	if err != nil {
 		cn.cancel()
 		s.cancel()
-		if closed {
-			return nil, ErrClosed
-		}
-		return nil, ErrAlreadyJoined
+		return nil, err
 	}
-	c.sess = s
-	c.mu.Unlock()
 	s.start(cn)
 	return room, nil
+}
+
+// mayJoin tells why the Client cannot join the room with this short code,
+// if it cannot: it is closed, or already in the room, or (single) already
+// in a single room.
+func (c *Client) mayJoin(shortCode string, single bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mayJoinLocked(shortCode, single)
+}
+
+// mayJoinLocked is mayJoin with c.mu held. It forgets the sessions in the
+// way of the join that ended by themselves (the room was deleted, the
+// user token refused...): their goroutines are gone, and their Receive
+// still tells why they ended.
+func (c *Client) mayJoinLocked(shortCode string, single bool) error {
+	if c.closed {
+		return ErrClosed
+	}
+	if single && c.sess != nil {
+		if !c.sess.ended() {
+			return ErrAlreadyJoined
+		}
+		delete(c.rooms, c.sess)
+		c.sess = nil
+	}
+	for s := range c.rooms {
+		if s.shortCode != shortCode {
+			continue
+		}
+		if !s.ended() {
+			return fmt.Errorf("room %s: %w", shortCode, ErrAlreadyJoined)
+		}
+		delete(c.rooms, s)
+	}
+	return nil
 }
 
 // closedOr returns ErrClosed if Close was called, which makes calls in
@@ -295,17 +358,14 @@ func (c *Client) session() (*session, error) {
 	return c.sess, nil
 }
 
-// ListChatRoomUsers lists the users online in the joined room, sorted by name.
+// ListChatRoomUsers lists the users online in the room JoinChatRoom
+// joined, sorted by name.
 func (c *Client) ListChatRoomUsers(ctx context.Context) ([]User, error) {
 	s, err := c.session()
 	if err != nil {
 		return nil, err
 	}
-	tok, err := s.freshRoomToken(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return c.listRPC(ctx, tok, s.shortCode)
+	return s.listUsers(ctx)
 }
 
 // PeekChatRoomUsers lists the users online in a room without joining it:
@@ -327,36 +387,17 @@ func (c *Client) listRPC(ctx context.Context, roomToken, shortCode string) ([]Us
 	return usersFromProto(resp.GetUsers()), nil
 }
 
-// Send posts body to the joined room and returns the client message ID it
-// generated, which comes back in the broadcast *Message. While the Client is
-// reconnecting, Send waits for the stream within ctx. Once Send returns the
-// ID the message is the Client's to deliver: it comes back as a *Message,
-// or, if the service refuses it, as a *SendFailed.
-//
-// A body that is empty, not UTF-8 or longer than the service accepts (see
-// WithMaxMessageBytes) fails at once with ErrInvalidArgument.
+// Send posts body to the room JoinChatRoom joined, as Room.Send does.
 func (c *Client) Send(ctx context.Context, body string) (string, error) {
 	s, err := c.session()
 	if err != nil {
 		return "", err
 	}
-	limit := s.bodyLimit()
-	switch {
-	case body == "":
-		return "", &Error{Kind: ErrInvalidArgument, Message: "message body is empty"}
-	case len(body) > limit:
-		return "", &Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("message body is %d bytes, more than the %d the room accepts", len(body), limit)}
-	case !utf8.ValidString(body):
-		return "", &Error{Kind: ErrInvalidArgument, Message: "message body is not valid UTF-8"}
-	}
 	return s.send(ctx, body)
 }
 
-// Receive returns the room's next event. It blocks until there is one, ctx
-// is done, or the session ends: then it returns ErrDisconnected after
-// Disconnect or Close, ErrRoomDeleted after a *RoomDeleted event, or the
-// error that ended the session (e.g. ErrUnauthenticated, ErrNotFound,
-// ErrReplaced).
+// Receive returns the next event of the room JoinChatRoom joined, as
+// Room.Receive does; after Disconnect, ErrNotJoined.
 func (c *Client) Receive(ctx context.Context) (Event, error) {
 	s, err := c.session()
 	if err != nil {
@@ -365,10 +406,9 @@ func (c *Client) Receive(ctx context.Context) (Event, error) {
 	return s.receive(ctx)
 }
 
-// Disconnect leaves the joined room: it closes the stream (the others see
-// the caller leave) and stops reconnecting. Pending Receive and Send calls
-// return ErrDisconnected. It waits for the session's goroutines within ctx
-// and returns ErrNotJoined when no room is joined.
+// Disconnect leaves the room JoinChatRoom joined, as Room.Leave does, and
+// returns ErrNotJoined when there is none. Rooms joined with JoinRoom stay
+// open.
 func (c *Client) Disconnect(ctx context.Context) error {
 	if c.chat == nil {
 		return ErrNotCreated
@@ -376,17 +416,14 @@ func (c *Client) Disconnect(ctx context.Context) error {
 	c.mu.Lock()
 	s := c.sess
 	c.sess = nil
+	if s != nil {
+		delete(c.rooms, s)
+	}
 	c.mu.Unlock()
 	if s == nil {
 		return ErrNotJoined
 	}
-	s.cancel()
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.leave(ctx)
 }
 
 func withToken(ctx context.Context, tok string) context.Context {

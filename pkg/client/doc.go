@@ -6,20 +6,39 @@
 //	c, err := client.New(client.WithAuthURL("http://127.0.0.1:8080"), client.WithChatAddress("127.0.0.1:5050"))
 //	defer c.Close()
 //	_, err = c.LogIn(ctx, "alice", password)
-//	room, err := c.JoinChatRoom(ctx, code, roomPassword)
-//	id, err := c.Send(ctx, "hello")
-//	ev, err := c.Receive(ctx) // *client.Message, *client.Presence, *client.Gap, ...
+//	room, err := c.JoinRoom(ctx, code, roomPassword)
+//	id, err := room.Send(ctx, "hello")
+//	ev, err := room.Receive(ctx) // *client.Message, *client.Presence, *client.Gap, ...
+//	err = room.Leave(ctx)
 //
 // The examples run against in-process stand-ins for the services.
 //
+// # Rooms
+//
+// One Client, with one login and one connection to the chat service, holds
+// any number of rooms at once. JoinRoom returns a *Room for each: its
+// Send, Receive, ListUsers and Leave act on that room alone, its events
+// come only from its Receive, and each room has a session of its own
+// (the stream, its reconnection and resume, its room token and backlog,
+// its buffer of unread events). Leaving a room leaves the others open;
+// Close leaves them all. An application reads every room it is in, e.g.
+// with a goroutine per room that ends when Receive returns an error.
+//
+// A program that uses one room at a time can use the Client's own
+// methods instead: JoinChatRoom joins a room, and Send, Receive,
+// ListChatRoomUsers and Disconnect act on it. JoinChatRoom returns the
+// same *Room, and rooms joined with JoinRoom stay open beside it.
+//
+// What follows holds for every room, whichever way it was joined.
+//
 // # Sessions and reconnection
 //
-// JoinChatRoom opens the room's stream and returns once the service has
+// JoinRoom opens the room's stream and returns once the service has
 // accepted it. From then on the Client keeps the stream open by itself: when
 // it breaks (the service restarts or shuts down, the stream fell too far
 // behind, the network failed) it reopens it with exponential backoff and
-// jitter, asking the service to resume after the last message Receive has
-// returned. The backoff starts over once a reopened stream has stayed open
+// jitter, asking the service to resume after the last message the Client
+// received. The backoff starts over once a reopened stream has stayed open
 // for Backoff.ResetAfter (10s by default): a stream the service cuts right
 // after opening it is retried ever more slowly, not every 100ms. Within the
 // service's history window nothing is lost and nothing is delivered twice; when the service cannot replay (it restarted, or the
@@ -58,7 +77,7 @@
 // sees the conversation it joins: Receive returns up to 50 of them (see
 // WithBacklog) as *Message events with Earlier set, in room order, before
 // the live events, which follow without gap or repeat. Room.Backlog tells
-// how many there are. A stream reopened after a break never asks for them
+// how many there are; they count against the buffer of unread events. A stream reopened after a break never asks for them
 // again: it resumes after the last message delivered.
 //
 // # Sending while reconnecting
@@ -91,12 +110,37 @@
 // so a service that accepts connections but does not answer is retried with
 // backoff like one that is down.
 //
-// The Client applies backpressure end to end: while Receive is not called
-// and its buffer (WithEventBuffer) is full, the Client stops reading the
-// stream, the service drops it as too slow (a *Connection event whose Err
-// matches ErrSlowConsumer), and after the reconnection Send
-// waits until the replay has been handed to Receive. A Client that sends
-// must also receive.
+// An error from Send means that the message was not sent, and says why:
+// it names the room and matches the cause with errors.Is (a body too long,
+// ErrInvalidArgument; the room left, ErrDisconnected; the room deleted,
+// ErrRoomDeleted), and when Send's context ended first, the context's
+// error together with what broke the stream it was waiting for (e.g.
+// ErrUnavailable, or ErrRateLimited while the service throttles the
+// reconnection).
+//
+// # Unread events
+//
+// Sending never depends on reading. The Client reads each room's stream
+// as fast as the service sends, whether or not the application calls
+// Receive, so a program that only sends is never slowed down, and the
+// service never drops a stream as too slow because the application did
+// not read it.
+//
+// What the application has not read waits in the room's buffer, which
+// holds DefaultEventBuffer (256) events unless WithEventBuffer says
+// otherwise. When an event arrives with the buffer full, the oldest unread
+// event is dropped: an application that falls behind sees the newest
+// events, not stale ones. The next Receive then returns a *Gap that
+// counts what was dropped since the application last read: Dropped
+// events, DroppedMessages of them messages, from the one after
+// AfterSequence up to HeadSequence; then the events that were kept, in
+// order. A dropped *SendFailed is kept in the Gap's Failed, and a dropped
+// gap of the service's folds its Unconfirmed into the Gap's. Nothing
+// dropped is delivered again: the stream has moved on, and a later
+// reconnection resumes after the last message received, not the last
+// read. A program that only sends can ignore the room's events; one that
+// shows them reads each room it is in, and sees a Gap only if it falls
+// behind by a whole buffer.
 //
 // # Several chat instances
 //
@@ -117,7 +161,7 @@
 //
 // When its instance fails the stream breaks, and the Client reopens it after
 // its first backoff delay (WithBackoff, 100ms ±20% by default), resuming
-// after the last message Receive returned, as after any break. gRPC then
+// after the last message received, as after any break. gRPC then
 // connects to the addresses in the Client's order, starting again from its
 // first: an address that refuses the connection is passed over at once, and
 // one that neither refuses nor answers is given 250ms before gRPC tries the
@@ -136,12 +180,23 @@
 // # Concurrency
 //
 // All methods are safe for concurrent use. Send and Receive are meant to be
-// called from different goroutines. Disconnect and Close may be called at any
-// time: they return promptly, pending Receive and Send calls return
-// ErrDisconnected, and later ones ErrNotJoined (after Disconnect) or ErrClosed
-// (after Close). Methods called out of order fail with ErrNotLoggedIn or
+// called from different goroutines, and each room's from its own. Leave,
+// Disconnect and Close may be called at any time: they return promptly,
+// pending Receive and Send calls on the rooms they leave return
+// ErrDisconnected, and later ones ErrDisconnected (a Room after Leave),
+// ErrNotJoined (the Client's own after Disconnect) or ErrClosed (after
+// Close). Methods called out of order fail with ErrNotLoggedIn or
 // ErrNotJoined, and those of a Client not made by New with ErrNotCreated,
-// rather than panic.
+// rather than panic. Each room's session runs one goroutine for its
+// stream, and two more while the stream is open; Leave and Close wait for
+// them to end.
+//
+// # Logging
+//
+// The Client logs what it does by itself (reconnections, logins, token
+// renewals, refused messages) to the *slog.Logger given with WithLogger,
+// and nowhere without one. It never logs a password, a token or a message
+// body.
 //
 // # Limits
 //
@@ -154,7 +209,7 @@
 //     limit (ErrStreamLimit), a full room (ErrRoomFull) or a want of room
 //     codes is waited out for the delay the service asks for, if longer
 //     than the backoff, capped at MaxRetryAfter and cut short by
-//     Disconnect or Close; then the Client tries again. The *Connection
+//     Leave, Disconnect or Close; then the Client tries again. The *Connection
 //     event says why (Err) and for how long (Retry). The Client never
 //     retries in a tight loop.
 //   - A stream that a newer stream of the same user replaced ends the
@@ -164,9 +219,9 @@
 // caller, who decides: CreateChatRoom returns ErrRoomLimit when the user
 // owns as many rooms as allowed (deleting one helps, waiting does not) and
 // ErrRateLimited, with RetryAfter, when the user creates rooms too fast;
-// JoinChatRoom returns ErrRateLimited after too many wrong passwords, and
-// ErrStreamLimit or ErrRoomFull, with RetryAfter, when its stream is
-// refused.
+// JoinRoom and JoinChatRoom return ErrRateLimited after too many wrong
+// passwords, and ErrStreamLimit or ErrRoomFull, with RetryAfter, when the
+// room's stream is refused.
 //
 // # Errors
 //

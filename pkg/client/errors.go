@@ -21,13 +21,17 @@ import (
 var (
 	// ErrNotLoggedIn means the method needs a user token: call LogIn first.
 	ErrNotLoggedIn = errors.New("client: not logged in")
-	// ErrNotJoined means the method needs an open room: call JoinChatRoom first.
+	// ErrNotJoined means the method needs an open room: call JoinChatRoom
+	// first (for the Client's own Send, Receive, ListChatRoomUsers and
+	// Disconnect), or the Room was left already, or was not returned by
+	// the Client.
 	ErrNotJoined = errors.New("client: not joined to a chat room")
-	// ErrAlreadyJoined means JoinChatRoom was called while a room is open;
-	// Disconnect first.
+	// ErrAlreadyJoined means JoinChatRoom was called while its room is
+	// open (Disconnect first), or JoinRoom or JoinChatRoom for a room the
+	// Client is in already.
 	ErrAlreadyJoined = errors.New("client: already joined to a chat room")
-	// ErrDisconnected is returned by Receive and Send once Disconnect or Close
-	// was called.
+	// ErrDisconnected is returned by Receive and Send once the room was
+	// left (Room.Leave, Disconnect) or the Client closed.
 	ErrDisconnected = errors.New("client: disconnected")
 	// ErrClosed is returned by every method once Close was called.
 	ErrClosed = errors.New("client: closed")
@@ -60,8 +64,10 @@ var (
 	// service said so.
 	ErrRateLimited = errors.New("rate limited")
 	// ErrSlowConsumer is the Err of a *Connection event when the service
-	// dropped the stream because the Client fell too far behind reading it
-	// (Receive was not called often enough). The Client resumes by itself.
+	// dropped the stream because the Client fell too far behind reading it:
+	// the network did not carry the room's events as fast as they came.
+	// (An application that does not call Receive does not cause it: see
+	// WithEventBuffer.) The Client resumes by itself.
 	ErrSlowConsumer = errors.New("stream fell too far behind")
 	// ErrRoomLimit means the user owns as many rooms as the chat service
 	// allows (MAX_ROOMS_PER_USER): CreateChatRoom succeeds again once the
@@ -70,14 +76,15 @@ var (
 	ErrRoomLimit = errors.New("room limit reached")
 	// ErrStreamLimit means the user has as many streams open in the room as
 	// the chat service allows (MAX_STREAMS_PER_USER), none of which it could
-	// replace. JoinChatRoom returns it, with the RetryAfter the service
-	// asked for; a session reopening its stream waits that long and tries
-	// again (a *Connection event whose Err matches it), by when a stream
-	// of the user's that vanished has been dropped.
+	// replace. JoinRoom and JoinChatRoom return it, with the RetryAfter
+	// the service asked for; a session reopening its stream waits that
+	// long and tries again (a *Connection event whose Err matches it), by
+	// when a stream of the user's that vanished has been dropped.
 	ErrStreamLimit = errors.New("stream limit reached")
 	// ErrRoomFull means the room has as many members online as the chat
-	// service allows. JoinChatRoom returns it, with RetryAfter; a session
-	// reopening its stream waits that long and tries again.
+	// service allows. JoinRoom and JoinChatRoom return it, with
+	// RetryAfter; a session reopening its stream waits that long and
+	// tries again.
 	ErrRoomFull = errors.New("room full")
 	// ErrReplaced ends a session whose stream the chat service closed
 	// because a newer stream of the same user took its place (the user

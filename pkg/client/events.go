@@ -70,19 +70,30 @@ type RoomDeleted struct {
 	At time.Time
 }
 
-// Gap says that messages may have been missed: after a reconnection the
-// service could not replay everything sent while the client was away (its
-// history was lost in a restart, or the client fell outside it). What the
-// service still holds follows as *Message events (after an epoch change,
-// every message of the new epoch it keeps), then live events.
+// Gap says that messages may have been missed, for one of two reasons.
+//
+// The service's: after a reconnection it could not replay everything sent
+// while the client was away (its history was lost in a restart, or the
+// client fell outside it). What the service still holds follows as
+// *Message events (after an epoch change, every message of the new epoch
+// it keeps), then live events. Dropped is zero.
+//
+// The application's: it did not call Receive before the room's event
+// buffer (WithEventBuffer) was full, and the Client dropped the oldest
+// unread events to keep reading the stream (Dropped is not zero; see
+// "Unread events" in the package documentation). The events that were
+// kept follow, and nothing dropped comes again.
 type Gap struct {
 	// PreviousEpoch and AfterSequence are the last message delivered before
 	// the gap.
 	PreviousEpoch string
 	AfterSequence uint64
-	// Epoch and HeadSequence are where the room stood when the stream
-	// opened; messages up to HeadSequence that the service still holds
-	// come first, then live ones.
+	// Epoch and HeadSequence are, for the service's gap, where the room
+	// stood when the stream opened: messages up to HeadSequence that the
+	// service still holds come first, then live ones. For the
+	// application's, they are the last message dropped (PreviousEpoch and
+	// AfterSequence when no message was): the DroppedMessages after
+	// AfterSequence up to HeadSequence are missing.
 	Epoch        string
 	HeadSequence uint64
 	// Unconfirmed are the client message IDs of the caller's own messages
@@ -94,6 +105,20 @@ type Gap struct {
 	// the same epoch has them: after a restart the Client knows nothing
 	// was recorded, sends everything again and tracks it as usual.
 	Unconfirmed []string
+
+	// Dropped is how many unread events the Client dropped, the oldest
+	// first, because the room's event buffer was full; zero for the
+	// service's gap.
+	Dropped int
+	// DroppedMessages is how many of them were *Message events.
+	DroppedMessages int
+	// Failed are the *SendFailed events among them, kept because no other
+	// event tells of a refused message.
+	Failed []*SendFailed
+	// ServiceGap tells that a gap of the service's was among them: then
+	// messages the Client never received may be missing too, and its
+	// Unconfirmed are listed in this Gap's.
+	ServiceGap bool
 }
 
 // SendFailed reports a message that Send accepted but the service refused
@@ -159,7 +184,11 @@ type User struct {
 	Streams int
 }
 
-// Room describes a room the Client joined.
+// Room is a room the Client joined with JoinRoom or JoinChatRoom. Its
+// fields describe the room as it stood when its stream opened; its
+// methods send to it, receive its events and leave it. The methods of a
+// Room the Client did not return (a literal, e.g. in a test) return
+// ErrNotJoined.
 type Room struct {
 	ShortCode string
 	Name      string
@@ -170,8 +199,11 @@ type Room struct {
 	// returns before the live events: those the Client asked for (see
 	// WithBacklog), as far as the room's history had them.
 	Backlog int
-	// Users are the users online, including the caller.
+	// Users are the users online when the stream opened, including the
+	// caller; ListUsers asks again.
 	Users []User
+
+	s *session // nil for a Room the Client did not return
 }
 
 func usersFromProto(us []*chatv1.RoomUser) []User {

@@ -141,6 +141,78 @@ func ExampleClient_Receive() {
 	// * left
 }
 
+// One Client holds several rooms, each a *client.Room with its own events:
+// here bob is in two rooms at once, reads each on its own handle, leaves
+// one and stays in the other.
+func ExampleClient_JoinRoom() {
+	services, err := startFakeServices()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer services.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	alice, bob := exampleUser(ctx, services, "alice"), exampleUser(ctx, services, "bob")
+	defer alice.Close()
+	defer bob.Close()
+
+	var aliceIn, bobIn []*client.Room
+	for _, name := range []string{"general", "random"} {
+		code, err := alice.CreateChatRoom(ctx, name, "room password")
+		if err != nil {
+			log.Fatal(err)
+		}
+		a, err := alice.JoinRoom(ctx, code, "room password")
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, err := bob.JoinRoom(ctx, code, "room password")
+		if err != nil {
+			log.Fatal(err)
+		}
+		aliceIn, bobIn = append(aliceIn, a), append(bobIn, b)
+	}
+	for i, body := range []string{"hello, general", "hello, random"} {
+		if _, err := aliceIn[i].Send(ctx, body); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Each room's messages come on its own handle. An application reads
+	// every room it is in, e.g. a goroutine per room.
+	for _, room := range bobIn {
+		fmt.Printf("%s: %s\n", room.Name, nextMessage(ctx, room))
+	}
+
+	if err := bobIn[1].Leave(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := aliceIn[0].Send(ctx, "still there, bob?"); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s: %s\n", bobIn[0].Name, nextMessage(ctx, bobIn[0]))
+	_, err = bobIn[1].Receive(ctx)
+	fmt.Println("random:", err)
+	// Output:
+	// general: alice: hello, general
+	// random: alice: hello, random
+	// general: alice: still there, bob?
+	// random: client: disconnected
+}
+
+// nextMessage returns the room's next message as "sender: body", skipping
+// other events.
+func nextMessage(ctx context.Context, room *client.Room) string {
+	for {
+		ev, err := room.Receive(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if m, ok := ev.(*client.Message); ok {
+			return m.Sender + ": " + m.Body
+		}
+	}
+}
+
 // Errors match the package's sentinels with errors.Is; errors.As with
 // *client.Error gives the service's message and status.
 func ExampleError() {

@@ -732,20 +732,23 @@ func (f *fakeChat) pauseReads() (resume func()) {
 // receive handles a Send as the service does: it refuses an invalid body
 // (ending the stream) and ignores an ID the user already used in the
 // room's history.
+//
+// The check and the post are one step, as in the service: a message that
+// a stream being cut still posts while the Client sends it again on the
+// next one is recorded once.
 func (f *fakeChat) receive(r *fakeRoom, user string, snd *chatv1.Send) error {
 	f.mu.Lock()
-	maxBody, drop := f.maxBody, f.dropSends
+	defer f.mu.Unlock()
 	repeat := snd.GetClientMessageId() != "" && slices.ContainsFunc(r.history, func(m *chatv1.Message) bool {
 		return m.GetSender() == user && m.GetClientMessageId() == snd.GetClientMessageId()
 	})
-	f.mu.Unlock()
 	switch {
-	case snd.GetBody() == "poison" || (maxBody > 0 && len(snd.GetBody()) > maxBody):
+	case snd.GetBody() == "poison" || (f.maxBody > 0 && len(snd.GetBody()) > f.maxBody):
 		return status.Error(codes.InvalidArgument, "body: refused")
-	case drop || repeat:
+	case f.dropSends || repeat:
 		return nil
 	}
-	f.post(r, user, snd)
+	f.postLocked(r, user, snd)
 	return nil
 }
 
@@ -758,6 +761,11 @@ func (f *fakeChat) set(fn func(f *fakeChat)) {
 func (f *fakeChat) post(r *fakeRoom, user string, snd *chatv1.Send) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.postLocked(r, user, snd)
+}
+
+// postLocked is post with f.mu held.
+func (f *fakeChat) postLocked(r *fakeRoom, user string, snd *chatv1.Send) {
 	m := &chatv1.Message{
 		Sequence: uint64(len(r.history)) + 1, Epoch: f.epoch, SentAt: timestamppb.Now(),
 		Sender: user, Body: snd.GetBody(), ClientMessageId: snd.GetClientMessageId(),
@@ -818,4 +826,22 @@ func (f *fakeChat) streamCount(code string) int {
 		return len(r.subs)
 	}
 	return 0
+}
+
+// handedOver tells whether the room holds n messages and none of them waits
+// in user's stream queues: the service has handed every one to user's
+// streams, which take more only as their client reads them.
+func (f *fakeChat) handedOver(code, user string, n int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.rooms[code]
+	if r == nil || len(r.history) < n {
+		return false
+	}
+	for s := range r.subs {
+		if s.user == user && len(s.ch) > 0 {
+			return false
+		}
+	}
+	return true
 }

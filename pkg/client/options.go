@@ -2,10 +2,10 @@ package client
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net/http"
 	"time"
 
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
 
@@ -39,7 +39,7 @@ type config struct {
 	chatAddresses []string
 	tls           *tls.Config
 	httpClient    *http.Client
-	logger        *zap.Logger
+	logger        *slog.Logger
 	backoff       Backoff
 	dialOptions   []grpc.DialOption
 	bufferSize    int
@@ -91,8 +91,16 @@ func WithInsecure() Option { return func(c *config) { c.tls = nil } }
 // 30-second timeout.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
 
-// WithLogger sets where the Client logs reconnections (default: nowhere).
-func WithLogger(l *zap.Logger) Option { return func(c *config) { c.logger = l } }
+// WithLogger sets where the Client logs what it does by itself:
+// reconnections (Info), logins and room-token renewals (Info and Debug),
+// messages the service refused (Warn). Records of a room's session carry
+// its short code as "room". The Client never logs a password, a token or
+// a message body.
+//
+// Without it, or with nil, the Client logs nothing: a library does not
+// write to a program's log unless asked. Pass slog.Default() to log where
+// the program does.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithBackoff sets the reconnection delays (default DefaultBackoff). Zero
 // fields keep their defaults.
@@ -107,9 +115,14 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) { c.dialOptions = append(c.dialOptions, opts...) }
 }
 
-// WithEventBuffer sets how many received events the Client holds for
-// Receive (default 256). When the buffer is full the Client stops reading
-// the stream; the service then drops it as too slow and the Client resumes.
+// WithEventBuffer sets how many unread events each room holds for Receive
+// (default DefaultEventBuffer; n below 1 keeps the default). The Client
+// reads the room's stream whether or not the application reads the room,
+// so that sending never waits for Receive and the service never finds the
+// stream too slow: when an event arrives with the buffer full, the oldest
+// unread event is dropped, and Receive returns a *Gap counting what was
+// dropped before the events that were kept (see "Unread events" in the
+// package documentation).
 func WithEventBuffer(n int) Option { return func(c *config) { c.bufferSize = n } }
 
 // DefaultMaxMessageBytes is the chat service's default message size limit.
@@ -129,30 +142,31 @@ const DefaultOpenTimeout = 10 * time.Second
 // WithOpenTimeout bounds each attempt to open the room's stream, renewal
 // of the room token included (default DefaultOpenTimeout). An attempt that
 // runs out of time counts as the service being unavailable: the Client
-// backs off and tries again. JoinChatRoom's first attempt is bounded too.
+// backs off and tries again. A join's first attempt is bounded too.
 func WithOpenTimeout(d time.Duration) Option { return func(c *config) { c.openTimeout = d } }
 
 // WithCredentialsHook sets a function the Client calls with the new
 // credentials each time it logs in again by itself (see LogIn), e.g. to
 // show it or to store the new token. It is called from the goroutine that
 // needed the token, often the session's own: it must return promptly and
-// must not call Disconnect or Close.
+// must not call Leave, Disconnect or Close.
 func WithCredentialsHook(fn func(Credentials)) Option {
 	return func(c *config) { c.credentialsHook = fn }
 }
 
-// DefaultBacklog is how many of a room's latest messages JoinChatRoom asks
+// DefaultBacklog is how many of a room's latest messages a join asks
 // for unless WithBacklog says otherwise.
 const DefaultBacklog = 50
 
 // WithBacklog sets how many of the room's latest messages, sent before
-// JoinChatRoom, Receive returns first, marked Message.Earlier (default
-// DefaultBacklog; 0 for none, and New refuses a negative n). The chat
-// service sends at most what its history holds, and may cap n further.
+// the join (JoinRoom or JoinChatRoom), Receive returns first, marked
+// Message.Earlier (default DefaultBacklog; 0 for none, and New refuses a
+// negative n). The chat service sends at most what its history holds, and
+// may cap n further.
 //
 // Only a new session asks for them: a stream the Client reopens after a
-// break resumes where Receive left off instead, so earlier messages are
-// never delivered twice.
+// break resumes after the last message received instead, so earlier
+// messages are never delivered twice.
 func WithBacklog(n int) Option { return func(c *config) { c.backlog = n } }
 
 func newConfig(opts []Option) config {
@@ -160,7 +174,7 @@ func newConfig(opts []Option) config {
 		authURL:       DefaultAuthURL,
 		chatAddresses: []string{DefaultChatAddress},
 		backoff:       DefaultBackoff,
-		bufferSize:    256,
+		bufferSize:    DefaultEventBuffer,
 		maxMessage:    DefaultMaxMessageBytes,
 		backlog:       DefaultBacklog,
 	}
@@ -171,7 +185,7 @@ func newConfig(opts []Option) config {
 		c.httpClient = &http.Client{Timeout: 30 * time.Second}
 	}
 	if c.logger == nil {
-		c.logger = zap.NewNop()
+		c.logger = slog.New(slog.DiscardHandler)
 	}
 	d := DefaultBackoff
 	if c.backoff.Initial <= 0 {
@@ -190,7 +204,7 @@ func newConfig(opts []Option) config {
 		c.backoff.ResetAfter = d.ResetAfter
 	}
 	if c.bufferSize <= 0 {
-		c.bufferSize = 256
+		c.bufferSize = DefaultEventBuffer
 	}
 	if c.maxMessage <= 0 {
 		c.maxMessage, c.maxMessageSet = DefaultMaxMessageBytes, false

@@ -3,9 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
-	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 )
 
@@ -37,7 +37,7 @@ func (s *session) refreshLoop(cn *conn) {
 			// By the Client's clock the token already expired: the
 			// clocks disagree by more than its life, or the service
 			// did not extend it. Refreshing would only loop.
-			s.log.Info("room token expiry already past; not refreshing in-band", zap.Time("expires_at", exp))
+			s.log.Info("room token expiry already past; not refreshing in-band", slog.Time("expires_at", exp))
 			return
 		}
 		t := time.NewTimer(left * 2 / 3)
@@ -52,7 +52,7 @@ func (s *session) refreshLoop(cn *conn) {
 		jcancel()
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Info("renewing the room token failed; the stream will be reopened when it expires", zap.Error(err))
+				s.log.Info("renewing the room token failed; the stream will be reopened when it expires", slog.Any("error", err))
 			}
 			return
 		}
@@ -77,10 +77,10 @@ func (s *session) refreshLoop(cn *conn) {
 			next = adm.expiresAt
 		}
 		if !next.After(exp) {
-			s.log.Info("Refreshed did not extend the stream's room token; not refreshing in-band", zap.Time("expires_at", next))
+			s.log.Info("Refreshed did not extend the stream's room token; not refreshing in-band", slog.Time("expires_at", next))
 			return
 		}
-		s.log.Debug("stream's room token refreshed", zap.Time("expires_at", next))
+		s.log.Debug("stream's room token refreshed", slog.Time("expires_at", next))
 		exp = next
 	}
 }

@@ -3,9 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
-	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 )
 
@@ -63,7 +63,7 @@ func (c *Client) userToken(ctx context.Context) (string, error) {
 	if err != nil && !errors.Is(err, ErrUnauthenticated) && ctx.Err() == nil && time.Now().Before(exp) {
 		// The auth service is down or throttling, but the token still
 		// works: use it, and try again on the next call.
-		c.cfg.logger.Info("logging in again failed; using the current user token until it expires", zap.Error(err))
+		c.cfg.logger.Info("logging in again failed; using the current user token until it expires", slog.Any("error", err))
 		return tok, nil
 	}
 	return fresh, err
@@ -157,13 +157,13 @@ func (c *Client) renewUserToken(ctx context.Context, stale string) (string, erro
 		c.mu.Unlock()
 
 		if err != nil {
-			c.cfg.logger.Info("logging in again failed", zap.String("user", l.userName), zap.Error(err))
+			c.cfg.logger.Info("logging in again failed", slog.String("user", l.userName), slog.Any("error", err))
 			return "", c.closedOr(err)
 		}
 		if !current {
 			continue
 		}
-		c.cfg.logger.Info("logged in again", zap.String("user", creds.UserName), zap.Time("expires_at", creds.ExpiresAt))
+		c.cfg.logger.Info("logged in again", slog.String("user", creds.UserName), slog.Time("expires_at", creds.ExpiresAt))
 		if hook != nil {
 			hook(creds)
 		}

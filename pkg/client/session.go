@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,12 +33,12 @@ func refreshWindow(ttl time.Duration) time.Duration {
 // goroutine.
 type session struct {
 	c         *Client
-	log       *zap.Logger
+	log       *slog.Logger
 	shortCode string
 
-	ctx    context.Context // cancelled by Disconnect or Close
+	ctx    context.Context // cancelled by Leave, Disconnect or Close
 	cancel context.CancelFunc
-	events chan Event        // written by run only; closed when it ends
+	in     *inbox            // pushed to by run only, which never waits for Receive
 	sends  chan *chatv1.Send // read by the current connection's writer
 	done   chan struct{}     // closed when run has returned
 
@@ -47,17 +48,20 @@ type session struct {
 	roomExp   time.Time
 	refresh   time.Duration // renew the room token this long before roomExp
 	maxBody   int           // the service's body limit from Opened, 0 if unknown
-	err       error         // why the session ended; set before events is closed
+	err       error         // why the session ended; set before done is closed
+	// broken is why the stream is down, nil while it is open and its
+	// writer takes messages: what Send reports when it cannot wait longer.
+	broken error
 	// unconfirmed are messages written to a stream and not yet seen come
 	// back; seen, while a reconnection replays, the IDs that came back.
 	unconfirmed []*chatv1.Send
 	seen        map[string]struct{}
 
-	// Owned by the run goroutine (and by JoinChatRoom before it starts).
+	// Owned by the run goroutine (and by join before it starts).
 	epoch   string
 	lastSeq uint64
 	// backlog is how many earlier messages the first stream asks for;
-	// JoinChatRoom zeroes it once that stream is open, since a stream
+	// join zeroes it once that stream is open, since a stream
 	// reopened later resumes instead.
 	backlog uint32
 	// Messages up to earlierSeq in earlierEpoch were sent before the
@@ -91,12 +95,12 @@ func newSession(c *Client, adm roomAdmission, password string) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
 		c:         c,
-		log:       c.cfg.logger.With(zap.String("room", adm.shortCode)),
+		log:       c.cfg.logger.With(slog.String("room", adm.shortCode)),
 		shortCode: adm.shortCode,
 		password:  password,
 		ctx:       ctx,
 		cancel:    cancel,
-		events:    make(chan Event, c.cfg.bufferSize),
+		in:        newInbox(c.cfg.bufferSize),
 		sends:     make(chan *chatv1.Send),
 		done:      make(chan struct{}),
 		roomToken: adm.token,
@@ -107,14 +111,33 @@ func newSession(c *Client, adm roomAdmission, password string) *session {
 }
 
 // start hands the first stream to the run goroutine, which lives until the
-// session ends (Disconnect, Close, or a terminal error) and closes done.
+// session ends (Leave, Disconnect, Close, or a terminal error) and closes done.
 func (s *session) start(first *conn) {
 	go s.run(first)
 }
 
-func (s *session) stop() {
+// leave ends the session: its stream closes, so the others see the caller
+// leave, and run stops reconnecting. It waits for run within ctx.
+func (s *session) leave(ctx context.Context) error {
 	s.cancel()
-	<-s.done
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// listUsers lists the users online in the room.
+func (s *session) listUsers(ctx context.Context) ([]User, error) {
+	if s.ctx.Err() != nil {
+		return nil, ErrDisconnected
+	}
+	tok, err := s.freshRoomToken(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.c.listRPC(ctx, tok, s.shortCode)
 }
 
 func (s *session) ended() bool {
@@ -135,39 +158,75 @@ func (s *session) finalErr() error {
 	return s.err
 }
 
+// receive returns the next event in the inbox, waiting for one within
+// ctx. Once the session has ended it returns what is left, then why it
+// ended.
 func (s *session) receive(ctx context.Context) (Event, error) {
-	if s.ctx.Err() != nil {
-		return nil, ErrDisconnected
-	}
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			return nil, s.finalErr()
+	for {
+		if s.ctx.Err() != nil {
+			return nil, ErrDisconnected
 		}
-		return ev, nil
-	case <-s.ctx.Done():
-		return nil, ErrDisconnected
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		if ev, ok := s.in.pop(); ok {
+			return ev, nil
+		}
+		select {
+		case <-s.in.ready:
+		case <-s.done:
+			// run has pushed its last event before closing done.
+			if ev, ok := s.in.pop(); ok {
+				return ev, nil
+			}
+			return nil, s.finalErr()
+		case <-s.ctx.Done():
+			return nil, ErrDisconnected
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
-// send hands the message to the current stream's writer, waiting within ctx
-// while there is none. Once the writer has it the session owns it: it is
-// written, and written again after a reconnection until it is confirmed or
-// reported, so send returns its ID whatever ctx does next.
+// send checks body and hands it to the current stream's writer, waiting
+// within ctx while there is none. Once the writer has it the session owns
+// it: it is written, and written again after a reconnection until it is
+// confirmed or reported, so send returns its ID whatever ctx does next.
+// An error says why the message was not sent.
 func (s *session) send(ctx context.Context, body string) (string, error) {
+	limit := s.bodyLimit()
+	switch {
+	case body == "":
+		return "", s.notSent(&Error{Kind: ErrInvalidArgument, Message: "message body is empty"})
+	case len(body) > limit:
+		return "", s.notSent(&Error{Kind: ErrInvalidArgument, Message: fmt.Sprintf("message body is %d bytes, more than the %d the room accepts", len(body), limit)})
+	case !utf8.ValidString(body):
+		return "", s.notSent(&Error{Kind: ErrInvalidArgument, Message: "message body is not valid UTF-8"})
+	}
+	if s.ctx.Err() != nil {
+		return "", s.notSent(ErrDisconnected)
+	}
 	msg := &chatv1.Send{ClientMessageId: newMessageID(), Body: body}
 	select {
 	case s.sends <- msg:
 		return msg.GetClientMessageId(), nil
 	case <-s.done:
-		return "", s.finalErr()
+		return "", s.notSent(s.finalErr())
 	case <-s.ctx.Done():
-		return "", ErrDisconnected
+		return "", s.notSent(ErrDisconnected)
 	case <-ctx.Done():
-		return "", ctx.Err()
+		s.mu.Lock()
+		broken := s.broken
+		s.mu.Unlock()
+		if broken != nil {
+			return "", fmt.Errorf("client: message not sent to room %s: %w waiting for the stream to reconnect after: %w", s.shortCode, ctx.Err(), broken)
+		}
+		// The writer is still writing earlier messages: the service is
+		// not reading the stream as fast as the caller sends.
+		return "", fmt.Errorf("client: message not sent to room %s: %w waiting for the chat service to take the messages sent before it", s.shortCode, ctx.Err())
 	}
+}
+
+// notSent says that a message was not sent to the room, and why.
+func (s *session) notSent(why error) error {
+	return fmt.Errorf("client: message not sent to room %s: %w", s.shortCode, why)
 }
 
 // bodyLimit is the longest body Send accepts: the service's advertised
@@ -232,7 +291,7 @@ func (s *session) renewRoomToken(ctx context.Context) (roomAdmission, error) {
 	s.roomToken, s.roomExp = adm.token, adm.expiresAt
 	s.refresh = refreshWindow(time.Until(adm.expiresAt))
 	s.mu.Unlock()
-	s.log.Debug("room token renewed", zap.Time("expires_at", adm.expiresAt))
+	s.log.Debug("room token renewed", slog.Time("expires_at", adm.expiresAt))
 	return adm, nil
 }
 
@@ -288,20 +347,26 @@ func (s *session) open(hctx context.Context) (*conn, error) {
 func (s *session) end(err error) {
 	s.mu.Lock()
 	s.err = err
+	s.broken = err
 	s.password = ""
 	s.mu.Unlock()
-	close(s.events)
 	close(s.done)
 }
 
-// emit hands an event to Receive, waiting while the buffer is full.
+// emit hands an event to Receive. It never waits: a full inbox drops its
+// oldest event instead (see inbox), so that the stream is read, and Send
+// served, whether or not the application reads. It returns an error once
+// the session is cancelled, to stop the caller early.
 func (s *session) emit(ev Event) error {
-	select {
-	case s.events <- ev:
-		return nil
-	case <-s.ctx.Done():
-		return s.ctx.Err()
-	}
+	s.in.push(ev)
+	return s.ctx.Err()
+}
+
+// setBroken records why the stream is down, or nil once it is open again.
+func (s *session) setBroken(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.broken = err
 }
 
 // run keeps the session's stream open until the session ends.
@@ -314,8 +379,9 @@ func (s *session) run(first *conn) {
 			s.end(ErrDisconnected)
 			return
 		}
+		s.setBroken(err)
 		if isTerminal(err) {
-			s.log.Info("session ended", zap.Error(err))
+			s.log.Info("session ended", slog.Any("error", err))
 			s.end(err)
 			return
 		}
@@ -357,7 +423,7 @@ func (s *session) run(first *conn) {
 			if d, ok := RetryAfter(err); ok && d > delay {
 				delay = d
 			}
-			s.log.Info("chat stream broke; reconnecting", zap.Error(err), zap.Int("attempt", attempt), zap.Duration("retry_in", delay))
+			s.log.Info("chat stream broke; reconnecting", slog.Any("error", err), slog.Int("attempt", attempt), slog.Duration("retry_in", delay))
 			if s.emit(&Connection{State: Reconnecting, Attempt: attempt, Err: err, Retry: delay}) != nil {
 				continue
 			}
@@ -378,7 +444,7 @@ func (s *session) run(first *conn) {
 			continue
 		}
 		renewed = false
-		s.log.Info("chat stream reopened", zap.String("epoch", cn.opened.GetEpoch()), zap.Stringer("recovery", cn.opened.GetRecovery()))
+		s.log.Info("chat stream reopened", slog.String("epoch", cn.opened.GetEpoch()), slog.String("recovery", cn.opened.GetRecovery().String()))
 		opened := time.Now()
 		err = s.serve(cn)
 		// Only a stream that stayed up starts the delays over: one cut
@@ -448,7 +514,7 @@ func (s *session) serve(cn *conn) error {
 		if len(resend) > 0 {
 			failed := resend[0]
 			resend = resend[1:]
-			s.log.Warn("the service refused a message", zap.String("client_message_id", failed.GetClientMessageId()), zap.Error(s.rejected))
+			s.log.Warn("the service refused a message", slog.String("client_message_id", failed.GetClientMessageId()), slog.Any("error", s.rejected))
 			err = s.emit(&SendFailed{ClientMessageID: failed.GetClientMessageId(), Body: failed.GetBody(), Err: s.rejected})
 		}
 		if err == nil {
@@ -460,8 +526,9 @@ func (s *session) serve(cn *conn) error {
 		return err
 	}
 	if len(resend) > 0 {
-		s.log.Debug("sending unconfirmed messages again", zap.Int("count", len(resend)), zap.Bool("after_gap", untracked))
+		s.log.Debug("sending unconfirmed messages again", slog.Int("count", len(resend)), slog.Bool("after_gap", untracked))
 	}
+	s.setBroken(nil)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	// The writer and the refresher live until this stream is cancelled,
@@ -546,7 +613,7 @@ func (s *session) confirm(msgs []*chatv1.Send) []*chatv1.Send {
 // caller's messages whose fate a gap in the same epoch hides.
 func (s *session) opened(op *chatv1.Opened, sameEpochGap bool, unconfirmed []*chatv1.Send) error {
 	if op.GetRecovery() == chatv1.Recovery_RECOVERY_NOT_REQUESTED {
-		// The session's first stream: JoinChatRoom reported it.
+		// The session's first stream: the join reported it.
 		return nil
 	}
 	if err := s.emit(&Connection{State: Connected, Users: usersFromProto(op.GetUsers())}); err != nil {
