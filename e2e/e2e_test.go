@@ -228,7 +228,7 @@ func TestChatRestart(t *testing.T) {
 			s := newStack(t, stackOptions{chatEnv: map[string]string{"HISTORY_STORE": hs.name}})
 			px := newProxy(t, s.chatAddr)
 			alice := newUser(t, s, "alice")
-			bob := newUser(t, s, "bob", client.WithChatAddress(px.addr))
+			bob := newUser(t, s, "bob", client.WithChatAddress(px.Addr()))
 			joinedRoom(t, alice, bob)
 			ctx := testCtx(t, 60*time.Second)
 			_, err := alice.Send(ctx, "before")
@@ -239,12 +239,12 @@ func TestChatRestart(t *testing.T) {
 			receiveMessages(t, alice, 1)
 			epoch, seq := before[0].Epoch, before[0].Sequence
 
-			px.setRefusing(true)
+			px.SetRefusing(true)
 			s.restartChat(t)
 			_, err = alice.Send(ctx, "while bob is away")
 			require.NoError(t, err)
 			atAlice, aliceGaps := receiveUntil(t, alice, "while bob is away")
-			px.setRefusing(false)
+			px.SetRefusing(false)
 			for nextOf[*client.Connection](t, bob).State != client.Connected {
 			}
 			// One after the other, so that "after, from bob" comes last.
@@ -301,7 +301,7 @@ func TestDroppedConnectionResumes(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	px := newProxy(t, s.chatAddr)
 	alice := newUser(t, s, "alice")
-	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr))
+	bob := newUser(t, s, "bob", client.WithChatAddress(px.Addr()))
 	joinedRoom(t, alice, bob)
 	ctx := testCtx(t, 60*time.Second)
 
@@ -310,7 +310,7 @@ func TestDroppedConnectionResumes(t *testing.T) {
 		_, err := alice.Send(ctx, fmt.Sprint(i))
 		require.NoError(t, err)
 		if i%10 == 3 {
-			px.cut()
+			px.Cut()
 		}
 	}
 	msgs, gaps, reconnects := receiveMessages(t, bob, n)
@@ -320,7 +320,7 @@ func TestDroppedConnectionResumes(t *testing.T) {
 		assert.Equal(t, fmt.Sprint(i), m.Body)
 	}
 	// bob's own messages get through after a cut too.
-	px.cut()
+	px.Cut()
 	_, err := bob.Send(ctx, "bob is back")
 	require.NoError(t, err)
 	got, _, _ := receiveMessages(t, alice, n+1)
@@ -424,7 +424,7 @@ func TestTokenExpiry(t *testing.T) {
 	alice := newUser(t, s, "alice")
 	creds, err := newUser(t, s, "bob").Credentials()
 	require.NoError(t, err)
-	bob := newClient(t, s, client.WithChatAddress(px.addr),
+	bob := newClient(t, s, client.WithChatAddress(px.Addr()),
 		client.WithDialOptions(grpc.WithChainUnaryInterceptor(recordJoins), grpc.WithChainStreamInterceptor(presentStale)))
 	_, err = bob.UseToken(creds.Token)
 	require.NoError(t, err)
@@ -435,7 +435,7 @@ func TestTokenExpiry(t *testing.T) {
 	require.Len(t, roomToks, 1)
 	stale = roomToks[len(roomToks)-1] + "x"
 	mu.Unlock()
-	px.cut()
+	px.Cut()
 	for nextOf[*client.Connection](t, bob).State != client.Connected {
 	}
 	mu.Lock()
@@ -449,7 +449,7 @@ func TestTokenExpiry(t *testing.T) {
 	assert.Zero(t, gaps)
 
 	time.Sleep(time.Until(creds.ExpiresAt) + 1100*time.Millisecond)
-	px.cut()
+	px.Cut()
 	for {
 		_, err := bob.Receive(ctx)
 		if err != nil {
@@ -465,7 +465,7 @@ func TestSenderCutWhileSending(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	px := newProxy(t, s.chatAddr)
 	alice := newUser(t, s, "alice")
-	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr))
+	bob := newUser(t, s, "bob", client.WithChatAddress(px.Addr()))
 	joinedRoom(t, alice, bob)
 	ctx := testCtx(t, 60*time.Second)
 
@@ -478,7 +478,7 @@ func TestSenderCutWhileSending(t *testing.T) {
 				return
 			}
 			if i%10 == 4 {
-				px.cut()
+				px.Cut()
 			}
 		}
 		sent <- nil

@@ -38,7 +38,7 @@ func TestSessionOutlivesTokens(t *testing.T) {
 		}
 	})
 	alice := newUser(t, s, "alice")
-	bob := newUser(t, s, "bob", client.WithChatAddress(px.addr), hook)
+	bob := newUser(t, s, "bob", client.WithChatAddress(px.Addr()), hook)
 	first, err := bob.Credentials()
 	require.NoError(t, err)
 	joinedRoom(t, alice, bob)
@@ -66,7 +66,7 @@ func TestSessionOutlivesTokens(t *testing.T) {
 				*at.into = append(*at.into, m.Sender+": "+m.Body)
 			}
 		}
-		px.cut()
+		px.Cut()
 		for len(renewed) > 0 {
 			logins = append(logins, <-renewed)
 		}

@@ -12,33 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/enginetest"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
-
-// windows stands in for time.AfterFunc in the engine (opts.afterFunc):
-// the test ends presence windows when it likes.
-type windows struct {
-	mu sync.Mutex
-	fs []func()
-}
-
-func (w *windows) after(_ time.Duration, f func()) {
-	w.mu.Lock()
-	w.fs = append(w.fs, f)
-	w.mu.Unlock()
-}
-
-// end ends every open window and reports how many there were.
-func (w *windows) end() int {
-	w.mu.Lock()
-	fs := w.fs
-	w.fs = nil
-	w.mu.Unlock()
-	for _, f := range fs {
-		f()
-	}
-	return len(fs)
-}
 
 // A join storm over real gRPC streams, one of them a WebSocket: with
 // presence windows, each member gets at most one frame of presence per
@@ -48,8 +24,8 @@ func (w *windows) end() int {
 // per later arrival, 200×199/2 = 19,900 in all, in up to as many frames.
 func TestJoinStormOverTheWire(t *testing.T) {
 	const members, perWindow = 200, 20
-	w := &windows{}
-	h := newHarness(t, opts{tcp: true, presenceWindow: time.Second, afterFunc: w.after})
+	w := &enginetest.Windows{}
+	h := newHarness(t, opts{tcp: true, presenceWindow: time.Second, afterFunc: w.After})
 	web := h.web()
 	code := h.room(h.userToken("u0", "owner"), "storm", "pw")
 
@@ -78,10 +54,10 @@ func TestJoinStormOverTheWire(t *testing.T) {
 			ms[i].opened = ms[i].grpc.opened.GetUsers()
 		}
 		if (i+1)%perWindow == 0 {
-			ended += w.end()
+			ended += w.End()
 		}
 	}
-	ended += w.end()
+	ended += w.End()
 	require.Equal(t, members/perWindow, ended)
 
 	// Each member reads until it knows everyone; the WebSocket's frames

@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/grpcchatter/grpcchatter/internal/tcpproxy"
 	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
@@ -116,11 +115,11 @@ func TestGhostReplaced(t *testing.T) {
 	tok := h.join(ann, code, "pw")
 	bob := h.open(h.client, h.member(code, "u2", "bob"), nil)
 
-	p := newFreezer(t, h.addr)
-	ghost := h.open(chatv1.NewChatServiceClient(p.dial(t)), tok, nil)
+	p, conn := h.viaProxy()
+	ghost := h.open(chatv1.NewChatServiceClient(conn), tok, nil)
 	bob.send("1", "before")
 	require.Equal(t, "before", ghost.nextMessage().Body)
-	p.freeze()
+	p.Freeze()
 
 	back := h.open(chatv1.NewChatServiceClient(h.dial()), tok, nil)
 	bob.send("2", "after")
@@ -128,7 +127,7 @@ func TestGhostReplaced(t *testing.T) {
 	assert.Equal(t, []string{"ann", "bob"}, names(back.opened.Users))
 	assert.Equal(t, 1.0, testutil.ToFloat64(h.srv.cfg.Metrics.StreamsReplaced))
 
-	p.thaw()
+	p.Thaw()
 	assert.Equal(t, codes.Aborted, ghost.end(), "the ghost's end, once it can be seen")
 }
 
@@ -142,8 +141,8 @@ func TestVanishedClientLeavesList(t *testing.T) {
 	ann := h.userToken("u1", "ann")
 	code := h.room(ann, "room", "pw")
 	watcher := h.join(ann, code, "pw")
-	p := newFreezer(t, h.addr)
-	h.open(chatv1.NewChatServiceClient(p.dial(t)), h.member(code, "u2", "bob"), nil)
+	p, conn := h.viaProxy()
+	h.open(chatv1.NewChatServiceClient(conn), h.member(code, "u2", "bob"), nil)
 	listed := func() []string {
 		l, err := h.client.ListChatRoomUsers(h.ctx(watcher, 5*time.Second), &chatv1.ListChatRoomUsersRequest{ShortCode: code})
 		require.NoError(t, err)
@@ -151,7 +150,7 @@ func TestVanishedClientLeavesList(t *testing.T) {
 	}
 	require.Equal(t, []string{"bob"}, listed())
 
-	p.freeze()
+	p.Freeze()
 	vanished := time.Now()
 	for len(listed()) > 0 && time.Since(vanished) < time.Minute {
 		time.Sleep(250 * time.Millisecond)
@@ -162,121 +161,15 @@ func TestVanishedClientLeavesList(t *testing.T) {
 	assert.LessOrEqual(t, gone, 30*time.Second, "gone within the documented bound")
 }
 
-// freezer forwards TCP connections to a target until frozen: then it
-// neither reads nor writes any more but closes nothing, as a client that
-// vanished (a closed laptop lid, a lost mobile network) looks to the
-// server: no FIN, no RST, nothing answered. Thawed, it carries on.
-type freezer struct {
-	target string
-	lis    net.Listener
-	done   chan struct{} // closed at cleanup
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	conns  []net.Conn
-	thawed chan struct{} // nil unless frozen; closed by thaw
-}
-
-func newFreezer(t *testing.T, target string) *freezer {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &freezer{target: target, lis: lis, done: make(chan struct{})}
-	p.wg.Add(1)
-	// Owner: the test. Exit: Accept fails once Cleanup closes the listener.
-	go p.accept()
-	t.Cleanup(func() {
-		close(p.done)
-		lis.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-// dial is a client connection through the freezer.
-func (p *freezer) dial(t *testing.T) *grpc.ClientConn {
-	c, err := grpc.NewClient(p.lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-func (p *freezer) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		// Owner: the freezer. Exit: a read or write fails, at the latest
-		// when Cleanup closes both connections, or Cleanup ends a frozen
-		// wait.
-		go p.pipe(in, out)
-		go p.pipe(out, in)
-	}
-}
-
-func (p *freezer) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if err != nil {
-			return
-		}
-		if !p.gate() {
-			return
-		}
-		if _, err := dst.Write(buf[:n]); err != nil {
-			return
-		}
-	}
-}
-
-// gate waits while the freezer is frozen; it reports false once the test
-// has ended.
-func (p *freezer) gate() bool {
-	p.mu.Lock()
-	thawed := p.thawed
-	p.mu.Unlock()
-	if thawed == nil {
-		return true
-	}
-	select {
-	case <-thawed:
-		return true
-	case <-p.done:
-		return false
-	}
-}
-
-func (p *freezer) freeze() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.thawed == nil {
-		p.thawed = make(chan struct{})
-	}
-}
-
-func (p *freezer) thaw() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.thawed != nil {
-		close(p.thawed)
-		p.thawed = nil
-	}
+// viaProxy is a client connection to the server through a proxy of its
+// own, which the test freezes to make the client vanish as a closed laptop
+// lid or a lost mobile network does: no FIN, no RST, nothing answered.
+func (h *harness) viaProxy() (*tcpproxy.Proxy, *grpc.ClientConn) {
+	p, err := tcpproxy.Listen(h.addr)
+	require.NoError(h.t, err)
+	h.t.Cleanup(p.Close)
+	c, err := grpc.NewClient(p.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(h.t, err)
+	h.t.Cleanup(func() { _ = c.Close() })
+	return p, c
 }

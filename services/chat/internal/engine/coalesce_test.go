@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,40 +9,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
+	"github.com/grpcchatter/grpcchatter/services/chat/internal/enginetest"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 
-// windows stands in for time.AfterFunc (engine.Config.AfterFunc): it keeps
-// the functions that end presence windows, so a test ends them when it
-// likes instead of when the clock says.
-type windows struct {
-	mu sync.Mutex
-	fs []func()
-}
-
-func (w *windows) after(_ time.Duration, f func()) {
-	w.mu.Lock()
-	w.fs = append(w.fs, f)
-	w.mu.Unlock()
-}
-
-// end ends every open window and reports how many there were.
-func (w *windows) end() int {
-	w.mu.Lock()
-	fs := w.fs
-	w.fs = nil
-	w.mu.Unlock()
-	for _, f := range fs {
-		f()
-	}
-	return len(fs)
-}
-
 // coalescing returns an engine whose presence windows w ends.
-func coalescing(t *testing.T, cfg engine.Config) (*engine.Engine, *windows) {
+func coalescing(t *testing.T, cfg engine.Config) (*engine.Engine, *enginetest.Windows) {
 	t.Helper()
-	w := &windows{}
-	cfg.PresenceWindow, cfg.AfterFunc = time.Second, w.after
+	w := &enginetest.Windows{}
+	cfg.PresenceWindow, cfg.AfterFunc = time.Second, w.After
 	m, _, _ := newEngine(t, cfg)
 	return m, w
 }
@@ -91,10 +65,10 @@ func TestJoinStormWork(t *testing.T) {
 	for i := range subs {
 		subs[i] = subscribe(t, m, r.Code, rooms.Member{ID: fmt.Sprint("id", i), Name: fmt.Sprint("user", i)}, rooms.Open{})
 		if (i+1)%perWindow == 0 {
-			windowsEnded += w.end()
+			windowsEnded += w.End()
 		}
 	}
-	windowsEnded += w.end()
+	windowsEnded += w.End()
 	require.Equal(t, members/perWindow, windowsEnded, "one window per %d arrivals", perWindow)
 
 	// Checked by hand rather than with an assertion per change: there
@@ -152,7 +126,7 @@ func TestPresenceWindow(t *testing.T) {
 		assert.Empty(t, changes(evs), "presence waits for the window's end")
 	}
 
-	require.Equal(t, 1, w.end(), "one window for the three changes")
+	require.Equal(t, 1, w.End(), "one window for the three changes")
 	evs, err := drain(a)
 	require.NoError(t, err)
 	require.Len(t, evs, 1, "one push")
@@ -161,13 +135,13 @@ func TestPresenceWindow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []change{left("bob")}, changes(evs), "cy's Opened showed bob and itself")
 
-	assert.Zero(t, w.end(), "no change, no window")
+	assert.Zero(t, w.End(), "no change, no window")
 	send(t, m, r.Code, ann, "", "after")
 	c.Close()
 	evs, _ = drain(a)
 	assert.Equal(t, []string{"after"}, bodies(evs))
 	assert.Empty(t, changes(evs))
-	require.Equal(t, 1, w.end())
+	require.Equal(t, 1, w.End())
 	evs, _ = drain(a)
 	assert.Equal(t, []change{left("cy")}, changes(evs))
 }
@@ -181,7 +155,7 @@ func TestRemotePresenceWindow(t *testing.T) {
 	subscribe(t, m, r.Code, bob, rooms.Open{})
 	m.Notify(r.Code, &rooms.Event{Kind: rooms.EventLeft, User: "zed", At: t0})
 	assert.False(t, a.Pending())
-	require.Equal(t, 1, w.end())
+	require.Equal(t, 1, w.End())
 	evs, err := drain(a)
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
@@ -204,7 +178,7 @@ func TestPresenceBatchBound(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, evs, 1, "a full batch went at once")
 	assert.Len(t, evs[0].Batch, 1000)
-	w.end()
+	w.End()
 	evs, err = drain(first)
 	require.NoError(t, err)
 	require.Len(t, evs, 1, "the rest at the window's end")

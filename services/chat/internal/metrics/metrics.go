@@ -5,7 +5,6 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -14,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/grpcchatter/grpcchatter/internal/httpserve"
 )
 
 // Metrics are the service's collectors.
@@ -92,8 +93,10 @@ func New(rooms func() int) *Metrics {
 }
 
 // Serve serves /metrics on lis until ctx ends, and with withPprof the
-// runtime profiles under /debug/pprof/ too. The caller owns the goroutine
-// running it; it returns after the HTTP server has shut down.
+// runtime profiles under /debug/pprof/ too; then it shuts down, giving a
+// request in progress a few seconds (a longer profile is cut), and
+// returns nil. The caller owns the goroutine running it; it returns after
+// the HTTP server has shut down.
 func (m *Metrics) Serve(ctx context.Context, lis net.Listener, withPprof bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
@@ -106,20 +109,5 @@ func (m *Metrics) Serve(ctx context.Context, lis net.Listener, withPprof bool) e
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	// Owner: Serve. Exit: srv.Serve returns once Shutdown below runs.
-	go func() { errc <- srv.Serve(lis) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-		return serr
-	}
-	return err
+	return httpserve.Serve(ctx, httpserve.NewServer(mux), lis, 5*time.Second)
 }

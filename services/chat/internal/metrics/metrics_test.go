@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -63,6 +64,19 @@ func TestServePprof(t *testing.T) {
 			want = http.StatusOK
 		}
 		assert.Equal(t, want, res.StatusCode, "pprof enabled: %v", on)
+		if on {
+			// A CPU profile streams for as long as asked, past the
+			// server's WriteTimeout if need be: pprof extends its own
+			// deadline (see internal/httpserve). One second shows the
+			// endpoint answers with a profile.
+			res, err := http.Get("http://" + lis.Addr().String() + "/debug/pprof/profile?seconds=1")
+			require.NoError(t, err)
+			body, err := io.ReadAll(res.Body)
+			require.NoError(t, res.Body.Close())
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, res.StatusCode)
+			assert.True(t, bytes.HasPrefix(body, []byte{0x1f, 0x8b}), "a gzipped profile")
+		}
 		cancel()
 		assert.NoError(t, <-done)
 		http.DefaultClient.CloseIdleConnections()
