@@ -327,8 +327,11 @@ func TestDroppedConnectionResumes(t *testing.T) {
 	assert.Equal(t, "bob is back", got[n].Body)
 }
 
-// TestSlowConsumerResumes makes bob too slow for a small server queue: the
-// service drops his stream, and he resumes without loss.
+// TestSlowConsumerResumes makes bob's network too slow for a small server
+// queue: his connection stops carrying anything while alice sends, the
+// service drops his stream as too slow, and once the network is back he
+// resumes without loss. (The SDK always reads its streams, buffering for
+// the application, so only the network can make it fall behind.)
 func TestSlowConsumerResumes(t *testing.T) {
 	s := newStack(t, stackOptions{chatEnv: map[string]string{
 		"MAX_MESSAGE_QUEUE_SIZE": "16",
@@ -336,8 +339,10 @@ func TestSlowConsumerResumes(t *testing.T) {
 		// Alice is not slowed down (MAX_SEND_RATE): bob is the subject.
 		"MAX_SEND_RATE": "1000000", "MAX_USER_SEND_RATE": "1000000",
 	}})
+	px := newProxy(t, s.chatAddr)
+	const n = 300
 	alice := newUser(t, s, "alice")
-	bob := newUser(t, s, "bob", client.WithEventBuffer(1))
+	bob := newUser(t, s, "bob", client.WithChatAddress(px.Addr()), client.WithEventBuffer(2*n))
 	joinedRoom(t, alice, bob)
 	ctx := testCtx(t, 60*time.Second)
 
@@ -354,12 +359,18 @@ func TestSlowConsumerResumes(t *testing.T) {
 	}()
 	t.Cleanup(func() { _ = alice.Close(); <-done })
 
-	const n = 300
+	// 300 messages of 3 KB are far more than bob's stream's flow-control
+	// window (64 KiB) and queue (16) hold: once they are all accepted,
+	// the service has dropped his stream. The freeze is shorter than the
+	// keepalive (10 s + 10 s), so the connection itself survives.
+	px.Freeze()
 	body := strings.Repeat("x", 3000)
 	for i := range n {
 		_, err := alice.Send(ctx, fmt.Sprintf("%d %s", i, body))
 		require.NoError(t, err)
 	}
+	px.Thaw()
+
 	msgs, gaps, reconnects := receiveMessages(t, bob, n)
 	assert.Zero(t, gaps)
 	for i, m := range msgs {
