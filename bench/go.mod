@@ -2,16 +2,12 @@ module github.com/grpcchatter/grpcchatter/bench
 
 go 1.26.0
 
-replace (
-	github.com/grpcchatter/grpcchatter/pkg => ../pkg
-	github.com/grpcchatter/grpcchatter/proto => ../proto
-)
+replace github.com/grpcchatter/grpcchatter/pkg => ../pkg
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.1.2
 	github.com/coder/websocket v1.8.15
 	github.com/grpcchatter/grpcchatter/pkg v0.0.0-00010101000000-000000000000
-	github.com/grpcchatter/grpcchatter/proto v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats.go v1.56.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
@@ -29,6 +25,7 @@ require (
 	github.com/ajstarks/svgo v0.0.0-20211024235047-1546f124cd8b // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
+	github.com/grpcchatter/grpcchatter/internal v0.0.0-00010101000000-000000000000
 	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
@@ -39,3 +36,5 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
+
+replace github.com/grpcchatter/grpcchatter/internal => ../internal

@@ -17,9 +17,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/grpcchatter/grpcchatter/internal/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"github.com/grpcchatter/grpcchatter/pkg/client"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 )
 
 // Idle members stay connected on a network that loses packets, and a

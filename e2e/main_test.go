@@ -19,6 +19,8 @@ var (
 	bins struct {
 		auth, chat, chatter, idleclient string
 	}
+	// repoRoot is the workspace's root directory.
+	repoRoot   string
 	skipReason string
 )
 
@@ -36,6 +38,7 @@ func buildAndRun(m *testing.M) int {
 		return m.Run()
 	}
 	root := filepath.Dir(gowork)
+	repoRoot = root
 	dir, err := os.MkdirTemp("", "grpcchatter-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/grpcchatter/grpcchatter/pkg/token"
 )
 
 // Account is a registered user.
@@ -72,7 +70,7 @@ func (c *Client) logInRPC(ctx context.Context, userName, password string) (Crede
 		return Credentials{}, &Error{Kind: ErrServer, Message: "login response has no token"}
 	}
 	creds := Credentials{UserName: userName, Token: out.Token, ExpiresAt: out.ExpiresAt}
-	if u, err := token.Peek(out.Token); err == nil {
+	if u, err := peekUser(out.Token); err == nil {
 		if u.Name != "" {
 			creds.UserName = u.Name
 		}
@@ -92,7 +90,7 @@ func (c *Client) UseToken(raw string) (Credentials, error) {
 	if err := c.usable(); err != nil {
 		return Credentials{}, err
 	}
-	u, err := token.Peek(raw)
+	u, err := peekUser(raw)
 	if err != nil {
 		return Credentials{}, &Error{Kind: ErrUnauthenticated, Message: err.Error()}
 	}

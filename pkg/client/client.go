@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"

@@ -3,7 +3,7 @@ package client
 import (
 	"time"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 )
 
 // Event is something Receive returns: *Message, *Presence, *RoomDeleted,

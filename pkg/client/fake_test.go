@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"github.com/grpcchatter/grpcchatter/pkg/client"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -36,7 +35,7 @@ const testSecret = "0123456789abcdef0123456789abcdef-test"
 // (bufconn) that follow the services' contracts closely enough to drive the
 // SDK. The examples use them too.
 type fakeServices struct {
-	signer *token.Signer
+	signer *fakeSigner
 	users  *fakeAuth
 	auth   *httptest.Server
 	chat   *fakeChat
@@ -46,18 +45,12 @@ type fakeServices struct {
 }
 
 func startFakeServices() (*fakeServices, error) {
-	signer, err := token.NewSigner(testSecret, "")
-	if err != nil {
-		return nil, err
-	}
+	signer := &fakeSigner{}
 	f := &fakeServices{signer: signer, served: make(chan struct{})}
 	// A clock 20s behind and 5s tokens: exp lies 15s in the past, which the
-	// Client sees as expired and the chat service, allowing token.Leeway,
+	// Client sees as expired and the chat service, allowing its leeway,
 	// still accepts.
-	behind, err := token.NewSigner(testSecret, "", token.WithClock(func() time.Time { return time.Now().Add(-20 * time.Second) }))
-	if err != nil {
-		return nil, err
-	}
+	behind := &fakeSigner{now: func() time.Time { return time.Now().Add(-20 * time.Second) }}
 	f.users = &fakeAuth{signer: signer, behind: behind, users: map[string]string{}, logins: map[string]int{}}
 	f.auth = httptest.NewServer(f.users.handler())
 	f.chat = &fakeChat{signer: signer, epoch: "epoch-1", rooms: map[string]*fakeRoom{}, queue: 64, roomTTL: time.Hour}
@@ -136,8 +129,8 @@ func testCtx(t *testing.T) context.Context {
 
 // fakeAuth is a small in-memory auth service.
 type fakeAuth struct {
-	signer *token.Signer
-	behind *token.Signer // issues tokens that expired 15s ago
+	signer *fakeSigner
+	behind *fakeSigner // issues tokens that expired 15s ago
 
 	mu     sync.Mutex
 	users  map[string]string // lower-cased name → password
@@ -259,7 +252,7 @@ type fakeSub struct {
 // fakeChat is a small in-memory chat service.
 type fakeChat struct {
 	chatv1.UnimplementedChatServiceServer
-	signer *token.Signer
+	signer *fakeSigner
 
 	mu          sync.Mutex
 	epoch       string
@@ -322,18 +315,18 @@ func bearer(ctx context.Context) string {
 	return ""
 }
 
-func (f *fakeChat) user(ctx context.Context) (token.User, error) {
+func (f *fakeChat) user(ctx context.Context) (fakeUser, error) {
 	u, err := f.signer.VerifyUser(bearer(ctx))
 	if err != nil {
-		return token.User{}, status.Error(codes.Unauthenticated, err.Error())
+		return fakeUser{}, status.Error(codes.Unauthenticated, err.Error())
 	}
 	return u, nil
 }
 
-func (f *fakeChat) room(ctx context.Context) (token.Room, error) {
+func (f *fakeChat) room(ctx context.Context) (fakeRoomToken, error) {
 	r, err := f.signer.VerifyRoom(bearer(ctx))
 	if err != nil {
-		return token.Room{}, status.Error(codes.Unauthenticated, err.Error())
+		return fakeRoomToken{}, status.Error(codes.Unauthenticated, err.Error())
 	}
 	return r, nil
 }
@@ -636,7 +629,7 @@ func (f *fakeChat) Chat(stream chatv1.ChatService_ChatServer) error {
 
 // refresh checks a Refresh as the service does: the new token must be
 // valid and for the stream's room and user. It returns the new expiry.
-func (f *fakeChat) refresh(rt token.Room, ref *chatv1.Refresh) (time.Time, error) {
+func (f *fakeChat) refresh(rt fakeRoomToken, ref *chatv1.Refresh) (time.Time, error) {
 	f.mu.Lock()
 	refuse, code := f.refuseRefresh > 0, f.refuseCode
 	f.refuseRefresh = max(f.refuseRefresh-1, 0)

@@ -14,7 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,7 +23,7 @@ import (
 // refreshWindow is how long before its expiry a token (room or user) that
 // lives ttl is renewed: 30s, or a third of its life for short-lived tokens,
 // so that a token is not renewed on every use. The services accept a token
-// for token.Leeway past its expiry, but the Client renews by its own view
+// for a leeway (30 s) past its expiry, but the Client renews by its own view
 // of the expiry rather than wait for a refusal.
 func refreshWindow(ttl time.Duration) time.Duration {
 	return min(30*time.Second, ttl/3)

@@ -5,7 +5,6 @@ go 1.26.0
 replace (
 	github.com/grpcchatter/grpcchatter/internal => ../../internal
 	github.com/grpcchatter/grpcchatter/pkg => ../../pkg
-	github.com/grpcchatter/grpcchatter/proto => ../../proto
 )
 
 require (
@@ -13,7 +12,6 @@ require (
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.4
 	github.com/grpcchatter/grpcchatter/internal v0.0.0-00010101000000-000000000000
 	github.com/grpcchatter/grpcchatter/pkg v0.0.0-00010101000000-000000000000
-	github.com/grpcchatter/grpcchatter/proto v0.0.0-00010101000000-000000000000
 	github.com/jackc/pgx/v5 v5.10.0
 	github.com/joho/godotenv v1.5.1
 	github.com/kelseyhightower/envconfig v1.4.0

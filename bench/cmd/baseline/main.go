@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/grpcchatter/grpcchatter/bench/internal/baseline"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 )
 
 func main() {

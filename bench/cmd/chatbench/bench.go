@@ -20,7 +20,7 @@ import (
 	"github.com/grpcchatter/grpcchatter/bench/internal/chatload"
 	"github.com/grpcchatter/grpcchatter/bench/internal/proc"
 	"github.com/grpcchatter/grpcchatter/bench/internal/report"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 )
 
 // bench holds what the phases of a run share: the built binaries, the

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 )
 
 // Params are the argon2id parameters the auth service was started with.

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 )
 
 func TestBroadcastReachesEveryMember(t *testing.T) {

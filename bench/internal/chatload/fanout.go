@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpcchatter/grpcchatter/bench/internal/proc"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 )
 
 // Mode is how senders pace their messages.

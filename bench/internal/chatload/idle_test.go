@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/grpcchatter/grpcchatter/bench/internal/baseline"
+	"github.com/grpcchatter/grpcchatter/internal/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"github.com/grpcchatter/grpcchatter/pkg/client"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
 )
 
 // TestIdleHold holds idle streams on the baseline server over loopback and

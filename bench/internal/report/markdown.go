@@ -226,7 +226,7 @@ func (r *Report) Markdown(w io.Writer, imgDir string) error {
 			p("| %s | %d | %.1f | %.0f%% | %.0f%% | %.1f | %.1f | %d |\n", s.Op, s.Concurrency, s.PerSec, 100*s.OfCeiling, 100*s.OfSequentialCeiling, s.P50Ms, s.P99Ms, s.Errors)
 		}
 		p("\nLogin median over alternating sequential requests, unknown user: %.1f ms; wrong password: %.1f ms (ratio %.2f). ", a.UnknownUserMs, a.WrongPasswordMs, a.UnknownVsWrong)
-		p("Token verification (pkg/token): user token %.0f ns/op, room token %.0f ns/op.\n\n", a.VerifyUserNs, a.VerifyRoomNs)
+		p("Token verification (internal/token): user token %.0f ns/op, room token %.0f ns/op.\n\n", a.VerifyUserNs, a.VerifyRoomNs)
 	}
 
 	if obs := r.Observations(); len(obs) > 0 {

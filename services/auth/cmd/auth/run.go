@@ -14,8 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/password"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/api"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/metrics"

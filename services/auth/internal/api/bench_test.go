@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
+	"github.com/grpcchatter/grpcchatter/internal/password"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
 )
 

@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/password"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/api"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/metrics"

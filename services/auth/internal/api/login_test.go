@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
+	"github.com/grpcchatter/grpcchatter/internal/password"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/dbtest"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/store"
 )

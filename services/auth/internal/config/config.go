@@ -19,11 +19,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/internal/dburl"
 	"github.com/grpcchatter/grpcchatter/internal/hostname"
 	"github.com/grpcchatter/grpcchatter/internal/origin"
-	"github.com/grpcchatter/grpcchatter/pkg/dburl"
-	"github.com/grpcchatter/grpcchatter/pkg/password"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/password"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 )
 
 // Config is every setting of the auth service. The envconfig tag names

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
+	"github.com/grpcchatter/grpcchatter/internal/password"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/config"
 )
 

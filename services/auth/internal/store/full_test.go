@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/grpcchatter/grpcchatter/internal/password"
 	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
-	"github.com/grpcchatter/grpcchatter/pkg/password"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/api"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/metrics"
 	"github.com/grpcchatter/grpcchatter/services/auth/internal/throttle"

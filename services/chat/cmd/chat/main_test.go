@@ -29,10 +29,10 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the pgx driver for database/sql, to play another client
 
 	"github.com/grpcchatter/grpcchatter/internal/natstest"
+	"github.com/grpcchatter/grpcchatter/internal/password"
 	"github.com/grpcchatter/grpcchatter/internal/sqldb/sqldbtest"
-	"github.com/grpcchatter/grpcchatter/pkg/password"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/internal/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/sqlstore"
 )

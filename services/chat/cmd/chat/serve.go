@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/password"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"

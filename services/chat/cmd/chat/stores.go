@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/config"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"

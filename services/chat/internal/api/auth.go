@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 )
 
 // bearer returns the token from `authorization: Bearer <jwt>` or `token: <jwt>`.

@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/argon2"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
+	"github.com/grpcchatter/grpcchatter/internal/password"
 )
 
 // Room password hashes in rooms.json written by the service's former
 // hasher (16-byte salt, 32-byte key, unpadded standard base64) still
-// verify with pkg/password.
+// verify with internal/password.
 func TestFormerRoomHashesVerify(t *testing.T) {
 	salt := []byte("0123456789abcdef")
 	key := argon2.IDKey([]byte("pw"), salt, 1, 64, 1, 32)

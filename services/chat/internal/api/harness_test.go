@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/internal/password"
+	"github.com/grpcchatter/grpcchatter/internal/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/engine"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/memstore"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 )
 
 // logLines collects a logger's JSON lines.

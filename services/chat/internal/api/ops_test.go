@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/internal/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/rooms"
 )
 

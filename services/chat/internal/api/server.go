@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	"github.com/grpcchatter/grpcchatter/internal/token"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/api/wire"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/h2guard"
 	"github.com/grpcchatter/grpcchatter/services/chat/internal/metrics"
@@ -110,7 +110,7 @@ type RateLimiter interface {
 }
 
 // Hasher hashes room passwords and checks them against stored hashes
-// (pkg/password.Hasher). Verify's stale is ignored: a room's hash is
+// (internal/password.Hasher). Verify's stale is ignored: a room's hash is
 // kept as it was made, since rewriting the registry on a join is not
 // worth it for a room password.
 type Hasher interface {

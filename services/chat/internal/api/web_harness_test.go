@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	chatv1 "github.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1"
+	chatv1 "github.com/grpcchatter/grpcchatter/pkg/api/chat/v1"
 )
 
 // web serves the harness's browser transports over real HTTP: the

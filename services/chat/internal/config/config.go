@@ -17,11 +17,11 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/grpcchatter/grpcchatter/internal/dburl"
 	"github.com/grpcchatter/grpcchatter/internal/hostname"
 	"github.com/grpcchatter/grpcchatter/internal/origin"
-	"github.com/grpcchatter/grpcchatter/pkg/dburl"
-	"github.com/grpcchatter/grpcchatter/pkg/password"
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/password"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 )
 
 // Config is the chat service's configuration.

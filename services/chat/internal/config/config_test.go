@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
+	"github.com/grpcchatter/grpcchatter/internal/password"
 )
 
 const goodSecret = "0123456789abcdef0123456789abcdef"

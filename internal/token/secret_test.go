@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 )
 
 func TestCheckSecret(t *testing.T) {

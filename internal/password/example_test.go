@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
+	"github.com/grpcchatter/grpcchatter/internal/password"
 )
 
 // A login checks the stored hash and replaces it when the configured

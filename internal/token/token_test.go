@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/grpcchatter/grpcchatter/pkg/token"
+	"github.com/grpcchatter/grpcchatter/internal/token"
 )
 
 const (

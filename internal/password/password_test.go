@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/grpcchatter/grpcchatter/pkg/password"
+	"github.com/grpcchatter/grpcchatter/internal/password"
 )
 
 var cheap = password.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}

@@ -1594,7 +1594,7 @@ const file_grpcchatter_chat_v1_chat_proto_rawDesc = "" +
 	"\fJoinChatRoom\x12(.grpcchatter.chat.v1.JoinChatRoomRequest\x1a).grpcchatter.chat.v1.JoinChatRoomResponse\x12r\n" +
 	"\x11ListChatRoomUsers\x12-.grpcchatter.chat.v1.ListChatRoomUsersRequest\x1a..grpcchatter.chat.v1.ListChatRoomUsersResponse\x12i\n" +
 	"\x0eDeleteChatRoom\x12*.grpcchatter.chat.v1.DeleteChatRoomRequest\x1a+.grpcchatter.chat.v1.DeleteChatRoomResponse\x12O\n" +
-	"\x04Chat\x12 .grpcchatter.chat.v1.ChatRequest\x1a!.grpcchatter.chat.v1.ChatResponse(\x010\x01BEZCgithub.com/grpcchatter/grpcchatter/proto/grpcchatter/chat/v1;chatv1b\x06proto3"
+	"\x04Chat\x12 .grpcchatter.chat.v1.ChatRequest\x1a!.grpcchatter.chat.v1.ChatResponse(\x010\x01B;Z9github.com/grpcchatter/grpcchatter/pkg/api/chat/v1;chatv1b\x06proto3"
 
 var (
 	file_grpcchatter_chat_v1_chat_proto_rawDescOnce sync.Once
