@@ -68,7 +68,7 @@ join:
 
 passwords are never flags: the account's comes from CHATTER_PASSWORD, a room's from
 CHATTER_ROOM_PASSWORD, or else from a prompt on a terminal, where a new one is typed twice;
-scripts set the variable or use --password-stdin, and nothing asks twice.
+scripts set the variable or use --password-stdin, and are not asked twice.
 exit codes: 0 ok, 1 runtime error, 2 usage or invalid input, 3 authentication, 4 room not found, 5 name taken,
 130 interrupted at a prompt.
 `
@@ -222,7 +222,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	case "":
 		if !isTerminal(a.io.in) {
 			fmt.Fprint(a.io.err, usage)
-			return usageError{"no command; see above"}
+			return usageError{"no command given (the list is above)"}
 		}
 		name = "tui"
 	}

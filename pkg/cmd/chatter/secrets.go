@@ -84,12 +84,21 @@ func (a *app) prompt(ctx context.Context, prompt string) (string, error) {
 		pw  []byte
 		err error
 	}
+	// The reader reads through a descriptor of its own, which it closes
+	// when done: one left reading after an interrupt must not, once
+	// standard input is closed and its number reused, read what is typed
+	// into another file.
+	rfd, release, err := ownFD(fd)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
 	read := make(chan result, 1)
 	// The reader ends when a line or an error comes in. A read from a
 	// terminal cannot be cancelled, so on an interrupt it is left behind
 	// (chatter exits right after); the terminal's echo is restored here.
 	go func() {
-		pw, err := term.ReadPassword(fd)
+		defer release()
+		pw, err := term.ReadPassword(rfd)
 		read <- result{pw, err}
 	}()
 	var r result
