@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced from the repository root by run.sh and run-cluster.sh: makes sure
 # .env.local holds a SECRET, generating a random one the first time (the
 # file is git-ignored), and names it in env_file. Both services read the

@@ -223,7 +223,7 @@ start chat env DATABASE_URL= DATA_DIR=data/chat \
 	bin/chat --config "$env_file"
 
 deadline=$((SECONDS + 30))
-auth_up= chat_up=
+auth_up='' chat_up=''
 until [[ -n $auth_up && -n $chat_up ]]; do
 	check_alive
 	[[ -n $auth_up ]] || ! auth_ready || auth_up=1
@@ -248,7 +248,7 @@ printf '  Logs:                 %s\n' "$logs/auth.log, $logs/chat.log"
 printf '  Press Ctrl-C to stop both.\n\n'
 
 # Both run until Ctrl-C: a service that exits is a failure.
-exited= status=0
+exited='' status=0
 wait -n -p exited "${pids[@]}" || status=$?
 for i in "${!pids[@]}"; do
 	[[ ${pids[$i]} != "$exited" ]] || failed "${names[$i]}" "$status"

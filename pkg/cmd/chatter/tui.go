@@ -275,6 +275,9 @@ func (m *model) leave(r *roomView) tea.Cmd {
 		m.form = roomForm(false, "")
 		m.form.restyle(m.dark)
 	}
+	if r.ended {
+		return m.form.focusCmd() // its session is over: nothing to leave
+	}
 	h, id := r.handle, r.id
 	return tea.Batch(m.form.focusCmd(), func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

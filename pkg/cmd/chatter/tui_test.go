@@ -457,6 +457,13 @@ func TestTUISessionEnd(t *testing.T) {
 	typeText(m, "x")
 	assert.Nil(t, press(m, keyEnter), "nothing is sent once the session ended")
 	assert.IsType(t, tea.QuitMsg{}, runCmd(t, press(m, keyCtrlC)))
+
+	// Esc from an ended room goes back to the room form.
+	m = logIn(t, be, 80, 24)
+	joinRoom(t, m, be, "D")
+	m.Update(sessionEndMsg{room: m.current().id, err: client.ErrRoomDeleted})
+	press(m, keyEsc)
+	assert.Contains(t, view(m), "join a room")
 	for _, c := range be.recorded() {
 		assert.False(t, strings.HasPrefix(c, "send") || strings.HasPrefix(c, "leave"), c)
 	}
