@@ -27,7 +27,7 @@ generate: tools ## Regenerate the protobuf Go code from proto/
 	cd proto && buf generate
 
 .PHONY: run
-run: build ## Start auth and chat on embedded defaults (Ctrl-C stops both)
+run: build ## Start auth and chat, wait until both answer (addresses: env or .env.local; Ctrl-C stops both)
 	scripts/run.sh
 
 .PHONY: run-cluster
@@ -39,7 +39,7 @@ bench: ## Run the load generator and write docs/BENCHMARKS.md
 	scripts/bench.sh
 
 .PHONY: up
-up: ## Start PostgreSQL, auth, a 3-node NATS cluster and 2 chat instances with docker compose
+up: ## Start PostgreSQL, auth, a 3-node NATS cluster and 2 chat instances (needs Docker with compose)
 	scripts/compose.sh up -d --build
 
 .PHONY: down

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,52 +38,46 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-const usage = `usage: chatter [command] [flags] [args]
+// usage is `chatter help`; README.md's CLI section shows it verbatim (a
+// test keeps them equal).
+const usage = `usage: chatter [flags] [command] [args] [flags]
 
 commands:
-  register            create the account (CHATTER_USER, CHATTER_PASSWORD)
+  register            create the account CHATTER_USER; its new password is typed twice
   login               log in and print a user token for CHATTER_TOKEN
-  create-room NAME    create a room (CHATTER_ROOM_PASSWORD) and print its code
+  create-room NAME    create a room and print its code; its new password is typed twice
   join CODE           send stdin's lines to the room, print its messages
   users CODE          list the users online in a room
   delete-room CODE    delete a room you own
   tui                 the full-screen client (the default on a terminal)
+  help                print this help
 
-flags (every command):
+flags, before or after the command:
   --auth-url URL      auth service (CHATTER_AUTH_URL, default http://127.0.0.1:8080)
   --chat-addr ADDRS   chat service (CHATTER_CHAT_ADDR, default 127.0.0.1:5050): host:port, or
                       several instances' host:port separated by commas, one picked at random
                       and the next used when it fails
   --user NAME         user name (CHATTER_USER)
-join flags:
-  --json              print one JSON object per event
+  --json              print JSON on stdout (every command but tui): one object, one per event
+                      for join, an array for users
+register and create-room:
+  --password-stdin    take the new password from stdin's first line instead of a prompt
+join:
   --backlog N         first print up to N of the room's latest messages, marked earlier (default 50, 0 for none)
   --wait DURATION     at end of input, wait for the echo of what was sent until none comes for this long (default 10s)
 
-passwords come from CHATTER_PASSWORD and CHATTER_ROOM_PASSWORD, or a prompt on a terminal.
+passwords are never flags: the account's comes from CHATTER_PASSWORD, a room's from
+CHATTER_ROOM_PASSWORD, or else from a prompt on a terminal, where a new one is typed twice;
+scripts set the variable or use --password-stdin, and are not asked twice.
 exit codes: 0 ok, 1 runtime error, 2 usage or invalid input, 3 authentication, 4 room not found, 5 name taken,
 130 interrupted at a prompt.
 `
 
 // run is chatter without the process around it, for tests.
 func run(ctx context.Context, args []string, io stdio, env lookupEnv) int {
-	cmd := "tui"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	} else if len(args) == 0 && !isTerminal(io.in) {
-		fmt.Fprint(io.err, usage)
-		return exitUsage
-	}
-	if cmd == "help" {
-		fmt.Fprint(io.out, usage)
-		return exitOK
-	}
 	a := &app{io: io, env: env, backlog: client.DefaultBacklog}
-	err := a.dispatch(ctx, cmd, args)
+	err := a.dispatch(ctx, args)
 	if err == nil {
-		return exitOK
-	}
-	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -131,7 +123,9 @@ type app struct {
 
 	authURL, chatAddr, user string
 	json                    bool
-	wait                    time.Duration
+	// passwordStdin: the new password is stdin's first line.
+	passwordStdin bool
+	wait          time.Duration
 	// backlog is how many earlier messages joining a room shows.
 	backlog int
 }
@@ -143,100 +137,174 @@ func (a *app) getenv(key, def string) string {
 	return def
 }
 
-func (a *app) flags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("chatter "+name, flag.ContinueOnError)
-	fs.SetOutput(a.io.err)
-	fs.Usage = func() { fmt.Fprint(a.io.err, usage) }
-	fs.StringVar(&a.authURL, "auth-url", a.getenv("CHATTER_AUTH_URL", client.DefaultAuthURL), "auth service URL")
-	fs.StringVar(&a.chatAddr, "chat-addr", a.getenv("CHATTER_CHAT_ADDR", client.DefaultChatAddress), "chat service address(es), comma-separated")
-	fs.StringVar(&a.user, "user", a.getenv("CHATTER_USER", ""), "user name")
-	return fs
+// command is one of chatter's subcommands.
+type command struct {
+	name string
+	// args names the positional arguments, in order.
+	args []string
+	// flags adds the command's own flags to the global ones.
+	flags func(a *app, fs *flag.FlagSet)
+	run   func(ctx context.Context, a *app, args []string) error
 }
 
-// parse parses flags (which may follow the arguments) and checks that
-// exactly want arguments remain.
-func (a *app) parse(fs *flag.FlagSet, args []string, want int, names string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		rest = append(rest, args[0])
-		args = args[1:]
-	}
-	if len(rest) != want {
-		if want == 0 {
-			return nil, usageError{fmt.Sprintf("%s takes no arguments", fs.Name())}
-		}
-		return nil, usageError{fmt.Sprintf("usage: %s [flags] %s", fs.Name(), names)}
-	}
-	return rest, nil
+func passwordStdinFlag(a *app, fs *flag.FlagSet) {
+	fs.BoolVar(&a.passwordStdin, "password-stdin", false, "read the new password from stdin's first line")
 }
 
-func (a *app) dispatch(ctx context.Context, cmd string, args []string) error {
-	fs := a.flags(cmd)
-	switch cmd {
-	case "register":
-		if _, err := a.parse(fs, args, 0, ""); err != nil {
-			return err
-		}
-		return a.register(ctx)
-	case "login":
-		if _, err := a.parse(fs, args, 0, ""); err != nil {
-			return err
-		}
-		return a.login(ctx)
-	case "create-room":
-		rest, err := a.parse(fs, args, 1, "NAME")
-		if err != nil {
-			return err
-		}
-		return a.createRoom(ctx, rest[0])
-	case "delete-room":
-		rest, err := a.parse(fs, args, 1, "CODE")
-		if err != nil {
-			return err
-		}
-		return a.deleteRoom(ctx, rest[0])
-	case "users":
-		fs.BoolVar(&a.json, "json", false, "print JSON")
-		rest, err := a.parse(fs, args, 1, "CODE")
-		if err != nil {
-			return err
-		}
-		return a.users(ctx, rest[0])
-	case "join":
-		fs.BoolVar(&a.json, "json", false, "print one JSON object per event")
+var commands = []command{
+	{name: "register", flags: passwordStdinFlag, run: func(ctx context.Context, a *app, _ []string) error { return a.register(ctx) }},
+	{name: "login", run: func(ctx context.Context, a *app, _ []string) error { return a.login(ctx) }},
+	{name: "create-room", args: []string{"NAME"}, flags: passwordStdinFlag,
+		run: func(ctx context.Context, a *app, args []string) error { return a.createRoom(ctx, args[0]) }},
+	{name: "delete-room", args: []string{"CODE"}, run: func(ctx context.Context, a *app, args []string) error { return a.deleteRoom(ctx, args[0]) }},
+	{name: "users", args: []string{"CODE"}, run: func(ctx context.Context, a *app, args []string) error { return a.users(ctx, args[0]) }},
+	{name: "join", args: []string{"CODE"}, flags: func(a *app, fs *flag.FlagSet) {
 		fs.DurationVar(&a.wait, "wait", 10*time.Second, "at end of input, wait for the echo of sent lines until none comes for this long")
 		fs.IntVar(&a.backlog, "backlog", client.DefaultBacklog, "how many of the room's latest messages to print first")
-		rest, err := a.parse(fs, args, 1, "CODE")
-		if err != nil {
-			return err
-		}
+	}, run: func(ctx context.Context, a *app, args []string) error {
 		if a.wait < 0 {
 			return usageError{"--wait must not be negative"}
 		}
 		if a.backlog < 0 {
 			return usageError{"--backlog must not be negative"}
 		}
-		return a.join(ctx, rest[0])
-	case "tui":
-		if _, err := a.parse(fs, args, 0, ""); err != nil {
-			return err
+		return a.join(ctx, args[0])
+	}},
+	{name: "tui", run: func(ctx context.Context, a *app, _ []string) error {
+		if a.json {
+			return usageError{"the full-screen client has no --json output"}
 		}
 		if !isTerminal(a.io.in) {
 			return usageError{"the full-screen client needs a terminal; see `chatter help` for the subcommands"}
 		}
 		return a.tui(ctx)
+	}},
+}
+
+func lookupCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
 	}
-	return usageError{fmt.Sprintf("unknown command %q; see `chatter help`", cmd)}
+	return command{}, false
+}
+
+// flagSet returns a flag set with the global flags and, for cmd, its own.
+func (a *app) flagSet(name string, own ...func(*app, *flag.FlagSet)) *flag.FlagSet {
+	fs := flag.NewFlagSet("chatter "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned, and reported once by run
+	fs.StringVar(&a.authURL, "auth-url", a.getenv("CHATTER_AUTH_URL", client.DefaultAuthURL), "auth service URL")
+	fs.StringVar(&a.chatAddr, "chat-addr", a.getenv("CHATTER_CHAT_ADDR", client.DefaultChatAddress), "chat service address(es), comma-separated")
+	fs.StringVar(&a.user, "user", a.getenv("CHATTER_USER", ""), "user name")
+	fs.BoolVar(&a.json, "json", false, "print JSON")
+	for _, f := range own {
+		if f != nil {
+			f(a, fs)
+		}
+	}
+	return fs
+}
+
+// dispatch finds the command among args, wherever the flags are, and runs
+// it.
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	name, rest, err := a.splitCommand(args)
+	if errors.Is(err, flag.ErrHelp) {
+		name = "help"
+	} else if err != nil {
+		return err
+	}
+	switch name {
+	case "help":
+		fmt.Fprint(a.io.out, usage)
+		return nil
+	case "":
+		if !isTerminal(a.io.in) {
+			fmt.Fprint(a.io.err, usage)
+			return usageError{"no command given (the list is above)"}
+		}
+		name = "tui"
+	}
+	cmd, ok := lookupCommand(name)
+	if !ok {
+		return usageError{fmt.Sprintf("unknown command %q; see `chatter help`", name)}
+	}
+	fs := a.flagSet(name, cmd.flags)
+	pos, err := parseAnywhere(fs, rest)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(a.io.out, usage)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if len(pos) != len(cmd.args) {
+		if len(cmd.args) == 0 {
+			return usageError{fmt.Sprintf("%s takes no arguments", fs.Name())}
+		}
+		return usageError{fmt.Sprintf("usage: %s %s [flags]", fs.Name(), strings.Join(cmd.args, " "))}
+	}
+	return cmd.run(ctx, a, pos)
+}
+
+// splitCommand returns the command named in args (the first argument that
+// is neither a flag nor a flag's value) and the other arguments in their
+// order. The flags of every command are known here, so that a flag's value
+// is never taken for the command; the command's own flag set then says
+// which of them it accepts.
+func (a *app) splitCommand(args []string) (string, []string, error) {
+	scratch := &app{env: a.env}
+	fs := scratch.flagSet("")
+	for _, c := range commands {
+		if c.flags == nil {
+			continue
+		}
+		own := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		c.flags(scratch, own)
+		own.VisitAll(func(f *flag.Flag) {
+			if fs.Lookup(f.Name) == nil { // commands may share a flag
+				fs.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", nil, flagError(err)
+	}
+	pos := fs.Args()
+	if len(pos) == 0 {
+		return "", args, nil
+	}
+	flags := args[:len(args)-len(pos)]
+	if n := len(flags); n > 0 && flags[n-1] == "--" {
+		// Everything after "--" is an argument, the first one included.
+		return "", args, nil
+	}
+	rest := append(append([]string{}, flags...), pos[1:]...)
+	return pos[0], rest, nil
+}
+
+// parseAnywhere parses flags that may come before, between or after the
+// positional arguments, and returns those.
+func parseAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, flagError(err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error() + "; see `chatter help`"}
 }
 
 func (a *app) newClient() (*client.Client, error) {
@@ -261,52 +329,6 @@ func (a *app) requireUser() error {
 	return nil
 }
 
-// secret reads a password from the environment or, on a terminal, a prompt
-// without echo. An interrupt (ctx done) ends the prompt with ctx's error.
-func (a *app) secret(ctx context.Context, envKey, prompt string) (string, error) {
-	if v, ok := a.env(envKey); ok && v != "" {
-		return v, nil
-	}
-	if !isTerminal(a.io.in) {
-		return "", usageError{fmt.Sprintf("no password: set %s (passwords are never taken as flags)", envKey)}
-	}
-	fd := int(a.io.in.(*os.File).Fd())
-	saved, err := term.GetState(fd)
-	if err != nil {
-		return "", fmt.Errorf("reading password: %w", err)
-	}
-	fmt.Fprint(a.io.err, prompt)
-	type result struct {
-		pw  []byte
-		err error
-	}
-	read := make(chan result, 1)
-	// The reader ends when a line or an error comes in. A read from a
-	// terminal cannot be cancelled, so on an interrupt it is left behind
-	// (chatter exits right after); the terminal's echo is restored here.
-	go func() {
-		pw, err := term.ReadPassword(fd)
-		read <- result{pw, err}
-	}()
-	var r result
-	select {
-	case r = <-read:
-	case <-ctx.Done():
-		_ = term.Restore(fd, saved)
-		fmt.Fprintln(a.io.err)
-		return "", ctx.Err()
-	}
-	fmt.Fprintln(a.io.err)
-	b, err := r.pw, r.err
-	if err != nil {
-		return "", fmt.Errorf("reading password: %w", err)
-	}
-	if len(b) == 0 {
-		return "", usageError{"empty password"}
-	}
-	return string(b), nil
-}
-
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -320,133 +342,4 @@ func (a *app) colorful(w io.Writer) bool {
 	}
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func (a *app) register(ctx context.Context) error {
-	if err := a.requireUser(); err != nil {
-		return err
-	}
-	pw, err := a.secret(ctx, "CHATTER_PASSWORD", "new password for "+a.user+": ")
-	if err != nil {
-		return err
-	}
-	c, err := a.newClient()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	acct, err := c.CreateAccount(ctx, a.user, pw)
-	if err != nil {
-		return fmt.Errorf("register %q: %w", a.user, err)
-	}
-	fmt.Fprintf(a.io.out, "registered %s\n", acct.UserName)
-	return nil
-}
-
-// loggedIn returns a client logged in with CHATTER_TOKEN, or with the user
-// name and password.
-func (a *app) loggedIn(ctx context.Context) (*client.Client, error) {
-	if tok, ok := a.env("CHATTER_TOKEN"); ok && tok != "" {
-		c, err := a.newClient()
-		if err != nil {
-			return nil, err
-		}
-		if _, err := c.UseToken(tok); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("CHATTER_TOKEN: %w", err)
-		}
-		return c, nil
-	}
-	c, _, err := a.passwordLogIn(ctx)
-	return c, err
-}
-
-// passwordLogIn returns a client logged in with the user name and the
-// password from CHATTER_PASSWORD or a prompt.
-func (a *app) passwordLogIn(ctx context.Context) (*client.Client, client.Credentials, error) {
-	if err := a.requireUser(); err != nil {
-		return nil, client.Credentials{}, err
-	}
-	pw, err := a.secret(ctx, "CHATTER_PASSWORD", "password for "+a.user+": ")
-	if err != nil {
-		return nil, client.Credentials{}, err
-	}
-	c, err := a.newClient()
-	if err != nil {
-		return nil, client.Credentials{}, err
-	}
-	creds, err := c.LogIn(ctx, a.user, pw)
-	if err != nil {
-		c.Close()
-		return nil, client.Credentials{}, fmt.Errorf("log in as %q: %w", a.user, err)
-	}
-	return c, creds, nil
-}
-
-func (a *app) login(ctx context.Context) error {
-	c, creds, err := a.passwordLogIn(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	fmt.Fprintln(a.io.out, creds.Token)
-	fmt.Fprintf(a.io.err, "logged in as %s until %s\n", creds.UserName, creds.ExpiresAt.Local().Format(time.DateTime))
-	return nil
-}
-
-func (a *app) createRoom(ctx context.Context, name string) error {
-	c, err := a.loggedIn(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	pw, err := a.secret(ctx, "CHATTER_ROOM_PASSWORD", "password for room "+name+": ")
-	if err != nil {
-		return err
-	}
-	code, err := c.CreateChatRoom(ctx, name, pw)
-	if err != nil {
-		return fmt.Errorf("create room %q: %w", name, err)
-	}
-	fmt.Fprintln(a.io.out, code)
-	return nil
-}
-
-func (a *app) deleteRoom(ctx context.Context, code string) error {
-	c, err := a.loggedIn(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.DeleteChatRoom(ctx, code); err != nil {
-		return fmt.Errorf("delete room %s: %w", code, err)
-	}
-	fmt.Fprintf(a.io.err, "deleted room %s\n", code)
-	return nil
-}
-
-func (a *app) users(ctx context.Context, code string) error {
-	c, err := a.loggedIn(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	pw, err := a.secret(ctx, "CHATTER_ROOM_PASSWORD", "password for room "+code+": ")
-	if err != nil {
-		return err
-	}
-	users, err := c.PeekChatRoomUsers(ctx, code, pw)
-	if err != nil {
-		return fmt.Errorf("list users of room %s: %w", code, err)
-	}
-	w := bufio.NewWriter(a.io.out)
-	enc := json.NewEncoder(w)
-	for _, u := range users {
-		if a.json {
-			_ = enc.Encode(map[string]any{"user_name": u.Name, "streams": u.Streams})
-		} else {
-			fmt.Fprintln(w, u.Name)
-		}
-	}
-	return w.Flush()
 }

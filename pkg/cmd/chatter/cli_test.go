@@ -22,6 +22,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asChatter) == "1" {
+		// Re-executed by a test to be chatter itself (see chatterProcess).
+		main()
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -50,7 +54,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{"no password off a terminal", []string{"login", "--user", "a"}, env(), exitUsage, "CHATTER_PASSWORD"},
 		{"negative wait", []string{"join", "--wait", "-1s", "ABC234"}, env(), exitUsage, "--wait must not be negative"},
 		{"negative backlog", []string{"join", "--backlog", "-1", "ABC234"}, env(), exitUsage, "--backlog must not be negative"},
-		{"backlog not a number", []string{"join", "--backlog", "lots", "ABC234"}, env(), exitUsage, "--backlog"},
+		{"backlog not a number", []string{"join", "--backlog", "lots", "ABC234"}, env(), exitUsage, "backlog"},
 		{"help documents backlog", []string{"help"}, env(), exitOK, "--backlog N"},
 		{"auth URL without scheme", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_AUTH_URL", "localhost:8080"), exitUsage, "auth URL"},
 		{"service down", []string{"login"}, env("CHATTER_USER", "a", "CHATTER_PASSWORD", "x", "CHATTER_AUTH_URL", "http://127.0.0.1:1"), exitRuntime, "is the service running"},

@@ -14,14 +14,17 @@
 //
 // Every command takes --auth-url (env CHATTER_AUTH_URL, default
 // http://127.0.0.1:8080), --chat-addr (CHATTER_CHAT_ADDR, default
-// 127.0.0.1:5050) and --user (CHATTER_USER). --chat-addr may list the
-// instances of a chat service separated by commas
-// (10.0.0.1:5050,10.0.0.2:5050): chatter connects to one picked at random,
-// and when it fails, to the next, resuming the room where it left off. A
-// DNS name with a record per instance does the same. Passwords are never
+// 127.0.0.1:5050), --user (CHATTER_USER) and, but tui, --json (JSON on
+// standard output, in the shapes README.md lists); flags go before or
+// after the command. --chat-addr may list the instances of a chat service
+// separated by commas (10.0.0.1:5050,10.0.0.2:5050): chatter connects to
+// one picked at random, and when it fails, to the next, resuming the room
+// where it left off. A DNS name with a record per instance does the same. Passwords are never
 // flags: the account password comes from CHATTER_PASSWORD and a room
 // password from CHATTER_ROOM_PASSWORD, or else from a prompt without echo
-// when standard input is a terminal. A user token in CHATTER_TOKEN (from
+// when standard input is a terminal. A new password (register, create-room)
+// typed at a prompt is typed twice; --password-stdin takes it from standard
+// input's first line instead. A user token in CHATTER_TOKEN (from
 // `chatter login`) is used instead of logging in.
 //
 // join prints each message as "sender: body" on standard output, or one JSON

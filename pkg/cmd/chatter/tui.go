@@ -4,27 +4,54 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/textinput"
-	"github.com/charmbracelet/bubbles/viewport"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/grpcchatter/grpcchatter/pkg/client"
 )
+
+// The full-screen client, on bubbletea v2. Neither bubbletea v2 nor
+// lipgloss v2 asks the terminal anything when their packages load or a
+// style renders; the program's own queries (the background colour, asked
+// once it runs) are answered or not without holding anything up. So the
+// other commands never wait on a terminal, and neither does this one.
 
 // backend is what the full-screen client needs of the SDK; tests fake it.
 type backend interface {
 	CreateAccount(ctx context.Context, userName, password string) (client.Account, error)
 	LogIn(ctx context.Context, userName, password string) (client.Credentials, error)
 	CreateChatRoom(ctx context.Context, name, password string) (string, error)
-	JoinChatRoom(ctx context.Context, shortCode, password string) (*client.Room, error)
+	// JoinRoom joins a room and returns the handle its view talks to.
+	JoinRoom(ctx context.Context, shortCode, password string) (roomHandle, *client.Room, error)
+}
+
+// roomHandle is one joined room: what a room view sends, receives and
+// leaves through.
+type roomHandle interface {
 	Send(ctx context.Context, body string) (string, error)
 	Receive(ctx context.Context) (client.Event, error)
-	Disconnect(ctx context.Context) error
+	Leave(ctx context.Context) error
 }
+
+// sdkBackend is the backend over a *client.Client, which holds one room at
+// a time: a room's handle is the client itself, and leaving disconnects.
+type sdkBackend struct{ *client.Client }
+
+func (b sdkBackend) JoinRoom(ctx context.Context, shortCode, password string) (roomHandle, *client.Room, error) {
+	room, err := b.JoinChatRoom(ctx, shortCode, password)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sdkRoom{b.Client}, room, nil
+}
+
+type sdkRoom struct{ c *client.Client }
+
+func (r sdkRoom) Send(ctx context.Context, body string) (string, error) { return r.c.Send(ctx, body) }
+func (r sdkRoom) Receive(ctx context.Context) (client.Event, error)     { return r.c.Receive(ctx) }
+func (r sdkRoom) Leave(ctx context.Context) error                       { return r.c.Disconnect(ctx) }
 
 // tui runs the full-screen client until the user quits.
 func (a *app) tui(ctx context.Context) error {
@@ -33,9 +60,9 @@ func (a *app) tui(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	m := newModel(ctx, c, a.user)
-	_, err = tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx)).Run()
-	if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, context.Canceled) {
+	m := newModel(ctx, sdkBackend{c}, a.user)
+	_, err = tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(a.io.in), tea.WithOutput(a.io.out)).Run()
+	if errors.Is(err, tea.ErrProgramKilled) || errors.Is(err, tea.ErrInterrupted) || errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
@@ -49,19 +76,34 @@ const (
 	screenChat
 )
 
-// Messages the model's commands report back with.
+// Messages the model's commands report back with. Those about a room
+// carry its view's id: a room left meanwhile is no longer listened to.
 type (
-	loggedInMsg   struct{ creds client.Credentials }
-	joinedMsg     struct{ room *client.Room }
-	eventMsg      struct{ ev client.Event }
-	sessionEndMsg struct{ err error }
-	errMsg        struct{ err error }
-	// sentMsg reports the head of the outbox handed to the room, or why it
-	// could not be.
-	sentMsg struct{ err error }
+	loggedInMsg struct{ creds client.Credentials }
+	joinedMsg   struct {
+		handle roomHandle
+		room   *client.Room
+	}
+	errMsg   struct{ err error }
+	eventMsg struct {
+		room int
+		ev   client.Event
+	}
+	sessionEndMsg struct {
+		room int
+		err  error
+	}
+	// sentMsg reports the head of a room's outbox handed to the room, or
+	// why it could not be.
+	sentMsg struct {
+		room int
+		err  error
+	}
+	leftMsg struct {
+		room int
+		err  error
+	}
 )
-
-const usersWidth = 22
 
 var (
 	titleStyle  = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("12"))
@@ -73,377 +115,341 @@ var (
 
 // model is the full-screen client. It never blocks: every call to the
 // service runs in a tea.Cmd whose result comes back as a message.
+//
+// Rooms are views of their own, kept in a list with one of them shown;
+// the client joins one room at a time for now (leaving with Esc returns
+// to the room form), and several once the SDK holds several rooms.
 type model struct {
 	ctx context.Context
 	be  backend
 
-	screen   screen
-	width    int
-	height   int
-	busy     bool
-	errText  string
-	register bool // login screen: create the account first
-	create   bool // room screen: create the room first
+	screen  screen
+	width   int
+	height  int
+	busy    bool
+	errText string
+	// note is a line for the room form, such as which room was just left.
+	note string
+	form form
+	dark bool // the terminal's background, once it told
 
-	fields []textinput.Model
-	focus  int
-
-	user  string
-	room  *client.Room
-	lines []string
-	// outbox holds the lines typed and not yet handed to the room, sent one
-	// at a time so that they arrive in the order typed.
-	outbox []string
-	users  map[string]int
-	status string
-	ended  bool
-	view   viewport.Model
-	input  textinput.Model
+	user   string
+	rooms  []*roomView
+	active int
+	nextID int
 }
 
-func newModel(ctx context.Context, be backend, user string) model {
-	m := model{ctx: ctx, be: be, width: 80, height: 24, users: map[string]int{}}
-	m.setFields("user name", "password")
-	m.fields[0].SetValue(user)
-	if user != "" {
-		m.focusField(1)
-	}
-	m.input = textinput.New()
-	m.input.Placeholder = "type a message, Enter to send"
-	m.input.CharLimit = 4096
-	m.view = viewport.New(80, 20)
+func newModel(ctx context.Context, be backend, user string) *model {
+	m := &model{ctx: ctx, be: be, width: 80, height: 24, dark: true}
+	m.form = loginForm(false, user, "")
 	return m
 }
 
-func (m *model) setFields(labels ...string) {
-	m.fields = make([]textinput.Model, len(labels))
-	for i, l := range labels {
-		ti := textinput.New()
-		ti.Placeholder = l
-		ti.Prompt = fmt.Sprintf("%-12s ", l+":")
-		ti.CharLimit = 128
-		if strings.Contains(l, "password") {
-			ti.EchoMode = textinput.EchoPassword
-		}
-		m.fields[i] = ti
-	}
-	m.focusField(0)
+func (m *model) Init() tea.Cmd {
+	// Answered, if the terminal does, with a BackgroundColorMsg; nothing
+	// waits for it.
+	return tea.Batch(tea.RequestBackgroundColor, m.form.focusCmd())
 }
 
-func (m *model) focusField(i int) {
-	m.focus = (i + len(m.fields)) % len(m.fields)
-	for j := range m.fields {
-		if j == m.focus {
-			m.fields[j].Focus()
-		} else {
-			m.fields[j].Blur()
+// room returns the view of the room with id, or nil once it was left.
+func (m *model) room(id int) *roomView {
+	for _, r := range m.rooms {
+		if r.id == id {
+			return r
 		}
 	}
+	return nil
 }
 
-func (m model) Init() tea.Cmd { return textinput.Blink }
+// current is the room shown, or nil.
+func (m *model) current() *roomView {
+	if m.screen != screenChat || len(m.rooms) == 0 {
+		return nil
+	}
+	return m.rooms[m.active]
+}
 
-func (m model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	m.layout()
+	return m, cmd
+}
+
+func (m *model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
-		m.layout()
-		return m, nil
-	case tea.KeyMsg:
-		switch msg.Type {
-		case tea.KeyCtrlC, tea.KeyEsc:
-			return m, m.quit()
+		return nil
+	case tea.BackgroundColorMsg:
+		m.dark = msg.IsDark()
+		m.form.restyle(m.dark)
+		for _, r := range m.rooms {
+			r.restyle(m.dark)
+		}
+		return nil
+	case tea.KeyPressMsg:
+		switch msg.String() {
+		case "ctrl+c":
+			return m.quit()
+		case "esc":
+			if r := m.current(); r != nil {
+				return m.leave(r)
+			}
+			if m.screen == screenLogin {
+				return tea.Quit
+			}
+			return nil
 		}
 	case errMsg:
 		m.busy = false
 		m.errText = explain(msg.err)
-		return m, nil
+		return nil
 	case loggedInMsg:
 		m.busy, m.errText = false, ""
 		m.user = msg.creds.UserName
 		m.screen = screenRoom
-		m.create = false
-		m.setFields("room code", "password")
-		return m, nil
+		m.form = roomForm(false, "")
+		m.form.restyle(m.dark)
+		return m.form.focusCmd()
 	case joinedMsg:
-		m.busy, m.errText = false, ""
+		m.busy, m.errText, m.note = false, "", ""
+		m.nextID++
+		r := newRoomView(m.nextID, msg.handle, msg.room, m.dark)
+		m.rooms = append(m.rooms, r)
+		m.active = len(m.rooms) - 1
 		m.screen = screenChat
-		m.room = msg.room
-		m.users = map[string]int{}
-		for _, u := range msg.room.Users {
-			m.users[u.Name] = u.Streams
-		}
-		m.status = "connected"
-		m.addLine(dimStyle.Render(fmt.Sprintf("* joined %s (%s)%s", msg.room.Name, msg.room.ShortCode, earlierNote(msg.room.Backlog))))
-		m.input.Focus()
-		m.layout()
-		return m, m.receive()
+		return tea.Batch(m.receive(r), r.input.Focus())
 	case eventMsg:
-		m.handleEvent(msg.ev)
-		return m, m.receive()
+		r := m.room(msg.room)
+		if r == nil {
+			return nil // left meanwhile
+		}
+		r.apply(msg.ev)
+		return m.receive(r)
 	case sessionEndMsg:
-		m.ended = true
-		m.status = "disconnected: " + explain(msg.err)
-		m.input.Blur()
-		return m, nil
+		if r := m.room(msg.room); r != nil {
+			r.end(msg.err)
+		}
+		return nil
 	case sentMsg:
+		r := m.room(msg.room)
+		if r == nil {
+			return nil
+		}
 		if msg.err != nil {
 			m.errText = explain(fmt.Errorf("send: %w", msg.err))
 		} else {
 			m.errText = ""
 		}
-		if len(m.outbox) > 0 {
-			m.outbox = m.outbox[1:]
+		if len(r.outbox) > 0 {
+			r.outbox = r.outbox[1:]
 		}
-		return m, m.sendNext()
+		return m.sendNext(r)
+	case leftMsg:
+		if msg.err != nil && m.screen != screenChat {
+			m.errText = explain(fmt.Errorf("leaving the room: %w", msg.err))
+		}
+		return nil
 	}
-	switch m.screen {
-	case screenLogin, screenRoom:
-		return m.updateForm(msg)
-	default:
-		return m.updateChat(msg)
+	if r := m.current(); r != nil {
+		return m.updateChat(r, msg)
 	}
+	return m.updateForm(msg)
 }
 
-func (m model) quit() tea.Cmd {
-	if m.screen != screenChat || m.ended {
+// leave leaves the room shown and goes back to the room form, or to the
+// next room if others are open.
+func (m *model) leave(r *roomView) tea.Cmd {
+	for i, x := range m.rooms {
+		if x == r {
+			m.rooms = append(m.rooms[:i], m.rooms[i+1:]...)
+			break
+		}
+	}
+	m.errText = ""
+	m.note = fmt.Sprintf("left %s (%s)", r.info.Name, r.info.ShortCode)
+	if len(m.rooms) > 0 {
+		m.active = min(m.active, len(m.rooms)-1)
+	} else {
+		m.screen = screenRoom
+		m.form = roomForm(false, "")
+		m.form.restyle(m.dark)
+	}
+	if r.ended {
+		return m.form.focusCmd() // its session is over: nothing to leave
+	}
+	h, id := r.handle, r.id
+	return tea.Batch(m.form.focusCmd(), func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return leftMsg{room: id, err: h.Leave(ctx)}
+	})
+}
+
+// quit leaves every room, then ends the program.
+func (m *model) quit() tea.Cmd {
+	var open []roomHandle
+	for _, r := range m.rooms {
+		if !r.ended {
+			open = append(open, r.handle)
+		}
+	}
+	m.rooms = nil
+	if len(open) == 0 {
 		return tea.Quit
 	}
-	be := m.be
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = be.Disconnect(ctx)
+		for _, h := range open {
+			_ = h.Leave(ctx)
+		}
 		return tea.QuitMsg{}
 	}
 }
 
-func (m model) updateForm(msg tea.Msg) (tea.Model, tea.Cmd) {
-	if key, ok := msg.(tea.KeyMsg); ok {
-		switch key.Type {
-		case tea.KeyTab, tea.KeyDown:
-			m.focusField(m.focus + 1)
-			return m, nil
-		case tea.KeyShiftTab, tea.KeyUp:
-			m.focusField(m.focus - 1)
-			return m, nil
-		case tea.KeyCtrlR:
-			if m.screen == screenLogin {
-				m.register = !m.register
-			}
-			return m, nil
-		case tea.KeyCtrlN:
-			if m.screen == screenRoom {
-				m.create = !m.create
-				label := "room code"
-				if m.create {
-					label = "room name"
-				}
-				m.fields[0].Placeholder = label
-				m.fields[0].Prompt = fmt.Sprintf("%-12s ", label+":")
-			}
-			return m, nil
-		case tea.KeyEnter:
-			if m.focus < len(m.fields)-1 {
-				m.focusField(m.focus + 1)
-				return m, nil
-			}
-			return m.submit()
-		}
-	}
-	var cmd tea.Cmd
-	m.fields[m.focus], cmd = m.fields[m.focus].Update(msg)
-	return m, cmd
-}
-
-func (m model) submit() (tea.Model, tea.Cmd) {
+func (m *model) submit() tea.Cmd {
 	if m.busy {
-		return m, nil
+		return nil
 	}
-	a, b := strings.TrimSpace(m.fields[0].Value()), m.fields[1].Value()
-	if a == "" || b == "" {
-		m.errText = "fill in both fields"
-		return m, nil
+	vals, err := m.form.values()
+	if err != nil {
+		m.errText = err.Error()
+		return nil
 	}
 	m.busy, m.errText = true, ""
+	name, pw := vals[0], vals[1]
 	ctx, be := m.ctx, m.be
 	if m.screen == screenLogin {
-		register := m.register
-		return m, func() tea.Msg {
+		register := m.form.alt
+		return func() tea.Msg {
 			if register {
-				if _, err := be.CreateAccount(ctx, a, b); err != nil {
+				if _, err := be.CreateAccount(ctx, name, pw); err != nil {
 					return errMsg{fmt.Errorf("register: %w", err)}
 				}
 			}
-			creds, err := be.LogIn(ctx, a, b)
+			creds, err := be.LogIn(ctx, name, pw)
 			if err != nil {
 				return errMsg{fmt.Errorf("log in: %w", err)}
 			}
 			return loggedInMsg{creds}
 		}
 	}
-	create := m.create
-	return m, func() tea.Msg {
-		code := a
+	create := m.form.alt
+	return func() tea.Msg {
+		code := name
 		if create {
 			var err error
-			if code, err = be.CreateChatRoom(ctx, a, b); err != nil {
+			if code, err = be.CreateChatRoom(ctx, name, pw); err != nil {
 				return errMsg{fmt.Errorf("create room: %w", err)}
 			}
 		}
-		room, err := be.JoinChatRoom(ctx, code, b)
+		h, room, err := be.JoinRoom(ctx, code, pw)
 		if err != nil {
 			return errMsg{fmt.Errorf("join room %s: %w", code, err)}
 		}
-		return joinedMsg{room}
+		return joinedMsg{handle: h, room: room}
 	}
 }
 
-func (m model) updateChat(msg tea.Msg) (tea.Model, tea.Cmd) {
-	if key, ok := msg.(tea.KeyMsg); ok {
-		switch key.Type {
-		case tea.KeyEnter:
-			body := strings.TrimSpace(m.input.Value())
-			if body == "" || m.ended {
-				return m, nil
-			}
-			m.input.SetValue("")
-			m.outbox = append(m.outbox, body)
-			if len(m.outbox) > 1 {
-				return m, nil // sent when those before it are
-			}
-			return m, m.sendNext()
-		case tea.KeyPgUp, tea.KeyPgDown, tea.KeyCtrlU, tea.KeyCtrlD:
-			var cmd tea.Cmd
-			m.view, cmd = m.view.Update(msg)
-			return m, cmd
-		}
-	}
-	var cmd tea.Cmd
-	m.input, cmd = m.input.Update(msg)
-	return m, cmd
-}
-
-// sendNext hands the head of the outbox to the room; its sentMsg sends the
+// sendNext hands the head of r's outbox to the room; its sentMsg sends the
 // next one.
-func (m model) sendNext() tea.Cmd {
-	if len(m.outbox) == 0 || m.ended {
+func (m *model) sendNext(r *roomView) tea.Cmd {
+	if len(r.outbox) == 0 || r.ended {
 		return nil
 	}
-	ctx, be, body := m.ctx, m.be, m.outbox[0]
+	ctx, h, id, body := m.ctx, r.handle, r.id, r.outbox[0]
 	return func() tea.Msg {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		_, err := be.Send(sctx, body)
-		return sentMsg{err}
+		_, err := h.Send(sctx, body)
+		return sentMsg{room: id, err: err}
 	}
 }
 
-// receive waits for the next room event.
-func (m model) receive() tea.Cmd {
-	ctx, be := m.ctx, m.be
+// receive waits for r's next event.
+func (m *model) receive(r *roomView) tea.Cmd {
+	ctx, h, id := m.ctx, r.handle, r.id
 	return func() tea.Msg {
-		ev, err := be.Receive(ctx)
+		ev, err := h.Receive(ctx)
 		if err != nil {
-			return sessionEndMsg{err}
+			return sessionEndMsg{room: id, err: err}
 		}
-		return eventMsg{ev}
+		return eventMsg{room: id, ev: ev}
 	}
 }
 
-func (m *model) handleEvent(ev client.Event) {
-	switch ev := ev.(type) {
-	case *client.Message:
-		stamp := ev.SentAt.Local().Format("15:04")
-		if ev.Earlier {
-			// Sent before the join: the whole line faint, and marked so
-			// for terminals without faint text.
-			m.addLine(dimStyle.Render(fmt.Sprintf("%s earlier %s: %s", stamp, ev.Sender, ev.Body)))
-			return
-		}
-		m.addLine(fmt.Sprintf("%s %s %s", dimStyle.Render(stamp), senderStyle.Render(ev.Sender+":"), ev.Body))
-	case *client.Presence:
-		if ev.Kind == client.Joined {
-			m.users[ev.User] = max(m.users[ev.User], 1)
-		} else {
-			delete(m.users, ev.User)
-		}
-		m.addLine(dimStyle.Render("* " + describeEvent(ev)))
-	case *client.Connection:
-		if ev.State == client.Reconnecting {
-			m.status = fmt.Sprintf("reconnecting (attempt %d): %v", ev.Attempt+1, ev.Err)
-		} else {
-			m.status = "connected"
-			m.users = map[string]int{}
-			for _, u := range ev.Users {
-				m.users[u.Name] = u.Streams
-			}
-		}
-	case *client.Gap, *client.RoomDeleted, *client.SendFailed:
-		m.addLine(dimStyle.Render("* " + describeEvent(ev)))
+func (m *model) View() tea.View {
+	var body string
+	if r := m.current(); r != nil {
+		body = m.chatView(r)
+	} else {
+		body = m.formView()
 	}
+	v := tea.NewView(body)
+	v.AltScreen = true
+	return v
 }
 
-func (m *model) addLine(s string) {
-	atBottom := m.view.AtBottom()
-	m.lines = append(m.lines, s)
-	m.view.SetContent(strings.Join(m.lines, "\n"))
-	if atBottom || len(m.lines) <= m.view.Height {
-		m.view.GotoBottom()
-	}
+// wrap fits s to the terminal's width, breaking lines at spaces or, for a
+// word longer than the width, inside it; nothing is cut.
+func (m *model) wrap(s string, style lipgloss.Style) string {
+	return style.Render(lipgloss.Wrap(s, max(m.width, 10), " "))
 }
 
+// footer is the lines under a room's messages: the input, the status and
+// any error, each wrapped to the width.
+func (m *model) footer(r *roomView) string {
+	lines := []string{r.input.View(), m.wrap(r.status+" · PgUp/PgDn: scroll · Esc: leave · Ctrl-C: quit", dimStyle)}
+	if m.errText != "" {
+		lines = append(lines, m.wrap(m.errText, errorStyle))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (m *model) header(r *roomView) string {
+	return m.wrap(fmt.Sprintf("%s (%s) — %s", r.info.Name, r.info.ShortCode, m.user), titleStyle)
+}
+
+// layout sizes the shown room's panes to the terminal, what is left once
+// the header and the footer have their lines.
 func (m *model) layout() {
-	m.view.Width = max(m.width-usersWidth-1, 10)
-	m.view.Height = max(m.height-4, 3) // title, input, status, error
-	m.input.Width = max(m.width-4, 10)
-	m.view.SetContent(strings.Join(m.lines, "\n"))
-	m.view.GotoBottom()
+	r := m.current()
+	if r == nil {
+		m.form.setWidth(m.width)
+		return
+	}
+	rows := m.height - lipgloss.Height(m.header(r)) - lipgloss.Height(m.footer(r))
+	r.resize(max(m.width-usersWidth-1, 10), max(rows, 3), m.width)
 }
 
-func (m model) View() string {
+func (m *model) chatView(r *roomView) string {
+	return m.header(r) + "\n" +
+		lipgloss.JoinHorizontal(lipgloss.Top, lipgloss.NewStyle().Width(r.view.Width()).Render(r.view.View()), r.usersView()) + "\n" +
+		m.footer(r)
+}
+
+func (m *model) formView() string {
 	var b strings.Builder
-	switch m.screen {
-	case screenLogin, screenRoom:
-		title, help := "GRPCChatter — log in", "Enter: log in · Ctrl-R: register instead · Tab: next field · Esc: quit"
-		if m.register {
-			title, help = "GRPCChatter — register", "Enter: register and log in · Ctrl-R: log in instead · Esc: quit"
-		}
-		if m.screen == screenRoom {
-			title, help = "Logged in as "+m.user+" — join a room", "Enter: join · Ctrl-N: create a room instead · Esc: quit"
-			if m.create {
-				title, help = "Logged in as "+m.user+" — create a room", "Enter: create and join · Ctrl-N: join instead · Esc: quit"
-			}
-		}
-		b.WriteString(titleStyle.Render(title) + "\n\n")
-		for _, f := range m.fields {
-			b.WriteString(f.View() + "\n")
-		}
-		b.WriteString("\n" + dimStyle.Render(help) + "\n")
-		if m.busy {
-			b.WriteString("working…\n")
-		}
-	case screenChat:
-		b.WriteString(titleStyle.Render(fmt.Sprintf("%s (%s) — %s", m.room.Name, m.room.ShortCode, m.user)) + "\n")
-		b.WriteString(lipgloss.JoinHorizontal(lipgloss.Top, lipgloss.NewStyle().Width(m.view.Width).Render(m.view.View()), m.usersView()) + "\n")
-		b.WriteString(m.input.View() + "\n")
-		b.WriteString(dimStyle.Render(m.status+" · PgUp/PgDn: scroll · Esc: leave") + "\n")
+	title, help := m.form.title, m.form.help
+	if m.screen == screenRoom {
+		title = "Logged in as " + m.user + " — " + title
+	}
+	b.WriteString(m.wrap(title, titleStyle) + "\n\n")
+	if m.note != "" {
+		b.WriteString(m.wrap(m.note, dimStyle) + "\n\n")
+	}
+	for _, f := range m.form.fields {
+		b.WriteString(f.View() + "\n")
+	}
+	b.WriteString("\n" + m.wrap(help, dimStyle) + "\n")
+	if m.busy {
+		b.WriteString("working…\n")
 	}
 	if m.errText != "" {
-		b.WriteString(errorStyle.Render(m.errText))
+		b.WriteString(m.wrap(m.errText, errorStyle))
 	}
 	return b.String()
-}
-
-func (m model) usersView() string {
-	names := make([]string, 0, len(m.users))
-	for n := range m.users {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	lines := []string{senderStyle.Render(fmt.Sprintf("online (%d)", len(names)))}
-	lines = append(lines, names...)
-	return usersStyle.Height(m.view.Height).Width(usersWidth - 2).Render(strings.Join(lines, "\n"))
 }
 
 // explain turns an SDK error into a short sentence for the status line.
