@@ -192,6 +192,19 @@ func TestEchoes(t *testing.T) {
 	assert.Equal(t, 1, e.outstanding())
 	e.echoed("a")
 	assert.Equal(t, 0, e.outstanding())
+
+	// Echoes dropped unread cannot be confirmed: a gap that dropped
+	// messages settles every echo still awaited.
+	e.sent("c")
+	e.sent("d")
+	require.Equal(t, 2, e.outstanding())
+	e.settleAll()
+	assert.Equal(t, 0, e.outstanding())
+}
+
+func TestDroppedEventsDescribed(t *testing.T) {
+	assert.Equal(t, "fell behind: 7 events not shown, 5 of them messages", describeEvent(&client.Gap{Dropped: 7, DroppedMessages: 5}))
+	assert.Contains(t, describeEvent(&client.Gap{Dropped: 7, ServiceGap: true}), "reconnecting")
 }
 
 // openPTY opens a pseudo-terminal: the test plays the terminal on master,

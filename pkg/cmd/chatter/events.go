@@ -90,6 +90,10 @@ type (
 		Epoch         string   `json:"epoch"`
 		HeadSequence  uint64   `json:"head_sequence"`
 		Unconfirmed   []string `json:"unconfirmed"`
+		// Dropped and DroppedMessages count the events (and of them
+		// messages) dropped unread because chatter fell behind.
+		Dropped         int `json:"dropped"`
+		DroppedMessages int `json:"dropped_messages"`
 	}
 	connectionJSON struct {
 		Type  string `json:"type"`
@@ -125,7 +129,8 @@ func eventJSON(ev client.Event) any {
 		return presenceJSON{Type: "presence", Kind: ev.Kind.String(), UserName: ev.User, At: ev.At}
 	case *client.Gap:
 		return gapJSON{Type: "gap", PreviousEpoch: ev.PreviousEpoch, AfterSequence: ev.AfterSequence, Epoch: ev.Epoch,
-			HeadSequence: ev.HeadSequence, Unconfirmed: append([]string{}, ev.Unconfirmed...)}
+			HeadSequence: ev.HeadSequence, Unconfirmed: append([]string{}, ev.Unconfirmed...),
+			Dropped: ev.Dropped, DroppedMessages: ev.DroppedMessages}
 	case *client.Connection:
 		v := connectionJSON{Type: "connection", State: ev.State.String(), Users: usersJSON(ev.Users)}
 		if ev.State == client.Reconnecting {
@@ -168,6 +173,9 @@ func describeEvent(ev client.Event) string {
 	case *client.Presence:
 		return fmt.Sprintf("%s %s", ev.User, ev.Kind)
 	case *client.Gap:
+		if ev.Dropped > 0 && !ev.ServiceGap {
+			return fmt.Sprintf("fell behind: %d events not shown, %d of them messages", ev.Dropped, ev.DroppedMessages)
+		}
 		if ev.PreviousEpoch != ev.Epoch {
 			return "the chat service restarted: messages sent while reconnecting may be missing"
 		}

@@ -65,6 +65,17 @@ func (e *echoes) refused(id string, err error) {
 	e.echoed(id)
 }
 
+// settleAll stops waiting for the echoes still pending.
+func (e *echoes) settleAll() {
+	e.mu.Lock()
+	clear(e.pending)
+	e.mu.Unlock()
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
+}
+
 func (e *echoes) outstanding() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -116,6 +127,15 @@ func (a *app) join(ctx context.Context, code string) error {
 			case *client.Gap:
 				for _, id := range ev.Unconfirmed {
 					track.echoed(id) // sent again; the room may not echo it
+				}
+				for _, f := range ev.Failed {
+					track.refused(f.ClientMessageID, fmt.Errorf("message not sent: %w", f.Err))
+				}
+				if ev.DroppedMessages > 0 {
+					// Echoes of ours may be among the messages dropped
+					// unread: none of those still awaited can be
+					// confirmed any more.
+					track.settleAll()
 				}
 			}
 			p.event(ev)

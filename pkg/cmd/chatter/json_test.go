@@ -43,7 +43,7 @@ func TestEventJSONShapes(t *testing.T) {
 	}{
 		{&client.Message{}, "message", sorted("type", "sequence", "epoch", "sender", "body", "sent_at", "client_message_id", "earlier")},
 		{&client.Presence{Kind: client.Joined}, "presence", sorted("type", "kind", "user_name", "at")},
-		{&client.Gap{}, "gap", sorted("type", "previous_epoch", "after_sequence", "epoch", "head_sequence", "unconfirmed")},
+		{&client.Gap{}, "gap", sorted("type", "previous_epoch", "after_sequence", "epoch", "head_sequence", "unconfirmed", "dropped", "dropped_messages")},
 		{&client.Connection{State: client.Reconnecting}, "connection", sorted("type", "state", "reason", "message", "error", "attempt", "retry_in_ms", "users")},
 		{&client.Connection{State: client.Connected}, "connection", sorted("type", "state", "reason", "message", "error", "attempt", "retry_in_ms", "users")},
 		{&client.RoomDeleted{}, "room_deleted", sorted("type", "at")},
