@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,23 +36,20 @@ type roomHandle interface {
 	Leave(ctx context.Context) error
 }
 
-// sdkBackend is the backend over a *client.Client, which holds one room at
-// a time: a room's handle is the client itself, and leaving disconnects.
+// sdkBackend is the backend over a *client.Client, which holds any number
+// of rooms at once on its one login and connection: a room's handle is the
+// *client.Room that JoinRoom returns.
 type sdkBackend struct{ *client.Client }
 
+var _ roomHandle = (*client.Room)(nil)
+
 func (b sdkBackend) JoinRoom(ctx context.Context, shortCode, password string) (roomHandle, *client.Room, error) {
-	room, err := b.JoinChatRoom(ctx, shortCode, password)
+	room, err := b.Client.JoinRoom(ctx, shortCode, password)
 	if err != nil {
 		return nil, nil, err
 	}
-	return sdkRoom{b.Client}, room, nil
+	return room, room, nil
 }
-
-type sdkRoom struct{ c *client.Client }
-
-func (r sdkRoom) Send(ctx context.Context, body string) (string, error) { return r.c.Send(ctx, body) }
-func (r sdkRoom) Receive(ctx context.Context) (client.Event, error)     { return r.c.Receive(ctx) }
-func (r sdkRoom) Leave(ctx context.Context) error                       { return r.c.Disconnect(ctx) }
 
 // tui runs the full-screen client until the user quits.
 func (a *app) tui(ctx context.Context) error {
@@ -72,6 +70,8 @@ type screen int
 
 const (
 	screenLogin screen = iota
+	// screenRoom is the room form: the first room to join, or, with Ctrl-N
+	// from a room, another one beside those open (Esc goes back to them).
 	screenRoom
 	screenChat
 )
@@ -101,6 +101,7 @@ type (
 	}
 	leftMsg struct {
 		room int
+		name string // the room's name and code, for an error
 		err  error
 	}
 )
@@ -116,9 +117,10 @@ var (
 // model is the full-screen client. It never blocks: every call to the
 // service runs in a tea.Cmd whose result comes back as a message.
 //
-// Rooms are views of their own, kept in a list with one of them shown;
-// the client joins one room at a time for now (leaving with Esc returns
-// to the room form), and several once the SDK holds several rooms.
+// It holds any number of rooms at once on its one client, each a view of
+// its own (messages, online list, stream state, what is typed) that
+// receives its events whether it is shown or not; one is shown, and the
+// others count their unread messages in the room list.
 type model struct {
 	ctx context.Context
 	be  backend
@@ -127,13 +129,16 @@ type model struct {
 	width   int
 	height  int
 	busy    bool
-	errText string
-	// note is a line for the room form, such as which room was just left.
+	errText string // the form's error
+	// note is a line about the rooms: which was just left, or a join that
+	// failed once the form was left for the rooms.
 	note string
 	form form
 	dark bool // the terminal's background, once it told
 
-	user   string
+	user string
+	// rooms are the rooms joined, in the order joined; active is the one
+	// shown, or the one to go back to while the room form is up.
 	rooms  []*roomView
 	active int
 	nextID int
@@ -163,7 +168,7 @@ func (m *model) room(id int) *roomView {
 
 // current is the room shown, or nil.
 func (m *model) current() *roomView {
-	if m.screen != screenChat || len(m.rooms) == 0 {
+	if m.screen != screenChat || m.active >= len(m.rooms) {
 		return nil
 	}
 	return m.rooms[m.active]
@@ -192,17 +197,23 @@ func (m *model) update(msg tea.Msg) tea.Cmd {
 		case "ctrl+c":
 			return m.quit()
 		case "esc":
-			if r := m.current(); r != nil {
-				return m.leave(r)
-			}
-			if m.screen == screenLogin {
+			switch {
+			case m.current() != nil:
+				return m.leave(m.current())
+			case m.screen == screenLogin:
 				return tea.Quit
+			case len(m.rooms) > 0: // the room form, opened from a room
+				return m.show(m.active)
 			}
 			return nil
 		}
 	case errMsg:
 		m.busy = false
-		m.errText = explain(msg.err)
+		if m.screen == screenChat { // the form was left meanwhile
+			m.note = explain(msg.err)
+		} else {
+			m.errText = explain(msg.err)
+		}
 		return nil
 	case loggedInMsg:
 		m.busy, m.errText = false, ""
@@ -212,19 +223,16 @@ func (m *model) update(msg tea.Msg) tea.Cmd {
 		m.form.restyle(m.dark)
 		return m.form.focusCmd()
 	case joinedMsg:
-		m.busy, m.errText, m.note = false, "", ""
-		m.nextID++
-		r := newRoomView(m.nextID, msg.handle, msg.room, m.dark)
-		m.rooms = append(m.rooms, r)
-		m.active = len(m.rooms) - 1
-		m.screen = screenChat
-		return tea.Batch(m.receive(r), r.input.Focus())
+		return m.joined(msg)
 	case eventMsg:
 		r := m.room(msg.room)
 		if r == nil {
 			return nil // left meanwhile
 		}
 		r.apply(msg.ev)
+		if r != m.current() {
+			r.countUnread(msg.ev, m.user)
+		}
 		return m.receive(r)
 	case sessionEndMsg:
 		if r := m.room(msg.room); r != nil {
@@ -237,17 +245,17 @@ func (m *model) update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		if msg.err != nil {
-			m.errText = explain(fmt.Errorf("send: %w", msg.err))
+			r.errText = explain(fmt.Errorf("send: %w", msg.err))
 		} else {
-			m.errText = ""
+			r.errText = ""
 		}
 		if len(r.outbox) > 0 {
 			r.outbox = r.outbox[1:]
 		}
 		return m.sendNext(r)
 	case leftMsg:
-		if msg.err != nil && m.screen != screenChat {
-			m.errText = explain(fmt.Errorf("leaving the room: %w", msg.err))
+		if msg.err != nil {
+			m.note = explain(fmt.Errorf("leaving %s: %w", msg.name, msg.err))
 		}
 		return nil
 	}
@@ -257,32 +265,89 @@ func (m *model) update(msg tea.Msg) tea.Cmd {
 	return m.updateForm(msg)
 }
 
-// leave leaves the room shown and goes back to the room form, or to the
-// next room if others are open.
-func (m *model) leave(r *roomView) tea.Cmd {
-	for i, x := range m.rooms {
-		if x == r {
-			m.rooms = append(m.rooms[:i], m.rooms[i+1:]...)
-			break
+// joined adds the room just joined to the list and shows it. A room of the
+// same code whose session had ended gives it its place.
+func (m *model) joined(msg joinedMsg) tea.Cmd {
+	m.busy, m.errText, m.note = false, "", ""
+	m.nextID++
+	r := newRoomView(m.nextID, msg.handle, msg.room, m.dark)
+	i := m.indexOf(msg.room.ShortCode)
+	if i >= 0 && m.rooms[i].ended {
+		m.rooms[i] = r
+	} else {
+		m.rooms = append(m.rooms, r)
+		i = len(m.rooms) - 1
+	}
+	return tea.Batch(m.receive(r), m.show(i))
+}
+
+// indexOf returns the index of the room with the short code, or -1.
+// Codes are upper-case; the service reads them in any case.
+func (m *model) indexOf(shortCode string) int {
+	for i, r := range m.rooms {
+		if strings.EqualFold(r.info.ShortCode, strings.TrimSpace(shortCode)) {
+			return i
 		}
 	}
+	return -1
+}
+
+// show makes room i the one shown: its messages are read, and what is
+// typed goes to it.
+func (m *model) show(i int) tea.Cmd {
+	for _, r := range m.rooms {
+		r.input.Blur()
+	}
+	m.active = i
+	m.screen = screenChat
 	m.errText = ""
-	m.note = fmt.Sprintf("left %s (%s)", r.info.Name, r.info.ShortCode)
+	r := m.rooms[i]
+	r.unread = 0
+	if r.ended {
+		return nil
+	}
+	return r.input.Focus()
+}
+
+// openForm opens the room form to join another room; the rooms open stay
+// joined and keep receiving.
+func (m *model) openForm() tea.Cmd {
+	for _, r := range m.rooms {
+		r.input.Blur()
+	}
+	m.screen = screenRoom
+	m.errText, m.note = "", ""
+	m.form = roomForm(false, "")
+	m.form.restyle(m.dark)
+	return m.form.focusCmd()
+}
+
+// leave leaves the room shown, whose neighbour is shown instead; after the
+// last room, the room form.
+func (m *model) leave(r *roomView) tea.Cmd {
+	i := slices.Index(m.rooms, r)
+	m.rooms = slices.Delete(m.rooms, i, i+1)
+	name := fmt.Sprintf("%s (%s)", r.info.Name, r.info.ShortCode)
+	m.note = "left " + name
+	var focus tea.Cmd
 	if len(m.rooms) > 0 {
-		m.active = min(m.active, len(m.rooms)-1)
+		focus = m.show(min(i, len(m.rooms)-1))
 	} else {
+		m.active = 0
 		m.screen = screenRoom
+		m.errText = ""
 		m.form = roomForm(false, "")
 		m.form.restyle(m.dark)
+		focus = m.form.focusCmd()
 	}
 	if r.ended {
-		return m.form.focusCmd() // its session is over: nothing to leave
+		return focus // its session is over: nothing to leave
 	}
 	h, id := r.handle, r.id
-	return tea.Batch(m.form.focusCmd(), func() tea.Msg {
+	return tea.Batch(focus, func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return leftMsg{room: id, err: h.Leave(ctx)}
+		return leftMsg{room: id, name: name, err: h.Leave(ctx)}
 	})
 }
 
@@ -317,10 +382,10 @@ func (m *model) submit() tea.Cmd {
 		m.errText = err.Error()
 		return nil
 	}
-	m.busy, m.errText = true, ""
 	name, pw := vals[0], vals[1]
 	ctx, be := m.ctx, m.be
 	if m.screen == screenLogin {
+		m.busy, m.errText = true, ""
 		register := m.form.alt
 		return func() tea.Msg {
 			if register {
@@ -336,6 +401,11 @@ func (m *model) submit() tea.Cmd {
 		}
 	}
 	create := m.form.alt
+	if i := m.indexOf(name); !create && i >= 0 && !m.rooms[i].ended {
+		m.note = ""
+		return m.show(i) // in it already
+	}
+	m.busy, m.errText = true, ""
 	return func() tea.Msg {
 		code := name
 		if create {
@@ -367,7 +437,8 @@ func (m *model) sendNext(r *roomView) tea.Cmd {
 	}
 }
 
-// receive waits for r's next event.
+// receive waits for r's next event. Every room open has one such command
+// in flight, shown or not, so that its events are read as they come.
 func (m *model) receive(r *roomView) tea.Cmd {
 	ctx, h, id := m.ctx, r.handle, r.id
 	return func() tea.Msg {
@@ -397,18 +468,32 @@ func (m *model) wrap(s string, style lipgloss.Style) string {
 	return style.Render(lipgloss.Wrap(s, max(m.width, 10), " "))
 }
 
-// footer is the lines under a room's messages: the input, the status and
-// any error, each wrapped to the width.
+// chatKeys is the help for the keys of a room.
+func (m *model) chatKeys() string {
+	keys := "Ctrl-N: join another room · PgUp/PgDn: scroll · Esc: leave the room · Ctrl-C: quit"
+	if len(m.rooms) > 1 {
+		keys = "Tab/Shift-Tab or Alt-1…9: switch room · " + keys
+	}
+	return keys
+}
+
+// footer is the lines under a room's messages: the input, the status, any
+// error and any note, each wrapped to the width.
 func (m *model) footer(r *roomView) string {
-	lines := []string{r.input.View(), m.wrap(r.status+" · PgUp/PgDn: scroll · Esc: leave · Ctrl-C: quit", dimStyle)}
-	if m.errText != "" {
-		lines = append(lines, m.wrap(m.errText, errorStyle))
+	lines := []string{r.input.View(), m.wrap(r.status+" · "+m.chatKeys(), dimStyle)}
+	if r.errText != "" {
+		lines = append(lines, m.wrap(r.errText, errorStyle))
+	}
+	if m.note != "" {
+		lines = append(lines, m.wrap(m.note, dimStyle))
 	}
 	return strings.Join(lines, "\n")
 }
 
+// header is the room list and the title of the room shown.
 func (m *model) header(r *roomView) string {
-	return m.wrap(fmt.Sprintf("%s (%s) — %s", r.info.Name, r.info.ShortCode, m.user), titleStyle)
+	return m.tabs(m.active) + "\n" +
+		m.wrap(fmt.Sprintf("%s (%s) — %s", r.info.Name, r.info.ShortCode, m.user), titleStyle)
 }
 
 // layout sizes the shown room's panes to the terminal, what is left once
@@ -432,10 +517,21 @@ func (m *model) chatView(r *roomView) string {
 func (m *model) formView() string {
 	var b strings.Builder
 	title, help := m.form.title, m.form.help
+	switch {
+	case m.screen == screenLogin:
+		help += " · Esc or Ctrl-C: quit"
+	case len(m.rooms) > 0:
+		help += " · Esc: back to your rooms · Ctrl-C: quit"
+	default:
+		help += " · Ctrl-C: quit"
+	}
 	if m.screen == screenRoom {
 		title = "Logged in as " + m.user + " — " + title
 	}
 	b.WriteString(m.wrap(title, titleStyle) + "\n\n")
+	if m.screen == screenRoom && len(m.rooms) > 0 {
+		b.WriteString(m.wrap("your rooms:", dimStyle) + "\n" + m.tabs(-1) + "\n\n")
+	}
 	if m.note != "" {
 		b.WriteString(m.wrap(m.note, dimStyle) + "\n\n")
 	}
@@ -459,6 +555,8 @@ func explain(err error) string {
 		return "left the room"
 	case errors.Is(err, client.ErrRoomDeleted):
 		return "the room was deleted"
+	case errors.Is(err, client.ErrAlreadyJoined):
+		return "you are in that room already"
 	}
 	return describe(err)
 }

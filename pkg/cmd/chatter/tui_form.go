@@ -12,7 +12,8 @@ import (
 // form is the login form or the room form. Each has two modes, toggled
 // with a key: log in or register; join a room or create one. Creating
 // something with a password (registering, creating a room) asks for it
-// twice.
+// twice. The help is the form's own keys; the view adds those that
+// leave it.
 type form struct {
 	login bool // the login form, else the room form
 	alt   bool // register, or create a room
@@ -25,11 +26,11 @@ type form struct {
 
 func loginForm(register bool, user, password string) form {
 	f := form{login: true, alt: register, title: "GRPCChatter — log in",
-		help: "Enter: log in · Ctrl-R: register instead · Tab: next field · Esc or Ctrl-C: quit"}
+		help: "Enter: log in · Ctrl-R: register instead · Tab: next field"}
 	labels := []string{"user name", "password"}
 	if register {
 		f.title = "GRPCChatter — register"
-		f.help = "Enter: register and log in · Ctrl-R: log in instead · Tab: next field · Esc or Ctrl-C: quit"
+		f.help = "Enter: register and log in · Ctrl-R: log in instead · Tab: next field"
 		labels = append(labels, "again")
 	}
 	f.setFields(labels...)
@@ -42,12 +43,12 @@ func loginForm(register bool, user, password string) form {
 }
 
 func roomForm(create bool, name string) form {
-	f := form{title: "join a room", help: "Enter: join · Ctrl-N: create a room instead · Tab: next field · Ctrl-C: quit"}
+	f := form{title: "join a room", help: "Enter: join · Ctrl-N: create a room instead · Tab: next field"}
 	labels := []string{"room code", "password"}
 	if create {
 		f.alt = true
 		f.title = "create a room"
-		f.help = "Enter: create and join · Ctrl-N: join instead · Tab: next field · Ctrl-C: quit"
+		f.help = "Enter: create and join · Ctrl-N: join instead · Tab: next field"
 		labels = []string{"room name", "password", "again"}
 	}
 	f.setFields(labels...)

@@ -35,6 +35,10 @@ type roomView struct {
 	online bool
 	status string
 	ended  bool
+	// unread counts the messages that came while the room was not shown.
+	unread int
+	// errText is why the last line typed could not be sent, until one is.
+	errText string
 	// outbox holds the lines typed and not yet handed to the room, sent one
 	// at a time so that they arrive in the order typed.
 	outbox []string
@@ -132,6 +136,14 @@ func (r *roomView) apply(ev client.Event) {
 	}
 }
 
+// countUnread counts ev as unread if it is a new message from someone
+// else; earlier ones were sent before the join.
+func (r *roomView) countUnread(ev client.Event, user string) {
+	if msg, ok := ev.(*client.Message); ok && !msg.Earlier && msg.Sender != user {
+		r.unread++
+	}
+}
+
 // end marks the room's session over: nothing more comes or goes.
 func (r *roomView) end(err error) {
 	r.ended = true
@@ -162,15 +174,34 @@ func (r *roomView) usersView() string {
 	return usersStyle.Height(r.view.Height()).Width(usersWidth - 1).Render(strings.Join(lines, "\n"))
 }
 
+// updateChat handles what comes while a room is shown: keys for the room,
+// for the room list, or for the input.
 func (m *model) updateChat(r *roomView, msg tea.Msg) tea.Cmd {
 	if key, ok := msg.(tea.KeyPressMsg); ok {
+		if key.Mod == tea.ModAlt && key.Code >= '1' && key.Code <= '9' {
+			if i := int(key.Code - '1'); i < len(m.rooms) {
+				m.note = ""
+				return m.show(i)
+			}
+			return nil
+		}
 		switch key.String() {
+		case "tab", "shift+tab":
+			step := 1
+			if key.String() == "shift+tab" {
+				step = -1
+			}
+			m.note = ""
+			return m.show((m.active + step + len(m.rooms)) % len(m.rooms))
+		case "ctrl+n":
+			return m.openForm()
 		case "enter":
 			body := strings.TrimSpace(r.input.Value())
 			if body == "" || r.ended {
 				return nil
 			}
 			r.input.SetValue("")
+			m.note = ""
 			r.outbox = append(r.outbox, body)
 			if len(r.outbox) > 1 {
 				return nil // sent when those before it are

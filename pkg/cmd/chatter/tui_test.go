@@ -23,6 +23,8 @@ type fakeBackend struct {
 	loginErr error
 	sendErrs []error // returned by the next Sends, in order
 	rooms    []*fakeRoom
+	// names are the rooms' names by code; "general" for any other.
+	names map[string]string
 }
 
 type fakeRoom struct {
@@ -65,11 +67,15 @@ func (f *fakeBackend) CreateChatRoom(_ context.Context, name, password string) (
 
 func (f *fakeBackend) JoinRoom(_ context.Context, code, _ string) (roomHandle, *client.Room, error) {
 	f.record("join " + code)
-	r := &fakeRoom{be: f, code: code, events: make(chan client.Event, 8), left: make(chan struct{})}
+	r := &fakeRoom{be: f, code: code, events: make(chan client.Event, 64), left: make(chan struct{})}
 	f.mu.Lock()
 	f.rooms = append(f.rooms, r)
+	name, ok := f.names[code]
 	f.mu.Unlock()
-	return r, &client.Room{ShortCode: code, Name: "general", Users: []client.User{{Name: "alice", Streams: 1}}}, nil
+	if !ok {
+		name = "general"
+	}
+	return r, &client.Room{ShortCode: code, Name: name, Users: []client.User{{Name: "alice", Streams: 1}}}, nil
 }
 
 func (r *fakeRoom) Send(_ context.Context, body string) (string, error) {
@@ -301,13 +307,16 @@ func TestTUIEscLeavesTheRoomCtrlCQuits(t *testing.T) {
 }
 
 // Long lines, long words and long errors are wrapped at the terminal's
-// width, never cut.
+// width, never cut; so is the room list, a tab to a line if need be.
 func TestTUIWrapsLongLines(t *testing.T) {
 	be := &fakeBackend{sendErrs: []error{&client.Error{Kind: client.ErrInvalidArgument,
-		Message: "message body is 5000 bytes, more than the 4096 the room accepts; shorten it and send it again please"}}}
+		Message: "message body is 5000 bytes, more than the 4096 the room accepts; shorten it and send it again please"}},
+		names: map[string]string{"LLLLLL": "the-room-with-the-longest-name"}}
 	const width = 60
 	m := logIn(t, be, width, 40)
-	room := joinRoom(t, m, be, "AAAAAA")
+	joinRoom(t, m, be, "AAAAAA")
+	press(m, keyCtrlN)
+	room := joinRoom(t, m, be, "LLLLLL")
 
 	words := strings.Fields(strings.Repeat("lorem ipsum dolor sit amet consectetur ", 8) + "THE-END")
 	long := strings.Join(words, " ")
@@ -327,6 +336,9 @@ func TestTUIWrapsLongLines(t *testing.T) {
 	assert.Contains(t, pane, strings.Join(words, ""), "every word of the message is shown, in order")
 	assert.Contains(t, pane, strings.TrimPrefix(url, "https://"), "a word longer than the pane is broken, not cut")
 	assert.Contains(t, strings.Join(strings.Fields(v), ""), "shortenitandsenditagainplease", "the error is shown whole")
+	lines := strings.Split(v, "\n")
+	assert.Equal(t, "1 general (AAAAAA)", strings.TrimSpace(lines[0]), "the two tabs do not fit a line")
+	assert.Equal(t, "2 the-room-with-the-longest-name (LLLLLL)", strings.TrimSpace(lines[1]))
 
 	// Narrower: wrapped again.
 	m.Update(tea.WindowSizeMsg{Width: 40, Height: 60})
@@ -335,6 +347,7 @@ func TestTUIWrapsLongLines(t *testing.T) {
 		assert.LessOrEqual(t, ansi.StringWidth(l), 40, "line wider than the terminal: %q", l)
 	}
 	assert.Contains(t, messagesPane(v, 40-usersWidth-1), "THE-END")
+	assert.Contains(t, v, "2 the-room-with-the-longest-name (LLLL…", "a tab wider than the terminal is cut")
 }
 
 // messagesPane returns the text of the messages pane of a chat screen, its
