@@ -34,7 +34,7 @@ func runRoot(t *testing.T) string {
 	for _, d := range []string{"scripts", "bin"} {
 		require.NoError(t, os.Mkdir(filepath.Join(root, d), 0o755))
 	}
-	for _, s := range []string{"run.sh", "env-local.sh", "compose.sh"} {
+	for _, s := range []string{"run.sh", "env-local.sh", "terminate.sh", "compose.sh"} {
 		b, err := os.ReadFile(filepath.Join(repo, "scripts", s))
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(root, "scripts", s), b, 0o755))
@@ -202,7 +202,8 @@ func TestRunUsesConfiguredAddresses(t *testing.T) {
 	// The environment sets auth's port; the rest come from the file.
 	r := startRun(t, root, "REST_SERVER_PORT="+strconv.Itoa(env.auth))
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(r.stdout.String(), "is up") {
+	// The banner comes in several writes: wait for its last line.
+	for !strings.Contains(r.stdout.String(), "Press Ctrl-C") {
 		select {
 		case <-r.exited:
 			t.Fatalf("run.sh exited (%v); stderr:\n%s", r.err, r.stderr.String())

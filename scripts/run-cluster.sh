@@ -63,6 +63,8 @@ busy "$auth_metrics_port" && die "port $auth_metrics_port is in use; set AUTH_ME
 
 # shellcheck source=scripts/env-local.sh
 source scripts/env-local.sh
+# shellcheck source=scripts/terminate.sh
+source scripts/terminate.sh
 mkdir -p "$logs" "$root/auth" "$root/chat"
 
 # Each child runs in a process group of its own (job control on), so that
@@ -109,24 +111,6 @@ ready() {
 		((SECONDS < deadline)) || die "$1 is not ready after 60 s (no answer from $2); see $logs/$1.log"
 		sleep 0.2
 	done
-}
-
-# terminate SECONDS PID...: asks the processes to stop, and kills those
-# still running after SECONDS.
-terminate() {
-	local secs=$1 p alive
-	shift
-	(($#)) || return 0
-	kill -TERM "$@" 2>/dev/null || true
-	local deadline=$((SECONDS + secs))
-	while ((SECONDS < deadline)); do
-		alive=0
-		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-		((alive)) || break
-		sleep 0.1
-	done
-	kill -KILL "$@" 2>/dev/null || true
-	wait "$@" 2>/dev/null || true
 }
 
 # stop stops the chat instances and auth first, so that the instances

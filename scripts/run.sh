@@ -21,6 +21,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/env-local.sh
 source scripts/env-local.sh
+# shellcheck source=scripts/terminate.sh
+source scripts/terminate.sh
 
 die() {
 	echo "run: $*" >&2
@@ -178,24 +180,6 @@ auth_ready() { [[ $(curl -fsS --max-time 2 "$auth_url/readyz" 2>/dev/null) == *'
 chat_ready() {
 	[[ $(curl -fsS --max-time 2 "$web_url/config.json" 2>/dev/null) == *'"authUrl"'* ]] &&
 		(exec 3<>"/dev/tcp/$(dial "$chat_host")/$chat_port") 2>/dev/null
-}
-
-# terminate SECONDS PID...: asks the processes to stop, and kills those
-# still running after SECONDS.
-terminate() {
-	local secs=$1 p alive
-	shift
-	(($#)) || return 0
-	kill -TERM "$@" 2>/dev/null || true
-	local deadline=$((SECONDS + secs))
-	while ((SECONDS < deadline)); do
-		alive=0
-		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-		((alive)) || break
-		sleep 0.1
-	done
-	kill -KILL "$@" 2>/dev/null || true
-	wait "$@" 2>/dev/null || true
 }
 
 stopping=

@@ -1,0 +1,19 @@
+# Sourced by run.sh and run-cluster.sh.
+
+# terminate SECONDS PID...: asks the processes to stop, and kills those
+# still running after SECONDS.
+terminate() {
+	local secs=$1 p alive
+	shift
+	(($#)) || return 0
+	kill -TERM "$@" 2>/dev/null || true
+	local deadline=$((SECONDS + secs))
+	while ((SECONDS < deadline)); do
+		alive=0
+		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		((alive)) || break
+		sleep 0.1
+	done
+	kill -KILL "$@" 2>/dev/null || true
+	wait "$@" 2>/dev/null || true
+}
