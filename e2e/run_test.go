@@ -34,7 +34,7 @@ func runRoot(t *testing.T) string {
 	for _, d := range []string{"scripts", "bin"} {
 		require.NoError(t, os.Mkdir(filepath.Join(root, d), 0o755))
 	}
-	for _, s := range []string{"run.sh", "env-local.sh", "terminate.sh", "compose.sh"} {
+	for _, s := range []string{"run.sh", "env-local.sh", "procs.sh", "compose.sh"} {
 		b, err := os.ReadFile(filepath.Join(repo, "scripts", s))
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(root, "scripts", s), b, 0o755))

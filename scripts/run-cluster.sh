@@ -63,8 +63,8 @@ busy "$auth_metrics_port" && die "port $auth_metrics_port is in use; set AUTH_ME
 
 # shellcheck source=scripts/env-local.sh
 source scripts/env-local.sh
-# shellcheck source=scripts/terminate.sh
-source scripts/terminate.sh
+# shellcheck source=scripts/procs.sh
+source scripts/procs.sh
 mkdir -p "$logs" "$root/auth" "$root/chat"
 
 # Each child runs in a process group of its own (job control on), so that
@@ -89,18 +89,6 @@ failed() {
 	echo "run-cluster: $1 exited with status $2; the end of $logs/$1.log:" >&2
 	tail -n 15 "$logs/$1.log" >&2
 	exit 1
-}
-
-# check_alive fails on the first started process that has exited.
-check_alive() {
-	local i status
-	for i in "${!pids[@]}"; do
-		if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-			status=0
-			wait "${pids[$i]}" 2>/dev/null || status=$?
-			failed "${names[$i]}" "$status"
-		fi
-	done
 }
 
 # ready NAME URL: waits until URL answers 2xx, for at most 60 s.

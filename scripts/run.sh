@@ -21,8 +21,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/env-local.sh
 source scripts/env-local.sh
-# shellcheck source=scripts/terminate.sh
-source scripts/terminate.sh
+# shellcheck source=scripts/procs.sh
+source scripts/procs.sh
 
 die() {
 	echo "run: $*" >&2
@@ -158,18 +158,6 @@ failed() {
 	if [[ -n $own ]]; then echo "$own" >&2; else tail -n 10 "$log" >&2; fi
 	echo "run: its log: $log" >&2
 	exit 1
-}
-
-# check_alive fails on the first service that has exited.
-check_alive() {
-	local i status
-	for i in "${!pids[@]}"; do
-		if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-			status=0
-			wait "${pids[$i]}" 2>/dev/null || status=$?
-			failed "${names[$i]}" "$status"
-		fi
-	done
 }
 
 # The probes ask each service something only it answers, so that another
